@@ -1,0 +1,277 @@
+//! What a file is, decided from its bytes and never from its name.
+//!
+//! A checkpoint renamed `.safetensors` may still be a pickle zip that runs code when loaded with
+//! torch; a pickle named `.txt` is still a pickle. The extension is only used afterwards, to give
+//! a better error for a file that is *meant* to be safetensors but is broken.
+
+use crate::format::zip;
+
+/// The kinds of file ckptscope recognises.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    /// A safetensors file.
+    Safetensors,
+    /// A sharded safetensors model: `model.safetensors.index.json` and its shards.
+    SafetensorsSharded,
+    /// `torch.save` output since torch 1.6: a zip holding `data.pkl` and `data/<key>` storages.
+    PytorchZip,
+    /// `torch.save(..., _use_new_zipfile_serialization=False)`: consecutive pickles and raw storages.
+    PytorchLegacy,
+    /// The torch < 0.4 tar format (`sys_info`, `pickle`, `storages`, `tensors` members).
+    PytorchTar,
+    /// A TorchScript archive (`torch.jit.save`): holds code, not just weights.
+    Torchscript,
+    /// A plain pickle stream (`pickle.dump`, joblib...).
+    Pickle,
+    /// A NumPy `.npy` array.
+    Numpy,
+    /// A NumPy `.npz` archive of arrays.
+    NumpyZip,
+    /// A GGUF model (llama.cpp).
+    Gguf,
+    /// A zip archive that is none of the above.
+    Zip,
+    /// Not a format ckptscope knows.
+    Unknown,
+}
+
+impl Format {
+    /// How the format is named to users.
+    pub fn label(self) -> &'static str {
+        match self {
+            Format::Safetensors => "safetensors",
+            Format::SafetensorsSharded => "sharded safetensors",
+            Format::PytorchZip => "PyTorch zip checkpoint (pickle)",
+            Format::PytorchLegacy => "PyTorch legacy checkpoint (pickle)",
+            Format::PytorchTar => "PyTorch tar checkpoint (pickle)",
+            Format::Torchscript => "TorchScript archive (code + pickle)",
+            Format::Pickle => "Python pickle",
+            Format::Numpy => "NumPy .npy array",
+            Format::NumpyZip => "NumPy .npz archive",
+            Format::Gguf => "GGUF model",
+            Format::Zip => "zip archive",
+            Format::Unknown => "unknown format",
+        }
+    }
+
+    /// The spelling used in `--json` output.
+    pub fn json_name(self) -> &'static str {
+        match self {
+            Format::Safetensors => "safetensors",
+            Format::SafetensorsSharded => "safetensors_sharded",
+            Format::PytorchZip => "pytorch_zip",
+            Format::PytorchLegacy => "pytorch_legacy",
+            Format::PytorchTar => "pytorch_tar",
+            Format::Torchscript => "torchscript",
+            Format::Pickle => "pickle",
+            Format::Numpy => "numpy",
+            Format::NumpyZip => "numpy_zip",
+            Format::Gguf => "gguf",
+            Format::Zip => "zip",
+            Format::Unknown => "unknown",
+        }
+    }
+
+    /// Formats whose loading in Python goes through `pickle` (and so can run code).
+    pub fn is_pickle_based(self) -> bool {
+        matches!(
+            self,
+            Format::PytorchZip
+                | Format::PytorchLegacy
+                | Format::PytorchTar
+                | Format::Torchscript
+                | Format::Pickle
+                | Format::NumpyZip
+                | Format::Numpy
+        )
+    }
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// The pickle that opens every legacy `torch.save` file: PROTO 2, then LONG1 of the magic number
+/// 0x1950a86a20f9469cfc6c.
+pub const LEGACY_MAGIC_PICKLE: &[u8] = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19";
+
+/// Decides what `bytes` (a whole file, usually a memory map) holds.
+pub fn detect(bytes: &[u8]) -> Format {
+    if bytes.starts_with(b"GGUF") {
+        return Format::Gguf;
+    }
+    if bytes.starts_with(b"\x93NUMPY") {
+        return Format::Numpy;
+    }
+    if zip::looks_like_zip(bytes) {
+        return detect_zip(bytes);
+    }
+    if is_tar(bytes) {
+        return if tar_member_names(bytes).iter().any(|n| n == "pickle") {
+            Format::PytorchTar
+        } else {
+            Format::Unknown
+        };
+    }
+    if bytes.starts_with(LEGACY_MAGIC_PICKLE) {
+        return Format::PytorchLegacy;
+    }
+    if looks_like_safetensors(bytes) {
+        return Format::Safetensors;
+    }
+    if looks_like_index(bytes) {
+        return Format::SafetensorsSharded;
+    }
+    if looks_like_pickle(bytes) {
+        return Format::Pickle;
+    }
+    Format::Unknown
+}
+
+/// Eight length bytes, then (after optional whitespace) the `{` of a JSON object.
+fn looks_like_safetensors(bytes: &[u8]) -> bool {
+    let Some(rest) = bytes.get(8..) else {
+        return false;
+    };
+    let declared = bytes
+        .get(..8)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(u64::from_le_bytes)
+        .unwrap_or(0);
+    declared >= 2 && rest.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+}
+
+/// A JSON object that mentions `weight_map` near its start (HF index files put it within the
+/// first few hundred bytes, after `metadata`).
+fn looks_like_index(bytes: &[u8]) -> bool {
+    let head = &bytes[..bytes.len().min(64 * 1024)];
+    head.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+        && head.windows(12).any(|w| w == b"\"weight_map\"")
+}
+
+/// A pickle stream: PROTO 2..5, or a protocol 0/1 stream whose first byte is an opcode that can
+/// start one and whose last meaningful byte is STOP (`.`).
+fn looks_like_pickle(bytes: &[u8]) -> bool {
+    match bytes {
+        [0x80, proto, ..] => *proto <= 5,
+        [first, ..] => {
+            const STARTS: &[u8] = b"(}]cNI LFSVXUTGJKM\x88\x89)";
+            let last = bytes.iter().rev().find(|b| !b.is_ascii_whitespace());
+            STARTS.contains(first) && last == Some(&b'.')
+        }
+        [] => false,
+    }
+}
+
+fn detect_zip(bytes: &[u8]) -> Format {
+    let Ok(entries) = zip::entries(bytes) else {
+        return Format::Zip;
+    };
+    let lower: Vec<String> = entries
+        .iter()
+        .map(|e| e.name.to_ascii_lowercase())
+        .collect();
+    if lower
+        .iter()
+        .any(|n| n.ends_with("/constants.pkl") || n == "constants.pkl" || n.contains("/code/"))
+    {
+        return Format::Torchscript;
+    }
+    if lower.iter().any(|n| n.ends_with("data.pkl")) {
+        return Format::PytorchZip;
+    }
+    if !lower.is_empty() && lower.iter().all(|n| n.ends_with(".npy")) {
+        return Format::NumpyZip;
+    }
+    Format::Zip
+}
+
+fn is_tar(bytes: &[u8]) -> bool {
+    bytes.get(257..262) == Some(b"ustar")
+}
+
+/// Names of the members of a tar archive, stopping at the first bad header.
+pub fn tar_member_names(bytes: &[u8]) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut at = 0usize;
+    while let Some(header) = bytes.get(at..at + 512) {
+        if header.iter().all(|&b| b == 0) {
+            break;
+        }
+        let name_end = header[..100].iter().position(|&b| b == 0).unwrap_or(100);
+        names.push(String::from_utf8_lossy(&header[..name_end]).into_owned());
+        let size_text = String::from_utf8_lossy(&header[124..136]);
+        let Ok(size) =
+            u64::from_str_radix(size_text.trim_matches(|c: char| c == '\0' || c == ' '), 8)
+        else {
+            break;
+        };
+        let Some(next) = size
+            .checked_add(511)
+            .map(|s| s / 512 * 512)
+            .and_then(|s| usize::try_from(s).ok())
+            .and_then(|s| at.checked_add(512)?.checked_add(s))
+        else {
+            break;
+        };
+        at = next;
+    }
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(format!(
+            "{}/tests/fixtures/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn fixtures_are_detected_by_content() {
+        assert_eq!(
+            detect(&fixture("st_basic.safetensors")),
+            Format::Safetensors
+        );
+        assert_eq!(detect(&fixture("torch_zip_basic.pt")), Format::PytorchZip);
+        assert_eq!(detect(&fixture("lightning_like.ckpt")), Format::PytorchZip);
+        assert_eq!(
+            detect(&fixture("torch_legacy_basic.pt")),
+            Format::PytorchLegacy
+        );
+        assert_eq!(detect(&fixture("malicious_exec.pkl")), Format::Pickle);
+        assert_eq!(
+            detect(&fixture("sharded/model.safetensors.index.json")),
+            Format::SafetensorsSharded
+        );
+    }
+
+    #[test]
+    fn small_headers_of_other_formats() {
+        assert_eq!(detect(b"GGUF\x03\x00\x00\x00"), Format::Gguf);
+        assert_eq!(detect(b"\x93NUMPY\x01\x00v\x00{'descr'"), Format::Numpy);
+        assert_eq!(detect(b"(lp0\nI1\na."), Format::Pickle);
+        assert_eq!(detect(b"hello world"), Format::Unknown);
+        assert_eq!(detect(b""), Format::Unknown);
+        assert_eq!(detect(b"\x80\x09garbage"), Format::Unknown);
+    }
+
+    #[test]
+    fn tar_names_are_read_and_bounded() {
+        let mut tar = vec![0u8; 2048];
+        tar[..6].copy_from_slice(b"pickle");
+        tar[124..135].copy_from_slice(b"00000000012");
+        tar[257..262].copy_from_slice(b"ustar");
+        assert_eq!(tar_member_names(&tar), ["pickle"]);
+        assert_eq!(detect(&tar), Format::PytorchTar);
+        tar[124..135].copy_from_slice(b"77777777777");
+        assert_eq!(tar_member_names(&tar), ["pickle"]);
+    }
+}

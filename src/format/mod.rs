@@ -1,0 +1,483 @@
+//! Containers of tensors, and the one model of a checkpoint every view works from.
+//!
+//! Opening reads headers only. Tensor bytes stay in the memory map until something asks for them,
+//! and then they are borrowed from it, never copied: listing a 100 GB model costs what reading
+//! its header costs.
+
+pub mod detect;
+pub mod mapped;
+pub mod safetensors;
+pub mod sharded;
+pub mod zip;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+pub use detect::{Format, detect};
+pub use mapped::MappedFile;
+
+use crate::dtype::DType;
+use crate::error::{Error, Problem};
+use crate::limits::Limits;
+
+/// A checkpoint, opened: where it is, what it holds, and where each tensor's bytes are.
+#[derive(Debug)]
+pub struct Checkpoint {
+    /// What the user opened: a file, an index file, or a folder.
+    pub path: PathBuf,
+    /// The container format.
+    pub format: Format,
+    /// Bytes on disk: the file, or all shards together.
+    pub file_size: u64,
+    /// Length of the JSON header (summed over shards).
+    pub header_size: u64,
+    /// Free-form string metadata (`__metadata__`), in file order.
+    pub metadata: Vec<(String, String)>,
+    /// Every tensor, in file order (shard by shard for sharded checkpoints).
+    pub tensors: Vec<TensorEntry>,
+    /// The files the bytes live in: one, or one per shard.
+    pub sources: Vec<Source>,
+    /// Problems that did not prevent opening (index/shard disagreements, unreadable parts).
+    pub findings: Vec<Finding>,
+    by_name: HashMap<String, usize>,
+}
+
+/// One tensor of a checkpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TensorEntry {
+    /// Full name (`model.layers.0.self_attn.q_proj.weight`).
+    pub name: String,
+    /// Element type.
+    pub dtype: DType,
+    /// Dimensions; empty for a 0-d scalar.
+    pub shape: Vec<u64>,
+    /// Index into [`Checkpoint::sources`].
+    pub source: usize,
+    /// Byte range inside the source's data section.
+    pub data_offsets: [u64; 2],
+    /// Absolute offset of the first byte in the source file.
+    pub file_offset: u64,
+}
+
+impl TensorEntry {
+    /// Number of elements (1 for a scalar, 0 for an empty tensor).
+    pub fn elements(&self) -> u64 {
+        self.shape.iter().product()
+    }
+
+    /// Bytes the tensor occupies.
+    pub fn byte_len(&self) -> u64 {
+        self.data_offsets[1] - self.data_offsets[0]
+    }
+
+    /// Absolute byte range in the source file.
+    pub fn file_range(&self) -> std::ops::Range<u64> {
+        self.file_offset..self.file_offset + self.byte_len()
+    }
+}
+
+/// A file that holds tensor bytes: the checkpoint itself or one shard.
+#[derive(Debug)]
+pub struct Source {
+    /// The file.
+    pub path: PathBuf,
+    /// Its size when it was opened.
+    pub file_size: u64,
+    /// Length of its JSON header.
+    pub header_size: u64,
+    /// Absolute offset of its data section.
+    pub data_start: u64,
+    /// Tensors it holds.
+    pub tensor_count: usize,
+    mapped: OnceLock<MappedFile>,
+}
+
+impl Source {
+    pub(crate) fn new(
+        path: PathBuf,
+        file_size: u64,
+        header_size: u64,
+        tensor_count: usize,
+    ) -> Self {
+        Source {
+            path,
+            file_size,
+            header_size,
+            data_start: safetensors::LENGTH_BYTES + header_size,
+            tensor_count,
+            mapped: OnceLock::new(),
+        }
+    }
+
+    pub(crate) fn with_map(mut self, map: MappedFile) -> Self {
+        self.mapped = OnceLock::from(map);
+        self
+    }
+
+    /// The source's memory map, created on first use and checked against the size at open.
+    pub fn mapped(&self) -> Result<&MappedFile, Error> {
+        if let Some(m) = self.mapped.get() {
+            m.check_unchanged()?;
+            return Ok(m);
+        }
+        let m = MappedFile::open(&self.path)?;
+        if m.len() != self.file_size {
+            return Err(Error::Changed {
+                path: self.path.clone(),
+                expected: self.file_size,
+                actual: m.len(),
+            });
+        }
+        Ok(self.mapped.get_or_init(|| m))
+    }
+
+    /// True once the file has been mapped.
+    pub fn is_mapped(&self) -> bool {
+        self.mapped.get().is_some()
+    }
+}
+
+/// How much a finding matters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Worth knowing.
+    Info,
+    /// Something is off but the data is usable.
+    Warning,
+    /// Part of the checkpoint could not be read.
+    Error,
+}
+
+/// A problem found while opening that did not stop the checkpoint from opening.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Finding {
+    /// How much it matters.
+    pub severity: Severity,
+    /// What was found, in words.
+    pub message: String,
+}
+
+impl Finding {
+    pub(crate) fn new(severity: Severity, message: impl Into<String>) -> Self {
+        Finding {
+            severity,
+            message: message.into(),
+        }
+    }
+}
+
+/// A count of tensors, elements and bytes for one dtype.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DTypeTotal {
+    /// The dtype.
+    pub dtype: DType,
+    /// Tensors of that dtype.
+    pub tensors: usize,
+    /// Their elements.
+    pub elements: u64,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
+impl Checkpoint {
+    pub(crate) fn new(
+        path: PathBuf,
+        format: Format,
+        metadata: Vec<(String, String)>,
+        tensors: Vec<TensorEntry>,
+        sources: Vec<Source>,
+        findings: Vec<Finding>,
+    ) -> Self {
+        let by_name = tensors
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name.clone(), i))
+            .collect();
+        Checkpoint {
+            file_size: sources.iter().map(|s| s.file_size).sum(),
+            header_size: sources.iter().map(|s| s.header_size).sum(),
+            path,
+            format,
+            metadata,
+            tensors,
+            sources,
+            findings,
+            by_name,
+        }
+    }
+
+    /// The tensor called `name`.
+    pub fn tensor(&self, name: &str) -> Option<&TensorEntry> {
+        self.by_name.get(name).and_then(|&i| self.tensors.get(i))
+    }
+
+    /// The tensor called `name`, or an error that names it.
+    pub fn require(&self, name: &str) -> Result<&TensorEntry, Error> {
+        self.tensor(name).ok_or_else(|| Error::NoSuchTensor {
+            path: self.path.clone(),
+            name: name.to_string(),
+        })
+    }
+
+    /// A metadata value.
+    pub fn metadata_value(&self, key: &str) -> Option<&str> {
+        self.metadata
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Total number of elements (parameters) over all tensors.
+    pub fn parameters(&self) -> u64 {
+        self.tensors.iter().map(TensorEntry::elements).sum()
+    }
+
+    /// Total tensor bytes.
+    pub fn tensor_bytes_total(&self) -> u64 {
+        self.tensors.iter().map(TensorEntry::byte_len).sum()
+    }
+
+    /// Tensors, elements and bytes per dtype, largest byte count first.
+    pub fn dtype_totals(&self) -> Vec<DTypeTotal> {
+        let mut totals: Vec<DTypeTotal> = Vec::new();
+        for t in &self.tensors {
+            match totals.iter_mut().find(|d| d.dtype == t.dtype) {
+                Some(d) => {
+                    d.tensors += 1;
+                    d.elements += t.elements();
+                    d.bytes += t.byte_len();
+                }
+                None => totals.push(DTypeTotal {
+                    dtype: t.dtype,
+                    tensors: 1,
+                    elements: t.elements(),
+                    bytes: t.byte_len(),
+                }),
+            }
+        }
+        totals.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.dtype.cmp(&b.dtype)));
+        totals
+    }
+
+    /// The bytes of `tensor`, borrowed from the memory map (mapping its shard on first use).
+    pub fn tensor_bytes(&self, tensor: &TensorEntry) -> Result<&[u8], Error> {
+        let source = self.sources.get(tensor.source).ok_or_else(|| {
+            Error::invalid(
+                &self.path,
+                Problem::Other(format!(
+                    "tensor `{}` refers to a missing shard",
+                    tensor.name
+                )),
+            )
+        })?;
+        let mapped = source.mapped()?;
+        let range = tensor.file_range();
+        let bytes = usize::try_from(range.start)
+            .ok()
+            .zip(usize::try_from(range.end).ok())
+            .and_then(|(s, e)| mapped.bytes().get(s..e));
+        bytes.ok_or_else(|| {
+            Error::invalid(
+                &source.path,
+                Problem::Other(format!(
+                    "tensor `{}` bytes {}..{} lie outside the {}-byte file",
+                    tensor.name,
+                    range.start,
+                    range.end,
+                    mapped.len()
+                )),
+            )
+        })
+    }
+}
+
+/// Opens a checkpoint: a file of any supported format, a sharded index, or a folder holding one.
+pub fn open(path: &Path) -> Result<Checkpoint, Error> {
+    open_with_limits(path, &Limits::DEFAULT)
+}
+
+/// [`open`] with chosen limits.
+pub fn open_with_limits(path: &Path, limits: &Limits) -> Result<Checkpoint, Error> {
+    if path.is_dir() {
+        return open_folder(path, limits);
+    }
+    let mapped = MappedFile::open(path)?;
+    let format = detect(mapped.bytes());
+    match format {
+        Format::Safetensors => open_safetensors(mapped, limits),
+        Format::SafetensorsSharded => sharded::open_index(path, limits),
+        Format::Unknown if has_extension(path, "safetensors") => open_safetensors(mapped, limits),
+        Format::Unknown => Err(Error::Unsupported {
+            path: path.to_path_buf(),
+            what: format!(
+                "not a checkpoint format ckptscope knows (first bytes: {})",
+                hex_preview(mapped.bytes())
+            ),
+        }),
+        other => Err(Error::Unsupported {
+            path: path.to_path_buf(),
+            what: unsupported_message(other),
+        }),
+    }
+}
+
+fn unsupported_message(format: Format) -> String {
+    if format.is_pickle_based() {
+        format!(
+            "this is a {}: loading it with torch.load or pickle can run arbitrary code; ckptscope does not read pickle-based files yet",
+            format.label()
+        )
+    } else {
+        format!(
+            "this is a {}, which ckptscope does not open",
+            format.label()
+        )
+    }
+}
+
+/// Opens a single safetensors file that is already mapped.
+pub fn open_safetensors(mapped: MappedFile, limits: &Limits) -> Result<Checkpoint, Error> {
+    let path = mapped.path().to_path_buf();
+    let header = read_header(mapped.bytes(), mapped.len(), limits)
+        .map_err(|problem| Error::invalid(&path, problem))?;
+    let data_start = header.data_start();
+    let tensors = header
+        .tensors
+        .into_iter()
+        .map(|t| TensorEntry {
+            file_offset: data_start + t.data_offsets[0],
+            name: t.name,
+            dtype: t.dtype,
+            shape: t.shape,
+            source: 0,
+            data_offsets: t.data_offsets,
+        })
+        .collect::<Vec<_>>();
+    let source = Source::new(
+        path.clone(),
+        mapped.len(),
+        header.header_size,
+        tensors.len(),
+    )
+    .with_map(mapped);
+    Ok(Checkpoint::new(
+        path,
+        Format::Safetensors,
+        header.metadata,
+        tensors,
+        vec![source],
+        Vec::new(),
+    ))
+}
+
+/// Parses and validates the header of a safetensors file from a prefix of it (the whole map, or
+/// the first `8 + header_size` bytes read from disk).
+pub fn read_header(
+    prefix: &[u8],
+    file_len: u64,
+    limits: &Limits,
+) -> Result<safetensors::Header, Problem> {
+    let (declared, json) = safetensors::split_header(prefix, file_len, limits)?;
+    let data_len = file_len - safetensors::LENGTH_BYTES - declared;
+    safetensors::parse_header(json, data_len)
+}
+
+/// Reads and validates only the header of a safetensors file, with plain reads (no map): what
+/// sharded opening and folder scans need.
+pub fn read_header_file(path: &Path, limits: &Limits) -> Result<(u64, safetensors::Header), Error> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
+    let file_len = file
+        .metadata()
+        .map_err(|e| Error::io("read", path, e))?
+        .len();
+    let mut len_bytes = [0u8; 8];
+    if file_len < safetensors::LENGTH_BYTES {
+        return Err(Error::invalid(path, Problem::TooSmall { len: file_len }));
+    }
+    file.read_exact(&mut len_bytes)
+        .map_err(|e| Error::io("read", path, e))?;
+    let declared = u64::from_le_bytes(len_bytes);
+    safetensors::check_header_len(declared, file_len, limits)
+        .map_err(|p| Error::invalid(path, p))?;
+    // Bounded by the limit and by the file's size, both checked above.
+    let prefix_len = usize::try_from(declared + safetensors::LENGTH_BYTES).map_err(|_| {
+        Error::invalid(
+            path,
+            Problem::HeaderTooLarge {
+                declared,
+                limit: limits.max_header_bytes,
+            },
+        )
+    })?;
+    let mut prefix = vec![0u8; prefix_len];
+    prefix[..8].copy_from_slice(&len_bytes);
+    file.read_exact(&mut prefix[8..])
+        .map_err(|e| Error::io("read", path, e))?;
+    let header = read_header(&prefix, file_len, limits).map_err(|p| Error::invalid(path, p))?;
+    Ok((file_len, header))
+}
+
+fn open_folder(path: &Path, limits: &Limits) -> Result<Checkpoint, Error> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+        .map_err(|e| Error::io("list", path, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    entries.sort();
+    let name_of = |p: &PathBuf| {
+        p.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let indexes: Vec<&PathBuf> = entries
+        .iter()
+        .filter(|p| name_of(p).ends_with(".safetensors.index.json"))
+        .collect();
+    if let [index] = indexes.as_slice() {
+        return sharded::open_index(index, limits);
+    }
+    let singles: Vec<&PathBuf> = entries
+        .iter()
+        .filter(|p| has_extension(p, "safetensors"))
+        .collect();
+    match (indexes.len(), singles.as_slice()) {
+        (0, [single]) => open_with_limits(single, limits),
+        (0, []) => Err(Error::Unsupported {
+            path: path.to_path_buf(),
+            what: "this folder holds no safetensors file and no model.safetensors.index.json"
+                .into(),
+        }),
+        _ => Err(Error::Unsupported {
+            path: path.to_path_buf(),
+            what: format!(
+                "this folder holds several checkpoints ({}); open one of them",
+                indexes
+                    .iter()
+                    .copied()
+                    .chain(singles.iter().copied())
+                    .map(name_of)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }),
+    }
+}
+
+pub(crate) fn has_extension(path: &Path, ext: &str) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case(ext))
+}
+
+fn hex_preview(bytes: &[u8]) -> String {
+    let head = &bytes[..bytes.len().min(8)];
+    if head.is_empty() {
+        return "none, the file is empty".into();
+    }
+    head.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}

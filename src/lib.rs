@@ -1,0 +1,28 @@
+//! # ckptscope
+//!
+//! The core of a checkpoint explorer for machine-learning weight files. Everything here works
+//! without a display and without egui: the GUI (feature `gui`) and the CLI are thin layers over
+//! it.
+//!
+//! - [`format`] opens safetensors files (single or sharded) through a memory map, parsing only
+//!   headers, and detects every other checkpoint format by content.
+//! - [`dtype`] names the 22 element types of safetensors 0.8.
+//!
+//! ```no_run
+//! let ckpt = ckptscope::format::open("model.safetensors".as_ref())?;
+//! for t in &ckpt.tensors {
+//!     println!("{} {} {:?}", t.name, t.dtype, t.shape);
+//! }
+//! # Ok::<(), ckptscope::Error>(())
+//! ```
+
+pub mod dtype;
+pub mod error;
+pub mod format;
+pub mod limits;
+pub mod output;
+
+pub use dtype::DType;
+pub use error::{Error, Problem};
+pub use format::{Checkpoint, Format, TensorEntry, open};
+pub use limits::Limits;

@@ -1,0 +1,226 @@
+//! `ckptscope info`: a summary line and an aligned table, or one JSON object.
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+use serde::ser::SerializeMap;
+
+use crate::format::{Checkpoint, Finding, TensorEntry};
+use crate::output::human;
+
+/// The `--json` document of `info`.
+#[derive(Serialize)]
+pub struct InfoJson<'a> {
+    path: String,
+    format: &'static str,
+    file_size: u64,
+    header_size: u64,
+    metadata: OrderedMap<'a>,
+    tensors: Vec<TensorJson<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shards: Option<Vec<ShardJson>>,
+    #[serde(skip_serializing_if = "<[Finding]>::is_empty")]
+    findings: &'a [Finding],
+}
+
+/// A string map serialized in the order it was read.
+struct OrderedMap<'a>(&'a [(String, String)]);
+
+impl Serialize for OrderedMap<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+#[derive(Serialize)]
+struct TensorJson<'a> {
+    name: &'a str,
+    dtype: &'static str,
+    shape: &'a [u64],
+    data_offsets: [u64; 2],
+    file_offset: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shard: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ShardJson {
+    path: String,
+    file_size: u64,
+    header_size: u64,
+    tensors: usize,
+}
+
+impl<'a> InfoJson<'a> {
+    /// Builds the document for `ckpt`.
+    pub fn new(ckpt: &'a Checkpoint) -> Self {
+        let sharded =
+            ckpt.sources.len() > 1 || ckpt.format == crate::format::Format::SafetensorsSharded;
+        let shard_name = |t: &TensorEntry| {
+            ckpt.sources
+                .get(t.source)
+                .and_then(|s| s.path.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+        };
+        InfoJson {
+            path: ckpt.path.display().to_string(),
+            format: ckpt.format.json_name(),
+            file_size: ckpt.file_size,
+            header_size: ckpt.header_size,
+            metadata: OrderedMap(&ckpt.metadata),
+            tensors: ckpt
+                .tensors
+                .iter()
+                .map(|t| TensorJson {
+                    name: &t.name,
+                    dtype: t.dtype.name(),
+                    shape: &t.shape,
+                    data_offsets: t.data_offsets,
+                    file_offset: t.file_offset,
+                    shard: if sharded { shard_name(t) } else { None },
+                })
+                .collect(),
+            shards: sharded.then(|| {
+                ckpt.sources
+                    .iter()
+                    .map(|s| ShardJson {
+                        path: s.path.display().to_string(),
+                        file_size: s.file_size,
+                        header_size: s.header_size,
+                        tensors: s.tensor_count,
+                    })
+                    .collect()
+            }),
+            findings: &ckpt.findings,
+        }
+    }
+}
+
+/// Writes the `--json` document, followed by a newline.
+pub fn write_json(out: &mut impl Write, ckpt: &Checkpoint) -> io::Result<()> {
+    serde_json::to_writer(&mut *out, &InfoJson::new(ckpt))?;
+    out.write_all(b"\n")
+}
+
+/// One line: format, tensors, parameters, bytes and the dtype breakdown.
+pub fn summary_line(ckpt: &Checkpoint) -> String {
+    let dtypes: Vec<String> = ckpt
+        .dtype_totals()
+        .iter()
+        .map(|d| format!("{} ×{} ({})", d.dtype, d.tensors, human::bytes(d.bytes)))
+        .collect();
+    let mut line = format!(
+        "{} · {} tensors · {} parameters · {} of tensors in {} on disk",
+        ckpt.format.label(),
+        ckpt.tensors.len(),
+        human::count(ckpt.parameters()),
+        human::bytes(ckpt.tensor_bytes_total()),
+        human::bytes(ckpt.file_size),
+    );
+    if !dtypes.is_empty() {
+        line.push_str(" · ");
+        line.push_str(&dtypes.join(", "));
+    }
+    line
+}
+
+/// Writes the human report: path, summary, metadata, findings, then the tensor table.
+pub fn write_human(out: &mut impl Write, ckpt: &Checkpoint) -> io::Result<()> {
+    writeln!(out, "{}", ckpt.path.display())?;
+    writeln!(out, "{}", summary_line(ckpt))?;
+    if !ckpt.metadata.is_empty() {
+        writeln!(out, "metadata:")?;
+        let width = ckpt
+            .metadata
+            .iter()
+            .map(|(k, _)| k.chars().count())
+            .max()
+            .unwrap_or(0);
+        for (k, v) in &ckpt.metadata {
+            writeln!(out, "  {k:<width$}  {}", one_line(v, 120))?;
+        }
+    }
+    for f in &ckpt.findings {
+        writeln!(out, "{}: {}", severity_word(f), f.message)?;
+    }
+    if ckpt.tensors.is_empty() {
+        return writeln!(out, "(no tensors)");
+    }
+    let sharded = ckpt.sources.len() > 1;
+    let rows: Vec<[String; 5]> = ckpt
+        .tensors
+        .iter()
+        .map(|t| {
+            [
+                t.name.clone(),
+                t.dtype.name().to_string(),
+                human::shape(&t.shape),
+                format!("[{}, {}]", t.data_offsets[0], t.data_offsets[1]),
+                if sharded {
+                    ckpt.sources
+                        .get(t.source)
+                        .and_then(|s| s.path.file_name())
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                } else {
+                    String::new()
+                },
+            ]
+        })
+        .collect();
+    let headers = [
+        "name",
+        "dtype",
+        "shape",
+        "data_offsets",
+        if sharded { "shard" } else { "" },
+    ];
+    let mut widths = headers.map(|h| h.chars().count());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    write_row(out, &headers.map(String::from), &widths)?;
+    for row in &rows {
+        write_row(out, row, &widths)?;
+    }
+    Ok(())
+}
+
+fn write_row(out: &mut impl Write, cells: &[String; 5], widths: &[usize; 5]) -> io::Result<()> {
+    let mut line = String::new();
+    for (i, (cell, &w)) in cells.iter().zip(widths).enumerate() {
+        if w == 0 {
+            continue;
+        }
+        if i > 0 {
+            line.push_str("  ");
+        }
+        line.push_str(cell);
+        line.extend(std::iter::repeat_n(' ', w - cell.chars().count()));
+    }
+    writeln!(out, "{}", line.trim_end())
+}
+
+fn severity_word(f: &Finding) -> &'static str {
+    match f.severity {
+        crate::format::Severity::Info => "note",
+        crate::format::Severity::Warning => "warning",
+        crate::format::Severity::Error => "error",
+    }
+}
+
+/// The first line of `s`, cut to `max` characters, with an ellipsis when anything was dropped.
+pub fn one_line(s: &str, max: usize) -> String {
+    let first = s.lines().next().unwrap_or("");
+    let mut out: String = first.chars().take(max).collect();
+    if out.len() < s.len() {
+        out.push('…');
+    }
+    out
+}
