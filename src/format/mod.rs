@@ -54,26 +54,93 @@ pub struct TensorEntry {
     pub shape: Vec<u64>,
     /// Index into [`Checkpoint::sources`].
     pub source: usize,
-    /// Byte range inside the source's data section.
+    /// The bytes this tensor reads, relative to its source's data section
+    /// ([`Source::data_start`]): the tensor itself when [`Layout::Contiguous`], the whole storage
+    /// it views when [`Layout::Strided`].
     pub data_offsets: [u64; 2],
-    /// Absolute offset of the first byte in the source file.
+    /// Absolute file offset of `data_offsets[0]`.
     pub file_offset: u64,
+    /// How elements are placed in those bytes.
+    pub layout: Layout,
+    /// Byte order of the elements (PyTorch can write big-endian storages).
+    pub byte_order: ByteOrder,
+    /// Key of the PyTorch storage this tensor views (`"0"`, `"17"`); `None` for safetensors.
+    pub storage: Option<String>,
+}
+
+/// How a tensor's elements are placed in its bytes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Layout {
+    /// Row-major and packed, as in safetensors: the bytes are exactly the tensor.
+    #[default]
+    Contiguous,
+    /// A view into a larger storage, as in PyTorch: element `[i0, i1, ...]` is storage element
+    /// `offset + Σ ik·strides[k]` (strides in elements, one per dimension).
+    Strided {
+        /// Storage offset, in elements.
+        offset: u64,
+        /// Step per dimension, in elements (0 for an expanded dimension).
+        strides: Vec<u64>,
+    },
+}
+
+/// Byte order of multi-byte elements.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ByteOrder {
+    /// Little-endian: safetensors, and PyTorch on every common machine.
+    #[default]
+    Little,
+    /// Big-endian: PyTorch storages saved on s390x and other big-endian hosts.
+    Big,
 }
 
 impl TensorEntry {
+    /// A contiguous little-endian tensor stored at `data_offsets` of `source`.
+    pub fn contiguous(
+        name: String,
+        dtype: DType,
+        shape: Vec<u64>,
+        source: usize,
+        data_offsets: [u64; 2],
+        data_start: u64,
+    ) -> Self {
+        TensorEntry {
+            name,
+            dtype,
+            shape,
+            source,
+            file_offset: data_start + data_offsets[0],
+            data_offsets,
+            layout: Layout::Contiguous,
+            byte_order: ByteOrder::Little,
+            storage: None,
+        }
+    }
+
     /// Number of elements (1 for a scalar, 0 for an empty tensor).
     pub fn elements(&self) -> u64 {
         self.shape.iter().product()
     }
 
-    /// Bytes the tensor occupies.
+    /// Bytes the tensor's values take once packed row-major (what a safetensors file would
+    /// store). For a contiguous tensor, its byte range.
     pub fn byte_len(&self) -> u64 {
+        self.dtype.bytes_for(self.elements()).unwrap_or(0)
+    }
+
+    /// Length of the byte range the tensor reads ([`TensorEntry::data_offsets`]).
+    pub fn region_len(&self) -> u64 {
         self.data_offsets[1] - self.data_offsets[0]
     }
 
-    /// Absolute byte range in the source file.
+    /// Absolute byte range this tensor reads in its source file.
     pub fn file_range(&self) -> std::ops::Range<u64> {
-        self.file_offset..self.file_offset + self.byte_len()
+        self.file_offset..self.file_offset + self.region_len()
+    }
+
+    /// True when the bytes are exactly the tensor, packed row-major, little-endian.
+    pub fn is_plain(&self) -> bool {
+        self.layout == Layout::Contiguous && self.byte_order == ByteOrder::Little
     }
 }
 
@@ -86,7 +153,8 @@ pub struct Source {
     pub file_size: u64,
     /// Length of its JSON header.
     pub header_size: u64,
-    /// Absolute offset of its data section.
+    /// Absolute offset of its data section: after the header for safetensors, 0 for files
+    /// whose tensor bytes are found through another index (PyTorch archives).
     pub data_start: u64,
     /// Tensors it holds.
     pub tensor_count: usize,
@@ -107,6 +175,15 @@ impl Source {
             data_start: safetensors::LENGTH_BYTES + header_size,
             tensor_count,
             mapped: OnceLock::new(),
+        }
+    }
+
+    /// A file whose tensors are located by absolute offsets (a PyTorch archive): no header
+    /// section, data section = the whole file.
+    pub(crate) fn whole_file(path: PathBuf, file_size: u64, tensor_count: usize) -> Self {
+        Source {
+            data_start: 0,
+            ..Source::new(path, file_size, 0, tensor_count)
         }
     }
 
@@ -261,7 +338,8 @@ impl Checkpoint {
         totals
     }
 
-    /// The bytes of `tensor`, borrowed from the memory map (mapping its shard on first use).
+    /// The bytes `tensor` reads ([`TensorEntry::data_offsets`]), borrowed from the memory map
+    /// (mapping its shard on first use).
     pub fn tensor_bytes(&self, tensor: &TensorEntry) -> Result<&[u8], Error> {
         let source = self.sources.get(tensor.source).ok_or_else(|| {
             Error::invalid(
@@ -346,14 +424,7 @@ pub fn open_safetensors(mapped: MappedFile, limits: &Limits) -> Result<Checkpoin
     let tensors = header
         .tensors
         .into_iter()
-        .map(|t| TensorEntry {
-            file_offset: data_start + t.data_offsets[0],
-            name: t.name,
-            dtype: t.dtype,
-            shape: t.shape,
-            source: 0,
-            data_offsets: t.data_offsets,
-        })
+        .map(|t| TensorEntry::contiguous(t.name, t.dtype, t.shape, 0, t.data_offsets, data_start))
         .collect::<Vec<_>>();
     let source = Source::new(
         path.clone(),

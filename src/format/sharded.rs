@@ -85,14 +85,14 @@ pub fn open_index(index_path: &Path, limits: &Limits) -> Result<Checkpoint, Erro
             }
             located.insert(t.name.clone(), shard.to_string());
             held += 1;
-            tensors.push(TensorEntry {
-                file_offset: data_start + t.data_offsets[0],
-                name: t.name,
-                dtype: t.dtype,
-                shape: t.shape,
-                source: source_index,
-                data_offsets: t.data_offsets,
-            });
+            tensors.push(TensorEntry::contiguous(
+                t.name,
+                t.dtype,
+                t.shape,
+                source_index,
+                t.data_offsets,
+                data_start,
+            ));
         }
         if metadata.is_empty() {
             metadata = header.metadata;
