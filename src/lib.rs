@@ -21,6 +21,7 @@ pub mod error;
 pub mod format;
 pub mod limits;
 pub mod output;
+pub mod pickle;
 
 pub use dtype::DType;
 pub use error::{Error, Problem};

@@ -13,6 +13,8 @@ pub struct Limits {
     pub max_index_bytes: u64,
     /// Most shards one index may name.
     pub max_shards: usize,
+    /// Bounds on each pickle stream.
+    pub pickle: crate::pickle::vm::PickleLimits,
 }
 
 impl Limits {
@@ -21,6 +23,7 @@ impl Limits {
         max_header_bytes: 100_000_000,
         max_index_bytes: 256 * 1024 * 1024,
         max_shards: 100_000,
+        pickle: crate::pickle::vm::PickleLimits::DEFAULT,
     };
 }
 

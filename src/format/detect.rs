@@ -195,31 +195,10 @@ fn is_tar(bytes: &[u8]) -> bool {
 
 /// Names of the members of a tar archive, stopping at the first bad header.
 pub fn tar_member_names(bytes: &[u8]) -> Vec<String> {
-    let mut names = Vec::new();
-    let mut at = 0usize;
-    while let Some(header) = bytes.get(at..at + 512) {
-        if header.iter().all(|&b| b == 0) {
-            break;
-        }
-        let name_end = header[..100].iter().position(|&b| b == 0).unwrap_or(100);
-        names.push(String::from_utf8_lossy(&header[..name_end]).into_owned());
-        let size_text = String::from_utf8_lossy(&header[124..136]);
-        let Ok(size) =
-            u64::from_str_radix(size_text.trim_matches(|c: char| c == '\0' || c == ' '), 8)
-        else {
-            break;
-        };
-        let Some(next) = size
-            .checked_add(511)
-            .map(|s| s / 512 * 512)
-            .and_then(|s| usize::try_from(s).ok())
-            .and_then(|s| at.checked_add(512)?.checked_add(s))
-        else {
-            break;
-        };
-        at = next;
-    }
-    names
+    crate::pickle::tar::members(bytes)
+        .into_iter()
+        .map(|m| m.name)
+        .collect()
 }
 
 #[cfg(test)]

@@ -5,7 +5,9 @@
 //! its header costs.
 
 pub mod detect;
+pub mod gather;
 pub mod mapped;
+pub mod pytorch;
 pub mod safetensors;
 pub mod sharded;
 pub mod zip;
@@ -16,6 +18,7 @@ use std::sync::OnceLock;
 
 pub use detect::{Format, detect};
 pub use mapped::MappedFile;
+pub use pytorch::{PickleOptions, PickleReport};
 
 use crate::dtype::DType;
 use crate::error::{Error, Problem};
@@ -40,6 +43,8 @@ pub struct Checkpoint {
     pub sources: Vec<Source>,
     /// Problems that did not prevent opening (index/shard disagreements, unreadable parts).
     pub findings: Vec<Finding>,
+    /// For pickle-based files: the scan verdict, its findings and the non-tensor values.
+    pub pickle: Option<Box<PickleReport>>,
     by_name: HashMap<String, usize>,
 }
 
@@ -281,6 +286,7 @@ impl Checkpoint {
             tensors,
             sources,
             findings,
+            pickle: None,
             by_name,
         }
     }
@@ -371,15 +377,36 @@ impl Checkpoint {
     }
 }
 
+/// How to open a checkpoint.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OpenOptions {
+    /// Bounds on what a file may make ckptscope allocate.
+    pub limits: Limits,
+    /// How pickle-based files are judged and read.
+    pub pickle: PickleOptions,
+}
+
 /// Opens a checkpoint: a file of any supported format, a sharded index, or a folder holding one.
 pub fn open(path: &Path) -> Result<Checkpoint, Error> {
-    open_with_limits(path, &Limits::DEFAULT)
+    open_with(path, &OpenOptions::default())
 }
 
 /// [`open`] with chosen limits.
 pub fn open_with_limits(path: &Path, limits: &Limits) -> Result<Checkpoint, Error> {
+    open_with(
+        path,
+        &OpenOptions {
+            limits: limits.clone(),
+            ..OpenOptions::default()
+        },
+    )
+}
+
+/// [`open`] with chosen options.
+pub fn open_with(path: &Path, options: &OpenOptions) -> Result<Checkpoint, Error> {
+    let limits = &options.limits;
     if path.is_dir() {
-        return open_folder(path, limits);
+        return open_folder(path, options);
     }
     let mapped = MappedFile::open(path)?;
     let format = detect(mapped.bytes());
@@ -394,25 +421,26 @@ pub fn open_with_limits(path: &Path, limits: &Limits) -> Result<Checkpoint, Erro
                 hex_preview(mapped.bytes())
             ),
         }),
-        other => Err(Error::Unsupported {
+        Format::PytorchZip
+        | Format::PytorchLegacy
+        | Format::PytorchTar
+        | Format::Torchscript
+        | Format::Pickle
+        | Format::Numpy
+        | Format::NumpyZip
+        | Format::Zip => pytorch::open(mapped, format, limits, &options.pickle),
+        Format::Gguf => Err(Error::Unsupported {
             path: path.to_path_buf(),
-            what: unsupported_message(other),
+            what: unsupported_message(format),
         }),
     }
 }
 
 fn unsupported_message(format: Format) -> String {
-    if format.is_pickle_based() {
-        format!(
-            "this is a {}: loading it with torch.load or pickle can run arbitrary code; ckptscope does not read pickle-based files yet",
-            format.label()
-        )
-    } else {
-        format!(
-            "this is a {}, which ckptscope does not open",
-            format.label()
-        )
-    }
+    format!(
+        "this is a {}, which ckptscope recognises but does not open (it holds no pickle to scan)",
+        format.label()
+    )
 }
 
 /// Opens a single safetensors file that is already mapped.
@@ -491,7 +519,8 @@ pub fn read_header_file(path: &Path, limits: &Limits) -> Result<(u64, safetensor
     Ok((file_len, header))
 }
 
-fn open_folder(path: &Path, limits: &Limits) -> Result<Checkpoint, Error> {
+fn open_folder(path: &Path, options: &OpenOptions) -> Result<Checkpoint, Error> {
+    let limits = &options.limits;
     let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
         .map_err(|e| Error::io("list", path, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -515,7 +544,7 @@ fn open_folder(path: &Path, limits: &Limits) -> Result<Checkpoint, Error> {
         .filter(|p| has_extension(p, "safetensors"))
         .collect();
     match (indexes.len(), singles.as_slice()) {
-        (0, [single]) => open_with_limits(single, limits),
+        (0, [single]) => open_with(single, options),
         (0, []) => Err(Error::Unsupported {
             path: path.to_path_buf(),
             what: "this folder holds no safetensors file and no model.safetensors.index.json"

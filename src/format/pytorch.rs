@@ -1,0 +1,440 @@
+//! Pickle-based checkpoints (PyTorch zip, legacy and tar files, raw pickles, NumPy) opened as a
+//! [`Checkpoint`], without executing anything.
+//!
+//! The pickle engine judges the file and reads the tree of objects; this module maps each tensor
+//! to the bytes it views: a storage record of the archive (zip), a raw storage after the pickles
+//! (legacy), or a record of the `storages` member (tar). A tensor stays a strided view of its
+//! storage, exactly as torch saved it; every view is checked to lie inside its record before it
+//! is listed, so later decoding can trust the offsets.
+
+use std::collections::HashMap;
+use std::ops::Range;
+
+use crate::dtype::DType;
+use crate::error::Error;
+use crate::format::mapped::MappedFile;
+use crate::format::{ByteOrder, Checkpoint, Format, Layout, Source, TensorEntry};
+use crate::limits::Limits;
+use crate::pickle::policy::{Finding, Policy, Verdict};
+use crate::pickle::torch::{self, PickledTensor, StorageRef, TorchDType, UnsupportedTensor};
+use crate::pickle::{self, Analysis, StreamReport, container};
+
+/// How a pickle-based file is opened.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PickleOptions {
+    /// The allowlist and the user's additions.
+    pub policy: Policy,
+    /// Tensors are listed only for files whose verdict is at most this (default: safe only).
+    /// Nothing is ever executed either way; this is about what the user chose to look into.
+    pub trust: Option<Verdict>,
+}
+
+impl PickleOptions {
+    fn trusts(&self, verdict: Verdict) -> bool {
+        verdict <= self.trust.unwrap_or(Verdict::Safe)
+    }
+}
+
+/// What the safe pickle engine found in a pickle-based file.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PickleReport {
+    /// `safe`, `suspicious` or `dangerous`.
+    pub verdict: Verdict,
+    /// Why, worst first.
+    pub findings: Vec<Finding>,
+    /// Every pickle stream that was run.
+    pub streams: Vec<StreamReport>,
+    /// Everything that is not a tensor (epoch, hyper-parameters, optimizer scalars...), with
+    /// tensors shown as short descriptions.
+    pub objects: serde_json::Value,
+    /// Tensors that cannot be read, and why.
+    pub unsupported: Vec<UnsupportedTensor>,
+    /// True when tensors were not listed because of the verdict.
+    pub withheld: bool,
+    /// Limits the reading ran into.
+    pub notes: Vec<String>,
+}
+
+/// Opens a mapped pickle-based file.
+pub fn open(
+    mapped: MappedFile,
+    format: Format,
+    limits: &Limits,
+    options: &PickleOptions,
+) -> Result<Checkpoint, Error> {
+    let path = mapped.path().to_path_buf();
+    let bytes = mapped.bytes();
+    let analysis = pickle::analyze(bytes, format, &options.policy, &limits.pickle);
+    let mut report = PickleReport {
+        verdict: analysis.verdict,
+        findings: analysis.findings.clone(),
+        streams: analysis.streams.clone(),
+        objects: serde_json::Value::Null,
+        unsupported: Vec::new(),
+        withheld: false,
+        notes: Vec::new(),
+    };
+    let mut tensors = Vec::new();
+    let byte_order = match &analysis.zip {
+        Some(z) if z.big_endian => ByteOrder::Big,
+        _ => ByteOrder::Little,
+    };
+
+    let tar_tensors = analysis.tar.as_ref().map(tar_tensor_map);
+    if let Some(program) = &analysis.object
+        && let Some(root) = program.root
+    {
+        let extracted = torch::extract_with(&program.arena, root, tar_tensors.as_ref());
+        report.objects = extracted.objects;
+        report.notes = extracted.notes;
+        report.unsupported = extracted.unsupported;
+        if options.trusts(analysis.verdict) {
+            let records = Records::new(bytes, &analysis);
+            for t in extracted.tensors {
+                match entry(&t, &records, byte_order) {
+                    Ok(e) => tensors.push(e),
+                    Err(reason) => report.unsupported.push(UnsupportedTensor {
+                        name: t.name.clone(),
+                        reason,
+                    }),
+                }
+            }
+        } else {
+            report.withheld = !extracted.tensors.is_empty();
+        }
+    }
+    if let Some(npy) = &analysis.npy
+        && !npy.is_object()
+    {
+        match npy_entry("array", npy, 0, bytes.len() as u64) {
+            Ok(e) => tensors.push(e),
+            Err(reason) => report.unsupported.push(UnsupportedTensor {
+                name: "array".into(),
+                reason,
+            }),
+        }
+    }
+    if format == Format::NumpyZip
+        && let Some(zip) = &analysis.zip
+    {
+        npz_entries(bytes, zip, &mut tensors, &mut report.unsupported);
+    }
+    let source = Source::whole_file(path.clone(), mapped.len(), tensors.len()).with_map(mapped);
+    let mut ckpt = Checkpoint::new(path, format, Vec::new(), tensors, vec![source], Vec::new());
+    ckpt.pickle = Some(Box::new(report));
+    Ok(ckpt)
+}
+
+/// Tensors of a tar file, by the key its object pickle uses for them.
+fn tar_tensor_map(layout: &pickle::tar::TarLayout) -> HashMap<String, PickledTensor> {
+    let mut out = HashMap::new();
+    for (key, t) in &layout.tensors {
+        let (root, view_offset) = match layout.views.get(&t.storage) {
+            Some((root, offset, _)) => (root.clone(), *offset),
+            None => (t.storage.clone(), 0),
+        };
+        let Some(storage) = layout.storages.get(&root) else {
+            continue;
+        };
+        out.insert(
+            key.clone(),
+            PickledTensor {
+                name: String::new(),
+                dtype: storage.dtype.clone(),
+                shape: t.shape.clone(),
+                stride: t.stride.clone(),
+                offset: t.offset.saturating_add(view_offset),
+                storage: StorageRef {
+                    key: root,
+                    dtype: storage.dtype.clone(),
+                    untyped: false,
+                    location: String::new(),
+                    numel: None,
+                    view: None,
+                },
+                parameter: false,
+                node: 0,
+            },
+        );
+    }
+    out
+}
+
+/// Where each storage's bytes are in the file.
+struct Records<'a> {
+    bytes: &'a [u8],
+    analysis: &'a Analysis,
+    legacy: HashMap<String, Result<Range<u64>, String>>,
+}
+
+impl<'a> Records<'a> {
+    fn new(bytes: &'a [u8], analysis: &'a Analysis) -> Self {
+        let mut legacy = HashMap::new();
+        if let (Some(layout), Some(keys), Some(object)) =
+            (&analysis.legacy, &analysis.legacy_keys, &analysis.object)
+        {
+            let storages = torch::storages(&object.arena);
+            let order = keys
+                .root
+                .and_then(|r| torch::key_list(&keys.arena, r))
+                .unwrap_or_default();
+            let mut at = layout.storages_start;
+            for key in order {
+                let Some(storage) = storages.get(&key) else {
+                    legacy.insert(
+                        key,
+                        Err("the storage is listed but never used, so its size is unknown".into()),
+                    );
+                    break;
+                };
+                let numel = bytes
+                    .get(at as usize..at as usize + 8)
+                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                    .map(|b| {
+                        if layout.little_endian {
+                            i64::from_le_bytes(b)
+                        } else {
+                            i64::from_be_bytes(b)
+                        }
+                    })
+                    .and_then(|n| u64::try_from(n).ok());
+                let range = numel
+                    .and_then(|n| n.checked_mul(storage.dtype.size()))
+                    .and_then(|len| (at + 8).checked_add(len).map(|end| at + 8..end))
+                    .filter(|r| r.end <= bytes.len() as u64);
+                match range {
+                    Some(r) => {
+                        at = r.end;
+                        legacy.insert(key, Ok(r));
+                    }
+                    None => {
+                        legacy.insert(
+                            key,
+                            Err("the raw storage runs past the end of the file".into()),
+                        );
+                        break;
+                    }
+                }
+            }
+        }
+        Records {
+            bytes,
+            analysis,
+            legacy,
+        }
+    }
+
+    fn range(&self, key: &str) -> Result<Range<u64>, String> {
+        if let Some(zip) = &self.analysis.zip {
+            let entry = zip
+                .record(key)
+                .ok_or_else(|| format!("the archive has no record `data/{key}`"))?;
+            return container::stored_range(self.bytes, entry);
+        }
+        if let Some(tar) = &self.analysis.tar {
+            return tar
+                .storages
+                .get(key)
+                .map(|s| s.range.clone())
+                .ok_or_else(|| format!("the tar archive has no storage `{key}`"));
+        }
+        match self.legacy.get(key) {
+            Some(r) => r.clone(),
+            None => Err(format!(
+                "storage `{key}` is not among the file's raw storages"
+            )),
+        }
+    }
+}
+
+/// Checks that a strided view lies inside `record_len` bytes and returns the bytes it needs.
+pub fn view_extent(shape: &[u64], stride: &[u64], offset: u64, elem_bits: u64) -> Option<u64> {
+    if shape.contains(&0) {
+        return Some(0);
+    }
+    let mut last = offset;
+    for (&n, &s) in shape.iter().zip(stride) {
+        last = last.checked_add(n.checked_sub(1)?.checked_mul(s)?)?;
+    }
+    last.checked_add(1)?
+        .checked_mul(elem_bits)
+        .map(|bits| bits.div_ceil(8))
+}
+
+fn entry(
+    t: &PickledTensor,
+    records: &Records<'_>,
+    byte_order: ByteOrder,
+) -> Result<TensorEntry, String> {
+    let TorchDType::Supported(dtype) = t.dtype else {
+        return Err(format!(
+            "dtype {} has no safetensors equivalent",
+            t.dtype.label()
+        ));
+    };
+    let range = records.range(&t.storage.key)?;
+    let need = view_extent(&t.shape, &t.stride, t.offset, dtype.bits())
+        .ok_or_else(|| "size × stride overflows".to_string())?;
+    let have = range.end - range.start;
+    if need > have {
+        return Err(format!(
+            "it reads {need} bytes of storage `{}` but the record holds {have}",
+            t.storage.key
+        ));
+    }
+    if t.shape
+        .iter()
+        .try_fold(1u64, |a, &d| a.checked_mul(d))
+        .and_then(|n| dtype.bytes_for(n))
+        .is_none()
+    {
+        return Err("its element count is too large".into());
+    }
+    Ok(TensorEntry {
+        name: t.name.clone(),
+        dtype,
+        shape: t.shape.clone(),
+        source: 0,
+        data_offsets: [range.start, range.end],
+        file_offset: range.start,
+        layout: Layout::Strided {
+            offset: t.offset,
+            strides: t.stride.clone(),
+        },
+        byte_order: if dtype.byte_size() == Some(1) {
+            ByteOrder::Little
+        } else {
+            byte_order
+        },
+        storage: Some(t.storage.key.clone()),
+    })
+}
+
+/// The safetensors dtype and byte order of a NumPy `descr`.
+pub fn npy_dtype(descr: &str) -> Option<(DType, ByteOrder)> {
+    let (order, code) = match descr.as_bytes().first()? {
+        b'<' | b'=' => (ByteOrder::Little, &descr[1..]),
+        b'|' => (ByteOrder::Little, &descr[1..]),
+        b'>' => (ByteOrder::Big, &descr[1..]),
+        _ => (ByteOrder::Little, descr),
+    };
+    let dtype = match code {
+        "f2" => DType::F16,
+        "f4" => DType::F32,
+        "f8" => DType::F64,
+        "i1" => DType::I8,
+        "u1" => DType::U8,
+        "i2" => DType::I16,
+        "u2" => DType::U16,
+        "i4" => DType::I32,
+        "u4" => DType::U32,
+        "i8" => DType::I64,
+        "u8" => DType::U64,
+        "b1" => DType::BOOL,
+        "c8" => DType::C64,
+        _ => return None,
+    };
+    Some((dtype, order))
+}
+
+fn npy_entry(
+    name: &str,
+    h: &container::NpyHeader,
+    base: u64,
+    end: u64,
+) -> Result<TensorEntry, String> {
+    let (dtype, byte_order) = npy_dtype(&h.descr)
+        .ok_or_else(|| format!("NumPy dtype `{}` has no safetensors equivalent", h.descr))?;
+    let start = base + h.data_start as u64;
+    let elements = h
+        .shape
+        .iter()
+        .try_fold(1u64, |a, &d| a.checked_mul(d))
+        .ok_or("shape overflows")?;
+    let len = dtype.bytes_for(elements).ok_or("shape overflows")?;
+    if start.checked_add(len).is_none_or(|e| e > end) {
+        return Err(format!(
+            "the array needs {len} bytes but the file ends first"
+        ));
+    }
+    let layout = if h.fortran_order && h.shape.len() > 1 {
+        // Column-major: the first dimension varies fastest.
+        let mut strides = Vec::with_capacity(h.shape.len());
+        let mut step = 1u64;
+        for &d in &h.shape {
+            strides.push(step);
+            step = step.saturating_mul(d.max(1));
+        }
+        Layout::Strided { offset: 0, strides }
+    } else {
+        Layout::Contiguous
+    };
+    Ok(TensorEntry {
+        name: name.to_string(),
+        dtype,
+        shape: h.shape.clone(),
+        source: 0,
+        data_offsets: [start, start + len],
+        file_offset: start,
+        layout,
+        byte_order: if dtype.byte_size() == Some(1) {
+            ByteOrder::Little
+        } else {
+            byte_order
+        },
+        storage: None,
+    })
+}
+
+fn npz_entries(
+    bytes: &[u8],
+    zip: &container::TorchZip,
+    tensors: &mut Vec<TensorEntry>,
+    unsupported: &mut Vec<UnsupportedTensor>,
+) {
+    for e in &zip.entries {
+        let Some(name) = e.name.strip_suffix(".npy") else {
+            continue;
+        };
+        let result = container::stored_range(bytes, e).and_then(|range| {
+            let member = bytes
+                .get(range.start as usize..range.end as usize)
+                .ok_or("member out of range")?;
+            let h = container::npy_header(member)?;
+            if h.is_object() {
+                return Err("object array (a pickle), not numbers".to_string());
+            }
+            npy_entry(name, &h, range.start, range.end)
+        });
+        match result {
+            Ok(t) => tensors.push(t),
+            Err(reason) => unsupported.push(UnsupportedTensor {
+                name: name.to_string(),
+                reason,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn view_extents() {
+        // 8x6 transposed view of 48 floats: last element at 7*1 + 5*8 = 47.
+        assert_eq!(view_extent(&[8, 6], &[1, 8], 0, 32), Some(48 * 4));
+        assert_eq!(view_extent(&[3, 4], &[0, 1], 0, 32), Some(16));
+        assert_eq!(view_extent(&[], &[], 5, 32), Some(24));
+        assert_eq!(view_extent(&[0, 7], &[7, 1], 0, 32), Some(0));
+        assert_eq!(view_extent(&[u64::MAX, 2], &[u64::MAX, 1], 0, 32), None);
+    }
+
+    #[test]
+    fn numpy_descr() {
+        assert_eq!(npy_dtype("<f4"), Some((DType::F32, ByteOrder::Little)));
+        assert_eq!(npy_dtype(">i2"), Some((DType::I16, ByteOrder::Big)));
+        assert_eq!(npy_dtype("|b1"), Some((DType::BOOL, ByteOrder::Little)));
+        assert_eq!(npy_dtype("<U8"), None);
+    }
+}

@@ -1,0 +1,582 @@
+//! The safe pickle engine: read and judge pickle-based checkpoints without executing them.
+//!
+//! - [`vm`] runs a pickle stream symbolically ([`value`] holds what it builds);
+//! - [`policy`] turns what it imported and called into findings and a verdict;
+//! - [`container`] and [`tar`] find the pickles and storage records inside PyTorch, NumPy and
+//!   raw files;
+//! - [`torch`] reads tensors and the non-tensor tree out of the value tree.
+//!
+//! [`analyze`] ties them together for one file: every pickle stream in it is run and judged;
+//! the stream a loader would return is kept for tensor extraction.
+
+pub mod container;
+pub mod opcode;
+pub mod policy;
+pub mod tar;
+pub mod torch;
+pub mod value;
+pub mod vm;
+
+use std::borrow::Cow;
+
+use crate::format::Format;
+use crate::pickle::container::{Role, Stream, TorchZip};
+use crate::pickle::opcode::Op;
+use crate::pickle::policy::{Class, Context, Finding, PersistentKind, Policy, Risk, Verdict};
+use crate::pickle::vm::{PickleLimits, Program};
+
+pub use policy::{Risk as FindingRisk, Verdict as ScanVerdict};
+
+/// Most pickles read from one raw stream (joblib files hold a handful).
+const MAX_CONCATENATED: usize = 1000;
+
+/// One pickle stream that was run.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct StreamReport {
+    /// Archive member, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub member: Option<String>,
+    /// Offset of the stream (in the member, or in the file).
+    pub offset: u64,
+    /// Bytes up to its STOP (or to where it broke).
+    pub length: u64,
+    /// Protocol it declares.
+    pub protocol: u8,
+    /// Opcodes executed.
+    pub opcodes: u64,
+    /// What the stream is for.
+    pub role: &'static str,
+    /// Why it stopped early, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Everything learnt about a pickle-based file.
+#[derive(Debug)]
+pub struct Analysis {
+    /// The container format.
+    pub format: Format,
+    /// Worst finding.
+    pub verdict: Verdict,
+    /// Findings, worst first, repeats merged.
+    pub findings: Vec<Finding>,
+    /// Every stream that was run.
+    pub streams: Vec<StreamReport>,
+    /// The run of the object pickle (`data.pkl`, the legacy object pickle, the raw pickle).
+    pub object: Option<Program>,
+    /// For zip archives, the located archive.
+    pub zip: Option<TorchZip>,
+    /// For legacy files: offset where the raw storages start, and whether the writer was
+    /// little-endian.
+    pub legacy: Option<LegacyLayout>,
+    /// For legacy files: the run of the storage-keys pickle.
+    pub legacy_keys: Option<Program>,
+    /// For the tar format: storages and tensors read from its records.
+    pub tar: Option<tar::TarLayout>,
+    /// For `.npy` files: the array header.
+    pub npy: Option<container::NpyHeader>,
+}
+
+/// Where a legacy file's raw storages begin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LegacyLayout {
+    /// Offset just past the storage-keys pickle.
+    pub storages_start: u64,
+    /// `sys_info['little_endian']`.
+    pub little_endian: bool,
+}
+
+/// Runs and judges every pickle in `bytes`, a file whose format was detected as `format`.
+pub fn analyze(bytes: &[u8], format: Format, policy: &Policy, limits: &PickleLimits) -> Analysis {
+    let mut a = Analysis {
+        format,
+        verdict: Verdict::Safe,
+        findings: Vec::new(),
+        streams: Vec::new(),
+        object: None,
+        zip: None,
+        legacy: None,
+        legacy_keys: None,
+        tar: None,
+        npy: None,
+    };
+    let mut runner = Runner {
+        policy,
+        limits,
+        analysis: &mut a,
+    };
+    match format {
+        Format::PytorchZip | Format::Torchscript | Format::NumpyZip | Format::Zip => {
+            runner.zip(bytes, format)
+        }
+        Format::PytorchLegacy => runner.legacy(bytes),
+        Format::PytorchTar => runner.tar(bytes),
+        Format::Numpy => runner.npy(bytes, None, 0),
+        _ => runner.raw(bytes),
+    }
+    let findings = std::mem::take(&mut a.findings);
+    a.findings = policy::dedupe(findings);
+    a.verdict = Verdict::of(&a.findings);
+    a
+}
+
+struct Runner<'r> {
+    policy: &'r Policy,
+    limits: &'r PickleLimits,
+    analysis: &'r mut Analysis,
+}
+
+impl Runner<'_> {
+    /// Runs one stream, records its report and findings, and returns its program.
+    fn run(&mut self, stream: &Stream<'_>) -> Program {
+        let program = vm::run(&stream.bytes, stream.start, self.limits);
+        let ctx = Context {
+            member: stream.member.as_deref(),
+            base_offset: stream.base_offset,
+            persistent: stream.persistent,
+        };
+        self.analysis
+            .findings
+            .extend(self.policy.evaluate(&program, &ctx));
+        if let Some(err) = &program.error {
+            // Everything seen before the break is already judged. A loader would stop here too,
+            // but read on without executing to report any import written after the break.
+            self.analysis.findings.push(
+                Finding::new(
+                    Risk::Info,
+                    None,
+                    format!("malformed pickle: {err}; a loader would fail here"),
+                )
+                .at(ctx.member, ctx.base_offset + err.offset(), None),
+            );
+            let after = usize::try_from(err.offset())
+                .unwrap_or(usize::MAX)
+                .saturating_add(1);
+            for (offset, op, module, name) in globals_by_walk(&stream.bytes, after) {
+                let class = self.policy.classify(&module, &name);
+                let (risk, reason) = match class {
+                    Class::Allowed | Class::UserAllowed => continue,
+                    Class::Dangerous(r) => (Risk::Dangerous, r),
+                    Class::Unknown(r) => (Risk::Suspicious, r),
+                };
+                self.analysis.findings.push(
+                    Finding::new(
+                        risk,
+                        Some(format!("{module}.{name}")),
+                        format!("{reason} (written after the point where loading fails)"),
+                    )
+                    .at(ctx.member, ctx.base_offset + offset, Some(op)),
+                );
+            }
+        }
+        self.analysis.streams.push(StreamReport {
+            member: stream.member.clone(),
+            offset: stream.base_offset + stream.start as u64,
+            length: program.end.saturating_sub(stream.start as u64),
+            protocol: program.protocol,
+            opcodes: program.ops,
+            role: match stream.role {
+                Role::Object => "object",
+                Role::Header => "header",
+                Role::Records => "records",
+                Role::Extra => "extra member",
+                Role::Concatenated => "concatenated",
+                Role::NumpyObject => "numpy object array",
+            },
+            error: program.error.as_ref().map(ToString::to_string),
+        });
+        program
+    }
+
+    fn finding(&mut self, f: Finding) {
+        self.analysis.findings.push(f);
+    }
+
+    /// Raw pickle streams, one after another until the bytes end.
+    fn raw(&mut self, bytes: &[u8]) {
+        let mut at = 0usize;
+        for index in 0..MAX_CONCATENATED {
+            let stream = Stream {
+                member: None,
+                bytes: Cow::Borrowed(bytes),
+                start: at,
+                base_offset: 0,
+                role: if index == 0 {
+                    Role::Object
+                } else {
+                    Role::Concatenated
+                },
+                persistent: PersistentKind::None,
+            };
+            let program = self.run(&stream);
+            let failed = program.error.is_some();
+            let end = usize::try_from(program.end).unwrap_or(bytes.len());
+            if index == 0 {
+                self.analysis.object = Some(program);
+            }
+            if failed {
+                return;
+            }
+            at = end;
+            let rest = bytes.get(at..).unwrap_or(&[]);
+            if rest.iter().all(u8::is_ascii_whitespace) {
+                return;
+            }
+            if !container::looks_like_pickle(rest) {
+                self.finding(
+                    Finding::new(
+                        Risk::Info,
+                        None,
+                        format!(
+                            "{} bytes follow the last pickle and are not a pickle",
+                            rest.len()
+                        ),
+                    )
+                    .at(None, at as u64, None),
+                );
+                return;
+            }
+            if index == 0 {
+                self.finding(
+                    Finding::new(
+                        Risk::Info,
+                        None,
+                        "more pickles follow the first one: `pickle.load` reads one, joblib-style loaders read them all; all are scanned",
+                    )
+                    .at(None, at as u64, None),
+                );
+            }
+        }
+    }
+
+    fn zip(&mut self, bytes: &[u8], format: Format) {
+        let archive = match container::torch_zip(bytes) {
+            Ok(z) => z,
+            Err(e) => {
+                self.finding(Finding::new(
+                    Risk::Suspicious,
+                    None,
+                    format!("the zip archive cannot be read ({e}); nothing in it was scanned"),
+                ));
+                return;
+            }
+        };
+        self.analysis
+            .findings
+            .extend(archive.findings.iter().cloned());
+        let data_pkl = archive.data_pkl;
+        let mut referenced: Vec<String> = Vec::new();
+        if let Some(i) = data_pkl {
+            let entry = &archive.entries[i];
+            match container::member_bytes(bytes, entry) {
+                Ok(b) => {
+                    let stream = Stream {
+                        member: Some(entry.name.clone()),
+                        bytes: b,
+                        start: 0,
+                        base_offset: 0,
+                        role: Role::Object,
+                        persistent: PersistentKind::Storage,
+                    };
+                    let program = self.run(&stream);
+                    referenced = torch::storage_keys(&program.arena);
+                    self.analysis.object = Some(program);
+                }
+                Err(e) => self.finding(Finding::new(Risk::Suspicious, None, e)),
+            }
+        } else if matches!(format, Format::PytorchZip | Format::Torchscript) {
+            self.finding(Finding::new(
+                Risk::Info,
+                None,
+                "no data.pkl in the archive: torch.load would fail",
+            ));
+        }
+        // Every other member that parses as a pickle is scanned too, whatever its name.
+        for (i, entry) in archive.entries.iter().enumerate() {
+            if Some(i) == data_pkl || entry.name.ends_with('/') {
+                continue;
+            }
+            if (format == Format::NumpyZip || entry.name.to_ascii_lowercase().ends_with(".npy"))
+                && let Ok(b) = container::member_bytes(bytes, entry)
+                && b.starts_with(b"\x93NUMPY")
+            {
+                self.npy(&b, Some(entry.name.clone()), 0);
+                continue;
+            }
+            let is_referenced_record = referenced.iter().any(|k| {
+                archive
+                    .record(k)
+                    .is_some_and(|r| r.local_header_offset == entry.local_header_offset)
+            });
+            if is_referenced_record {
+                continue;
+            }
+            let Ok(b) = container::member_bytes(bytes, entry) else {
+                continue;
+            };
+            if !container::looks_like_pickle(&b) {
+                continue;
+            }
+            let stream = Stream {
+                member: Some(entry.name.clone()),
+                bytes: b,
+                start: 0,
+                base_offset: 0,
+                role: Role::Extra,
+                persistent: PersistentKind::Storage,
+            };
+            let program = self.run(&stream);
+            // Random bytes that happen to start like a pickle fail at once; only report members
+            // that really are pickles.
+            if program.error.is_some() && program.events.is_empty() && program.ops < 8 {
+                self.analysis.streams.pop();
+                self.analysis
+                    .findings
+                    .retain(|f| f.member.as_deref() != Some(entry.name.as_str()));
+                continue;
+            }
+            let lower = entry.name.to_ascii_lowercase();
+            let expected = lower.ends_with("constants.pkl")
+                || (archive.torchscript && lower.ends_with(".pkl"));
+            if !expected {
+                self.finding(Finding::new(
+                    Risk::Info,
+                    None,
+                    format!(
+                        "member `{}` is a pickle that torch.load does not read; other tools might",
+                        entry.name
+                    ),
+                ));
+            }
+        }
+        self.analysis.zip = Some(archive);
+    }
+
+    fn legacy(&mut self, bytes: &[u8]) {
+        let mut at = 0usize;
+        let mut little_endian = true;
+        let roles = [
+            Role::Header,
+            Role::Header,
+            Role::Header,
+            Role::Object,
+            Role::Records,
+        ];
+        for (i, role) in roles.into_iter().enumerate() {
+            let stream = Stream {
+                member: None,
+                bytes: Cow::Borrowed(bytes),
+                start: at,
+                base_offset: 0,
+                role,
+                persistent: if role == Role::Object {
+                    PersistentKind::Storage
+                } else {
+                    PersistentKind::None
+                },
+            };
+            let program = self.run(&stream);
+            if program.error.is_some() {
+                if role == Role::Object {
+                    self.analysis.object = Some(program);
+                }
+                return;
+            }
+            at = usize::try_from(program.end).unwrap_or(bytes.len());
+            if i == 2
+                && let Some(root) = program.root
+            {
+                little_endian = torch::sys_info_little_endian(&program.arena, root).unwrap_or(true);
+            }
+            if role == Role::Object {
+                self.analysis.object = Some(program);
+            } else if role == Role::Records {
+                self.analysis.legacy_keys = Some(program);
+            }
+        }
+        self.analysis.legacy = Some(LegacyLayout {
+            storages_start: at as u64,
+            little_endian,
+        });
+    }
+
+    fn tar(&mut self, bytes: &[u8]) {
+        let mut layout = tar::TarLayout::default();
+        let members = tar::members(bytes);
+        for name in ["sys_info", "pickle", "storages", "tensors"] {
+            if !members.iter().any(|m| m.name == name) {
+                self.finding(Finding::new(
+                    Risk::Info,
+                    None,
+                    format!("the tar archive has no `{name}` member"),
+                ));
+            }
+        }
+        for m in &members {
+            let Some(data) = bytes.get(m.data.start as usize..m.data.end as usize) else {
+                continue;
+            };
+            let emit =
+                |runner: &mut Runner<'_>, start: usize, role: Role, persistent: PersistentKind| {
+                    let stream = Stream {
+                        member: Some(m.name.clone()),
+                        bytes: Cow::Borrowed(data),
+                        start,
+                        base_offset: 0,
+                        role,
+                        persistent,
+                    };
+                    runner.run(&stream)
+                };
+            match m.name.as_str() {
+                "pickle" => {
+                    let program = emit(self, 0, Role::Object, PersistentKind::Key);
+                    self.analysis.object = Some(program);
+                }
+                "storages" => {
+                    tar::read_storages(data, m.data.start, &mut layout, &mut |start| {
+                        emit(self, start, Role::Records, PersistentKind::None)
+                    });
+                }
+                "tensors" => {
+                    tar::read_tensors(data, &mut layout, &mut |start| {
+                        emit(self, start, Role::Records, PersistentKind::None)
+                    });
+                }
+                "sys_info" => {
+                    emit(self, 0, Role::Header, PersistentKind::None);
+                }
+                _ => {
+                    if container::looks_like_pickle(data) {
+                        emit(self, 0, Role::Extra, PersistentKind::None);
+                    }
+                }
+            }
+        }
+        self.analysis.findings.extend(
+            layout
+                .problems
+                .iter()
+                .map(|p| Finding::new(Risk::Info, None, p.clone())),
+        );
+        self.analysis.tar = Some(layout);
+    }
+
+    fn npy(&mut self, bytes: &[u8], member: Option<String>, base: u64) {
+        match container::npy_header(bytes) {
+            Ok(header) => {
+                if header.is_object() {
+                    self.finding(Finding::new(
+                        Risk::Info,
+                        None,
+                        format!(
+                            "object array{}: its data is a pickle, loaded only with allow_pickle=True",
+                            member.as_deref().map(|m| format!(" `{m}`")).unwrap_or_default()
+                        ),
+                    ));
+                    let stream = Stream {
+                        member: member.clone(),
+                        bytes: Cow::Owned(bytes.to_vec()),
+                        start: header.data_start,
+                        base_offset: base,
+                        role: Role::NumpyObject,
+                        persistent: PersistentKind::None,
+                    };
+                    let program = self.run(&stream);
+                    if member.is_none() {
+                        self.analysis.object = Some(program);
+                    }
+                }
+                if member.is_none() {
+                    self.analysis.npy = Some(header);
+                }
+            }
+            Err(e) => self.finding(Finding::new(Risk::Info, None, e)),
+        }
+    }
+}
+
+/// Walks opcodes linearly from `start` (as `pickletools.genops` does, without a stack) and
+/// returns every GLOBAL and INST name: what a stream mentions after a point where the machine
+/// had to stop.
+pub fn globals_by_walk(bytes: &[u8], start: usize) -> Vec<(u64, Op, String, String)> {
+    let mut out = Vec::new();
+    let mut at = start;
+    let line = |at: &mut usize| -> Option<String> {
+        let rest = bytes.get(*at..)?;
+        let nl = rest.iter().position(|&b| b == b'\n')?;
+        let text = String::from_utf8_lossy(&rest[..nl]).into_owned();
+        *at += nl + 1;
+        Some(text)
+    };
+    let mut steps = 0usize;
+    while let Some(&b) = bytes.get(at) {
+        steps += 1;
+        if steps > 10_000_000 {
+            break;
+        }
+        let Some(op) = Op::from_byte(b) else {
+            // Resynchronise: skip the byte.
+            at += 1;
+            continue;
+        };
+        let offset = at as u64;
+        at += 1;
+        let fixed = |n: usize, at: &mut usize| -> Option<()> {
+            *at = at.saturating_add(n);
+            Some(())
+        };
+        let counted = |width: usize, at: &mut usize| -> Option<()> {
+            let len_bytes = bytes.get(*at..*at + width)?;
+            let mut buf = [0u8; 8];
+            buf[..width].copy_from_slice(len_bytes);
+            let len = usize::try_from(u64::from_le_bytes(buf)).ok()?;
+            *at = at.checked_add(width)?.checked_add(len)?;
+            Some(())
+        };
+        let ok = match op {
+            Op::Global | Op::Inst => match (line(&mut at), line(&mut at)) {
+                (Some(m), Some(n)) => {
+                    out.push((offset, op, m, n));
+                    Some(())
+                }
+                _ => None,
+            },
+            Op::Int
+            | Op::Long
+            | Op::Float
+            | Op::String
+            | Op::Unicode
+            | Op::Persid
+            | Op::Get
+            | Op::Put => line(&mut at).map(|_| ()),
+            Op::BinInt | Op::LongBinGet | Op::LongBinPut | Op::Ext4 => fixed(4, &mut at),
+            Op::BinInt1 | Op::BinGet | Op::BinPut | Op::Proto | Op::Ext1 => fixed(1, &mut at),
+            Op::BinInt2 | Op::Ext2 => fixed(2, &mut at),
+            Op::BinFloat | Op::Frame => fixed(8, &mut at),
+            Op::ShortBinString | Op::ShortBinBytes | Op::ShortBinUnicode | Op::Long1 => {
+                counted(1, &mut at)
+            }
+            Op::BinString | Op::BinUnicode | Op::BinBytes | Op::Long4 => counted(4, &mut at),
+            Op::BinUnicode8 | Op::BinBytes8 | Op::ByteArray8 => counted(8, &mut at),
+            _ => Some(()),
+        };
+        if ok.is_none() {
+            break;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn walk_finds_globals_after_garbage() {
+        let bytes = b"\xff\xffcos\nsystem\n\x80\x02X\x01\x00\x00\x00a.";
+        let found = globals_by_walk(bytes, 0);
+        assert_eq!(found.len(), 1);
+        assert_eq!((found[0].2.as_str(), found[0].3.as_str()), ("os", "system"));
+    }
+}

@@ -1,0 +1,1031 @@
+//! What a pickle may import and call and still be called safe.
+//!
+//! The verdict is decided by an **allowlist**, modelled on `torch.load(weights_only=True)`: a file
+//! is `safe` only if every global it imports is on the list, every call targets an allowlisted
+//! callable, BUILD only sets state on tensors, parameters and ordered dicts, and persistent ids
+//! are storages. Anything else is at least `suspicious`, so a function nobody thought of cannot
+//! make a file look safe. The denylist and the name heuristics below only decide how loud the
+//! warning is (`dangerous` for what runs code, spawns processes, touches files or sockets, or
+//! loads another pickle); they are never what makes a file safe.
+
+use std::collections::BTreeMap;
+
+use crate::pickle::opcode::Op;
+use crate::pickle::value::{Arena, Node, Val};
+use crate::pickle::vm::{Event, Program};
+
+/// How risky a finding is. Ordered: a file's verdict is its worst finding.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Risk {
+    /// Worth knowing; does not change the verdict.
+    Info,
+    /// Not allowlisted: loading would import or call something ckptscope cannot vouch for.
+    Suspicious,
+    /// Loading would run code, spawn a process, touch files or the network, or load more pickles.
+    Dangerous,
+}
+
+/// A file's overall verdict.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Only allowlisted globals and operations.
+    Safe,
+    /// Something outside the allowlist.
+    Suspicious,
+    /// Something that runs code when loaded.
+    Dangerous,
+}
+
+impl Verdict {
+    /// The verdict of a set of findings.
+    pub fn of<'a>(findings: impl IntoIterator<Item = &'a Finding>) -> Verdict {
+        findings
+            .into_iter()
+            .map(|f| match f.risk {
+                Risk::Info => Verdict::Safe,
+                Risk::Suspicious => Verdict::Suspicious,
+                Risk::Dangerous => Verdict::Dangerous,
+            })
+            .max()
+            .unwrap_or(Verdict::Safe)
+    }
+
+    /// `safe`, `suspicious`, `dangerous`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Safe => "safe",
+            Verdict::Suspicious => "suspicious",
+            Verdict::Dangerous => "dangerous",
+        }
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One thing the scan found.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Finding {
+    /// How risky.
+    #[serde(rename = "severity")]
+    pub risk: Risk,
+    /// The global involved, `module.name`, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub global: Option<String>,
+    /// One line saying why it matters.
+    pub reason: String,
+    /// The archive member holding the pickle, for archives.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub member: Option<String>,
+    /// Offset of the opcode in the pickle stream (in the member for archives, in the file
+    /// otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+    /// The opcode (`REDUCE`, `GLOBAL`...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub opcode: Option<&'static str>,
+    /// How many times the same finding occurred (first offset kept).
+    #[serde(skip_serializing_if = "is_one")]
+    pub count: u64,
+}
+
+fn is_one(n: &u64) -> bool {
+    *n == 1
+}
+
+impl Finding {
+    /// A finding with no location yet.
+    pub fn new(risk: Risk, global: Option<String>, reason: impl Into<String>) -> Finding {
+        Finding {
+            risk,
+            global,
+            reason: reason.into(),
+            member: None,
+            offset: None,
+            opcode: None,
+            count: 1,
+        }
+    }
+
+    /// Sets where it was found.
+    pub fn at(mut self, member: Option<&str>, offset: u64, opcode: Option<Op>) -> Finding {
+        self.member = member.map(str::to_string);
+        self.offset = Some(offset);
+        self.opcode = opcode.map(Op::name);
+        self
+    }
+}
+
+/// What a global is, for the policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Class {
+    /// On the allowlist.
+    Allowed,
+    /// Allowed because the user said so.
+    UserAllowed,
+    /// Runs code or has side effects; the reason says which.
+    Dangerous(String),
+    /// Not on the allowlist; the reason says what is known of it.
+    Unknown(String),
+}
+
+/// The rules one scan applies: the built-in allowlist plus the user's additions.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// Globals the user allows (`module.name`, or `module.*` for a whole module).
+    pub user_allow: Vec<String>,
+}
+
+impl Policy {
+    /// The built-in policy plus `allow`.
+    pub fn with_allow(allow: impl IntoIterator<Item = String>) -> Policy {
+        Policy {
+            user_allow: allow.into_iter().collect(),
+        }
+    }
+
+    /// Classifies `module.name` as written in a pickle.
+    pub fn classify(&self, module: &str, name: &str) -> Class {
+        let (module, name) = normalize(module, name);
+        let full = format!("{module}.{name}");
+        if is_allowlisted(&module, &name) {
+            return Class::Allowed;
+        }
+        let dangerous = dangerous_reason(&module, &name);
+        let user = self.user_allow.iter().any(|a| {
+            a == &full
+                || a.strip_suffix(".*")
+                    .is_some_and(|m| module == m || module.starts_with(&format!("{m}.")))
+        });
+        if user {
+            if let Some(reason) = &dangerous
+                && HARD_BLOCKED_MODULES.contains(&root_module(&module))
+            {
+                return Class::Dangerous(format!(
+                    "{reason} (cannot be allowed: module `{module}` is always blocked)"
+                ));
+            }
+            return Class::UserAllowed;
+        }
+        if let Some(reason) = dangerous {
+            return Class::Dangerous(reason);
+        }
+        Class::Unknown(unknown_reason(&module, &name))
+    }
+
+    /// Evaluates the events of one pickle run into findings.
+    pub fn evaluate(&self, program: &Program, ctx: &Context<'_>) -> Vec<Finding> {
+        let arena = &program.arena;
+        let mut out = Vec::new();
+        let at = |f: Finding, offset: u64, op: Option<Op>| {
+            f.at(ctx.member, offset + ctx.base_offset, op)
+        };
+        for event in &program.events {
+            match event {
+                Event::Global { node, offset, op } => {
+                    let Some(Node::Global { module, name }) = arena.get(*node) else {
+                        continue;
+                    };
+                    let full = display_global(module, name);
+                    match self.classify(module, name) {
+                        Class::Allowed | Class::UserAllowed => {}
+                        Class::Dangerous(reason) => out.push(at(
+                            Finding::new(Risk::Dangerous, Some(full), reason),
+                            *offset,
+                            Some(*op),
+                        )),
+                        Class::Unknown(reason) => out.push(at(
+                            Finding::new(Risk::Suspicious, Some(full), reason),
+                            *offset,
+                            Some(*op),
+                        )),
+                    }
+                }
+                Event::Call { node, offset, op } => {
+                    let Some(Node::Object(obj)) = arena.get(*node) else {
+                        continue;
+                    };
+                    if let Some(f) = self.check_call(arena, obj.callable, *op) {
+                        out.push(at(f, *offset, Some(*op)));
+                    }
+                }
+                Event::Build { target, offset, .. } => {
+                    if let Some(f) = self.check_build(arena, *target) {
+                        out.push(at(f, *offset, Some(Op::Build)));
+                    }
+                }
+                Event::Persistent { pid, offset, op } => {
+                    if let Some(f) = check_persistent(arena, *pid, ctx.persistent) {
+                        out.push(at(f, *offset, Some(*op)));
+                    }
+                }
+                Event::MethodCall { target, offset, op } => {
+                    if let Some(f) = self.check_method_call(arena, *target, *op) {
+                        out.push(at(f, *offset, Some(*op)));
+                    }
+                }
+                Event::Extension { code, offset } => out.push(at(
+                    Finding::new(
+                        Risk::Suspicious,
+                        Some(format!("<extension code {code}>")),
+                        "EXT opcode: imports whatever global `copyreg` has registered under this code in the loading process; unknown until load time",
+                    ),
+                    *offset,
+                    Some(Op::Ext4),
+                )),
+                Event::Buffer { offset } => out.push(at(
+                    Finding::new(
+                        Risk::Info,
+                        None,
+                        "out-of-band buffer (protocol 5): the loader must supply it; torch.load cannot",
+                    ),
+                    *offset,
+                    Some(Op::NextBuffer),
+                )),
+            }
+        }
+        out
+    }
+
+    fn is_allowed(&self, arena: &Arena, callable: Val) -> bool {
+        arena.global(callable).is_some_and(|(m, n)| {
+            matches!(self.classify(m, n), Class::Allowed | Class::UserAllowed)
+        })
+    }
+
+    fn check_call(&self, arena: &Arena, callable: Val, op: Op) -> Option<Finding> {
+        match arena.node(callable) {
+            // The import itself was judged when it happened.
+            Some(Node::Global { .. }) => None,
+            Some(Node::Extension { code }) => Some(Finding::new(
+                Risk::Suspicious,
+                Some(format!("<extension code {code}>")),
+                format!(
+                    "{} calls a global from copyreg's extension registry",
+                    op.name()
+                ),
+            )),
+            _ => Some(Finding::new(
+                Risk::Dangerous,
+                None,
+                format!(
+                    "{} calls a value computed while loading ({}), not an imported name: the classic way to reach functions a scanner does not list",
+                    op.name(),
+                    arena.repr(callable, 80)
+                ),
+            )),
+        }
+    }
+
+    fn check_build(&self, arena: &Arena, target: Val) -> Option<Finding> {
+        match arena.node(target) {
+            Some(Node::Object(obj)) => {
+                if self.is_allowed(arena, obj.callable) {
+                    None
+                } else if arena.global(obj.callable).is_some() {
+                    // An unknown class: its import is already a finding.
+                    None
+                } else {
+                    Some(Finding::new(
+                        Risk::Suspicious,
+                        None,
+                        format!(
+                            "BUILD sets the state of {}, which is not a tensor, parameter or OrderedDict",
+                            arena.repr(target, 80)
+                        ),
+                    ))
+                }
+            }
+            Some(Node::Global { module, name }) => Some(Finding::new(
+                Risk::Dangerous,
+                Some(display_global(module, name)),
+                "BUILD sets attributes on an imported function or class itself (for example its __code__ or __globals__), changing what later calls do",
+            )),
+            _ => Some(Finding::new(
+                Risk::Suspicious,
+                None,
+                format!(
+                    "BUILD on {}, which a real unpickler would reject or treat specially",
+                    arena.repr(target, 80)
+                ),
+            )),
+        }
+    }
+
+    fn check_method_call(&self, arena: &Arena, target: Val, op: Op) -> Option<Finding> {
+        let method = match op {
+            Op::Append => "append",
+            Op::Appends => "extend",
+            Op::AddItems => "add",
+            _ => "__setitem__",
+        };
+        let obj = arena.object(target)?;
+        let callable = arena.global(obj.callable);
+        let dict_like = callable.is_some_and(|(m, n)| {
+            let (m, n) = normalize(m, n);
+            matches!(
+                (m.as_str(), n.as_str()),
+                ("collections", "OrderedDict" | "Counter")
+                    | ("builtins", "set" | "dict" | "list" | "bytearray")
+            )
+        });
+        if dict_like {
+            return None;
+        }
+        if callable.is_some() && !self.is_allowed(arena, obj.callable) {
+            // The unknown class is already a finding; its methods are as unknown as it is.
+            return None;
+        }
+        Some(Finding::new(
+            Risk::Suspicious,
+            callable.map(|(m, n)| display_global(m, n)),
+            format!(
+                "{} calls `{method}` on {}, which is not a plain list, dict or set",
+                op.name(),
+                arena.repr(target, 80)
+            ),
+        ))
+    }
+}
+
+/// Where a pickle sits and how its persistent ids are meant to be read.
+#[derive(Clone, Copy, Debug)]
+pub struct Context<'a> {
+    /// Archive member, if any.
+    pub member: Option<&'a str>,
+    /// Added to event offsets (the pickle's start in the file for non-archives).
+    pub base_offset: u64,
+    /// What persistent ids are legitimate here.
+    pub persistent: PersistentKind,
+}
+
+/// The persistent ids a container legitimately uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PersistentKind {
+    /// `('storage', ...)` tuples (zip and legacy torch files).
+    Storage,
+    /// Storage keys as strings or ints (the old tar format).
+    Key,
+    /// None at all (plain pickles, NumPy).
+    None,
+}
+
+fn check_persistent(arena: &Arena, pid: Val, kind: PersistentKind) -> Option<Finding> {
+    let ok = match kind {
+        PersistentKind::Storage => arena
+            .seq(pid)
+            .and_then(|items| items.first())
+            .and_then(|first| arena.text(*first))
+            .is_some_and(|t| t == "storage"),
+        PersistentKind::Key => {
+            matches!(arena.node(pid), Some(Node::Str(_)))
+                || matches!(pid, Val::Int(_))
+                || arena.seq(pid).is_some()
+        }
+        PersistentKind::None => false,
+    };
+    (!ok).then(|| {
+        Finding::new(
+            Risk::Suspicious,
+            None,
+            format!(
+                "persistent id {} is not a storage reference; the loader's persistent_load decides what it becomes",
+                arena.repr(pid, 80)
+            ),
+        )
+    })
+}
+
+/// Merges repeated findings (same risk, global, reason and member) into one with a count,
+/// keeping the first location; worst first, then by offset.
+pub fn dedupe(findings: Vec<Finding>) -> Vec<Finding> {
+    let mut merged: BTreeMap<(Risk, Option<String>, String, Option<String>), Finding> =
+        BTreeMap::new();
+    let mut order = Vec::new();
+    for f in findings {
+        let key = (f.risk, f.global.clone(), f.reason.clone(), f.member.clone());
+        match merged.get_mut(&key) {
+            Some(existing) => existing.count += f.count,
+            None => {
+                order.push(key.clone());
+                merged.insert(key, f);
+            }
+        }
+    }
+    let mut out: Vec<Finding> = order
+        .into_iter()
+        .filter_map(|k| merged.remove(&k))
+        .collect();
+    out.sort_by_key(|f| std::cmp::Reverse(f.risk));
+    out
+}
+
+/// `module.name` as users read it.
+pub fn display_global(module: &str, name: &str) -> String {
+    format!("{module}.{name}")
+}
+
+/// Python 2 names that `pickle` maps to Python 3 ones when it loads a protocol < 3 pickle
+/// (`_compat_pickle`), so `__builtin__.eval` is judged as `builtins.eval`.
+pub fn normalize(module: &str, name: &str) -> (String, String) {
+    let module = match module {
+        "__builtin__" | "exceptions" => "builtins",
+        "copy_reg" => "copyreg",
+        "cPickle" => "pickle",
+        "cStringIO" | "StringIO" => "io",
+        "commands" => "subprocess",
+        "urllib2" => "urllib.request",
+        "httplib" => "http.client",
+        "SocketServer" => "socketserver",
+        "thread" => "_thread",
+        "dummy_thread" => "_dummy_thread",
+        "UserDict" | "UserList" | "UserString" => "collections",
+        other => other,
+    };
+    let name = match (module, name) {
+        ("builtins", "xrange") => "range",
+        ("builtins", "unicode") => "str",
+        ("builtins", "basestring") => "str",
+        ("builtins", "long") => "int",
+        ("builtins", "reduce") => "functools.reduce",
+        ("builtins", "intern") => "sys.intern",
+        ("builtins", "unichr") => "chr",
+        ("builtins", "raw_input") => "input",
+        (_, other) => other,
+    };
+    // `builtins.functools.reduce` above is not a real name: keep it pointing at the module.
+    if let Some(rest) = name.strip_prefix("functools.") {
+        return ("functools".into(), rest.into());
+    }
+    if let Some(rest) = name.strip_prefix("sys.") {
+        return ("sys".into(), rest.into());
+    }
+    (module.to_string(), name.to_string())
+}
+
+fn root_module(module: &str) -> &str {
+    module.split('.').next().unwrap_or(module)
+}
+
+/// Modules whose globals are never allowed, whatever the user says (as torch does).
+const HARD_BLOCKED_MODULES: &[&str] = &["os", "posix", "nt", "sys", "subprocess", "pty", "runpy"];
+
+const DTYPE_NAMES: &[&str] = &[
+    "float32",
+    "float",
+    "float64",
+    "double",
+    "float16",
+    "half",
+    "bfloat16",
+    "complex32",
+    "chalf",
+    "complex64",
+    "cfloat",
+    "complex128",
+    "cdouble",
+    "uint8",
+    "int8",
+    "int16",
+    "short",
+    "int32",
+    "int",
+    "int64",
+    "long",
+    "bool",
+    "qint8",
+    "quint8",
+    "qint32",
+    "quint4x2",
+    "quint2x4",
+    "float8_e5m2",
+    "float8_e4m3fn",
+    "float8_e5m2fnuz",
+    "float8_e4m3fnuz",
+    "float8_e8m0fnu",
+    "float4_e2m1fn_x2",
+    "uint16",
+    "uint32",
+    "uint64",
+    "uint1",
+    "uint2",
+    "uint3",
+    "uint4",
+    "uint5",
+    "uint6",
+    "uint7",
+    "int1",
+    "int2",
+    "int3",
+    "int4",
+    "int5",
+    "int6",
+    "int7",
+    "bits1x8",
+    "bits2x4",
+    "bits4x2",
+    "bits8",
+    "bits16",
+];
+
+const REBUILD_FUNCTIONS: &[&str] = &[
+    "_rebuild_parameter",
+    "_rebuild_parameter_with_state",
+    "_rebuild_qtensor",
+    "_rebuild_tensor",
+    "_rebuild_tensor_v2",
+    "_rebuild_tensor_v3",
+    "_rebuild_sparse_tensor",
+    "_rebuild_meta_tensor_no_storage",
+    "_rebuild_wrapper_subclass",
+    "_rebuild_device_tensor_from_numpy",
+    "_rebuild_device_tensor_from_cpu_tensor",
+];
+
+const QSCHEMES: &[&str] = &[
+    "per_tensor_affine",
+    "per_tensor_symmetric",
+    "per_channel_affine",
+    "per_channel_symmetric",
+    "per_channel_affine_float_qparams",
+];
+
+/// Value constructors with no side effects: `torch.load(weights_only=True)` allows the first
+/// three; the others build plain values the same way and are allowed here too.
+const SAFE_BUILTINS: &[&str] = &[
+    "set",
+    "bytearray",
+    "complex",
+    "frozenset",
+    "slice",
+    "range",
+    "dict",
+    "list",
+    "tuple",
+    "int",
+    "float",
+    "bool",
+    "str",
+    "bytes",
+];
+
+fn is_ident(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The built-in allowlist.
+pub fn is_allowlisted(module: &str, name: &str) -> bool {
+    match module {
+        "collections" => matches!(name, "OrderedDict" | "Counter"),
+        "torch.nn.parameter" => name == "Parameter",
+        "torch.serialization" => name == "_get_layout",
+        "_codecs" => name == "encode",
+        "builtins" => SAFE_BUILTINS.contains(&name),
+        "torch._utils" => REBUILD_FUNCTIONS.contains(&name),
+        "torch._tensor" => name == "_rebuild_from_type_v2",
+        "torch" => {
+            matches!(name, "Size" | "Tensor" | "device")
+                || DTYPE_NAMES.contains(&name)
+                || QSCHEMES.contains(&name)
+                || is_tensor_or_storage_class(name)
+        }
+        "torch.cuda" | "torch.sparse" | "torch.cuda.sparse" => is_tensor_or_storage_class(name),
+        "torch.storage" => matches!(name, "UntypedStorage" | "TypedStorage" | "_LegacyStorage"),
+        _ => false,
+    }
+}
+
+fn is_tensor_or_storage_class(name: &str) -> bool {
+    is_ident(name)
+        && name.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+        && (name.ends_with("Tensor") || name.ends_with("Storage"))
+}
+
+/// Modules whose every global is dangerous, with what they do.
+const DANGEROUS_MODULES: &[(&str, &str)] = &[
+    (
+        "os",
+        "operating-system access: runs commands, writes and deletes files",
+    ),
+    (
+        "posix",
+        "operating-system access: runs commands, writes and deletes files",
+    ),
+    (
+        "nt",
+        "operating-system access: runs commands, writes and deletes files",
+    ),
+    ("subprocess", "spawns processes"),
+    ("_posixsubprocess", "spawns processes"),
+    ("pty", "spawns processes"),
+    ("sys", "interpreter internals (modules, import hooks, exit)"),
+    ("shutil", "copies, moves and deletes files"),
+    ("socket", "opens network connections"),
+    ("socketserver", "opens network servers"),
+    ("ssl", "opens network connections"),
+    ("http", "opens network connections"),
+    ("urllib", "downloads from the network"),
+    ("urllib3", "downloads from the network"),
+    ("requests", "downloads from the network"),
+    ("ftplib", "opens network connections"),
+    ("smtplib", "opens network connections"),
+    ("telnetlib", "opens network connections"),
+    ("poplib", "opens network connections"),
+    ("imaplib", "opens network connections"),
+    ("webbrowser", "opens URLs in a browser"),
+    ("runpy", "runs Python modules and files"),
+    ("code", "runs Python source"),
+    ("codeop", "compiles Python source"),
+    ("importlib", "imports arbitrary modules"),
+    ("pkgutil", "imports arbitrary modules (resolve_name)"),
+    ("pydoc", "imports arbitrary objects by name (locate)"),
+    ("zipimport", "imports code from archives"),
+    ("ctypes", "calls native code"),
+    ("_ctypes", "calls native code"),
+    ("cffi", "calls native code"),
+    ("multiprocessing", "spawns processes"),
+    ("concurrent", "runs callables in workers"),
+    ("asyncio", "spawns processes and opens connections"),
+    ("threading", "runs callables in threads"),
+    ("_thread", "runs callables in threads"),
+    ("signal", "installs signal handlers"),
+    ("pickle", "loads another pickle (nested payload)"),
+    ("_pickle", "loads another pickle (nested payload)"),
+    ("dill", "loads another pickle (nested payload)"),
+    ("cloudpickle", "loads another pickle (nested payload)"),
+    ("joblib", "loads another pickle (nested payload)"),
+    ("shelve", "loads pickles from disk"),
+    ("marshal", "loads Python bytecode"),
+    ("types", "builds functions and code objects"),
+    (
+        "operator",
+        "reaches arbitrary attributes and methods (attrgetter, methodcaller)",
+    ),
+    (
+        "_operator",
+        "reaches arbitrary attributes and methods (attrgetter, methodcaller)",
+    ),
+    (
+        "functools",
+        "wraps and calls arbitrary callables (partial, reduce)",
+    ),
+    ("timeit", "runs Python source"),
+    ("trace", "runs Python source"),
+    ("profile", "runs Python source"),
+    ("cProfile", "runs Python source"),
+    ("pdb", "runs Python source"),
+    ("bdb", "runs Python source"),
+    ("doctest", "runs Python source"),
+    ("idlelib", "runs Python source"),
+    ("lib2to3", "reads and writes files"),
+    ("distutils", "runs build commands and writes files"),
+    ("setuptools", "runs build commands and writes files"),
+    ("pip", "installs packages"),
+    ("ensurepip", "installs packages"),
+    ("venv", "creates environments and runs installers"),
+    ("site", "changes import paths"),
+    ("tempfile", "creates files"),
+    ("io", "opens files"),
+    ("_io", "opens files"),
+    ("codecs", "opens files (codecs.open)"),
+    ("gc", "reaches every live object"),
+    ("inspect", "reaches frames and globals"),
+    ("platform", "runs commands"),
+    ("_winapi", "operating-system access"),
+    ("winreg", "operating-system access"),
+    ("msvcrt", "operating-system access"),
+    ("builtins.__import__", "imports arbitrary modules"),
+];
+
+/// Single globals elsewhere that run code.
+const DANGEROUS_GLOBALS: &[(&str, &str, &str)] = &[
+    ("builtins", "eval", "evaluates Python source"),
+    ("builtins", "exec", "executes Python source"),
+    ("builtins", "execfile", "executes a Python file"),
+    ("builtins", "compile", "compiles Python source"),
+    ("builtins", "open", "opens files"),
+    ("builtins", "file", "opens files"),
+    ("builtins", "getattr", "reaches any attribute of any object"),
+    ("builtins", "setattr", "changes attributes of any object"),
+    ("builtins", "delattr", "deletes attributes of any object"),
+    ("builtins", "__import__", "imports arbitrary modules"),
+    ("builtins", "globals", "reaches the interpreter's globals"),
+    ("builtins", "locals", "reaches the interpreter's locals"),
+    ("builtins", "vars", "reaches an object's namespace"),
+    ("builtins", "input", "reads from the terminal"),
+    ("builtins", "breakpoint", "starts a debugger"),
+    ("builtins", "reload", "re-imports modules"),
+    ("builtins", "apply", "calls arbitrary callables"),
+    ("builtins", "type", "creates new classes"),
+    ("builtins", "memoryview", "exposes raw memory"),
+    (
+        "copyreg",
+        "_reconstructor",
+        "instantiates arbitrary classes (old-style pickling)",
+    ),
+    ("torch", "load", "loads another (unchecked) pickle"),
+    (
+        "torch.serialization",
+        "load",
+        "loads another (unchecked) pickle",
+    ),
+    (
+        "torch.serialization",
+        "_load",
+        "loads another (unchecked) pickle",
+    ),
+    (
+        "torch.storage",
+        "_load_from_bytes",
+        "loads another (unchecked) pickle from bytes",
+    ),
+    ("torch", "save", "writes files"),
+    ("torch.jit", "load", "loads TorchScript code"),
+    (
+        "torch.hub",
+        "load",
+        "downloads and runs code from the network",
+    ),
+    ("numpy", "load", "loads arrays that may hold pickles"),
+    (
+        "numpy.lib.npyio",
+        "load",
+        "loads arrays that may hold pickles",
+    ),
+    (
+        "numpy.testing._private.utils",
+        "runstring",
+        "executes Python source",
+    ),
+    ("numpy.f2py", "compile", "compiles and imports native code"),
+];
+
+/// Module prefixes inside larger packages that run code.
+const DANGEROUS_PREFIXES: &[(&str, &str)] = &[
+    ("torch.hub", "downloads and runs code from the network"),
+    ("torch.package", "imports code packaged in an archive"),
+    (
+        "torch.utils.cpp_extension",
+        "compiles and loads native code",
+    ),
+    ("torch.utils.bottleneck", "runs Python files"),
+    ("torch.utils.collect_env", "runs shell commands"),
+    ("torch.fx", "builds modules from Python source (exec)"),
+    ("torch._inductor", "compiles and loads generated code"),
+    ("torch._dynamo", "rewrites and runs bytecode"),
+    ("torch.jit", "compiles and runs TorchScript"),
+    ("numpy.distutils", "runs build commands"),
+    ("numpy.f2py", "compiles native code"),
+];
+
+/// Last name components that mean "runs something", in any module.
+const DANGEROUS_NAMES: &[&str] = &[
+    "system",
+    "popen",
+    "popen2",
+    "popen3",
+    "popen4",
+    "spawn",
+    "spawnl",
+    "spawnle",
+    "spawnlp",
+    "spawnv",
+    "spawnve",
+    "spawnvp",
+    "execl",
+    "execle",
+    "execlp",
+    "execv",
+    "execve",
+    "execvp",
+    "exec",
+    "eval",
+    "run",
+    "runcode",
+    "runctx",
+    "runeval",
+    "runcall",
+    "run_path",
+    "run_module",
+    "runsource",
+    "call",
+    "check_call",
+    "check_output",
+    "getoutput",
+    "getstatusoutput",
+    "Popen",
+    "__import__",
+    "import_module",
+    "load_module",
+    "loads",
+    "_load_from_bytes",
+    "load_inline",
+    "attrgetter",
+    "methodcaller",
+    "getattr",
+    "setattr",
+    "urlopen",
+    "urlretrieve",
+    "rmtree",
+    "remove",
+    "unlink",
+    "write_file",
+    "write_text",
+    "write_bytes",
+    "start_new_thread",
+    "create_subprocess_exec",
+    "create_subprocess_shell",
+    "compile",
+    "interact",
+];
+
+fn dangerous_reason(module: &str, name: &str) -> Option<String> {
+    let full = format!("{module}.{name}");
+    for (m, n, why) in DANGEROUS_GLOBALS {
+        if module == *m && name == *n {
+            return Some(format!("`{full}` {why}"));
+        }
+    }
+    let root = root_module(module);
+    for (m, why) in DANGEROUS_MODULES {
+        if root == *m || module == *m {
+            return Some(format!("module `{module}`: {why}"));
+        }
+    }
+    for (prefix, why) in DANGEROUS_PREFIXES {
+        if module == *prefix || module.starts_with(&format!("{prefix}.")) {
+            return Some(format!("module `{module}`: {why}"));
+        }
+    }
+    if name.contains('.') && name.split('.').any(|part| part.starts_with("__")) {
+        return Some(format!(
+            "dotted name `{name}` walks through dunder attributes to reach objects the module does not export (for example __globals__ or __builtins__)"
+        ));
+    }
+    let last = name.rsplit('.').next().unwrap_or(name);
+    if DANGEROUS_NAMES.contains(&last) || (module.ends_with("pickle") && last.starts_with("load")) {
+        return Some(format!(
+            "`{full}`: a function named `{last}` typically runs commands, code or nested loads"
+        ));
+    }
+    if last == "load" && !module.starts_with("torch.") {
+        return Some(format!(
+            "`{full}`: a `load` function deserializes more data, possibly another pickle"
+        ));
+    }
+    None
+}
+
+fn unknown_reason(module: &str, name: &str) -> String {
+    let full = format!("{module}.{name}");
+    let known = [
+        (
+            "numpy",
+            "NumPy object (arrays, dtypes, scalars): benign in itself, but outside torch's weights_only allowlist",
+        ),
+        ("_codecs", "codec function outside the allowlist"),
+        (
+            "argparse",
+            "argparse.Namespace of training arguments: benign in itself, but a class import",
+        ),
+        (
+            "omegaconf",
+            "OmegaConf configuration object: imports omegaconf and calls its constructors",
+        ),
+        (
+            "pathlib",
+            "a path object: benign in itself, but a class import",
+        ),
+        ("collections", "a collections class outside the allowlist"),
+        (
+            "__main__",
+            "a class from the training script: loading needs that script's code and runs its constructor",
+        ),
+        (
+            "torch",
+            "a torch global outside torch's weights_only allowlist",
+        ),
+        (
+            "lightning",
+            "a Lightning class: imports Lightning and runs its constructors",
+        ),
+        (
+            "pytorch_lightning",
+            "a Lightning class: imports Lightning and runs its constructors",
+        ),
+        (
+            "transformers",
+            "a transformers class: imports transformers and runs its constructors",
+        ),
+        ("builtins", "a builtin outside the allowlist"),
+    ];
+    for (prefix, why) in known {
+        if module == prefix || module.starts_with(&format!("{prefix}.")) {
+            return format!("`{full}`: {why}");
+        }
+    }
+    format!(
+        "`{full}` is not on the allowlist: importing it runs module `{}`'s code and calling it can do anything that code does",
+        root_module(module)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn class(m: &str, n: &str) -> Class {
+        Policy::default().classify(m, n)
+    }
+
+    #[test]
+    fn torch_state_dict_globals_are_allowed() {
+        for (m, n) in [
+            ("collections", "OrderedDict"),
+            ("torch._utils", "_rebuild_tensor_v2"),
+            ("torch", "FloatStorage"),
+            ("torch", "BFloat16Storage"),
+            ("torch.storage", "UntypedStorage"),
+            ("torch", "float8_e4m3fn"),
+            ("torch", "uint16"),
+            ("torch", "Size"),
+            ("torch.nn.parameter", "Parameter"),
+            ("_codecs", "encode"),
+            ("__builtin__", "set"),
+        ] {
+            assert_eq!(class(m, n), Class::Allowed, "{m}.{n}");
+        }
+    }
+
+    #[test]
+    fn code_runners_are_dangerous() {
+        for (m, n) in [
+            ("posix", "system"),
+            ("os", "system"),
+            ("nt", "system"),
+            ("builtins", "exec"),
+            ("__builtin__", "eval"),
+            ("subprocess", "Popen"),
+            ("runpy", "run_path"),
+            ("pickle", "loads"),
+            ("_pickle", "loads"),
+            ("torch.storage", "_load_from_bytes"),
+            ("torch", "load"),
+            ("operator", "attrgetter"),
+            ("functools", "partial"),
+            ("pydoc", "locate"),
+            ("importlib", "import_module"),
+            ("torch.utils.collect_env", "run"),
+            ("some.unknown.module", "system"),
+            ("collections", "OrderedDict.__init__.__globals__"),
+            ("torch.fx.graph_module", "reduce_graph_module"),
+        ] {
+            assert!(
+                matches!(class(m, n), Class::Dangerous(_)),
+                "{m}.{n}: {:?}",
+                class(m, n)
+            );
+        }
+    }
+
+    #[test]
+    fn unlisted_globals_are_unknown_not_safe() {
+        for (m, n) in [
+            ("numpy.core.multiarray", "_reconstruct"),
+            ("__main__", "Config"),
+            ("mylib.layers", "Block"),
+            ("collections", "defaultdict"),
+            ("torch", "nn"),
+        ] {
+            assert!(matches!(class(m, n), Class::Unknown(_)), "{m}.{n}");
+        }
+    }
+
+    #[test]
+    fn user_allowlist_extends_but_cannot_unblock_os() {
+        let p = Policy::with_allow([
+            "numpy.core.multiarray._reconstruct".to_string(),
+            "os.*".into(),
+            "mylib.*".into(),
+        ]);
+        assert_eq!(
+            p.classify("numpy.core.multiarray", "_reconstruct"),
+            Class::UserAllowed
+        );
+        assert_eq!(p.classify("mylib.layers", "Block"), Class::UserAllowed);
+        assert!(matches!(p.classify("os", "system"), Class::Dangerous(_)));
+        assert!(matches!(
+            p.classify("numpy.core.multiarray", "scalar"),
+            Class::Unknown(_)
+        ));
+    }
+}

@@ -1,0 +1,1313 @@
+//! A pickle machine that runs every opcode of protocols 0 to 5 and executes nothing.
+//!
+//! It follows CPython's `_pickle.c` step by step (the same stack fences at MARKs, the same memo
+//! rules for PUT/GET/MEMOIZE, the same errors for what CPython rejects), so the value it builds
+//! and the globals it sees are the ones `pickle.load` would see. Where CPython would import a
+//! module or call something, the machine makes a symbolic node instead and records an
+//! [`Event`]; the policy reads those events afterwards. Every quantity a file controls is bounded
+//! by [`PickleLimits`] before anything is allocated.
+
+use std::collections::HashMap;
+
+use crate::pickle::opcode::Op;
+use crate::pickle::value::{Arena, CallKind, Node, NodeId, Object, Val};
+
+/// Bounds on what one pickle stream may make the machine do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PickleLimits {
+    /// Opcodes executed.
+    pub max_ops: u64,
+    /// Memo entries.
+    pub max_memo: usize,
+    /// Values on the stack.
+    pub max_stack: usize,
+    /// MARKs open at once (how deep `(` … `t` can nest).
+    pub max_marks: usize,
+    /// Nodes built.
+    pub max_nodes: usize,
+    /// Bytes of strings and bytes materialized.
+    pub max_bytes: u64,
+}
+
+impl PickleLimits {
+    /// Far above what any real checkpoint needs (a 1M-tensor state dict takes ~60M ops).
+    pub const DEFAULT: PickleLimits = PickleLimits {
+        max_ops: 200_000_000,
+        max_memo: 20_000_000,
+        max_stack: 20_000_000,
+        max_marks: 10_000,
+        max_nodes: 50_000_000,
+        max_bytes: 1 << 31,
+    };
+}
+
+impl Default for PickleLimits {
+    fn default() -> Self {
+        PickleLimits::DEFAULT
+    }
+}
+
+/// Something the pickle asks a real unpickler to do that could run code.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// A module attribute is imported.
+    Global {
+        /// The [`Node::Global`].
+        node: NodeId,
+        /// Opcode offset.
+        offset: u64,
+        /// GLOBAL, STACK_GLOBAL or INST.
+        op: Op,
+    },
+    /// Something is called.
+    Call {
+        /// The [`Node::Object`] holding callable and arguments.
+        node: NodeId,
+        /// Opcode offset.
+        offset: u64,
+        /// REDUCE, NEWOBJ, NEWOBJ_EX, INST or OBJ.
+        op: Op,
+    },
+    /// BUILD: `target.__setstate__(state)` or attribute assignment.
+    Build {
+        /// What is built.
+        target: Val,
+        /// The state.
+        state: Val,
+        /// Opcode offset.
+        offset: u64,
+    },
+    /// `persistent_load(pid)`.
+    Persistent {
+        /// The id.
+        pid: Val,
+        /// Opcode offset.
+        offset: u64,
+        /// PERSID or BINPERSID.
+        op: Op,
+    },
+    /// APPEND(S), SETITEM(S) or ADDITEMS on something that is not a plain list, dict or set:
+    /// a call of that object's method.
+    MethodCall {
+        /// The object.
+        target: Val,
+        /// Opcode offset.
+        offset: u64,
+        /// The opcode.
+        op: Op,
+    },
+    /// EXT1/2/4: a global taken from `copyreg`'s extension registry.
+    Extension {
+        /// Registry code.
+        code: u32,
+        /// Opcode offset.
+        offset: u64,
+    },
+    /// NEXT_BUFFER: an out-of-band buffer the loader must supply.
+    Buffer {
+        /// Opcode offset.
+        offset: u64,
+    },
+}
+
+/// Why a pickle stream stopped before its STOP.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PickleError {
+    /// The stream ended inside an opcode or before STOP.
+    #[error("the pickle ends in the middle of {op} at offset {offset} (truncated)")]
+    Truncated {
+        /// Opcode being read.
+        op: &'static str,
+        /// Its offset.
+        offset: u64,
+    },
+    /// A byte that is no opcode.
+    #[error("byte 0x{byte:02x} at offset {offset} is not a pickle opcode")]
+    UnknownOpcode {
+        /// The byte.
+        byte: u8,
+        /// Its offset.
+        offset: u64,
+    },
+    /// An opcode needs more values than the stack holds above the last MARK.
+    #[error("{op} at offset {offset} needs a value but the stack is empty (above the last MARK)")]
+    StackUnderflow {
+        /// The opcode.
+        op: &'static str,
+        /// Its offset.
+        offset: u64,
+    },
+    /// An opcode needs a MARK that was never pushed.
+    #[error("{op} at offset {offset} needs a MARK but there is none")]
+    NoMark {
+        /// The opcode.
+        op: &'static str,
+        /// Its offset.
+        offset: u64,
+    },
+    /// GET of a memo slot nothing was PUT into.
+    #[error("{op} at offset {offset} reads memo slot {index}, which is empty")]
+    MemoMissing {
+        /// The opcode.
+        op: &'static str,
+        /// Its offset.
+        offset: u64,
+        /// The slot.
+        index: u64,
+    },
+    /// An operand that is malformed (bad number text, bad string quoting, negative length...).
+    #[error("{op} at offset {offset}: {message}")]
+    BadOperand {
+        /// The opcode.
+        op: &'static str,
+        /// Its offset.
+        offset: u64,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value of the wrong type where CPython would raise.
+    #[error("{op} at offset {offset}: {message}")]
+    BadValue {
+        /// The opcode.
+        op: &'static str,
+        /// Its offset.
+        offset: u64,
+        /// What is wrong.
+        message: String,
+    },
+    /// A protocol newer than 5.
+    #[error("PROTO at offset {offset} asks for protocol {proto}; the newest is 5")]
+    BadProtocol {
+        /// The requested protocol.
+        proto: u8,
+        /// Its offset.
+        offset: u64,
+    },
+    /// One of the [`PickleLimits`] was reached.
+    #[error(
+        "stopped at offset {offset}: more than {limit} {what} (a limit ckptscope sets against hostile files)"
+    )]
+    Limit {
+        /// Which quantity.
+        what: &'static str,
+        /// Its limit.
+        limit: u64,
+        /// Where.
+        offset: u64,
+    },
+}
+
+impl PickleError {
+    /// Offset in the stream where the machine stopped.
+    pub fn offset(&self) -> u64 {
+        match self {
+            PickleError::Truncated { offset, .. }
+            | PickleError::UnknownOpcode { offset, .. }
+            | PickleError::StackUnderflow { offset, .. }
+            | PickleError::NoMark { offset, .. }
+            | PickleError::MemoMissing { offset, .. }
+            | PickleError::BadOperand { offset, .. }
+            | PickleError::BadValue { offset, .. }
+            | PickleError::BadProtocol { offset, .. }
+            | PickleError::Limit { offset, .. } => *offset,
+        }
+    }
+}
+
+/// What running one pickle stream produced: always the events seen, and either the result or
+/// the error that stopped it.
+#[derive(Clone, Debug)]
+pub struct Program {
+    /// Every node built.
+    pub arena: Arena,
+    /// The object STOP returned, if the stream got that far.
+    pub root: Option<Val>,
+    /// What a real unpickler would have imported or called, in order.
+    pub events: Vec<Event>,
+    /// Why the stream stopped early.
+    pub error: Option<PickleError>,
+    /// Offset just past the STOP (or where it stopped).
+    pub end: u64,
+    /// Protocol declared by PROTO (0 when absent).
+    pub protocol: u8,
+    /// Opcodes executed.
+    pub ops: u64,
+}
+
+/// Runs the pickle that starts at `start` in `input` up to its STOP.
+pub fn run(input: &[u8], start: usize, limits: &PickleLimits) -> Program {
+    let mut m = Machine {
+        input,
+        pos: start,
+        limits,
+        arena: Arena::default(),
+        stack: Vec::new(),
+        marks: Vec::new(),
+        memo: HashMap::new(),
+        events: Vec::new(),
+        ops: 0,
+        protocol: 0,
+        materialized: 0,
+        op_start: start,
+    };
+    let outcome = m.execute();
+    let (root, error) = match outcome {
+        Ok(root) => (Some(root), None),
+        Err(e) => (None, Some(e)),
+    };
+    Program {
+        arena: m.arena,
+        root,
+        events: m.events,
+        error,
+        end: m.pos as u64,
+        protocol: m.protocol,
+        ops: m.ops,
+    }
+}
+
+struct Machine<'a> {
+    input: &'a [u8],
+    pos: usize,
+    limits: &'a PickleLimits,
+    arena: Arena,
+    stack: Vec<Val>,
+    marks: Vec<usize>,
+    memo: HashMap<u64, Val>,
+    events: Vec<Event>,
+    ops: u64,
+    protocol: u8,
+    materialized: u64,
+    op_start: usize,
+}
+
+type Step<T> = Result<T, PickleError>;
+
+impl Machine<'_> {
+    fn execute(&mut self) -> Step<Val> {
+        loop {
+            self.op_start = self.pos;
+            let Some(&byte) = self.input.get(self.pos) else {
+                return Err(PickleError::Truncated {
+                    op: "the stream (no STOP)",
+                    offset: self.pos as u64,
+                });
+            };
+            let op = Op::from_byte(byte).ok_or(PickleError::UnknownOpcode {
+                byte,
+                offset: self.pos as u64,
+            })?;
+            self.pos += 1;
+            self.ops += 1;
+            if self.ops > self.limits.max_ops {
+                return Err(self.limit("opcodes", self.limits.max_ops));
+            }
+            if let Some(root) = self.step(op)? {
+                return Ok(root);
+            }
+        }
+    }
+
+    fn offset(&self) -> u64 {
+        self.op_start as u64
+    }
+
+    fn limit(&self, what: &'static str, limit: u64) -> PickleError {
+        PickleError::Limit {
+            what,
+            limit,
+            offset: self.offset(),
+        }
+    }
+
+    fn bad_operand(&self, op: Op, message: impl Into<String>) -> PickleError {
+        PickleError::BadOperand {
+            op: op.name(),
+            offset: self.offset(),
+            message: message.into(),
+        }
+    }
+
+    fn bad_value(&self, op: Op, message: impl Into<String>) -> PickleError {
+        PickleError::BadValue {
+            op: op.name(),
+            offset: self.offset(),
+            message: message.into(),
+        }
+    }
+
+    // ---- reading operands ---------------------------------------------------------------------
+
+    fn take(&mut self, op: Op, n: u64) -> Step<&[u8]> {
+        let truncated = PickleError::Truncated {
+            op: op.name(),
+            offset: self.offset(),
+        };
+        let n = usize::try_from(n).map_err(|_| truncated.clone())?;
+        let end = self.pos.checked_add(n).ok_or(truncated.clone())?;
+        let bytes = self.input.get(self.pos..end).ok_or(truncated)?;
+        self.pos = end;
+        Ok(bytes)
+    }
+
+    fn take_array<const N: usize>(&mut self, op: Op) -> Step<[u8; N]> {
+        let bytes = self.take(op, N as u64)?;
+        let mut out = [0u8; N];
+        out.copy_from_slice(bytes);
+        Ok(out)
+    }
+
+    fn u8(&mut self, op: Op) -> Step<u8> {
+        Ok(self.take_array::<1>(op)?[0])
+    }
+
+    fn u16(&mut self, op: Op) -> Step<u16> {
+        Ok(u16::from_le_bytes(self.take_array(op)?))
+    }
+
+    fn u32(&mut self, op: Op) -> Step<u32> {
+        Ok(u32::from_le_bytes(self.take_array(op)?))
+    }
+
+    fn u64(&mut self, op: Op) -> Step<u64> {
+        Ok(u64::from_le_bytes(self.take_array(op)?))
+    }
+
+    /// A text operand up to (not including) the next `\n`.
+    fn line(&mut self, op: Op) -> Step<&[u8]> {
+        let rest = self.input.get(self.pos..).unwrap_or(&[]);
+        let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
+            return Err(PickleError::Truncated {
+                op: op.name(),
+                offset: self.offset(),
+            });
+        };
+        let start = self.pos;
+        self.pos += nl + 1;
+        Ok(&self.input[start..start + nl])
+    }
+
+    fn line_text(&mut self, op: Op) -> Step<String> {
+        let line = self.line(op)?;
+        match std::str::from_utf8(line) {
+            Ok(s) => Ok(s.to_string()),
+            Err(_) => Err(self.bad_operand(op, "text operand is not UTF-8")),
+        }
+    }
+
+    /// Counts materialized bytes against the limit before they are copied.
+    fn charge(&mut self, n: u64) -> Step<()> {
+        self.materialized = self.materialized.saturating_add(n);
+        if self.materialized > self.limits.max_bytes {
+            return Err(self.limit("bytes of strings", self.limits.max_bytes));
+        }
+        Ok(())
+    }
+
+    /// Reads a length-prefixed payload, checking the length against the input first.
+    fn payload(&mut self, op: Op, len: u64) -> Step<Vec<u8>> {
+        let remaining = (self.input.len() - self.pos) as u64;
+        if len > remaining {
+            return Err(PickleError::Truncated {
+                op: op.name(),
+                offset: self.offset(),
+            });
+        }
+        self.charge(len)?;
+        Ok(self.take(op, len)?.to_vec())
+    }
+
+    // ---- the stack ----------------------------------------------------------------------------
+
+    fn fence(&self) -> usize {
+        self.marks.last().copied().unwrap_or(0)
+    }
+
+    fn push(&mut self, v: Val) -> Step<()> {
+        if self.stack.len() >= self.limits.max_stack {
+            return Err(self.limit("values on the stack", self.limits.max_stack as u64));
+        }
+        self.stack.push(v);
+        Ok(())
+    }
+
+    fn node(&mut self, node: Node) -> Step<Val> {
+        if self.arena.len() >= self.limits.max_nodes {
+            return Err(self.limit("objects", self.limits.max_nodes as u64));
+        }
+        Ok(self.arena.push(node))
+    }
+
+    fn push_node(&mut self, node: Node) -> Step<Val> {
+        let v = self.node(node)?;
+        self.push(v)?;
+        Ok(v)
+    }
+
+    fn underflow(&self, op: Op) -> PickleError {
+        PickleError::StackUnderflow {
+            op: op.name(),
+            offset: self.offset(),
+        }
+    }
+
+    fn pop(&mut self, op: Op) -> Step<Val> {
+        if self.stack.len() <= self.fence() {
+            return Err(self.underflow(op));
+        }
+        self.stack.pop().ok_or_else(|| self.underflow(op))
+    }
+
+    fn top(&self, op: Op) -> Step<Val> {
+        if self.stack.len() <= self.fence() {
+            return Err(self.underflow(op));
+        }
+        self.stack.last().copied().ok_or_else(|| self.underflow(op))
+    }
+
+    fn set_top(&mut self, v: Val) {
+        if let Some(t) = self.stack.last_mut() {
+            *t = v;
+        }
+    }
+
+    fn pop_mark(&mut self, op: Op) -> Step<Vec<Val>> {
+        let Some(mark) = self.marks.pop() else {
+            return Err(PickleError::NoMark {
+                op: op.name(),
+                offset: self.offset(),
+            });
+        };
+        Ok(self.stack.split_off(mark.min(self.stack.len())))
+    }
+
+    fn memo_put(&mut self, index: u64, v: Val) -> Step<()> {
+        if !self.memo.contains_key(&index) && self.memo.len() >= self.limits.max_memo {
+            return Err(self.limit("memo entries", self.limits.max_memo as u64));
+        }
+        self.memo.insert(index, v);
+        Ok(())
+    }
+
+    fn memo_get(&mut self, op: Op, index: u64) -> Step<()> {
+        let v = *self.memo.get(&index).ok_or(PickleError::MemoMissing {
+            op: op.name(),
+            offset: self.offset(),
+            index,
+        })?;
+        self.push(v)
+    }
+
+    // ---- values -------------------------------------------------------------------------------
+
+    fn int_from_le(&mut self, bytes: &[u8]) -> Step<Val> {
+        if bytes.is_empty() {
+            return Ok(Val::Int(0));
+        }
+        if bytes.len() <= 8 {
+            let negative = bytes.last().is_some_and(|b| b & 0x80 != 0);
+            let mut buf = if negative { [0xffu8; 8] } else { [0u8; 8] };
+            buf[..bytes.len()].copy_from_slice(bytes);
+            return Ok(Val::Int(i64::from_le_bytes(buf)));
+        }
+        // Beyond 64 bits: kept as hex of the two's-complement bytes, for display only.
+        let mut text = String::from("0x");
+        for b in bytes.iter().rev() {
+            text.push_str(&format!("{b:02x}"));
+        }
+        let negative = bytes.last().is_some_and(|b| b & 0x80 != 0);
+        if negative {
+            text.push_str(" (negative, two's complement)");
+        }
+        self.charge(text.len() as u64)?;
+        self.node(Node::BigInt(text))
+    }
+
+    fn int_from_text(&mut self, op: Op, text: &str) -> Step<Val> {
+        let t = text.trim();
+        let t = t.strip_suffix('L').unwrap_or(t);
+        if let Ok(i) = t.parse::<i64>() {
+            return Ok(Val::Int(i));
+        }
+        let digits = t.strip_prefix(['-', '+']).unwrap_or(t);
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(self.bad_operand(op, format!("`{t}` is not an integer")));
+        }
+        self.charge(t.len() as u64)?;
+        self.node(Node::BigInt(t.to_string()))
+    }
+
+    /// Records a GLOBAL-like import and returns the node.
+    fn global(&mut self, op: Op, module: String, name: String) -> Step<Val> {
+        self.charge((module.len() + name.len()) as u64)?;
+        let v = self.node(Node::Global { module, name })?;
+        if let Val::Ref(node) = v {
+            self.events.push(Event::Global {
+                node,
+                offset: self.offset(),
+                op,
+            });
+        }
+        Ok(v)
+    }
+
+    fn call(
+        &mut self,
+        op: Op,
+        kind: CallKind,
+        callable: Val,
+        args: Val,
+        kwargs: Option<Val>,
+    ) -> Step<Val> {
+        let v = self.node(Node::Object(Box::new(Object {
+            callable,
+            kind,
+            args,
+            kwargs,
+            state: Vec::new(),
+            items: Vec::new(),
+            entries: Vec::new(),
+            offset: self.offset(),
+        })))?;
+        if let Val::Ref(node) = v {
+            self.events.push(Event::Call {
+                node,
+                offset: self.offset(),
+                op,
+            });
+        }
+        Ok(v)
+    }
+
+    fn append_items(&mut self, op: Op, target: Val, items: Vec<Val>) -> Step<()> {
+        let offset = self.offset();
+        match target {
+            Val::Ref(id) => match self.arena.get_mut(id) {
+                Some(Node::List(list)) if op != Op::AddItems => {
+                    list.extend(items);
+                    Ok(())
+                }
+                Some(Node::Set(set)) if op == Op::AddItems => {
+                    set.extend(items);
+                    Ok(())
+                }
+                Some(Node::Object(obj)) => {
+                    obj.items.extend(items);
+                    self.events.push(Event::MethodCall { target, offset, op });
+                    Ok(())
+                }
+                _ => {
+                    // CPython calls `target.append`/`extend`/`add`, which fails for every other
+                    // built-in type; a real unpickler raises here.
+                    let what = self.arena.repr(target, 60);
+                    Err(self.bad_value(op, format!("cannot add items to {what}")))
+                }
+            },
+            _ => Err(self.bad_value(op, "cannot add items to a number or None")),
+        }
+    }
+
+    fn set_items(&mut self, op: Op, target: Val, pairs: Vec<(Val, Val)>) -> Step<()> {
+        let offset = self.offset();
+        let Val::Ref(id) = target else {
+            return Err(self.bad_value(op, "cannot set items on a number or None"));
+        };
+        // Key equality for the common key types, so that a later SETITEM replaces an earlier one
+        // as in a Python dict.
+        let keys: Vec<Option<KeyId>> = pairs.iter().map(|(k, _)| self.key_id(*k)).collect();
+        let existing: Vec<Option<KeyId>> = match self.arena.get(id) {
+            Some(Node::Dict(entries)) => entries.iter().map(|(k, _)| self.key_id(*k)).collect(),
+            _ => Vec::new(),
+        };
+        match self.arena.get_mut(id) {
+            Some(Node::Dict(entries)) => {
+                let mut index: HashMap<KeyId, usize> = existing
+                    .into_iter()
+                    .enumerate()
+                    .filter_map(|(i, k)| k.map(|k| (k, i)))
+                    .collect();
+                for ((k, v), key) in pairs.into_iter().zip(keys) {
+                    match key.as_ref().and_then(|key| index.get(key)) {
+                        Some(&i) => {
+                            if let Some(slot) = entries.get_mut(i) {
+                                slot.1 = v;
+                            }
+                        }
+                        None => {
+                            if let Some(key) = key {
+                                index.insert(key, entries.len());
+                            }
+                            entries.push((k, v));
+                        }
+                    }
+                }
+                Ok(())
+            }
+            Some(Node::Object(obj)) => {
+                obj.entries.extend(pairs);
+                self.events.push(Event::MethodCall { target, offset, op });
+                Ok(())
+            }
+            _ => {
+                let what = self.arena.repr(target, 60);
+                Err(self.bad_value(op, format!("cannot set items on {what}")))
+            }
+        }
+    }
+
+    fn key_id(&self, k: Val) -> Option<KeyId> {
+        match k {
+            Val::None => Some(KeyId::None),
+            Val::Bool(b) => Some(KeyId::Int(i64::from(b))),
+            Val::Int(i) => Some(KeyId::Int(i)),
+            Val::Float(_) => None,
+            Val::Ref(id) => match self.arena.get(id) {
+                Some(Node::Str(s)) => Some(KeyId::Str(s.clone())),
+                Some(Node::Bytes(b)) => Some(KeyId::Bytes(b.clone())),
+                _ => Some(KeyId::Node(id)),
+            },
+        }
+    }
+
+    // ---- the opcodes --------------------------------------------------------------------------
+
+    /// Runs one opcode; `Some(root)` at STOP.
+    fn step(&mut self, op: Op) -> Step<Option<Val>> {
+        match op {
+            Op::Stop => {
+                let root = self.pop(op)?;
+                return Ok(Some(root));
+            }
+            Op::Proto => {
+                let proto = self.u8(op)?;
+                if proto > 5 {
+                    return Err(PickleError::BadProtocol {
+                        proto,
+                        offset: self.offset(),
+                    });
+                }
+                self.protocol = proto;
+            }
+            Op::Frame => {
+                // Framing is an I/O hint; CPython only checks that the frame is really there.
+                let len = self.u64(op)?;
+                let remaining = (self.input.len() - self.pos) as u64;
+                if len > remaining {
+                    return Err(PickleError::Truncated {
+                        op: op.name(),
+                        offset: self.offset(),
+                    });
+                }
+            }
+            Op::Mark => {
+                if self.marks.len() >= self.limits.max_marks {
+                    return Err(self.limit("nested MARKs", self.limits.max_marks as u64));
+                }
+                self.marks.push(self.stack.len());
+            }
+            Op::Pop => {
+                if self.stack.len() > self.fence() {
+                    self.stack.pop();
+                } else {
+                    // CPython pops the MARK itself when nothing is above it.
+                    self.pop_mark(op)?;
+                }
+            }
+            Op::PopMark => {
+                self.pop_mark(op)?;
+            }
+            Op::Dup => {
+                let v = self.top(op)?;
+                self.push(v)?;
+            }
+
+            // Numbers and constants.
+            Op::None => self.push(Val::None)?,
+            Op::NewTrue => self.push(Val::Bool(true))?,
+            Op::NewFalse => self.push(Val::Bool(false))?,
+            Op::BinInt => {
+                let v = i32::from_le_bytes(self.take_array(op)?);
+                self.push(Val::Int(i64::from(v)))?;
+            }
+            Op::BinInt1 => {
+                let v = self.u8(op)?;
+                self.push(Val::Int(i64::from(v)))?;
+            }
+            Op::BinInt2 => {
+                let v = self.u16(op)?;
+                self.push(Val::Int(i64::from(v)))?;
+            }
+            Op::Int => {
+                let text = self.line_text(op)?;
+                let v = match text.trim() {
+                    "00" => Val::Bool(false),
+                    "01" => Val::Bool(true),
+                    t => self.int_from_text(op, t)?,
+                };
+                self.push(v)?;
+            }
+            Op::Long => {
+                let text = self.line_text(op)?;
+                let v = self.int_from_text(op, &text)?;
+                self.push(v)?;
+            }
+            Op::Long1 => {
+                let n = self.u8(op)?;
+                let bytes = self.take(op, u64::from(n))?.to_vec();
+                let v = self.int_from_le(&bytes)?;
+                self.push(v)?;
+            }
+            Op::Long4 => {
+                let n = i32::from_le_bytes(self.take_array(op)?);
+                let n =
+                    u64::try_from(n).map_err(|_| self.bad_operand(op, "negative byte count"))?;
+                let bytes = self.payload(op, n)?;
+                let v = self.int_from_le(&bytes)?;
+                self.push(v)?;
+            }
+            Op::Float => {
+                let text = self.line_text(op)?;
+                let v = parse_python_float(&text)
+                    .ok_or_else(|| self.bad_operand(op, format!("`{text}` is not a float")))?;
+                self.push(Val::Float(v))?;
+            }
+            Op::BinFloat => {
+                let v = f64::from_be_bytes(self.take_array(op)?);
+                self.push(Val::Float(v))?;
+            }
+
+            // Strings and bytes.
+            Op::String => {
+                let line = self.line(op)?.to_vec();
+                let bytes = unquote_python2_string(&line).ok_or_else(|| {
+                    self.bad_operand(op, "the STRING opcode argument must be quoted")
+                })?;
+                self.charge(bytes.len() as u64)?;
+                self.push_node(Node::Str(String::from_utf8_lossy(&bytes).into_owned()))?;
+            }
+            Op::BinString => {
+                let n = i32::from_le_bytes(self.take_array(op)?);
+                let n =
+                    u64::try_from(n).map_err(|_| self.bad_operand(op, "negative byte count"))?;
+                let bytes = self.payload(op, n)?;
+                self.push_node(Node::Str(String::from_utf8_lossy(&bytes).into_owned()))?;
+            }
+            Op::ShortBinString => {
+                let n = self.u8(op)?;
+                let bytes = self.payload(op, u64::from(n))?;
+                self.push_node(Node::Str(String::from_utf8_lossy(&bytes).into_owned()))?;
+            }
+            Op::Unicode => {
+                let line = self.line(op)?.to_vec();
+                let text = decode_raw_unicode_escape(&line)
+                    .ok_or_else(|| self.bad_operand(op, "bad \\u escape"))?;
+                self.charge(text.len() as u64)?;
+                self.push_node(Node::Str(text))?;
+            }
+            Op::ShortBinUnicode | Op::BinUnicode | Op::BinUnicode8 => {
+                let n = match op {
+                    Op::ShortBinUnicode => u64::from(self.u8(op)?),
+                    Op::BinUnicode => u64::from(self.u32(op)?),
+                    _ => self.u64(op)?,
+                };
+                let bytes = self.payload(op, n)?;
+                // CPython decodes with "surrogatepass"; lone surrogates only matter for display.
+                let text = String::from_utf8(bytes)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+                self.push_node(Node::Str(text))?;
+            }
+            Op::ShortBinBytes | Op::BinBytes | Op::BinBytes8 | Op::ByteArray8 => {
+                let n = match op {
+                    Op::ShortBinBytes => u64::from(self.u8(op)?),
+                    Op::BinBytes => u64::from(self.u32(op)?),
+                    _ => self.u64(op)?,
+                };
+                let bytes = self.payload(op, n)?;
+                let node = if op == Op::ByteArray8 {
+                    Node::ByteArray(bytes)
+                } else {
+                    Node::Bytes(bytes)
+                };
+                self.push_node(node)?;
+            }
+
+            // Containers.
+            Op::EmptyTuple => {
+                self.push_node(Node::Tuple(Vec::new()))?;
+            }
+            Op::EmptyList => {
+                self.push_node(Node::List(Vec::new()))?;
+            }
+            Op::EmptyDict => {
+                self.push_node(Node::Dict(Vec::new()))?;
+            }
+            Op::EmptySet => {
+                self.push_node(Node::Set(Vec::new()))?;
+            }
+            Op::Tuple => {
+                let items = self.pop_mark(op)?;
+                self.push_node(Node::Tuple(items))?;
+            }
+            Op::Tuple1 | Op::Tuple2 | Op::Tuple3 => {
+                let n = match op {
+                    Op::Tuple1 => 1,
+                    Op::Tuple2 => 2,
+                    _ => 3,
+                };
+                let mut items = Vec::with_capacity(n);
+                for _ in 0..n {
+                    items.push(self.pop(op)?);
+                }
+                items.reverse();
+                self.push_node(Node::Tuple(items))?;
+            }
+            Op::List => {
+                let items = self.pop_mark(op)?;
+                self.push_node(Node::List(items))?;
+            }
+            Op::Dict => {
+                let items = self.pop_mark(op)?;
+                if items.len() % 2 != 0 {
+                    return Err(self.bad_value(op, "odd number of items for DICT"));
+                }
+                let pairs = items.chunks_exact(2).map(|p| (p[0], p[1])).collect();
+                let v = self.node(Node::Dict(Vec::new()))?;
+                self.set_items(op, v, pairs)?;
+                self.push(v)?;
+            }
+            Op::FrozenSet => {
+                let items = self.pop_mark(op)?;
+                self.push_node(Node::FrozenSet(items))?;
+            }
+            Op::Append => {
+                let v = self.pop(op)?;
+                let target = self.top(op)?;
+                self.append_items(op, target, vec![v])?;
+            }
+            Op::Appends | Op::AddItems => {
+                let items = self.pop_mark(op)?;
+                let target = self.top(op)?;
+                self.append_items(op, target, items)?;
+            }
+            Op::SetItem => {
+                let v = self.pop(op)?;
+                let k = self.pop(op)?;
+                let target = self.top(op)?;
+                self.set_items(op, target, vec![(k, v)])?;
+            }
+            Op::SetItems => {
+                let items = self.pop_mark(op)?;
+                if items.len() % 2 != 0 {
+                    return Err(self.bad_value(op, "odd number of items for SETITEMS"));
+                }
+                let target = self.top(op)?;
+                let pairs = items.chunks_exact(2).map(|p| (p[0], p[1])).collect();
+                self.set_items(op, target, pairs)?;
+            }
+
+            // The memo.
+            Op::Put => {
+                let text = self.line_text(op)?;
+                let index: i64 = text
+                    .trim()
+                    .parse()
+                    .map_err(|_| self.bad_operand(op, format!("`{text}` is not a memo index")))?;
+                let index = u64::try_from(index)
+                    .map_err(|_| self.bad_operand(op, "negative PUT argument"))?;
+                let v = self.top(op)?;
+                self.memo_put(index, v)?;
+            }
+            Op::BinPut => {
+                let index = u64::from(self.u8(op)?);
+                let v = self.top(op)?;
+                self.memo_put(index, v)?;
+            }
+            Op::LongBinPut => {
+                let index = u64::from(self.u32(op)?);
+                let v = self.top(op)?;
+                self.memo_put(index, v)?;
+            }
+            Op::Memoize => {
+                let v = self.top(op)?;
+                let index = self.memo.len() as u64;
+                self.memo_put(index, v)?;
+            }
+            Op::Get => {
+                let text = self.line_text(op)?;
+                let index: u64 = text
+                    .trim()
+                    .parse()
+                    .map_err(|_| self.bad_operand(op, format!("`{text}` is not a memo index")))?;
+                self.memo_get(op, index)?;
+            }
+            Op::BinGet => {
+                let index = u64::from(self.u8(op)?);
+                self.memo_get(op, index)?;
+            }
+            Op::LongBinGet => {
+                let index = u64::from(self.u32(op)?);
+                self.memo_get(op, index)?;
+            }
+
+            // Imports, calls and object state: the ones that matter.
+            Op::Global => {
+                let module = self.line_text(op)?;
+                let name = self.line_text(op)?;
+                let v = self.global(op, module, name)?;
+                self.push(v)?;
+            }
+            Op::StackGlobal => {
+                let name = self.pop(op)?;
+                let module = self.pop(op)?;
+                let (Some(module), Some(name)) = (
+                    self.arena.str(module).map(str::to_string),
+                    self.arena.str(name).map(str::to_string),
+                ) else {
+                    let what = format!(
+                        "{}, {}",
+                        self.arena.repr(module, 60),
+                        self.arena.repr(name, 60)
+                    );
+                    return Err(self.bad_value(
+                        op,
+                        format!("STACK_GLOBAL requires two str operands, got {what}"),
+                    ));
+                };
+                let v = self.global(op, module, name)?;
+                self.push(v)?;
+            }
+            Op::Inst => {
+                let module = self.line_text(op)?;
+                let name = self.line_text(op)?;
+                let args = self.pop_mark(op)?;
+                let class = self.global(op, module, name)?;
+                let args = self.node(Node::Tuple(args))?;
+                let v = self.call(op, CallKind::Inst, class, args, None)?;
+                self.push(v)?;
+            }
+            Op::Obj => {
+                let mut items = self.pop_mark(op)?;
+                if items.is_empty() {
+                    return Err(self.underflow(op));
+                }
+                let class = items.remove(0);
+                let args = self.node(Node::Tuple(items))?;
+                let v = self.call(op, CallKind::Obj, class, args, None)?;
+                self.push(v)?;
+            }
+            Op::Reduce => {
+                let args = self.pop(op)?;
+                let callable = self.top(op)?;
+                let v = self.call(op, CallKind::Reduce, callable, args, None)?;
+                self.set_top(v);
+            }
+            Op::NewObj => {
+                let args = self.pop(op)?;
+                let class = self.pop(op)?;
+                let v = self.call(op, CallKind::NewObj, class, args, None)?;
+                self.push(v)?;
+            }
+            Op::NewObjEx => {
+                let kwargs = self.pop(op)?;
+                let args = self.pop(op)?;
+                let class = self.pop(op)?;
+                let v = self.call(op, CallKind::NewObjEx, class, args, Some(kwargs))?;
+                self.push(v)?;
+            }
+            Op::Build => {
+                let state = self.pop(op)?;
+                let target = self.top(op)?;
+                if let Val::Ref(id) = target
+                    && let Some(Node::Object(obj)) = self.arena.get_mut(id)
+                {
+                    obj.state.push(state);
+                }
+                self.events.push(Event::Build {
+                    target,
+                    state,
+                    offset: self.offset(),
+                });
+            }
+            Op::Persid => {
+                let text = self.line(op)?.to_vec();
+                self.charge(text.len() as u64)?;
+                let pid = self.node(Node::Str(String::from_utf8_lossy(&text).into_owned()))?;
+                self.persistent(op, pid)?;
+            }
+            Op::BinPersid => {
+                let pid = self.pop(op)?;
+                self.persistent(op, pid)?;
+            }
+            Op::Ext1 | Op::Ext2 | Op::Ext4 => {
+                let code = match op {
+                    Op::Ext1 => u32::from(self.u8(op)?),
+                    Op::Ext2 => u32::from(self.u16(op)?),
+                    _ => self.u32(op)?,
+                };
+                if code == 0 {
+                    return Err(self.bad_operand(op, "extension code 0 is invalid"));
+                }
+                self.push_node(Node::Extension { code })?;
+                self.events.push(Event::Extension {
+                    code,
+                    offset: self.offset(),
+                });
+            }
+            Op::NextBuffer => {
+                self.push_node(Node::Buffer)?;
+                self.events.push(Event::Buffer {
+                    offset: self.offset(),
+                });
+            }
+            Op::ReadonlyBuffer => {
+                self.top(op)?;
+            }
+        }
+        Ok(None)
+    }
+
+    fn persistent(&mut self, op: Op, pid: Val) -> Step<()> {
+        self.events.push(Event::Persistent {
+            pid,
+            offset: self.offset(),
+            op,
+        });
+        self.push_node(Node::Persistent { pid })?;
+        Ok(())
+    }
+}
+
+/// Identity of a dict key, for replacing on repeated SETITEM.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum KeyId {
+    None,
+    Int(i64),
+    Str(String),
+    Bytes(Vec<u8>),
+    Node(NodeId),
+}
+
+/// Parses Python's `repr(float)` forms: `1.5`, `1e-05`, `inf`, `-inf`, `nan`.
+fn parse_python_float(text: &str) -> Option<f64> {
+    let t = text.trim();
+    match t {
+        "inf" | "+inf" => Some(f64::INFINITY),
+        "-inf" => Some(f64::NEG_INFINITY),
+        "nan" | "-nan" | "+nan" => Some(f64::NAN),
+        _ if t.chars().all(|c| c.is_ascii_digit() || "+-.eE".contains(c)) => t.parse().ok(),
+        _ => None,
+    }
+}
+
+/// The bytes of a protocol-0 STRING argument: a Python 2 `repr` in single or double quotes,
+/// with backslash escapes.
+fn unquote_python2_string(line: &[u8]) -> Option<Vec<u8>> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let (&first, rest) = line.split_first()?;
+    if !(first == b'\'' || first == b'"') || rest.last() != Some(&first) || line.len() < 2 {
+        return None;
+    }
+    let body = &rest[..rest.len() - 1];
+    let mut out = Vec::with_capacity(body.len());
+    let mut i = 0;
+    while let Some(&b) = body.get(i) {
+        i += 1;
+        if b != b'\\' {
+            out.push(b);
+            continue;
+        }
+        let Some(&e) = body.get(i) else {
+            out.push(b'\\');
+            break;
+        };
+        i += 1;
+        match e {
+            b'n' => out.push(b'\n'),
+            b't' => out.push(b'\t'),
+            b'r' => out.push(b'\r'),
+            b'0'..=b'7' => {
+                let mut v = u32::from(e - b'0');
+                for _ in 0..2 {
+                    match body.get(i) {
+                        Some(&d @ b'0'..=b'7') => {
+                            v = v * 8 + u32::from(d - b'0');
+                            i += 1;
+                        }
+                        _ => break,
+                    }
+                }
+                out.push((v & 0xff) as u8);
+            }
+            b'x' => {
+                let hex = body.get(i..i + 2)?;
+                let v = u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
+                out.push(v);
+                i += 2;
+            }
+            b'a' => out.push(7),
+            b'b' => out.push(8),
+            b'f' => out.push(12),
+            b'v' => out.push(11),
+            b'\\' | b'\'' | b'"' => out.push(e),
+            b'\n' => {}
+            other => {
+                out.push(b'\\');
+                out.push(other);
+            }
+        }
+    }
+    Some(out)
+}
+
+/// Python's `raw-unicode-escape` decoding: `\uXXXX` and `\UXXXXXXXX` escapes, every other byte
+/// is a Latin-1 character.
+fn decode_raw_unicode_escape(line: &[u8]) -> Option<String> {
+    let mut out = String::with_capacity(line.len());
+    let mut i = 0;
+    while let Some(&b) = line.get(i) {
+        if b == b'\\' && matches!(line.get(i + 1), Some(b'u' | b'U')) {
+            let digits = if line.get(i + 1) == Some(&b'u') { 4 } else { 8 };
+            let hex = line.get(i + 2..i + 2 + digits)?;
+            let code = u32::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
+            out.push(char::from_u32(code).unwrap_or(char::REPLACEMENT_CHARACTER));
+            i += 2 + digits;
+        } else {
+            out.push(char::from(b));
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_all(bytes: &[u8]) -> Program {
+        run(bytes, 0, &PickleLimits::DEFAULT)
+    }
+
+    #[test]
+    fn protocol_0_text_values() {
+        let p = run_all(b"(lp0\nI1\naI00\naL123456789012345678901234567890L\naF1.5\naS'a\\nb'\naVcaf\\u00e9\na.");
+        assert!(p.error.is_none(), "{:?}", p.error);
+        let items = p.arena.seq(p.root.unwrap()).unwrap().to_vec();
+        assert_eq!(items[0], Val::Int(1));
+        assert_eq!(items[1], Val::Bool(false));
+        assert!(
+            matches!(p.arena.node(items[2]), Some(Node::BigInt(s)) if s == "123456789012345678901234567890")
+        );
+        assert_eq!(items[3], Val::Float(1.5));
+        assert_eq!(p.arena.str(items[4]), Some("a\nb"));
+        assert_eq!(p.arena.str(items[5]), Some("café"));
+    }
+
+    #[test]
+    fn memoize_indexes_by_memo_size_like_cpython() {
+        // PUT slot 5, then MEMOIZE: CPython stores at len(memo) == 1, not at 6.
+        let p = run_all(b"\x80\x04\x8c\x01a\x94\x8c\x01b\x94\x8c\x01cq\x05\x8c\x01d\x94h\x03.");
+        assert!(p.error.is_none(), "{:?}", p.error);
+        assert_eq!(p.arena.str(p.root.unwrap()), Some("d"));
+    }
+
+    #[test]
+    fn long1_is_twos_complement() {
+        let p = run_all(b"\x80\x02\x8a\x02\xff\x7f.");
+        assert_eq!(p.root, Some(Val::Int(0x7fff)));
+        let p = run_all(b"\x80\x02\x8a\x01\xff.");
+        assert_eq!(p.root, Some(Val::Int(-1)));
+        let p = run_all(b"\x80\x02\x8a\x00.");
+        assert_eq!(p.root, Some(Val::Int(0)));
+    }
+
+    #[test]
+    fn stack_fence_at_mark_is_respected() {
+        // REDUCE right after MARK reaches below the fence: CPython raises.
+        let p = run_all(b"cos\nsystem\n(R.");
+        assert!(
+            matches!(p.error, Some(PickleError::StackUnderflow { .. })),
+            "{:?}",
+            p.error
+        );
+        // The global was still seen.
+        assert!(matches!(p.events[0], Event::Global { .. }));
+    }
+
+    #[test]
+    fn pop_on_empty_frame_pops_the_mark() {
+        let p = run_all(b"N(0.");
+        assert_eq!(p.root, Some(Val::None));
+        assert!(p.error.is_none());
+    }
+
+    #[test]
+    fn truncation_and_bad_lengths_are_errors_before_allocation() {
+        let p = run_all(b"\x80\x04\x8e\xff\xff\xff\xff\xff\xff\xff\x7f");
+        assert!(matches!(
+            p.error,
+            Some(PickleError::Truncated {
+                op: "BINBYTES8",
+                ..
+            })
+        ));
+        let p = run_all(b"\x80\x02X\x10\x00\x00\x00abc");
+        assert!(matches!(
+            p.error,
+            Some(PickleError::Truncated {
+                op: "BINUNICODE",
+                ..
+            })
+        ));
+        let p = run_all(b"\x80\x02");
+        assert!(matches!(p.error, Some(PickleError::Truncated { .. })));
+    }
+
+    #[test]
+    fn setitem_replaces_equal_keys() {
+        let p = run_all(b"}(X\x01\x00\x00\x00aK\x01X\x01\x00\x00\x00aK\x02u.");
+        match p.arena.node(p.root.unwrap()) {
+            Some(Node::Dict(entries)) => {
+                assert_eq!(entries.len(), 1);
+                assert_eq!(entries[0].1, Val::Int(2));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn limits_stop_bombs() {
+        let limits = PickleLimits {
+            max_ops: 1000,
+            ..PickleLimits::DEFAULT
+        };
+        let bomb = vec![b'N'; 5000];
+        let p = run(&bomb, 0, &limits);
+        assert!(matches!(
+            p.error,
+            Some(PickleError::Limit {
+                what: "opcodes",
+                ..
+            })
+        ));
+        let marks = vec![b'('; 20_000];
+        let p = run_all(&marks);
+        assert!(matches!(
+            p.error,
+            Some(PickleError::Limit {
+                what: "nested MARKs",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn python2_string_escapes() {
+        assert_eq!(
+            unquote_python2_string(b"'a\\x41\\101\\''").unwrap(),
+            b"aAA'"
+        );
+        assert_eq!(unquote_python2_string(b"\"x\""), Some(b"x".to_vec()));
+        assert_eq!(unquote_python2_string(b"'x"), None);
+        assert_eq!(unquote_python2_string(b"'"), None);
+    }
+}

@@ -1,0 +1,144 @@
+//! Real `torch.save` files read by the safe pickle engine match what real torch loaded from them:
+//! every tensor's dotted name, dtype, shape, sha256 of its contiguous bytes, and which tensors
+//! share a storage. Nothing is executed.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use ckptscope::format::gather;
+use ckptscope::format::{OpenOptions, PickleOptions};
+use ckptscope::pickle::policy::Verdict;
+use ckptscope::{Checkpoint, Format};
+use common::{expected, fixture, sha256_hex};
+
+fn open(name: &str) -> Checkpoint {
+    ckptscope::open(&fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn check_against_truth(name: &str) {
+    let ckpt = open(name);
+    let report = ckpt.pickle.as_ref().expect("pickle report");
+    assert_eq!(
+        report.verdict,
+        Verdict::Safe,
+        "{name}: {:#?}",
+        report.findings
+    );
+    assert!(
+        report.unsupported.is_empty(),
+        "{name}: {:?}",
+        report.unsupported
+    );
+    let truth = expected(name);
+    let ours: BTreeMap<&str, &ckptscope::TensorEntry> =
+        ckpt.tensors.iter().map(|t| (t.name.as_str(), t)).collect();
+    assert_eq!(
+        ours.keys().copied().collect::<Vec<_>>(),
+        truth.keys().map(String::as_str).collect::<Vec<_>>(),
+        "{name}: tensor names"
+    );
+    for (tname, want) in &truth {
+        let t = ours[tname.as_str()];
+        assert_eq!(t.dtype.name(), want.dtype, "{name}/{tname} dtype");
+        assert_eq!(t.shape, want.shape, "{name}/{tname} shape");
+        let region = ckpt.tensor_bytes(t).unwrap();
+        let packed = gather::to_vec(t, region).unwrap();
+        assert_eq!(sha256_hex(&packed), want.sha256, "{name}/{tname} bytes");
+        if let Some(other) = &want.shares_storage_with {
+            assert_eq!(
+                t.storage,
+                ours[other.as_str()].storage,
+                "{name}/{tname} should share storage with {other}"
+            );
+        }
+    }
+    // Tensors that torch says own their storage do not share one with each other.
+    let owners: Vec<&str> = truth
+        .iter()
+        .filter(|(_, e)| e.shares_storage_with.is_none())
+        .map(|(k, _)| k.as_str())
+        .collect();
+    for (i, a) in owners.iter().enumerate() {
+        for b in &owners[i + 1..] {
+            assert_ne!(ours[a].storage, ours[b].storage, "{name}: {a} and {b}");
+        }
+    }
+}
+
+#[test]
+fn zip_checkpoint_matches_torch() {
+    check_against_truth("torch_zip_basic.pt");
+    assert_eq!(open("torch_zip_basic.pt").format, Format::PytorchZip);
+}
+
+#[test]
+fn legacy_checkpoint_matches_torch() {
+    check_against_truth("torch_legacy_basic.pt");
+    assert_eq!(open("torch_legacy_basic.pt").format, Format::PytorchLegacy);
+}
+
+#[test]
+fn every_dtype_matches_torch() {
+    check_against_truth("torch_dtypes.pt");
+}
+
+#[test]
+fn tied_weights_share_one_storage() {
+    check_against_truth("torch_tied.pt");
+}
+
+#[test]
+fn views_transposed_sliced_expanded_scalar_empty() {
+    check_against_truth("torch_views.pt");
+}
+
+#[test]
+fn lightning_checkpoint_names_are_dotted_paths() {
+    check_against_truth("lightning_like.ckpt");
+    let ckpt = open("lightning_like.ckpt");
+    let objects = &ckpt.pickle.as_ref().unwrap().objects;
+    assert!(
+        objects.get("epoch").is_some_and(|e| e.is_number()),
+        "{objects:#}"
+    );
+    assert!(objects.get("global_step").is_some(), "{objects:#}");
+    assert!(
+        objects
+            .get("hyper_parameters")
+            .is_some_and(|h| h.is_object())
+    );
+}
+
+#[test]
+fn malicious_files_are_dangerous_and_their_tensors_withheld() {
+    for name in ["malicious_os_system.pt", "malicious_exec.pkl"] {
+        let ckpt = open(name);
+        let report = ckpt.pickle.as_ref().unwrap();
+        assert_eq!(report.verdict, Verdict::Dangerous, "{name}");
+        assert!(
+            ckpt.tensors.is_empty(),
+            "{name}: tensors are listed only on request"
+        );
+        let globals: Vec<_> = report
+            .findings
+            .iter()
+            .filter_map(|f| f.global.as_deref())
+            .collect();
+        assert!(
+            globals.contains(&"posix.system") || globals.contains(&"builtins.exec"),
+            "{name}: {globals:?}"
+        );
+    }
+    // On request (nothing is executed either way) the tensor of the malicious archive is read.
+    let options = OpenOptions {
+        pickle: PickleOptions {
+            trust: Some(Verdict::Dangerous),
+            ..PickleOptions::default()
+        },
+        ..OpenOptions::default()
+    };
+    let ckpt = ckptscope::format::open_with(&fixture("malicious_os_system.pt"), &options).unwrap();
+    assert_eq!(ckpt.tensors.len(), 1);
+    assert_eq!(ckpt.tensors[0].name, "w");
+}
