@@ -76,6 +76,17 @@ impl Error {
         }
     }
 
+    /// The file the error is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            Error::Io { path, .. }
+            | Error::Invalid { path, .. }
+            | Error::Unsupported { path, .. }
+            | Error::Changed { path, .. }
+            | Error::NoSuchTensor { path, .. } => path,
+        }
+    }
+
     /// The problem with the file's content, if that is what went wrong.
     pub fn problem(&self) -> Option<&Problem> {
         match self {

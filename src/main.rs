@@ -23,8 +23,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// List a checkpoint's tensors, metadata and layout (reads headers only).
+    /// List a checkpoint's tensors, metadata and layout (reads headers only; pickles are read by
+    /// the safe engine, never executed).
     Info(InfoArgs),
+    /// Judge pickle-based files (and folders, recursively) without executing them: safe,
+    /// suspicious or dangerous, with the reasons. Exit 0 when all are safe, 1 when any is not,
+    /// 2 when a file cannot be read.
+    Scan(ScanArgs),
 }
 
 #[derive(Args)]
@@ -34,12 +39,63 @@ struct InfoArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    trust: TrustArgs,
+}
+
+#[derive(Args)]
+struct ScanArgs {
+    /// Files or folders to scan.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Print a JSON array instead of the report.
+    #[arg(long)]
+    json: bool,
+    /// Add a global to the allowlist (`module.name`, or `module.*` for a whole module);
+    /// repeatable. `os`, `posix`, `nt`, `sys`, `subprocess`, `pty` and `runpy` stay blocked.
+    #[arg(long = "allow", value_name = "GLOBAL")]
+    allow: Vec<String>,
+}
+
+/// What a user accepts to look into (nothing is ever executed).
+#[derive(Args, Clone, Default)]
+struct TrustArgs {
+    /// Add a global to the allowlist (`module.name` or `module.*`); repeatable.
+    #[arg(long = "allow", value_name = "GLOBAL")]
+    allow: Vec<String>,
+    /// Also read the tensors of pickle files judged suspicious.
+    #[arg(long)]
+    allow_suspicious: bool,
+    /// Also read the tensors of pickle files judged dangerous (still without executing them).
+    #[arg(long)]
+    allow_dangerous: bool,
+}
+
+impl TrustArgs {
+    fn open_options(&self) -> ckptscope::format::OpenOptions {
+        use ckptscope::pickle::policy::{Policy, Verdict};
+        let trust = if self.allow_dangerous {
+            Some(Verdict::Dangerous)
+        } else if self.allow_suspicious {
+            Some(Verdict::Suspicious)
+        } else {
+            None
+        };
+        ckptscope::format::OpenOptions {
+            pickle: ckptscope::format::PickleOptions {
+                policy: Policy::with_allow(self.allow.iter().cloned()),
+                trust,
+            },
+            ..Default::default()
+        }
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Info(args)) => info(&args),
+        Some(Command::Scan(args)) => scan(&args),
         None => run_gui(cli.files),
     };
     match result {
@@ -52,17 +108,57 @@ fn main() -> ExitCode {
 }
 
 fn info(args: &InfoArgs) -> anyhow::Result<ExitCode> {
-    let ckpt = ckptscope::open(&args.path)?;
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    if args.json {
-        ckptscope::output::info::write_json(&mut out, &ckpt)
-    } else {
-        ckptscope::output::info::write_human(&mut out, &ckpt)
-    }
-    .and_then(|()| out.flush())
-    .context("cannot write the report")?;
+    let ckpt = ckptscope::format::open_with(&args.path, &args.trust.open_options())?;
+    write_out(|out| {
+        if args.json {
+            ckptscope::output::info::write_json(out, &ckpt)
+        } else {
+            ckptscope::output::info::write_human(out, &ckpt)
+        }
+    })?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn scan(args: &ScanArgs) -> anyhow::Result<ExitCode> {
+    use ckptscope::pickle::policy::{Policy, Verdict};
+    let policy = Policy::with_allow(args.allow.iter().cloned());
+    let run =
+        ckptscope::pickle::scan::scan_paths(&args.paths, &policy, &ckptscope::Limits::DEFAULT);
+    write_out(|out| {
+        if args.json {
+            ckptscope::output::scan::write_json(out, &run)
+        } else {
+            ckptscope::output::scan::write_human(out, &run)
+        }
+    })?;
+    let unreadable = run.results.iter().any(Result::is_err);
+    let unsafe_found = run
+        .results
+        .iter()
+        .flatten()
+        .any(|r| r.verdict != Verdict::Safe);
+    if !args.json {
+        for e in run.results.iter().filter_map(|r| r.as_ref().err()) {
+            eprintln!("error: {e}");
+        }
+    }
+    Ok(ExitCode::from(if unreadable {
+        2
+    } else if unsafe_found {
+        1
+    } else {
+        0
+    }))
+}
+
+/// Runs `write` on a buffered stdout and flushes it.
+fn write_out(
+    write: impl FnOnce(&mut std::io::BufWriter<std::io::StdoutLock<'static>>) -> std::io::Result<()>,
+) -> anyhow::Result<()> {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    write(&mut out)
+        .and_then(|()| out.flush())
+        .context("cannot write the report")
 }
 
 fn run_gui(_files: Vec<PathBuf>) -> anyhow::Result<ExitCode> {

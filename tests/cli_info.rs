@@ -84,8 +84,42 @@ fn errors_go_to_stderr_with_exit_code_2() {
 }
 
 #[test]
-fn a_pickle_says_what_it_is() {
-    let (code, _, err) = run(&["info", fixture("torch_legacy_basic.pt").to_str().unwrap()]);
-    assert_eq!(code, 2);
-    assert!(err.contains("PyTorch legacy checkpoint (pickle)"), "{err}");
+fn a_pickle_is_read_by_the_safe_engine() {
+    let (code, out, err) = run(&["info", fixture("torch_legacy_basic.pt").to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("PyTorch legacy checkpoint (pickle)"), "{out}");
+    assert!(out.contains("scan: SAFE"), "{out}");
+    assert!(out.contains("0.weight") && out.contains("[16, 8]"), "{out}");
+}
+
+#[test]
+fn pickle_info_json_has_scan_storage_and_values() {
+    let (code, out, err) = run(&[
+        "info",
+        "--json",
+        fixture("lightning_like.ckpt").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["format"], "pytorch_zip");
+    assert_eq!(v["scan"]["verdict"], "safe");
+    assert_eq!(v["scan"]["objects"]["global_step"], 1000);
+    let t = &v["tensors"][0];
+    assert_eq!(t["name"], "state_dict.model.0.weight");
+    assert_eq!(t["storage"], "0");
+    assert_eq!(t["stride"], serde_json::json!([8, 1]));
+}
+
+#[test]
+fn dangerous_pickle_tensors_only_on_request() {
+    let path = fixture("malicious_os_system.pt");
+    let (code, out, _) = run(&["info", path.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("scan: DANGEROUS") && out.contains("posix.system"),
+        "{out}"
+    );
+    assert!(out.contains("--allow-dangerous"), "{out}");
+    let (_, out, _) = run(&["info", "--allow-dangerous", path.to_str().unwrap()]);
+    assert!(out.lines().any(|l| l.starts_with("w ")), "{out}");
 }

@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 use serde::ser::SerializeMap;
 
-use crate::format::{Checkpoint, Finding, TensorEntry};
+use crate::format::{ByteOrder, Checkpoint, Finding, Layout, PickleReport, TensorEntry};
 use crate::output::human;
 
 /// The `--json` document of `info`.
@@ -21,6 +21,9 @@ pub struct InfoJson<'a> {
     shards: Option<Vec<ShardJson>>,
     #[serde(skip_serializing_if = "<[Finding]>::is_empty")]
     findings: &'a [Finding],
+    /// Pickle-based files: verdict, findings, non-tensor values, unreadable tensors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scan: Option<&'a PickleReport>,
 }
 
 /// A string map serialized in the order it was read.
@@ -45,6 +48,18 @@ struct TensorJson<'a> {
     file_offset: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     shard: Option<String>,
+    /// PyTorch storage key the tensor views.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    storage: Option<&'a str>,
+    /// Offset into the storage, in elements (strided views only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    storage_offset: Option<u64>,
+    /// Strides in elements (strided views only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stride: Option<&'a [u64]>,
+    /// `"big"` for big-endian storages.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    byte_order: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -82,6 +97,16 @@ impl<'a> InfoJson<'a> {
                     data_offsets: t.data_offsets,
                     file_offset: t.file_offset,
                     shard: if sharded { shard_name(t) } else { None },
+                    storage: t.storage.as_deref(),
+                    storage_offset: match &t.layout {
+                        Layout::Strided { offset, .. } => Some(*offset),
+                        Layout::Contiguous => None,
+                    },
+                    stride: match &t.layout {
+                        Layout::Strided { strides, .. } => Some(strides.as_slice()),
+                        Layout::Contiguous => None,
+                    },
+                    byte_order: (t.byte_order == ByteOrder::Big).then_some("big"),
                 })
                 .collect(),
             shards: sharded.then(|| {
@@ -96,6 +121,7 @@ impl<'a> InfoJson<'a> {
                     .collect()
             }),
             findings: &ckpt.findings,
+            scan: ckpt.pickle.as_deref(),
         }
     }
 }
@@ -128,7 +154,8 @@ pub fn summary_line(ckpt: &Checkpoint) -> String {
     line
 }
 
-/// Writes the human report: path, summary, metadata, findings, then the tensor table.
+/// Writes the human report: path, summary, metadata, findings, scan, then the tensor table and
+/// the non-tensor values of pickle files.
 pub fn write_human(out: &mut impl Write, ckpt: &Checkpoint) -> io::Result<()> {
     writeln!(out, "{}", ckpt.path.display())?;
     writeln!(out, "{}", summary_line(ckpt))?;
@@ -147,10 +174,69 @@ pub fn write_human(out: &mut impl Write, ckpt: &Checkpoint) -> io::Result<()> {
     for f in &ckpt.findings {
         writeln!(out, "{}: {}", severity_word(f), f.message)?;
     }
-    if ckpt.tensors.is_empty() {
-        return writeln!(out, "(no tensors)");
+    if let Some(report) = &ckpt.pickle {
+        write_scan(out, report)?;
     }
+    if ckpt.tensors.is_empty() {
+        writeln!(out, "(no tensors)")?;
+    } else {
+        write_table(out, ckpt)?;
+    }
+    if let Some(report) = &ckpt.pickle {
+        let mut values = Vec::new();
+        flatten(&report.objects, "", &mut values);
+        if !values.is_empty() {
+            writeln!(out, "values:")?;
+            let shown = values.len().min(MAX_VALUES);
+            for (k, v) in &values[..shown] {
+                writeln!(out, "  {k} = {}", one_line(v, 120))?;
+            }
+            if values.len() > shown {
+                writeln!(out, "  … {} more (see --json)", values.len() - shown)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+const MAX_VALUES: usize = 200;
+
+fn write_scan(out: &mut impl Write, report: &PickleReport) -> io::Result<()> {
+    writeln!(
+        out,
+        "scan: {}{}",
+        report.verdict.name().to_uppercase(),
+        match report.verdict {
+            crate::pickle::policy::Verdict::Safe =>
+                " (only allowlisted globals: loadable with torch.load(weights_only=True))",
+            crate::pickle::policy::Verdict::Suspicious =>
+                " (imports or calls things outside the allowlist)",
+            crate::pickle::policy::Verdict::Dangerous =>
+                " (runs code when loaded with torch.load or pickle)",
+        }
+    )?;
+    for f in &report.findings {
+        writeln!(out, "  {}", crate::output::scan::finding_line(f))?;
+    }
+    if report.withheld {
+        writeln!(
+            out,
+            "tensors not listed because the file is {}: pass --allow-{} to list them (nothing is executed either way)",
+            report.verdict, report.verdict
+        )?;
+    }
+    for u in &report.unsupported {
+        writeln!(out, "not read: {}: {}", u.name, u.reason)?;
+    }
+    for n in &report.notes {
+        writeln!(out, "note: {n}")?;
+    }
+    Ok(())
+}
+
+fn write_table(out: &mut impl Write, ckpt: &Checkpoint) -> io::Result<()> {
     let sharded = ckpt.sources.len() > 1;
+    let strided = ckpt.tensors.iter().any(|t| t.storage.is_some());
     let rows: Vec<[String; 5]> = ckpt
         .tensors
         .iter()
@@ -166,6 +252,8 @@ pub fn write_human(out: &mut impl Write, ckpt: &Checkpoint) -> io::Result<()> {
                         .and_then(|s| s.path.file_name())
                         .map(|n| n.to_string_lossy().into_owned())
                         .unwrap_or_default()
+                } else if strided {
+                    storage_cell(t)
                 } else {
                     String::new()
                 },
@@ -176,8 +264,18 @@ pub fn write_human(out: &mut impl Write, ckpt: &Checkpoint) -> io::Result<()> {
         "name",
         "dtype",
         "shape",
-        "data_offsets",
-        if sharded { "shard" } else { "" },
+        if strided {
+            "file_range"
+        } else {
+            "data_offsets"
+        },
+        if sharded {
+            "shard"
+        } else if strided {
+            "storage"
+        } else {
+            ""
+        },
     ];
     let mut widths = headers.map(|h| h.chars().count());
     for row in &rows {
@@ -190,6 +288,55 @@ pub fn write_human(out: &mut impl Write, ckpt: &Checkpoint) -> io::Result<()> {
         write_row(out, row, &widths)?;
     }
     Ok(())
+}
+
+/// `0 +16 stride [8, 1] big-endian`.
+fn storage_cell(t: &TensorEntry) -> String {
+    let mut cell = t.storage.clone().unwrap_or_default();
+    if let Layout::Strided { offset, strides } = &t.layout {
+        if *offset != 0 {
+            cell.push_str(&format!(" +{offset}"));
+        }
+        cell.push_str(&format!(" stride {}", human::shape(strides)));
+    }
+    if t.byte_order == ByteOrder::Big {
+        cell.push_str(" big-endian");
+    }
+    cell
+}
+
+/// Leaves of a JSON tree as `path = value` lines (tensor placeholders included).
+fn flatten(v: &serde_json::Value, path: &str, out: &mut Vec<(String, String)>) {
+    if out.len() > MAX_VALUES {
+        return;
+    }
+    let child = |k: &str| {
+        if path.is_empty() {
+            k.to_string()
+        } else {
+            format!("{path}.{k}")
+        }
+    };
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, val) in map {
+                flatten(val, &child(k), out);
+            }
+        }
+        serde_json::Value::Array(items)
+            if items.iter().all(|i| !i.is_object() && !i.is_array()) =>
+        {
+            out.push((path.to_string(), v.to_string()));
+        }
+        serde_json::Value::Array(items) => {
+            for (i, val) in items.iter().enumerate() {
+                flatten(val, &child(&i.to_string()), out);
+            }
+        }
+        serde_json::Value::String(s) if s.starts_with("<tensor ") => {}
+        serde_json::Value::Null if path.is_empty() => {}
+        other => out.push((path.to_string(), other.to_string())),
+    }
 }
 
 fn write_row(out: &mut impl Write, cells: &[String; 5], widths: &[usize; 5]) -> io::Result<()> {

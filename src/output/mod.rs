@@ -3,3 +3,4 @@
 
 pub mod human;
 pub mod info;
+pub mod scan;

@@ -12,6 +12,7 @@
 pub mod container;
 pub mod opcode;
 pub mod policy;
+pub mod scan;
 pub mod tar;
 pub mod torch;
 pub mod value;
@@ -26,6 +27,9 @@ use crate::pickle::policy::{Class, Context, Finding, PersistentKind, Policy, Ris
 use crate::pickle::vm::{PickleLimits, Program};
 
 pub use policy::{Risk as FindingRisk, Verdict as ScanVerdict};
+
+/// How deep pickles hidden in bytes values are followed.
+const MAX_NESTED_DEPTH: usize = 3;
 
 /// Most pickles read from one raw stream (joblib files hold a handful).
 const MAX_CONCATENATED: usize = 1000;
@@ -138,6 +142,7 @@ impl Runner<'_> {
         self.analysis
             .findings
             .extend(self.policy.evaluate(&program, &ctx));
+        self.nested(&program, &ctx, 0);
         if let Some(err) = &program.error {
             // Everything seen before the break is already judged. A loader would stop here too,
             // but read on without executing to report any import written after the break.
@@ -186,6 +191,48 @@ impl Runner<'_> {
             error: program.error.as_ref().map(ToString::to_string),
         });
         program
+    }
+
+    /// Scans pickles hidden in bytes or str values (the argument of `pickle.loads`,
+    /// `torch.storage._load_from_bytes`...): what they would import is reported too.
+    fn nested(&mut self, program: &Program, ctx: &Context<'_>, depth: usize) {
+        if depth >= MAX_NESTED_DEPTH {
+            return;
+        }
+        for id in 0..program.arena.len() as value::NodeId {
+            let bytes: Cow<'_, [u8]> = match program.arena.get(id) {
+                Some(value::Node::Bytes(b)) => Cow::Borrowed(b),
+                // `_codecs.encode(text, 'latin1')` turns a str into these bytes.
+                Some(value::Node::Str(s)) if s.chars().all(|c| (c as u32) < 256) => {
+                    Cow::Owned(s.chars().map(|c| c as u8).collect())
+                }
+                _ => continue,
+            };
+            if bytes.len() < 8 || !container::looks_like_pickle(&bytes) {
+                continue;
+            }
+            let inner = vm::run(&bytes, 0, self.limits);
+            if inner.events.is_empty() {
+                continue;
+            }
+            let findings = self.policy.evaluate(
+                &inner,
+                &Context {
+                    base_offset: 0,
+                    ..*ctx
+                },
+            );
+            for mut f in findings.into_iter().filter(|f| f.risk > Risk::Info) {
+                f.reason = format!(
+                    "nested pickle inside a {}-byte value: {}",
+                    bytes.len(),
+                    f.reason
+                );
+                f.offset = None;
+                self.analysis.findings.push(f);
+            }
+            self.nested(&inner, ctx, depth + 1);
+        }
     }
 
     fn finding(&mut self, f: Finding) {

@@ -195,6 +195,10 @@ impl Policy {
                     let Some(Node::Global { module, name }) = arena.get(*node) else {
                         continue;
                     };
+                    if module.starts_with("<computed") {
+                        // Judged by its ComputedGlobal event.
+                        continue;
+                    }
                     let full = display_global(module, name);
                     match self.classify(module, name) {
                         Class::Allowed | Class::UserAllowed => {}
@@ -241,6 +245,19 @@ impl Policy {
                     ),
                     *offset,
                     Some(Op::Ext4),
+                )),
+                Event::ComputedGlobal { module, name, offset } => out.push(at(
+                    Finding::new(
+                        Risk::Dangerous,
+                        None,
+                        format!(
+                            "STACK_GLOBAL imports a name computed while loading ({}.{}): what it imports is only known when it runs",
+                            arena.repr(*module, 60),
+                            arena.repr(*name, 60)
+                        ),
+                    ),
+                    *offset,
+                    Some(Op::StackGlobal),
                 )),
                 Event::Buffer { offset } => out.push(at(
                     Finding::new(

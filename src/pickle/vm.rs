@@ -103,6 +103,16 @@ pub enum Event {
         /// Opcode offset.
         offset: u64,
     },
+    /// STACK_GLOBAL whose module or name is not a string literal but the result of a call: the
+    /// import is decided at load time.
+    ComputedGlobal {
+        /// The module operand.
+        module: Val,
+        /// The name operand.
+        name: Val,
+        /// Opcode offset.
+        offset: u64,
+    },
     /// NEXT_BUFFER: an out-of-band buffer the loader must supply.
     Buffer {
         /// Opcode offset.
@@ -655,6 +665,20 @@ impl Machine<'_> {
         }
     }
 
+    /// True for values that are data, not the symbolic result of a call or an import.
+    fn is_literal(&self, v: Val) -> bool {
+        !matches!(
+            self.arena.node(v),
+            Some(
+                Node::Object(_)
+                    | Node::Persistent { .. }
+                    | Node::Global { .. }
+                    | Node::Extension { .. }
+                    | Node::Buffer
+            )
+        )
+    }
+
     fn key_id(&self, k: Val) -> Option<KeyId> {
         match k {
             Val::None => Some(KeyId::None),
@@ -959,22 +983,39 @@ impl Machine<'_> {
             Op::StackGlobal => {
                 let name = self.pop(op)?;
                 let module = self.pop(op)?;
-                let (Some(module), Some(name)) = (
-                    self.arena.str(module).map(str::to_string),
-                    self.arena.str(name).map(str::to_string),
-                ) else {
-                    let what = format!(
-                        "{}, {}",
-                        self.arena.repr(module, 60),
-                        self.arena.repr(name, 60)
-                    );
-                    return Err(self.bad_value(
-                        op,
-                        format!("STACK_GLOBAL requires two str operands, got {what}"),
-                    ));
-                };
-                let v = self.global(op, module, name)?;
-                self.push(v)?;
+                match (self.arena.str(module), self.arena.str(name)) {
+                    (Some(m), Some(n)) => {
+                        let (m, n) = (m.to_string(), n.to_string());
+                        let v = self.global(op, m, n)?;
+                        self.push(v)?;
+                    }
+                    _ if self.is_literal(module) && self.is_literal(name) => {
+                        // Numbers, None, bytes...: CPython raises "STACK_GLOBAL requires str".
+                        let what = format!(
+                            "{}, {}",
+                            self.arena.repr(module, 60),
+                            self.arena.repr(name, 60)
+                        );
+                        return Err(self.bad_value(
+                            op,
+                            format!("STACK_GLOBAL requires two str operands, got {what}"),
+                        ));
+                    }
+                    _ => {
+                        // Operands made by calls (`str('os')`): a real unpickler gets strings at
+                        // load time and imports whatever they spell. The import is unknowable
+                        // here, which is itself the finding.
+                        let m = format!("<computed: {}>", self.arena.repr(module, 80));
+                        let n = format!("<computed: {}>", self.arena.repr(name, 80));
+                        let v = self.global(op, m, n)?;
+                        self.events.push(Event::ComputedGlobal {
+                            module,
+                            name,
+                            offset: self.offset(),
+                        });
+                        self.push(v)?;
+                    }
+                }
             }
             Op::Inst => {
                 let module = self.line_text(op)?;

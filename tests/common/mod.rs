@@ -62,3 +62,185 @@ pub fn run(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// A pickle written opcode by opcode, for attack tests.
+#[derive(Default, Clone)]
+pub struct Pickle(pub Vec<u8>);
+
+impl Pickle {
+    pub fn new(proto: u8) -> Self {
+        Pickle(vec![0x80, proto])
+    }
+    pub fn raw(mut self, b: &[u8]) -> Self {
+        self.0.extend_from_slice(b);
+        self
+    }
+    /// GLOBAL (protocol 0-3 style).
+    pub fn global(self, module: &str, name: &str) -> Self {
+        self.raw(format!("c{module}\n{name}\n").as_bytes())
+    }
+    /// SHORT_BINUNICODE.
+    pub fn str(mut self, s: &str) -> Self {
+        self.0.push(0x8c);
+        self.0.push(s.len() as u8);
+        self.0.extend_from_slice(s.as_bytes());
+        self
+    }
+    /// SHORT_BINBYTES.
+    pub fn bytes(mut self, b: &[u8]) -> Self {
+        if b.len() < 256 {
+            self.0.push(b'C');
+            self.0.push(b.len() as u8);
+        } else {
+            self.0.push(b'B');
+            self.0.extend_from_slice(&(b.len() as u32).to_le_bytes());
+        }
+        self.0.extend_from_slice(b);
+        self
+    }
+    pub fn int(mut self, v: u8) -> Self {
+        self.0.extend_from_slice(&[b'K', v]);
+        self
+    }
+    pub fn stack_global(self) -> Self {
+        self.raw(&[0x93])
+    }
+    pub fn memoize(self) -> Self {
+        self.raw(&[0x94])
+    }
+    pub fn put(self, i: u8) -> Self {
+        self.raw(&[b'q', i])
+    }
+    pub fn get(self, i: u8) -> Self {
+        self.raw(&[b'h', i])
+    }
+    pub fn tuple1(self) -> Self {
+        self.raw(&[0x85])
+    }
+    pub fn tuple2(self) -> Self {
+        self.raw(&[0x86])
+    }
+    pub fn empty_tuple(self) -> Self {
+        self.raw(b")")
+    }
+    pub fn empty_dict(self) -> Self {
+        self.raw(b"}")
+    }
+    pub fn none(self) -> Self {
+        self.raw(b"N")
+    }
+    pub fn mark(self) -> Self {
+        self.raw(b"(")
+    }
+    pub fn reduce(self) -> Self {
+        self.raw(b"R")
+    }
+    pub fn build(self) -> Self {
+        self.raw(b"b")
+    }
+    pub fn pop(self) -> Self {
+        self.raw(b"0")
+    }
+    pub fn stop(self) -> Self {
+        self.raw(b".")
+    }
+    /// `module.name(arg)` by REDUCE.
+    pub fn call1(self, module: &str, name: &str, arg: &str) -> Self {
+        self.global(module, name).str(arg).tuple1().reduce()
+    }
+}
+
+/// A zip archive with stored members, written the way torch.save writes them (64-byte aligned
+/// data, data-descriptor flag), with knobs for tampering.
+pub struct Zip {
+    members: Vec<(String, Vec<u8>)>,
+    pub crc_override: Option<u32>,
+    pub flags: u16,
+    /// Name written in local headers instead of the real one (central directory keeps the real).
+    pub local_name_override: Option<String>,
+}
+
+impl Zip {
+    pub fn new() -> Self {
+        Zip {
+            members: Vec::new(),
+            crc_override: None,
+            flags: 0x08,
+            local_name_override: None,
+        }
+    }
+    pub fn add(mut self, name: &str, data: &[u8]) -> Self {
+        self.members.push((name.to_string(), data.to_vec()));
+        self
+    }
+    pub fn bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut central = Vec::new();
+        for (name, data) in &self.members {
+            let local_name = self
+                .local_name_override
+                .clone()
+                .filter(|_| name.ends_with("data.pkl"))
+                .unwrap_or_else(|| name.clone());
+            let offset = out.len() as u32;
+            // Pad with an extra field so data starts 64-byte aligned, as torch does.
+            let header_len = 30 + local_name.len();
+            let pad = (64 - (out.len() + header_len + 4) % 64) % 64;
+            let extra_len = 4 + pad;
+            let crc = self.crc_override.unwrap_or_else(|| crc32(data));
+            out.extend_from_slice(&0x0403_4b50u32.to_le_bytes());
+            out.extend_from_slice(&[20, 0]);
+            out.extend_from_slice(&self.flags.to_le_bytes());
+            out.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+            out.extend_from_slice(&crc.to_le_bytes());
+            out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            out.extend_from_slice(&(local_name.len() as u16).to_le_bytes());
+            out.extend_from_slice(&(extra_len as u16).to_le_bytes());
+            out.extend_from_slice(local_name.as_bytes());
+            out.extend_from_slice(&0xcafeu16.to_le_bytes());
+            out.extend_from_slice(&(pad as u16).to_le_bytes());
+            out.extend(std::iter::repeat_n(b'Z', pad));
+            out.extend_from_slice(data);
+
+            central.extend_from_slice(&0x0201_4b50u32.to_le_bytes());
+            central.extend_from_slice(&[20, 0, 20, 0]);
+            central.extend_from_slice(&self.flags.to_le_bytes());
+            central.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+            central.extend_from_slice(&crc.to_le_bytes());
+            central.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            central.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            central.extend_from_slice(&(name.len() as u16).to_le_bytes());
+            central.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+            central.extend_from_slice(&offset.to_le_bytes());
+            central.extend_from_slice(name.as_bytes());
+        }
+        let cd_offset = out.len() as u32;
+        out.extend_from_slice(&central);
+        out.extend_from_slice(&0x0605_4b50u32.to_le_bytes());
+        out.extend_from_slice(&[0, 0, 0, 0]);
+        let n = self.members.len() as u16;
+        out.extend_from_slice(&n.to_le_bytes());
+        out.extend_from_slice(&n.to_le_bytes());
+        out.extend_from_slice(&(central.len() as u32).to_le_bytes());
+        out.extend_from_slice(&cd_offset.to_le_bytes());
+        out.extend_from_slice(&[0, 0]);
+        out
+    }
+}
+
+/// CRC-32 (IEEE), bitwise: only used to build small test archives.
+pub fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
