@@ -16,6 +16,7 @@
 //! # Ok::<(), ckptscope::Error>(())
 //! ```
 
+pub mod analysis;
 pub mod dtype;
 pub mod error;
 pub mod format;

@@ -1,0 +1,671 @@
+//! Statistics and histograms of a tensor slice, streamed from the memory map.
+//!
+//! Two passes over the selected elements, each split into blocks run on rayon's pool: the first
+//! gathers counts, min, max and moments (combined across blocks with Chan's formula, so the
+//! variance stays accurate for billions of values); the second bins the finite values into the
+//! requested histogram and into a fine one used for percentiles. Memory is one small decode
+//! buffer per thread plus the bins: O(bins), never O(tensor). NaN and ±Inf are counted, never
+//! binned. A strided sample gives a first answer in microseconds; the exact one follows.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use rayon::prelude::*;
+
+use crate::analysis::decode::{decode_at, decode_run};
+use crate::analysis::slice::View;
+use crate::dtype::DType;
+use crate::format::ByteOrder;
+
+/// Elements per parallel block (4 MiB of F32).
+const BLOCK: u64 = 1 << 20;
+/// Elements decoded at once into a thread's buffer.
+const BATCH: u64 = 1 << 14;
+/// Bins of the fine histogram percentiles are read from.
+pub const FINE_BINS: usize = 4096;
+/// Percentiles reported.
+pub const PERCENTILES: [f64; 7] = [1.0, 5.0, 25.0, 50.0, 75.0, 95.0, 99.0];
+
+/// Shared by a running computation and whoever waits for it: cancel flag and progress.
+#[derive(Debug, Default)]
+pub struct Control {
+    cancel: AtomicBool,
+    done: AtomicU64,
+    total: AtomicU64,
+}
+
+impl Control {
+    /// A fresh control.
+    pub fn new() -> Arc<Control> {
+        Arc::new(Control::default())
+    }
+
+    /// Asks the computation to stop at its next block.
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::Relaxed);
+    }
+
+    /// True once cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+
+    /// Fraction of the work done, 0 to 1.
+    pub fn progress(&self) -> f32 {
+        let total = self.total.load(Ordering::Relaxed);
+        if total == 0 {
+            return 0.0;
+        }
+        (self.done.load(Ordering::Relaxed) as f64 / total as f64).min(1.0) as f32
+    }
+
+    fn add_total(&self, n: u64) {
+        self.total.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn add_done(&self, n: u64) {
+        self.done.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// Why a computation did not finish.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StatsError {
+    /// Cancelled by the user.
+    #[error("cancelled")]
+    Cancelled,
+    /// The view reaches outside the tensor's bytes.
+    #[error("the selection reads outside the tensor's bytes")]
+    OutOfRange,
+}
+
+/// What is being measured: which elements of which bytes, and how to decode them.
+#[derive(Clone, Copy, Debug)]
+pub struct Source<'a> {
+    /// The bytes the tensor reads ([`crate::Checkpoint::tensor_bytes`]).
+    pub bytes: &'a [u8],
+    /// Element type.
+    pub dtype: DType,
+    /// Byte order.
+    pub order: ByteOrder,
+}
+
+/// Summary statistics of the finite values, and counts of the others.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Stats {
+    /// Elements examined.
+    pub count: u64,
+    /// NaNs.
+    pub nan: u64,
+    /// +Inf.
+    pub pos_inf: u64,
+    /// -Inf.
+    pub neg_inf: u64,
+    /// Exact zeros (±0).
+    pub zeros: u64,
+    /// Finite values.
+    pub finite: u64,
+    /// Smallest finite value (NaN when none).
+    pub min: f64,
+    /// Largest finite value (NaN when none).
+    pub max: f64,
+    /// Mean of the finite values.
+    pub mean: f64,
+    /// Population standard deviation of the finite values.
+    pub std: f64,
+    /// Root mean square of the finite values.
+    pub rms: f64,
+}
+
+/// A histogram over `[lo, hi]` with equal-width bins.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Histogram {
+    /// Left edge of the first bin.
+    pub lo: f64,
+    /// Right edge of the last bin.
+    pub hi: f64,
+    /// Count per bin.
+    pub counts: Vec<u64>,
+}
+
+impl Histogram {
+    /// Width of one bin (0 when all values are equal).
+    pub fn width(&self) -> f64 {
+        if self.counts.is_empty() {
+            0.0
+        } else {
+            (self.hi - self.lo) / self.counts.len() as f64
+        }
+    }
+
+    /// Centre of bin `i`.
+    pub fn center(&self, i: usize) -> f64 {
+        self.lo + (i as f64 + 0.5) * self.width()
+    }
+
+    fn new(lo: f64, hi: f64, bins: usize) -> Histogram {
+        Histogram {
+            lo,
+            hi,
+            counts: vec![0; bins.max(1)],
+        }
+    }
+
+    /// Adds a finite value; values outside `[lo, hi]` go to the end bins.
+    #[inline(always)]
+    fn add(&mut self, v: f64, scale: f64) {
+        let last = self.counts.len() - 1;
+        let i = ((v - self.lo) * scale) as usize;
+        self.counts[i.min(last)] += 1;
+    }
+
+    fn merge(&mut self, other: &Histogram) {
+        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
+            *a += b;
+        }
+    }
+
+    /// The value below which `p` percent of the counted values fall, interpolated inside its
+    /// bin (exact to one bin width).
+    pub fn percentile(&self, p: f64) -> f64 {
+        let total: u64 = self.counts.iter().sum();
+        if total == 0 {
+            return f64::NAN;
+        }
+        let rank = p / 100.0 * total as f64;
+        let mut seen = 0u64;
+        for (i, &c) in self.counts.iter().enumerate() {
+            if c > 0 && (seen + c) as f64 >= rank {
+                let within = ((rank - seen as f64) / c as f64).clamp(0.0, 1.0);
+                return self.lo + (i as f64 + within) * self.width();
+            }
+            seen += c;
+        }
+        self.hi
+    }
+}
+
+/// The result of analysing a selection.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Analysis {
+    /// Summary statistics.
+    pub stats: Stats,
+    /// The requested histogram of finite values over `[min, max]`.
+    pub histogram: Histogram,
+    /// Approximate percentiles `(p, value)`, read from a fine histogram.
+    pub percentiles: Vec<(f64, f64)>,
+    /// Resolution of the percentiles (one fine bin).
+    pub percentile_resolution: f64,
+    /// `Some(n)` when computed from a strided sample of `n` elements, not from all of them.
+    pub sampled: Option<u64>,
+}
+
+/// Partial moments of one block.
+#[derive(Clone, Copy, Debug)]
+struct Moments {
+    count: u64,
+    nan: u64,
+    pos_inf: u64,
+    neg_inf: u64,
+    zeros: u64,
+    n: u64,
+    mean: f64,
+    m2: f64,
+    sumsq: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Default for Moments {
+    fn default() -> Self {
+        Moments {
+            count: 0,
+            nan: 0,
+            pos_inf: 0,
+            neg_inf: 0,
+            zeros: 0,
+            n: 0,
+            mean: 0.0,
+            m2: 0.0,
+            sumsq: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+        }
+    }
+}
+
+impl Moments {
+    /// Accumulates a batch: sums shifted by the batch's first finite value (numerically safe),
+    /// then merged into the running moments.
+    fn add_batch(&mut self, values: &[f64]) {
+        let mut b = Moments::default();
+        let shift = values
+            .iter()
+            .copied()
+            .find(|v| v.is_finite())
+            .unwrap_or(0.0);
+        let (mut s1, mut s2) = (0.0f64, 0.0f64);
+        for &v in values {
+            if v.is_finite() {
+                b.n += 1;
+                let d = v - shift;
+                s1 += d;
+                s2 += d * d;
+                b.sumsq += v * v;
+                b.min = b.min.min(v);
+                b.max = b.max.max(v);
+                if v == 0.0 {
+                    b.zeros += 1;
+                }
+            } else if v.is_nan() {
+                b.nan += 1;
+            } else if v > 0.0 {
+                b.pos_inf += 1;
+            } else {
+                b.neg_inf += 1;
+            }
+        }
+        b.count = values.len() as u64;
+        if b.n > 0 {
+            let n = b.n as f64;
+            b.mean = shift + s1 / n;
+            b.m2 = (s2 - s1 * s1 / n).max(0.0);
+        }
+        self.merge(&b);
+    }
+
+    /// Chan et al.'s parallel combination of two sets of moments.
+    fn merge(&mut self, o: &Moments) {
+        self.count += o.count;
+        self.nan += o.nan;
+        self.pos_inf += o.pos_inf;
+        self.neg_inf += o.neg_inf;
+        self.zeros += o.zeros;
+        self.sumsq += o.sumsq;
+        self.min = self.min.min(o.min);
+        self.max = self.max.max(o.max);
+        if o.n == 0 {
+            return;
+        }
+        if self.n == 0 {
+            self.n = o.n;
+            self.mean = o.mean;
+            self.m2 = o.m2;
+            return;
+        }
+        let (na, nb) = (self.n as f64, o.n as f64);
+        let n = na + nb;
+        let delta = o.mean - self.mean;
+        self.mean += delta * nb / n;
+        self.m2 += o.m2 + delta * delta * na * nb / n;
+        self.n += o.n;
+    }
+
+    fn stats(&self) -> Stats {
+        let finite = self.n;
+        let (min, max) = if finite == 0 {
+            (f64::NAN, f64::NAN)
+        } else {
+            (self.min, self.max)
+        };
+        Stats {
+            count: self.count,
+            nan: self.nan,
+            pos_inf: self.pos_inf,
+            neg_inf: self.neg_inf,
+            zeros: self.zeros,
+            finite,
+            min,
+            max,
+            mean: if finite == 0 { f64::NAN } else { self.mean },
+            std: if finite == 0 {
+                f64::NAN
+            } else {
+                (self.m2 / finite as f64).sqrt()
+            },
+            rms: if finite == 0 {
+                f64::NAN
+            } else {
+                (self.sumsq / finite as f64).sqrt()
+            },
+        }
+    }
+}
+
+/// Decodes the view's elements `k0..k1` batch by batch and hands each batch to `f`.
+fn visit(
+    src: &Source<'_>,
+    view: &View,
+    k0: u64,
+    k1: u64,
+    buf: &mut Vec<f64>,
+    f: &mut dyn FnMut(&[f64]),
+) -> Result<(), StatsError> {
+    let mut ok = true;
+    view.for_each_run(k0, k1, &mut |first, n, step| {
+        let mut done = 0;
+        while done < n {
+            let m = (n - done).min(BATCH);
+            buf.clear();
+            let start = first + done * step;
+            if step == 1 {
+                if !decode_run(src.dtype, src.order, src.bytes, start, m as usize, buf) {
+                    ok = false;
+                    return false;
+                }
+            } else {
+                for i in 0..m {
+                    match decode_at(src.dtype, src.order, src.bytes, start + i * step) {
+                        Some(v) => buf.push(v),
+                        None => {
+                            ok = false;
+                            return false;
+                        }
+                    }
+                }
+            }
+            f(buf);
+            done += m;
+        }
+        true
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(StatsError::OutOfRange)
+    }
+}
+
+fn blocks(n: u64) -> Vec<(u64, u64)> {
+    (0..n.div_ceil(BLOCK))
+        .map(|b| (b * BLOCK, ((b + 1) * BLOCK).min(n)))
+        .collect()
+}
+
+/// Computes statistics and a `bins`-bin histogram of every selected element, in parallel.
+pub fn analyze(
+    src: &Source<'_>,
+    view: &View,
+    bins: usize,
+    control: &Control,
+) -> Result<Analysis, StatsError> {
+    let view = view.simplified();
+    let n = view.elements();
+    control.add_total(n.saturating_mul(2));
+    let blocks = blocks(n);
+
+    let moments = blocks
+        .par_iter()
+        .map_init(Vec::new, |buf, &(k0, k1)| {
+            if control.is_cancelled() {
+                return Err(StatsError::Cancelled);
+            }
+            let mut m = Moments::default();
+            visit(src, &view, k0, k1, buf, &mut |batch| m.add_batch(batch))?;
+            control.add_done(k1 - k0);
+            Ok(m)
+        })
+        .try_reduce(Moments::default, |mut a, b| {
+            a.merge(&b);
+            Ok(a)
+        })?;
+    let stats = moments.stats();
+
+    let (lo, hi) = range_of(&stats);
+    let (hist, fine) = blocks
+        .par_iter()
+        .map_init(Vec::new, |buf, &(k0, k1)| {
+            if control.is_cancelled() {
+                return Err(StatsError::Cancelled);
+            }
+            let mut h = (
+                Histogram::new(lo, hi, bins),
+                Histogram::new(lo, hi, FINE_BINS),
+            );
+            if stats.finite > 0 {
+                let (sh, sf) = (scale(&h.0), scale(&h.1));
+                visit(src, &view, k0, k1, buf, &mut |batch| {
+                    for &v in batch {
+                        if v.is_finite() {
+                            h.0.add(v, sh);
+                            h.1.add(v, sf);
+                        }
+                    }
+                })?;
+            }
+            control.add_done(k1 - k0);
+            Ok(h)
+        })
+        .try_reduce(
+            || {
+                (
+                    Histogram::new(lo, hi, bins),
+                    Histogram::new(lo, hi, FINE_BINS),
+                )
+            },
+            |mut a, b| {
+                a.0.merge(&b.0);
+                a.1.merge(&b.1);
+                Ok(a)
+            },
+        )?;
+    Ok(finish(stats, hist, &fine, None))
+}
+
+/// Statistics of about `size` elements spread evenly over the selection: a first answer that
+/// costs `size` decodes whatever the tensor's size.
+pub fn analyze_sample(
+    src: &Source<'_>,
+    view: &View,
+    bins: usize,
+    size: u64,
+) -> Result<Analysis, StatsError> {
+    let n = view.elements();
+    let take = n.min(size.max(1));
+    let mut values = Vec::with_capacity(take as usize);
+    for i in 0..take {
+        // Evenly spaced positions; u128 keeps i·n exact for huge tensors.
+        let k = (u128::from(i) * u128::from(n) / u128::from(take)) as u64;
+        let v = decode_at(src.dtype, src.order, src.bytes, view.element(k))
+            .ok_or(StatsError::OutOfRange)?;
+        values.push(v);
+    }
+    let mut m = Moments::default();
+    m.add_batch(&values);
+    let stats = m.stats();
+    let (lo, hi) = range_of(&stats);
+    let mut hist = Histogram::new(lo, hi, bins);
+    let mut fine = Histogram::new(lo, hi, FINE_BINS);
+    let (sh, sf) = (scale(&hist), scale(&fine));
+    for &v in values.iter().filter(|v| v.is_finite()) {
+        hist.add(v, sh);
+        fine.add(v, sf);
+    }
+    let sampled = (take < n).then_some(take);
+    Ok(finish(stats, hist, &fine, sampled))
+}
+
+fn range_of(stats: &Stats) -> (f64, f64) {
+    if stats.finite == 0 {
+        (0.0, 1.0)
+    } else if stats.min == stats.max {
+        // One value: a bin of width 1 centred on it.
+        (stats.min - 0.5, stats.max + 0.5)
+    } else {
+        (stats.min, stats.max)
+    }
+}
+
+fn scale(h: &Histogram) -> f64 {
+    let w = h.hi - h.lo;
+    if w > 0.0 {
+        h.counts.len() as f64 / w
+    } else {
+        0.0
+    }
+}
+
+fn finish(stats: Stats, histogram: Histogram, fine: &Histogram, sampled: Option<u64>) -> Analysis {
+    let percentiles = PERCENTILES
+        .iter()
+        .map(|&p| (p, fine.percentile(p)))
+        .collect();
+    Analysis {
+        stats,
+        percentile_resolution: fine.width(),
+        histogram,
+        percentiles,
+        sampled,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::slice::SliceSpec;
+    use crate::format::TensorEntry;
+
+    fn f32_tensor(values: &[f32], shape: &[u64]) -> (TensorEntry, Vec<u8>) {
+        let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let t = TensorEntry::contiguous(
+            "t".into(),
+            DType::F32,
+            shape.to_vec(),
+            0,
+            [0, values.len() as u64 * 4],
+            0,
+        );
+        (t, bytes)
+    }
+
+    #[test]
+    fn stats_match_direct_computation() {
+        let values: Vec<f32> = (0..10_000)
+            .map(|i| ((i * 7919) % 1000) as f32 / 100.0 - 5.0)
+            .collect();
+        let (t, bytes) = f32_tensor(&values, &[100, 100]);
+        let src = Source {
+            bytes: &bytes,
+            dtype: DType::F32,
+            order: ByteOrder::Little,
+        };
+        let a = analyze(&src, &View::of(&t), 10, &Control::default()).unwrap();
+        let n = values.len() as f64;
+        let mean = values.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+        let var = values
+            .iter()
+            .map(|&v| (f64::from(v) - mean).powi(2))
+            .sum::<f64>()
+            / n;
+        assert_eq!(a.stats.count, 10_000);
+        assert!((a.stats.mean - mean).abs() < 1e-9);
+        assert!((a.stats.std - var.sqrt()).abs() < 1e-9);
+        assert_eq!(a.stats.min, -5.0);
+        assert_eq!(a.stats.max, f64::from(9.99f32 - 5.0));
+        assert_eq!(a.histogram.counts.iter().sum::<u64>(), 10_000);
+        assert_eq!(a.histogram.counts, vec![1000; 10]);
+        let mut sorted: Vec<f64> = values.iter().map(|&v| f64::from(v)).collect();
+        sorted.sort_by(f64::total_cmp);
+        for &(p, est) in &a.percentiles {
+            let rank = ((p / 100.0 * n).ceil() as usize).clamp(1, sorted.len());
+            let exact = sorted[rank - 1];
+            assert!(
+                (est - exact).abs() <= a.percentile_resolution,
+                "p{p}: {est} vs {exact}"
+            );
+        }
+        assert_eq!(a.sampled, None);
+    }
+
+    #[test]
+    fn nan_and_inf_are_counted_not_binned() {
+        let (t, bytes) = f32_tensor(
+            &[1.0, f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.0, 3.0],
+            &[6],
+        );
+        let src = Source {
+            bytes: &bytes,
+            dtype: DType::F32,
+            order: ByteOrder::Little,
+        };
+        let a = analyze(&src, &View::of(&t), 4, &Control::default()).unwrap();
+        let s = &a.stats;
+        assert_eq!(
+            (s.nan, s.pos_inf, s.neg_inf, s.zeros, s.finite),
+            (1, 1, 1, 1, 3)
+        );
+        assert_eq!((s.min, s.max), (0.0, 3.0));
+        assert!((s.mean - 4.0 / 3.0).abs() < 1e-12);
+        assert_eq!(a.histogram.counts.iter().sum::<u64>(), 3);
+    }
+
+    #[test]
+    fn slices_and_samples() {
+        let values: Vec<f32> = (0..24).map(|i| i as f32).collect();
+        let (t, bytes) = f32_tensor(&values, &[2, 3, 4]);
+        let src = Source {
+            bytes: &bytes,
+            dtype: DType::F32,
+            order: ByteOrder::Little,
+        };
+        let view = View::select(&t, &SliceSpec::parse("[1, :, 1:3]").unwrap()).unwrap();
+        let a = analyze(&src, &view, 3, &Control::default()).unwrap();
+        // Elements 13,14,17,18,21,22.
+        assert_eq!(a.stats.count, 6);
+        assert_eq!((a.stats.min, a.stats.max), (13.0, 22.0));
+        assert!((a.stats.mean - 17.5).abs() < 1e-12);
+        let s = analyze_sample(&src, &View::of(&t), 4, 6).unwrap();
+        assert_eq!(s.sampled, Some(6));
+        assert_eq!(s.stats.count, 6);
+        let whole = analyze_sample(&src, &View::of(&t), 4, 1000).unwrap();
+        assert_eq!(whole.sampled, None);
+        assert_eq!(whole.stats.count, 24);
+    }
+
+    #[test]
+    fn constant_and_empty_tensors() {
+        let (t, bytes) = f32_tensor(&[2.0; 5], &[5]);
+        let src = Source {
+            bytes: &bytes,
+            dtype: DType::F32,
+            order: ByteOrder::Little,
+        };
+        let a = analyze(&src, &View::of(&t), 8, &Control::default()).unwrap();
+        assert_eq!(a.stats.std, 0.0);
+        assert_eq!(a.histogram.counts.iter().sum::<u64>(), 5);
+        let (e, eb) = f32_tensor(&[], &[0, 3]);
+        let src = Source {
+            bytes: &eb,
+            dtype: DType::F32,
+            order: ByteOrder::Little,
+        };
+        let a = analyze(&src, &View::of(&e), 8, &Control::default()).unwrap();
+        assert_eq!(a.stats.count, 0);
+        assert!(a.stats.mean.is_nan());
+    }
+
+    #[test]
+    fn cancel_and_out_of_range() {
+        let (t, bytes) = f32_tensor(&[1.0; 16], &[16]);
+        let src = Source {
+            bytes: &bytes[..32],
+            dtype: DType::F32,
+            order: ByteOrder::Little,
+        };
+        assert_eq!(
+            analyze(&src, &View::of(&t), 4, &Control::default()),
+            Err(StatsError::OutOfRange)
+        );
+        let control = Control::default();
+        control.cancel();
+        let src = Source {
+            bytes: &bytes,
+            dtype: DType::F32,
+            order: ByteOrder::Little,
+        };
+        assert_eq!(
+            analyze(&src, &View::of(&t), 4, &control),
+            Err(StatsError::Cancelled)
+        );
+    }
+}
