@@ -17,12 +17,15 @@
 //! ```
 
 pub mod analysis;
+pub mod convert;
 pub mod dtype;
 pub mod error;
 pub mod format;
 pub mod limits;
 pub mod output;
 pub mod pickle;
+pub mod progress;
+pub mod timefmt;
 
 pub use dtype::DType;
 pub use error::{Error, Problem};

@@ -30,6 +30,9 @@ enum Command {
     /// suspicious or dangerous, with the reasons. Exit 0 when all are safe, 1 when any is not,
     /// 2 when a file cannot be read.
     Scan(ScanArgs),
+    /// Convert a PyTorch pickle checkpoint to safetensors without executing it: streamed,
+    /// verified byte for byte, and written atomically.
+    Convert(ConvertArgs),
 }
 
 #[derive(Args)]
@@ -55,6 +58,28 @@ struct ScanArgs {
     /// repeatable. `os`, `posix`, `nt`, `sys`, `subprocess`, `pty` and `runpy` stay blocked.
     #[arg(long = "allow", value_name = "GLOBAL")]
     allow: Vec<String>,
+}
+
+#[derive(Args)]
+struct ConvertArgs {
+    /// The pickle checkpoint (`.pt`, `.pth`, `.bin`, `.ckpt`, `.pkl`), or a
+    /// `pytorch_model.bin.index.json` of a sharded model.
+    input: PathBuf,
+    /// Output file (default: the input with a `.safetensors` extension; `pytorch_model.bin`
+    /// becomes `model.safetensors`).
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// Replace the output if it exists.
+    #[arg(long)]
+    force: bool,
+    /// Export every tensor (optimizer state too) under its dotted path, not only the weights.
+    #[arg(long)]
+    all: bool,
+    /// Print a JSON report.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    trust: TrustArgs,
 }
 
 /// What a user accepts to look into (nothing is ever executed).
@@ -96,6 +121,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Info(args)) => info(&args),
         Some(Command::Scan(args)) => scan(&args),
+        Some(Command::Convert(args)) => convert(&args),
         None => run_gui(cli.files),
     };
     match result {
@@ -149,6 +175,59 @@ fn scan(args: &ScanArgs) -> anyhow::Result<ExitCode> {
     } else {
         0
     }))
+}
+
+fn convert(args: &ConvertArgs) -> anyhow::Result<ExitCode> {
+    use ckptscope::convert::{ConvertOptions, convert};
+    let open = args.trust.open_options();
+    let options = ConvertOptions {
+        output: args.output.clone(),
+        force: args.force,
+        all: args.all,
+        accept: open.pickle.trust,
+        policy: open.pickle.policy,
+        ..ConvertOptions::default()
+    };
+    let progress = ckptscope::progress::Progress::new();
+    let report = with_progress_line(&progress, "converting", || {
+        convert(&args.input, &options, &progress)
+    })?;
+    write_out(|out| {
+        if args.json {
+            serde_json::to_writer(&mut *out, &report)?;
+            writeln!(out)
+        } else {
+            ckptscope::output::convert::write_human(out, &report)
+        }
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `work`, showing its progress on stderr when stderr is a terminal.
+fn with_progress_line<T>(
+    progress: &std::sync::Arc<ckptscope::progress::Progress>,
+    what: &str,
+    work: impl FnOnce() -> T,
+) -> T {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return work();
+    }
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (progress, done, what) = (progress.clone(), done.clone(), what.to_string());
+        std::thread::spawn(move || {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                eprint!("\r{what} {:5.1}%", progress.fraction() * 100.0);
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            eprint!("\r{}\r", " ".repeat(what.len() + 8));
+        })
+    };
+    let result = work();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = watcher.join();
+    result
 }
 
 /// Runs `write` on a buffered stdout and flushes it.

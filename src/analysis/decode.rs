@@ -108,7 +108,11 @@ fn sub_byte_bits(dtype: DType, bytes: &[u8], i: u64) -> Option<u32> {
     match dtype {
         DType::F4 => {
             let b = *bytes.get(usize::try_from(i / 2).ok()?)?;
-            Some(u32::from(if i.is_multiple_of(2) { b & 0x0f } else { b >> 4 }))
+            Some(u32::from(if i.is_multiple_of(2) {
+                b & 0x0f
+            } else {
+                b >> 4
+            }))
         }
         DType::F6_E2M3 | DType::F6_E3M2 => {
             let group = usize::try_from(i / 4).ok()?.checked_mul(3)?;

@@ -8,7 +8,8 @@ use rayon::prelude::*;
 
 use crate::analysis::decode::{decode_at, element_text};
 use crate::analysis::slice::View;
-use crate::analysis::stats::{Control, Source, StatsError};
+use crate::analysis::stats::{Source, StatsError};
+use crate::progress::Progress as Control;
 
 /// A downsampled image of a 2-D selection.
 #[derive(Clone, Debug, PartialEq)]

@@ -11,8 +11,9 @@ pub mod stats;
 use crate::error::Error;
 use crate::format::{Checkpoint, TensorEntry};
 
+pub use crate::progress::Progress as Control;
 pub use slice::{SliceSpec, View};
-pub use stats::{Analysis, Control, Histogram, Source, Stats};
+pub use stats::{Analysis, Histogram, Source, Stats};
 
 /// The decoding source of a tensor of `ckpt`.
 pub fn source<'a>(ckpt: &'a Checkpoint, t: &TensorEntry) -> Result<Source<'a>, Error> {

@@ -7,15 +7,13 @@
 //! buffer per thread plus the bins: O(bins), never O(tensor). NaN and ±Inf are counted, never
 //! binned. A strided sample gives a first answer in microseconds; the exact one follows.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-
 use rayon::prelude::*;
 
 use crate::analysis::decode::{decode_at, decode_run};
 use crate::analysis::slice::View;
 use crate::dtype::DType;
 use crate::format::ByteOrder;
+use crate::progress::Progress as Control;
 
 /// Elements per parallel block (4 MiB of F32).
 const BLOCK: u64 = 1 << 20;
@@ -25,48 +23,6 @@ const BATCH: u64 = 1 << 14;
 pub const FINE_BINS: usize = 4096;
 /// Percentiles reported.
 pub const PERCENTILES: [f64; 7] = [1.0, 5.0, 25.0, 50.0, 75.0, 95.0, 99.0];
-
-/// Shared by a running computation and whoever waits for it: cancel flag and progress.
-#[derive(Debug, Default)]
-pub struct Control {
-    cancel: AtomicBool,
-    done: AtomicU64,
-    total: AtomicU64,
-}
-
-impl Control {
-    /// A fresh control.
-    pub fn new() -> Arc<Control> {
-        Arc::new(Control::default())
-    }
-
-    /// Asks the computation to stop at its next block.
-    pub fn cancel(&self) {
-        self.cancel.store(true, Ordering::Relaxed);
-    }
-
-    /// True once cancelled.
-    pub fn is_cancelled(&self) -> bool {
-        self.cancel.load(Ordering::Relaxed)
-    }
-
-    /// Fraction of the work done, 0 to 1.
-    pub fn progress(&self) -> f32 {
-        let total = self.total.load(Ordering::Relaxed);
-        if total == 0 {
-            return 0.0;
-        }
-        (self.done.load(Ordering::Relaxed) as f64 / total as f64).min(1.0) as f32
-    }
-
-    fn add_total(&self, n: u64) {
-        self.total.fetch_add(n, Ordering::Relaxed);
-    }
-
-    fn add_done(&self, n: u64) {
-        self.done.fetch_add(n, Ordering::Relaxed);
-    }
-}
 
 /// Why a computation did not finish.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

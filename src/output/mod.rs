@@ -1,6 +1,7 @@
 //! What the CLI prints: human tables and `--json` documents, kept out of `main.rs` so they can be
 //! tested and reused (the GUI shows the same numbers with the same units).
 
+pub mod convert;
 pub mod human;
 pub mod info;
 pub mod scan;

@@ -1,0 +1,788 @@
+//! Pickle checkpoints to safetensors: streamed, verified, atomic, and never executed.
+//!
+//! The tensors come from the safe pickle engine as strided views of their storages; each is
+//! packed row-major and little-endian by [`crate::format::gather`] straight from the input's
+//! memory map into a temporary file beside the output, in the order the `safetensors` crate
+//! writes them (alignment first, then name). The header is written first with a fixed-length
+//! placeholder for the source's SHA-256, which a second thread computes while the data is
+//! written; the real header then replaces it. The file is synced, reopened and compared byte for
+//! byte with the source, and only then renamed over the output: an interrupted conversion leaves
+//! no output (or the previous one), never a partial file. Memory stays at a few buffers whatever
+//! the model's size.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use sha2::{Digest, Sha256};
+
+use crate::dtype::DType;
+use crate::error::Error;
+use crate::format::gather;
+use crate::format::{Checkpoint, Format, Layout, OpenOptions, PickleOptions, TensorEntry};
+use crate::limits::Limits;
+use crate::pickle::policy::{Policy, Verdict};
+use crate::pickle::torch::UnsupportedTensor;
+use crate::progress::Progress;
+
+/// Keys of a checkpoint's root that hold the model weights, in the order they are tried.
+pub const WEIGHT_KEYS: [&str; 5] = ["state_dict", "model_state_dict", "model", "module", "state"];
+
+/// How to convert.
+#[derive(Clone, Debug, Default)]
+pub struct ConvertOptions {
+    /// Output file; default: [`default_output`].
+    pub output: Option<PathBuf>,
+    /// Replace an existing output.
+    pub force: bool,
+    /// Export every tensor (optimizer state included) under its dotted path.
+    pub all: bool,
+    /// Highest verdict accepted (default: safe only).
+    pub accept: Option<Verdict>,
+    /// Allowlist additions.
+    pub policy: Policy,
+    /// Reading limits.
+    pub limits: Limits,
+    /// Test hook: fail with an I/O error after writing this many data bytes.
+    #[doc(hidden)]
+    pub fail_after: Option<u64>,
+}
+
+/// What a conversion did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ConvertReport {
+    /// The pickle file.
+    pub input: PathBuf,
+    /// The safetensors file written (the index file for sharded models).
+    pub output: PathBuf,
+    /// The input's scan verdict.
+    pub verdict: Verdict,
+    /// The root key whose tensors were exported (`state_dict`), if one was.
+    pub exported: Option<String>,
+    /// Tensors written.
+    pub tensors: usize,
+    /// Bytes of tensor data written.
+    pub bytes: u64,
+    /// Exact aliases stored once: `(dropped name, kept name)`.
+    pub aliases: Vec<(String, String)>,
+    /// Tensors that could not be exported, and why.
+    pub skipped: Vec<UnsupportedTensor>,
+    /// SHA-256 of the input file.
+    pub source_sha256: String,
+    /// Shard files written, for sharded models.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<PathBuf>,
+    /// Every tensor was read back from the output and matched the source.
+    pub verified: bool,
+}
+
+/// Why a conversion did not happen. Whatever the reason, no output file is left behind.
+#[derive(Debug, thiserror::Error)]
+pub enum ConvertError {
+    /// The input cannot be opened.
+    #[error(transparent)]
+    Open(#[from] Error),
+    /// The input's verdict is worse than what the user accepted.
+    #[error(
+        "{} is {verdict} ({summary}); converting never executes it, but confirm first: pass --allow-{verdict} to convert it anyway",
+        path.display()
+    )]
+    Refused {
+        /// The input.
+        path: PathBuf,
+        /// Its verdict.
+        verdict: Verdict,
+        /// Its worst findings.
+        summary: String,
+    },
+    /// The input is already safetensors.
+    #[error("{} is already a safetensors file; there is nothing to convert", .0.display())]
+    AlreadySafetensors(PathBuf),
+    /// The output exists and `force` was not given.
+    #[error("{} already exists; pass --force to replace it", .0.display())]
+    Exists(PathBuf),
+    /// The output is the input.
+    #[error("the output {} is the input file; choose another output", .0.display())]
+    SameAsInput(PathBuf),
+    /// Nothing to export.
+    #[error("{} holds no tensor that can be exported{hint}", path.display())]
+    NoTensors {
+        /// The input.
+        path: PathBuf,
+        /// Why, when known.
+        hint: String,
+    },
+    /// Two tensors would get the same name.
+    #[error(
+        "two tensors would both be named `{0}` in the output (dotted paths collide); rename one in the source or use --all"
+    )]
+    NameClash(String),
+    /// Writing failed.
+    #[error("cannot write {}: {error}", path.display())]
+    Write {
+        /// The file being written.
+        path: PathBuf,
+        /// The system's answer.
+        error: std::io::Error,
+    },
+    /// The written file did not read back as the source.
+    #[error("verification failed: {0}; the output was not kept")]
+    Verify(String),
+    /// The user cancelled.
+    #[error("cancelled; no output was written")]
+    Cancelled,
+}
+
+/// `IN` with its extension replaced by `.safetensors` (`pytorch_model.bin` becomes
+/// `model.safetensors`, the name transformers looks for; `pytorch_model.bin.index.json` becomes
+/// `model.safetensors.index.json`).
+pub fn default_output(input: &Path) -> PathBuf {
+    let name = input
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let folder = input.parent().unwrap_or(Path::new(""));
+    if name.ends_with(".bin.index.json") {
+        let stem = name.trim_end_matches(".bin.index.json");
+        let stem = if stem == "pytorch_model" {
+            "model"
+        } else {
+            stem
+        };
+        return folder.join(format!("{stem}.safetensors.index.json"));
+    }
+    let stem = input
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = match stem.as_str() {
+        "pytorch_model" => "model".to_string(),
+        s if s.starts_with("pytorch_model-") => s.replacen("pytorch_model-", "model-", 1),
+        s => s.to_string(),
+    };
+    folder.join(format!("{stem}.safetensors"))
+}
+
+/// Converts `input` as `options` say, reporting progress (bytes written, then bytes verified)
+/// and stopping when it is cancelled.
+pub fn convert(
+    input: &Path,
+    options: &ConvertOptions,
+    progress: &Progress,
+) -> Result<ConvertReport, ConvertError> {
+    if is_sharded_pickle_index(input) {
+        return convert_sharded(input, options, progress);
+    }
+    let output = options
+        .output
+        .clone()
+        .unwrap_or_else(|| default_output(input));
+    // Opening reads headers and the pickle only; it says what the input is before anything else.
+    let ckpt = open_input(input, options)?;
+    check_output(input, &output, options.force)?;
+    let plan = plan(&ckpt, options.all)?;
+    write(&ckpt, &plan, &output, options, progress)
+}
+
+fn open_input(input: &Path, options: &ConvertOptions) -> Result<Checkpoint, ConvertError> {
+    let accept = options.accept.unwrap_or(Verdict::Safe);
+    let open = OpenOptions {
+        limits: options.limits.clone(),
+        pickle: PickleOptions {
+            policy: options.policy.clone(),
+            trust: Some(accept),
+        },
+    };
+    let ckpt = crate::format::open_with(input, &open)?;
+    let Some(report) = &ckpt.pickle else {
+        return Err(match ckpt.format {
+            Format::Safetensors | Format::SafetensorsSharded => {
+                ConvertError::AlreadySafetensors(input.to_path_buf())
+            }
+            _ => ConvertError::NoTensors {
+                path: input.to_path_buf(),
+                hint: format!(" (it is a {})", ckpt.format.label()),
+            },
+        });
+    };
+    if report.verdict > accept {
+        let summary = report
+            .findings
+            .iter()
+            .filter(|f| f.risk > crate::pickle::policy::Risk::Info)
+            .take(3)
+            .map(|f| f.global.clone().unwrap_or_else(|| f.reason.clone()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(ConvertError::Refused {
+            path: input.to_path_buf(),
+            verdict: report.verdict,
+            summary,
+        });
+    }
+    Ok(ckpt)
+}
+
+fn check_output(input: &Path, output: &Path, force: bool) -> Result<(), ConvertError> {
+    let same = match (input.canonicalize(), output.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if same {
+        return Err(ConvertError::SameAsInput(output.to_path_buf()));
+    }
+    if output.exists() && !force {
+        return Err(ConvertError::Exists(output.to_path_buf()));
+    }
+    Ok(())
+}
+
+/// What will be written.
+struct Plan<'a> {
+    /// `(output name, tensor)`, in file order.
+    tensors: Vec<(String, &'a TensorEntry)>,
+    aliases: Vec<(String, String)>,
+    skipped: Vec<UnsupportedTensor>,
+    exported: Option<String>,
+    metadata: BTreeMap<String, String>,
+}
+
+fn plan(ckpt: &Checkpoint, all: bool) -> Result<Plan<'_>, ConvertError> {
+    let report = ckpt.pickle.as_ref().expect("pickle checked by open_input");
+    // The weights: the first preferred root key that holds tensors, unless --all.
+    let exported = if all {
+        None
+    } else {
+        WEIGHT_KEYS
+            .iter()
+            .find(|k| {
+                ckpt.tensors
+                    .iter()
+                    .any(|t| t.name.starts_with(&format!("{k}.")))
+            })
+            .map(|k| k.to_string())
+    };
+    let rename = |name: &str| -> Option<String> {
+        let out = match &exported {
+            Some(k) => name.strip_prefix(&format!("{k}."))?.to_string(),
+            None => name.to_string(),
+        };
+        Some(if out.is_empty() {
+            "tensor".to_string()
+        } else {
+            out
+        })
+    };
+    let mut chosen: Vec<(String, &TensorEntry)> = ckpt
+        .tensors
+        .iter()
+        .filter_map(|t| rename(&t.name).map(|n| (n, t)))
+        .collect();
+    let skipped: Vec<UnsupportedTensor> = report
+        .unsupported
+        .iter()
+        .filter_map(|u| {
+            rename(&u.name).map(|name| UnsupportedTensor {
+                name,
+                reason: u.reason.clone(),
+            })
+        })
+        .collect();
+    if chosen.is_empty() {
+        return Err(ConvertError::NoTensors {
+            path: ckpt.path.clone(),
+            hint: if skipped.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " ({} tensors are not supported: {})",
+                    skipped.len(),
+                    skipped[0].reason
+                )
+            },
+        });
+    }
+    let mut seen = HashMap::new();
+    for (name, _) in &chosen {
+        if seen.insert(name.clone(), ()).is_some() {
+            return Err(ConvertError::NameClash(name.clone()));
+        }
+    }
+
+    // Exact aliases (same storage, offset, shape, strides, dtype) are stored once, under the
+    // first name in sorted order, like HF's convert.
+    chosen.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut kept: HashMap<(Option<String>, String, DType, Vec<u64>), String> = HashMap::new();
+    let mut aliases = Vec::new();
+    let mut tensors = Vec::new();
+    for (name, t) in chosen {
+        let key = (t.storage.clone(), layout_key(t), t.dtype, t.shape.clone());
+        if t.storage.is_some()
+            && let Some(first) = kept.get(&key)
+        {
+            aliases.push((name, first.clone()));
+            continue;
+        }
+        kept.insert(key, name.clone());
+        tensors.push((name, t));
+    }
+    // The safetensors crate's order: descending dtype alignment, then name.
+    tensors.sort_by(|(an, a), (bn, b)| b.dtype.cmp(&a.dtype).then(an.cmp(bn)));
+
+    let mut metadata = BTreeMap::new();
+    metadata.insert("format".to_string(), "pt".to_string());
+    for (dropped, kept) in &aliases {
+        metadata.insert(dropped.clone(), kept.clone());
+    }
+    // Non-tensor values of the root (epoch, global_step, hyper_parameters...), as JSON.
+    if let serde_json::Value::Object(root) = &report.objects {
+        for (key, value) in root {
+            let text = match value {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            if text.contains("<tensor ") || metadata.contains_key(key) || text.len() > 1 << 20 {
+                continue;
+            }
+            if Some(key) == exported.as_ref() {
+                continue;
+            }
+            metadata.insert(key.clone(), text);
+        }
+    }
+    Ok(Plan {
+        tensors,
+        aliases,
+        skipped,
+        exported,
+        metadata,
+    })
+}
+
+fn layout_key(t: &TensorEntry) -> String {
+    match &t.layout {
+        Layout::Contiguous => format!("c{}", t.data_offsets[0]),
+        Layout::Strided { offset, strides } => format!("s{offset}:{strides:?}"),
+    }
+}
+
+/// Header text: `__metadata__` with sorted keys, then tensors in file order, each serialized by
+/// the safetensors crate's own `TensorInfo`; spaces pad it to a multiple of 8 bytes.
+fn header_json(
+    metadata: &BTreeMap<String, String>,
+    tensors: &[(String, DType, Vec<u64>, [u64; 2])],
+) -> Result<Vec<u8>, ConvertError> {
+    let json = |e: serde_json::Error| ConvertError::Verify(e.to_string());
+    let mut out = String::from("{\"__metadata__\":");
+    out.push_str(&serde_json::to_string(metadata).map_err(json)?);
+    for (name, dtype, shape, offsets) in tensors {
+        let info = safetensors::tensor::TensorInfo {
+            dtype: dtype.to_safetensors(),
+            shape: shape.iter().map(|&d| d as usize).collect(),
+            data_offsets: (offsets[0] as usize, offsets[1] as usize),
+        };
+        out.push(',');
+        out.push_str(&serde_json::to_string(name).map_err(json)?);
+        out.push(':');
+        // The crate's own serialization: {"dtype","shape","data_offsets"} in that order.
+        out.push_str(&serde_json::to_string(&info).map_err(json)?);
+    }
+    out.push('}');
+    let mut bytes = out.into_bytes();
+    bytes.resize(bytes.len().next_multiple_of(8), b' ');
+    Ok(bytes)
+}
+
+const PLACEHOLDER_SHA: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+fn write(
+    ckpt: &Checkpoint,
+    plan: &Plan<'_>,
+    output: &Path,
+    options: &ConvertOptions,
+    progress: &Progress,
+) -> Result<ConvertReport, ConvertError> {
+    let report = ckpt.pickle.as_ref().expect("pickle checked by open_input");
+    let folder = output
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let write_err = |error: std::io::Error| ConvertError::Write {
+        path: output.to_path_buf(),
+        error,
+    };
+
+    let mut offset = 0u64;
+    let layout: Vec<(String, DType, Vec<u64>, [u64; 2])> = plan
+        .tensors
+        .iter()
+        .map(|(name, t)| {
+            let len = t.byte_len();
+            let entry = (
+                name.clone(),
+                t.dtype,
+                t.shape.clone(),
+                [offset, offset + len],
+            );
+            offset += len;
+            entry
+        })
+        .collect();
+    let total = offset;
+    progress.add_total(total * 2);
+
+    let mut metadata = plan.metadata.clone();
+    let source_name = ckpt
+        .path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    metadata.insert("ckptscope.source".into(), source_name);
+    metadata.insert("ckptscope.source_sha256".into(), PLACEHOLDER_SHA.into());
+    metadata.insert(
+        "ckptscope.converted_at".into(),
+        crate::timefmt::rfc3339_utc(SystemTime::now()),
+    );
+    metadata.insert("ckptscope.version".into(), env!("CARGO_PKG_VERSION").into());
+    metadata.insert(
+        "ckptscope.scan_verdict".into(),
+        report.verdict.name().into(),
+    );
+    metadata.insert(
+        "ckptscope.exported".into(),
+        plan.exported
+            .clone()
+            .unwrap_or_else(|| "all tensors".into()),
+    );
+    let placeholder = header_json(&metadata, &layout)?;
+
+    let tmp = tempfile::Builder::new()
+        .prefix(".ckptscope-convert-")
+        .suffix(".tmp")
+        .tempfile_in(folder)
+        .map_err(write_err)?;
+    let source_bytes = ckpt
+        .sources
+        .first()
+        .ok_or_else(|| ConvertError::Verify("no source file".into()))?
+        .mapped()?
+        .bytes();
+
+    let sha = std::thread::scope(|scope| -> Result<String, ConvertError> {
+        // The source's SHA-256, on the other core while this one writes.
+        let hasher = scope.spawn(|| {
+            let mut h = Sha256::new();
+            for chunk in source_bytes.chunks(1 << 22) {
+                if progress.is_cancelled() {
+                    break;
+                }
+                h.update(chunk);
+            }
+            hex(&h.finalize())
+        });
+        let mut file = std::io::BufWriter::with_capacity(1 << 22, tmp.as_file());
+        file.write_all(&(placeholder.len() as u64).to_le_bytes())
+            .map_err(write_err)?;
+        file.write_all(&placeholder).map_err(write_err)?;
+        let mut written = 0u64;
+        for (name, t) in &plan.tensors {
+            let region = ckpt.tensor_bytes(t)?;
+            let result = gather::for_each_chunk(t, region, gather::CHUNK, &mut |chunk| {
+                if progress.is_cancelled() {
+                    return Err(ConvertError::Cancelled);
+                }
+                if let Some(limit) = options.fail_after
+                    && written + chunk.len() as u64 > limit
+                {
+                    return Err(write_err(std::io::Error::other("injected write failure")));
+                }
+                file.write_all(chunk).map_err(write_err)?;
+                written += chunk.len() as u64;
+                progress.add_done(chunk.len() as u64);
+                Ok(())
+            })
+            .map_err(|e| ConvertError::Verify(format!("tensor `{name}`: {e}")))?;
+            result?;
+        }
+        file.flush().map_err(write_err)?;
+        hasher
+            .join()
+            .map_err(|_| ConvertError::Verify("the hashing thread failed".into()))
+    })?;
+    if progress.is_cancelled() {
+        return Err(ConvertError::Cancelled);
+    }
+
+    // The real header has the same length as the placeholder.
+    metadata.insert("ckptscope.source_sha256".into(), sha.clone());
+    let header = header_json(&metadata, &layout)?;
+    if header.len() != placeholder.len() {
+        return Err(ConvertError::Verify("header length changed".into()));
+    }
+    let mut file = tmp.as_file();
+    file.seek(SeekFrom::Start(8)).map_err(write_err)?;
+    file.write_all(&header).map_err(write_err)?;
+    file.sync_all().map_err(write_err)?;
+
+    verify(ckpt, plan, tmp.path(), &metadata, progress)?;
+
+    let persisted = if options.force {
+        tmp.persist(output).map_err(|e| write_err(e.error))?
+    } else {
+        tmp.persist_noclobber(output)
+            .map_err(|e| match e.error.kind() {
+                std::io::ErrorKind::AlreadyExists => ConvertError::Exists(output.to_path_buf()),
+                _ => write_err(e.error),
+            })?
+    };
+    drop(persisted);
+    // Make the rename durable.
+    if let Ok(dir) = std::fs::File::open(folder) {
+        let _ = dir.sync_all();
+    }
+    Ok(ConvertReport {
+        input: ckpt.path.clone(),
+        output: output.to_path_buf(),
+        verdict: report.verdict,
+        exported: plan.exported.clone(),
+        tensors: plan.tensors.len(),
+        bytes: total,
+        aliases: plan.aliases.clone(),
+        skipped: plan.skipped.clone(),
+        source_sha256: sha,
+        shards: Vec::new(),
+        verified: true,
+    })
+}
+
+/// Reopens the written file with the core reader and compares every tensor with the source.
+fn verify(
+    ckpt: &Checkpoint,
+    plan: &Plan<'_>,
+    written: &Path,
+    metadata: &BTreeMap<String, String>,
+    progress: &Progress,
+) -> Result<(), ConvertError> {
+    let out = crate::format::open(written).map_err(|e| ConvertError::Verify(e.to_string()))?;
+    if out.tensors.len() != plan.tensors.len() {
+        return Err(ConvertError::Verify(format!(
+            "{} tensors read back, {} written",
+            out.tensors.len(),
+            plan.tensors.len()
+        )));
+    }
+    for (k, v) in metadata {
+        if out.metadata_value(k) != Some(v.as_str()) {
+            return Err(ConvertError::Verify(format!(
+                "metadata `{k}` did not read back"
+            )));
+        }
+    }
+    for (name, t) in &plan.tensors {
+        let o = out
+            .require(name)
+            .map_err(|e| ConvertError::Verify(e.to_string()))?;
+        if o.dtype != t.dtype || o.shape != t.shape {
+            return Err(ConvertError::Verify(format!(
+                "tensor `{name}` reads back as {} {:?}",
+                o.dtype, o.shape
+            )));
+        }
+        let written = out
+            .tensor_bytes(o)
+            .map_err(|e| ConvertError::Verify(e.to_string()))?;
+        let mut at = 0usize;
+        let region = ckpt.tensor_bytes(t)?;
+        gather::for_each_chunk(t, region, gather::CHUNK, &mut |chunk| {
+            if progress.is_cancelled() {
+                return Err(ConvertError::Cancelled);
+            }
+            if written.get(at..at + chunk.len()) != Some(chunk) {
+                return Err(ConvertError::Verify(format!(
+                    "tensor `{name}` differs from the source near byte {at}"
+                )));
+            }
+            at += chunk.len();
+            progress.add_done(chunk.len() as u64);
+            Ok(())
+        })
+        .map_err(|e| ConvertError::Verify(e.to_string()))??;
+        if at != written.len() {
+            return Err(ConvertError::Verify(format!(
+                "tensor `{name}` has extra bytes"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// SHA-256 of a whole file, read in 4 MiB chunks.
+pub fn file_sha256(path: &Path) -> Result<String, Error> {
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 22];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| Error::io("read", path, e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex(&h.finalize()))
+}
+
+// ---- sharded pickle models ---------------------------------------------------------------------
+
+fn is_sharded_pickle_index(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    name.ends_with(".bin.index.json")
+        || name.ends_with(".pt.index.json")
+        || name.ends_with(".pth.index.json")
+}
+
+#[derive(serde::Deserialize)]
+struct PickleIndex {
+    #[serde(default)]
+    metadata: serde_json::Map<String, serde_json::Value>,
+    weight_map: BTreeMap<String, String>,
+}
+
+/// `pytorch_model.bin.index.json` + shards → `model.safetensors.index.json` + one safetensors
+/// file per shard, with the same split. Shards already converted stay if a later one fails;
+/// the index is written last, so a failure leaves no index.
+fn convert_sharded(
+    index: &Path,
+    options: &ConvertOptions,
+    progress: &Progress,
+) -> Result<ConvertReport, ConvertError> {
+    let out_index = options
+        .output
+        .clone()
+        .unwrap_or_else(|| default_output(index));
+    check_output(index, &out_index, options.force)?;
+    let text = std::fs::read(index).map_err(|e| Error::io("read", index, e))?;
+    let parsed: PickleIndex = serde_json::from_slice(&text).map_err(|e| {
+        Error::invalid(
+            index,
+            crate::error::Problem::BadIndex {
+                message: format!("expected {{\"weight_map\": {{tensor: shard}}}}: {e}"),
+            },
+        )
+    })?;
+    let folder = index.parent().unwrap_or(Path::new(""));
+    let out_folder = out_index.parent().unwrap_or(Path::new(""));
+    let mut shards: Vec<&String> = parsed.weight_map.values().collect();
+    shards.sort();
+    shards.dedup();
+    let mut renamed: HashMap<String, String> = HashMap::new();
+    let mut total = ConvertReport {
+        input: index.to_path_buf(),
+        output: out_index.clone(),
+        verdict: Verdict::Safe,
+        exported: None,
+        tensors: 0,
+        bytes: 0,
+        aliases: Vec::new(),
+        skipped: Vec::new(),
+        source_sha256: file_sha256(index)?,
+        shards: Vec::new(),
+        verified: true,
+    };
+    for shard in shards {
+        let input = folder.join(shard);
+        let out_name = default_output(Path::new(shard));
+        let output = out_folder.join(out_name.file_name().unwrap_or_default());
+        let shard_options = ConvertOptions {
+            output: Some(output.clone()),
+            // A shard holds a flat state dict: every tensor under its own name.
+            all: true,
+            ..options.clone()
+        };
+        let r = convert(&input, &shard_options, progress)?;
+        renamed.insert(
+            shard.clone(),
+            output
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned(),
+        );
+        total.verdict = total.verdict.max(r.verdict);
+        total.tensors += r.tensors;
+        total.bytes += r.bytes;
+        total.aliases.extend(r.aliases);
+        total.skipped.extend(r.skipped);
+        total.shards.push(r.output);
+    }
+    let weight_map: BTreeMap<&String, &String> = parsed
+        .weight_map
+        .iter()
+        .filter_map(|(t, s)| renamed.get(s).map(|n| (t, n)))
+        .collect();
+    let mut metadata = parsed.metadata.clone();
+    metadata.insert("total_size".into(), serde_json::Value::from(total.bytes));
+    let json = serde_json::json!({ "metadata": metadata, "weight_map": weight_map });
+    let tmp = tempfile::Builder::new()
+        .prefix(".ckptscope-index-")
+        .tempfile_in(if out_folder.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            out_folder
+        })
+        .map_err(|error| ConvertError::Write {
+            path: out_index.clone(),
+            error,
+        })?;
+    serde_json::to_writer_pretty(tmp.as_file(), &json).map_err(|e| ConvertError::Write {
+        path: out_index.clone(),
+        error: e.into(),
+    })?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|error| ConvertError::Write {
+            path: out_index.clone(),
+            error,
+        })?;
+    tmp.persist(&out_index).map_err(|e| ConvertError::Write {
+        path: out_index.clone(),
+        error: e.error,
+    })?;
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_output_names() {
+        assert_eq!(
+            default_output(Path::new("a/model.pt")),
+            Path::new("a/model.safetensors")
+        );
+        assert_eq!(
+            default_output(Path::new("x.ckpt")),
+            Path::new("x.safetensors")
+        );
+        assert_eq!(
+            default_output(Path::new("d/pytorch_model.bin")),
+            Path::new("d/model.safetensors")
+        );
+        assert_eq!(
+            default_output(Path::new("pytorch_model-00001-of-00002.bin")),
+            Path::new("model-00001-of-00002.safetensors")
+        );
+        assert_eq!(
+            default_output(Path::new("d/pytorch_model.bin.index.json")),
+            Path::new("d/model.safetensors.index.json")
+        );
+    }
+}

@@ -1,0 +1,41 @@
+//! `ckptscope convert`: what was written, what was dropped as an alias, what was skipped.
+
+use std::io::{self, Write};
+
+use crate::convert::ConvertReport;
+use crate::output::human;
+
+/// Writes the human report.
+pub fn write_human(out: &mut impl Write, r: &ConvertReport) -> io::Result<()> {
+    writeln!(
+        out,
+        "wrote {}: {} tensors, {}{}, verified against the source",
+        r.output.display(),
+        r.tensors,
+        human::bytes(r.bytes),
+        r.exported
+            .as_ref()
+            .map(|k| format!(" (the `{k}` weights)"))
+            .unwrap_or_default()
+    )?;
+    for shard in &r.shards {
+        writeln!(out, "  shard {}", shard.display())?;
+    }
+    writeln!(
+        out,
+        "source {} ({}), sha256 {}",
+        r.input.display(),
+        r.verdict,
+        r.source_sha256
+    )?;
+    for (dropped, kept) in &r.aliases {
+        writeln!(
+            out,
+            "alias: `{dropped}` is the same tensor as `{kept}`; stored once, recorded in __metadata__"
+        )?;
+    }
+    for s in &r.skipped {
+        writeln!(out, "skipped: `{}`: {}", s.name, s.reason)?;
+    }
+    Ok(())
+}
