@@ -33,6 +33,9 @@ enum Command {
     /// Convert a PyTorch pickle checkpoint to safetensors without executing it: streamed,
     /// verified byte for byte, and written atomically.
     Convert(ConvertArgs),
+    /// Compare two checkpoints tensor by tensor (any formats ckptscope opens). Exit 0 when
+    /// identical, 1 when different, 2 on error.
+    Diff(DiffArgs),
 }
 
 #[derive(Args)]
@@ -82,6 +85,25 @@ struct ConvertArgs {
     trust: TrustArgs,
 }
 
+#[derive(Args)]
+struct DiffArgs {
+    /// The first checkpoint (A).
+    a: PathBuf,
+    /// The second checkpoint (B).
+    b: PathBuf,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+    /// Show one tensor in detail, with a histogram of a-b.
+    #[arg(long, value_name = "NAME")]
+    tensor: Option<String>,
+    /// Bins of the a-b histogram (with --tensor).
+    #[arg(long, default_value_t = 20)]
+    bins: usize,
+    #[command(flatten)]
+    trust: TrustArgs,
+}
+
 /// What a user accepts to look into (nothing is ever executed).
 #[derive(Args, Clone, Default)]
 struct TrustArgs {
@@ -122,6 +144,7 @@ fn main() -> ExitCode {
         Some(Command::Info(args)) => info(&args),
         Some(Command::Scan(args)) => scan(&args),
         Some(Command::Convert(args)) => convert(&args),
+        Some(Command::Diff(args)) => diff(&args),
         None => run_gui(cli.files),
     };
     match result {
@@ -201,6 +224,51 @@ fn convert(args: &ConvertArgs) -> anyhow::Result<ExitCode> {
         }
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn diff(args: &DiffArgs) -> anyhow::Result<ExitCode> {
+    use ckptscope::analysis::diff;
+    let options = args.trust.open_options();
+    let a = ckptscope::format::open_with(&args.a, &options)?;
+    let b = ckptscope::format::open_with(&args.b, &options)?;
+    let progress = ckptscope::progress::Progress::new();
+    if let Some(name) = &args.tensor {
+        let (ta, tb) = (a.tensor(name), b.tensor(name));
+        if ta.is_none() && tb.is_none() {
+            anyhow::bail!("no tensor named `{name}` in either checkpoint");
+        }
+        let one = diff::compare(&a, ta, &b, tb, &progress);
+        let hist = match (ta, tb, &one.measures) {
+            (Some(ta), Some(tb), Some(m)) => Some(
+                diff::diff_histogram(&a, ta, &b, tb, m, args.bins, &progress)
+                    .map_err(anyhow::Error::msg)?,
+            ),
+            _ => None,
+        };
+        write_out(|out| {
+            if args.json {
+                serde_json::to_writer(
+                    &mut *out,
+                    &serde_json::json!({ "tensor": one, "histogram": hist }),
+                )?;
+                writeln!(out)
+            } else {
+                ckptscope::output::diff::write_tensor(out, &one, hist.as_ref())
+            }
+        })?;
+        return Ok(ExitCode::from(u8::from(
+            one.status != diff::Status::Identical,
+        )));
+    }
+    let d = with_progress_line(&progress, "comparing", || diff::diff(&a, &b, &progress));
+    write_out(|out| {
+        if args.json {
+            ckptscope::output::diff::write_json(out, &a, &b, &d)
+        } else {
+            ckptscope::output::diff::write_human(out, &a, &b, &d)
+        }
+    })?;
+    Ok(ExitCode::from(u8::from(!d.is_identical())))
 }
 
 /// Runs `work`, showing its progress on stderr when stderr is a terminal.

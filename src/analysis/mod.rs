@@ -4,6 +4,7 @@
 //! elements; nothing is copied into a whole-tensor buffer.
 
 pub mod decode;
+pub mod diff;
 pub mod heatmap;
 pub mod slice;
 pub mod stats;

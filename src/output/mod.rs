@@ -2,6 +2,7 @@
 //! tested and reused (the GUI shows the same numbers with the same units).
 
 pub mod convert;
+pub mod diff;
 pub mod human;
 pub mod info;
 pub mod scan;

@@ -1,0 +1,755 @@
+//! What changed between two checkpoints, tensor by tensor.
+//!
+//! Tensors are matched by name. Equal bytes are detected first with a plain comparison of the
+//! two mappings (comparing a file with itself reads it once); only pairs that differ are decoded,
+//! in one parallel streaming pass that accumulates every measure at once (max and mean |a−b|,
+//! relative L2, cosine, count of differing elements). Pairs of different dtypes but equal shapes
+//! are compared by value. The histogram of a−b needs the range first, so it is a second pass,
+//! run only for the pair a user looks at.
+
+use std::collections::{BTreeMap, HashMap};
+
+use rayon::prelude::*;
+
+use crate::analysis::decode::decode_run;
+use crate::analysis::slice::View;
+use crate::analysis::stats::{Histogram, Source, StatsError};
+use crate::dtype::DType;
+use crate::format::{ByteOrder, Checkpoint, TensorEntry};
+use crate::progress::Progress;
+
+/// How a tensor differs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Only in the first checkpoint.
+    OnlyInA,
+    /// Only in the second.
+    OnlyInB,
+    /// Different shapes (not compared by value).
+    ShapeChanged,
+    /// Same shape, different dtype (compared by value).
+    DtypeChanged,
+    /// Same dtype and shape, different values.
+    ValuesChanged,
+    /// Byte-for-byte equal.
+    Identical,
+}
+
+impl Status {
+    /// How it is shown.
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::OnlyInA => "only in A",
+            Status::OnlyInB => "only in B",
+            Status::ShapeChanged => "shape changed",
+            Status::DtypeChanged => "dtype changed",
+            Status::ValuesChanged => "values changed",
+            Status::Identical => "identical",
+        }
+    }
+
+    /// Every status, in display order.
+    pub const ALL: [Status; 6] = [
+        Status::ValuesChanged,
+        Status::DtypeChanged,
+        Status::ShapeChanged,
+        Status::OnlyInA,
+        Status::OnlyInB,
+        Status::Identical,
+    ];
+}
+
+/// Numeric measures of a − b over elements where both are finite.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Measures {
+    /// Elements compared.
+    pub count: u64,
+    /// Elements whose values differ (NaN against NaN counts as equal).
+    pub differing: u64,
+    /// Positions where exactly one side is NaN or ±Inf, or both are but differ.
+    pub nonfinite_mismatch: u64,
+    /// max |a − b|.
+    pub max_abs_diff: f64,
+    /// mean |a − b|.
+    pub mean_abs_diff: f64,
+    /// ‖a − b‖ / ‖a‖ (0 when both are zero, +∞ when only a is).
+    pub rel_l2: f64,
+    /// a·b / (‖a‖‖b‖) (1 when both are zero).
+    pub cosine: f64,
+    /// Smallest a − b.
+    pub min_diff: f64,
+    /// Largest a − b.
+    pub max_diff: f64,
+}
+
+/// One pair of tensors.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct TensorDiff {
+    /// The name (in A for renames).
+    pub name: String,
+    /// How it differs.
+    pub status: Status,
+    /// Dtype in A.
+    pub dtype_a: Option<DType>,
+    /// Dtype in B.
+    pub dtype_b: Option<DType>,
+    /// Shape in A.
+    pub shape_a: Option<Vec<u64>>,
+    /// Shape in B.
+    pub shape_b: Option<Vec<u64>>,
+    /// Measures, for pairs compared by value.
+    pub measures: Option<Measures>,
+    /// Why the pair could not be compared, if it could not.
+    pub error: Option<String>,
+}
+
+impl TensorDiff {
+    /// Relative L2 change, for sorting (identical = 0, missing = +∞).
+    pub fn change(&self) -> f64 {
+        match (&self.measures, self.status) {
+            (_, Status::Identical) => 0.0,
+            (Some(m), _) if m.rel_l2.is_nan() => f64::INFINITY,
+            (Some(m), _) => m.rel_l2,
+            _ => f64::INFINITY,
+        }
+    }
+}
+
+/// Metadata keys added, removed and changed from A to B.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct MetadataDiff {
+    /// In B only: `(key, value)`.
+    pub added: Vec<(String, String)>,
+    /// In A only: `(key, value)`.
+    pub removed: Vec<(String, String)>,
+    /// In both with different values: `(key, in A, in B)`.
+    pub changed: Vec<(String, String, String)>,
+}
+
+impl MetadataDiff {
+    /// True when nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
+    }
+}
+
+/// The comparison of two checkpoints.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Diff {
+    /// Every pair, largest change first.
+    pub tensors: Vec<TensorDiff>,
+    /// Tensors only in A that look renamed to one only in B: same dtype, shape and bytes.
+    pub renames: Vec<(String, String)>,
+    /// Metadata changes (for pickles, their non-tensor values).
+    pub metadata: MetadataDiff,
+}
+
+impl Diff {
+    /// Pairs per status.
+    pub fn counts(&self) -> BTreeMap<Status, usize> {
+        let mut c = BTreeMap::new();
+        for t in &self.tensors {
+            *c.entry(t.status).or_insert(0) += 1;
+        }
+        c
+    }
+
+    /// True when every tensor is identical and the metadata is the same.
+    pub fn is_identical(&self) -> bool {
+        self.tensors.iter().all(|t| t.status == Status::Identical) && self.metadata.is_empty()
+    }
+}
+
+/// Compares every tensor of `a` with its namesake in `b`.
+pub fn diff(a: &Checkpoint, b: &Checkpoint, progress: &Progress) -> Diff {
+    let mut pairs: Vec<(Option<&TensorEntry>, Option<&TensorEntry>)> = Vec::new();
+    for t in &a.tensors {
+        pairs.push((Some(t), b.tensor(&t.name)));
+    }
+    for t in &b.tensors {
+        if a.tensor(&t.name).is_none() {
+            pairs.push((None, Some(t)));
+        }
+    }
+    let total: u64 = pairs
+        .iter()
+        .filter_map(|(x, y)| Some(x.as_ref()?.byte_len() + y.as_ref()?.byte_len()))
+        .sum();
+    progress.add_total(total);
+    let mut tensors: Vec<TensorDiff> = pairs
+        .iter()
+        .map(|(ta, tb)| compare(a, *ta, b, *tb, progress))
+        .collect();
+    tensors.sort_by(|x, y| {
+        y.change()
+            .total_cmp(&x.change())
+            .then(x.status.cmp(&y.status))
+            .then(x.name.cmp(&y.name))
+    });
+    Diff {
+        renames: renames(a, b),
+        metadata: metadata_diff(&metadata_pairs(a), &metadata_pairs(b)),
+        tensors,
+    }
+}
+
+/// Compares one pair (either side may be missing).
+pub fn compare(
+    a: &Checkpoint,
+    ta: Option<&TensorEntry>,
+    b: &Checkpoint,
+    tb: Option<&TensorEntry>,
+    progress: &Progress,
+) -> TensorDiff {
+    let mut d = TensorDiff {
+        name: ta.or(tb).map(|t| t.name.clone()).unwrap_or_default(),
+        status: Status::Identical,
+        dtype_a: ta.map(|t| t.dtype),
+        dtype_b: tb.map(|t| t.dtype),
+        shape_a: ta.map(|t| t.shape.clone()),
+        shape_b: tb.map(|t| t.shape.clone()),
+        measures: None,
+        error: None,
+    };
+    let (ta, tb) = match (ta, tb) {
+        (Some(x), Some(y)) => (x, y),
+        (Some(_), None) => {
+            d.status = Status::OnlyInA;
+            return d;
+        }
+        _ => {
+            d.status = Status::OnlyInB;
+            return d;
+        }
+    };
+    if ta.shape != tb.shape {
+        d.status = Status::ShapeChanged;
+        return d;
+    }
+    if ta.dtype == tb.dtype {
+        match same_bytes(a, ta, b, tb) {
+            Ok(true) => {
+                progress.add_done(ta.byte_len() + tb.byte_len());
+                return d;
+            }
+            Ok(false) => {}
+            Err(e) => {
+                d.status = Status::ValuesChanged;
+                d.error = Some(e);
+                return d;
+            }
+        }
+        d.status = Status::ValuesChanged;
+    } else {
+        d.status = Status::DtypeChanged;
+    }
+    match measures(a, ta, b, tb, progress) {
+        Ok(m) => d.measures = Some(m),
+        Err(e) => d.error = Some(e),
+    }
+    d
+}
+
+/// Byte equality of the packed tensors: a `memcmp` of the two maps when both are plain, a
+/// comparison of packed blocks otherwise (memory: two blocks).
+pub fn same_bytes(
+    a: &Checkpoint,
+    ta: &TensorEntry,
+    b: &Checkpoint,
+    tb: &TensorEntry,
+) -> Result<bool, String> {
+    let ra = a.tensor_bytes(ta).map_err(|e| e.to_string())?;
+    let rb = b.tensor_bytes(tb).map_err(|e| e.to_string())?;
+    if ta.is_plain() && tb.is_plain() {
+        return Ok(ra == rb);
+    }
+    if ta.dtype != tb.dtype || ta.shape != tb.shape {
+        return Ok(false);
+    }
+    let (Some(size), n) = (ta.dtype.byte_size(), ta.elements()) else {
+        return Err("strided views of sub-byte types are not supported".into());
+    };
+    let (va, vb) = (View::of(ta).simplified(), View::of(tb).simplified());
+    let (mut xa, mut xb) = (Vec::new(), Vec::new());
+    let mut k = 0;
+    while k < n {
+        let m = (n - k).min(BLOCK);
+        pack_range(ra, &va, ta.byte_order, size as usize, k, k + m, &mut xa)?;
+        pack_range(rb, &vb, tb.byte_order, size as usize, k, k + m, &mut xb)?;
+        if xa != xb {
+            return Ok(false);
+        }
+        k += m;
+    }
+    Ok(true)
+}
+
+/// Packs elements `k0..k1` of a view, little-endian, into `out` (cleared first).
+fn pack_range(
+    bytes: &[u8],
+    view: &View,
+    order: ByteOrder,
+    size: usize,
+    k0: u64,
+    k1: u64,
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
+    out.clear();
+    let mut ok = true;
+    view.for_each_run(k0, k1, &mut |first, n, step| {
+        for i in 0..n {
+            let at = (first + i * step) as usize * size;
+            match bytes.get(at..at + size) {
+                Some(e) => {
+                    let start = out.len();
+                    out.extend_from_slice(e);
+                    if order == ByteOrder::Big {
+                        out[start..].reverse();
+                    }
+                }
+                None => {
+                    ok = false;
+                    return false;
+                }
+            }
+        }
+        true
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err("a view reads outside its storage".into())
+    }
+}
+
+/// Accumulators of one block.
+#[derive(Clone, Copy, Debug)]
+struct Acc {
+    count: u64,
+    differing: u64,
+    nonfinite: u64,
+    n: u64,
+    max_abs: f64,
+    sum_abs: f64,
+    sum_d2: f64,
+    sum_a2: f64,
+    sum_b2: f64,
+    sum_ab: f64,
+    min_d: f64,
+    max_d: f64,
+}
+
+impl Default for Acc {
+    fn default() -> Self {
+        Acc {
+            count: 0,
+            differing: 0,
+            nonfinite: 0,
+            n: 0,
+            max_abs: 0.0,
+            sum_abs: 0.0,
+            sum_d2: 0.0,
+            sum_a2: 0.0,
+            sum_b2: 0.0,
+            sum_ab: 0.0,
+            min_d: f64::INFINITY,
+            max_d: f64::NEG_INFINITY,
+        }
+    }
+}
+
+impl Acc {
+    #[inline(always)]
+    fn add(&mut self, x: f64, y: f64) {
+        self.count += 1;
+        if x.is_finite() && y.is_finite() {
+            let d = x - y;
+            self.n += 1;
+            if d != 0.0 {
+                self.differing += 1;
+            }
+            let ad = d.abs();
+            self.max_abs = self.max_abs.max(ad);
+            self.sum_abs += ad;
+            self.sum_d2 += d * d;
+            self.sum_a2 += x * x;
+            self.sum_b2 += y * y;
+            self.sum_ab += x * y;
+            self.min_d = self.min_d.min(d);
+            self.max_d = self.max_d.max(d);
+        } else {
+            let same = (x.is_nan() && y.is_nan()) || x == y;
+            if !same {
+                self.nonfinite += 1;
+                self.differing += 1;
+            }
+        }
+    }
+
+    fn merge(mut self, o: Acc) -> Acc {
+        self.count += o.count;
+        self.differing += o.differing;
+        self.nonfinite += o.nonfinite;
+        self.n += o.n;
+        self.max_abs = self.max_abs.max(o.max_abs);
+        self.sum_abs += o.sum_abs;
+        self.sum_d2 += o.sum_d2;
+        self.sum_a2 += o.sum_a2;
+        self.sum_b2 += o.sum_b2;
+        self.sum_ab += o.sum_ab;
+        self.min_d = self.min_d.min(o.min_d);
+        self.max_d = self.max_d.max(o.max_d);
+        self
+    }
+
+    fn measures(&self) -> Measures {
+        let na = self.sum_a2.sqrt();
+        let nb = self.sum_b2.sqrt();
+        let nd = self.sum_d2.sqrt();
+        Measures {
+            count: self.count,
+            differing: self.differing,
+            nonfinite_mismatch: self.nonfinite,
+            max_abs_diff: self.max_abs,
+            mean_abs_diff: if self.n == 0 {
+                0.0
+            } else {
+                self.sum_abs / self.n as f64
+            },
+            rel_l2: if na > 0.0 {
+                nd / na
+            } else if nd == 0.0 {
+                0.0
+            } else {
+                f64::INFINITY
+            },
+            cosine: if na > 0.0 && nb > 0.0 {
+                (self.sum_ab / (na * nb)).clamp(-1.0, 1.0)
+            } else if na == 0.0 && nb == 0.0 {
+                1.0
+            } else {
+                0.0
+            },
+            min_diff: if self.n == 0 { 0.0 } else { self.min_d },
+            max_diff: if self.n == 0 { 0.0 } else { self.max_d },
+        }
+    }
+}
+
+const BLOCK: u64 = 1 << 20;
+const BATCH: u64 = 1 << 14;
+
+/// One side of a comparison: bytes to decode and the elements to take.
+struct Side<'a> {
+    src: Source<'a>,
+    view: View,
+}
+
+/// Walks the elements of two equally shaped views in lockstep, block by block in parallel,
+/// handing decoded batches to `f`.
+fn lockstep<T: Send>(
+    a: &Side<'_>,
+    b: &Side<'_>,
+    progress: &Progress,
+    init: impl Fn() -> T + Sync + Send,
+    f: impl Fn(&mut T, &[f64], &[f64]) + Sync + Send,
+    merge: impl Fn(T, T) -> T + Sync + Send,
+) -> Result<T, StatsError> {
+    let (sa, va, sb, vb) = (&a.src, &a.view, &b.src, &b.view);
+    let n = va.elements();
+    let (va, vb) = (va.clone(), vb.clone());
+    let blocks: Vec<(u64, u64)> = (0..n.div_ceil(BLOCK))
+        .map(|i| (i * BLOCK, ((i + 1) * BLOCK).min(n)))
+        .collect();
+    let (ea, eb) = (sa.dtype.bits(), sb.dtype.bits());
+    blocks
+        .par_iter()
+        .map(|&(k0, k1)| {
+            if progress.is_cancelled() {
+                return Err(StatsError::Cancelled);
+            }
+            let mut acc = init();
+            let (mut xa, mut xb) = (Vec::new(), Vec::new());
+            let mut k = k0;
+            while k < k1 {
+                let m = (k1 - k).min(BATCH);
+                xa.clear();
+                xb.clear();
+                decode_range(sa, &va, k, k + m, &mut xa)?;
+                decode_range(sb, &vb, k, k + m, &mut xb)?;
+                f(&mut acc, &xa, &xb);
+                k += m;
+            }
+            progress.add_done((k1 - k0) * (ea + eb) / 8);
+            Ok(acc)
+        })
+        .try_reduce(&init, |x, y| Ok(merge(x, y)))
+}
+
+/// Decodes elements `k0..k1` of a view (row-major) into `out`.
+fn decode_range(
+    src: &Source<'_>,
+    view: &View,
+    k0: u64,
+    k1: u64,
+    out: &mut Vec<f64>,
+) -> Result<(), StatsError> {
+    let mut ok = true;
+    view.for_each_run(k0, k1, &mut |first, n, step| {
+        if step == 1 {
+            ok = decode_run(src.dtype, src.order, src.bytes, first, n as usize, out);
+        } else {
+            for i in 0..n {
+                match crate::analysis::decode::decode_at(
+                    src.dtype,
+                    src.order,
+                    src.bytes,
+                    first + i * step,
+                ) {
+                    Some(v) => out.push(v),
+                    None => {
+                        ok = false;
+                        break;
+                    }
+                }
+            }
+        }
+        ok
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(StatsError::OutOfRange)
+    }
+}
+
+fn sides<'a>(
+    a: &'a Checkpoint,
+    ta: &TensorEntry,
+    b: &'a Checkpoint,
+    tb: &TensorEntry,
+) -> Result<(Side<'a>, Side<'a>), String> {
+    Ok((
+        Side {
+            src: crate::analysis::source(a, ta).map_err(|e| e.to_string())?,
+            view: View::of(ta).simplified(),
+        },
+        Side {
+            src: crate::analysis::source(b, tb).map_err(|e| e.to_string())?,
+            view: View::of(tb).simplified(),
+        },
+    ))
+}
+
+/// Measures of a − b for two tensors of the same shape, in one parallel pass.
+pub fn measures(
+    a: &Checkpoint,
+    ta: &TensorEntry,
+    b: &Checkpoint,
+    tb: &TensorEntry,
+    progress: &Progress,
+) -> Result<Measures, String> {
+    let (sa, sb) = sides(a, ta, b, tb)?;
+    lockstep(
+        &sa,
+        &sb,
+        progress,
+        Acc::default,
+        |acc, xa, xb| {
+            for (&x, &y) in xa.iter().zip(xb) {
+                acc.add(x, y);
+            }
+        },
+        Acc::merge,
+    )
+    .map(|acc| acc.measures())
+    .map_err(|e| e.to_string())
+}
+
+/// Histogram of a − b over `[min_diff, max_diff]` (finite pairs only); the second pass.
+pub fn diff_histogram(
+    a: &Checkpoint,
+    ta: &TensorEntry,
+    b: &Checkpoint,
+    tb: &TensorEntry,
+    m: &Measures,
+    bins: usize,
+    progress: &Progress,
+) -> Result<Histogram, String> {
+    let (sa, sb) = sides(a, ta, b, tb)?;
+    let (lo, hi) = if m.min_diff == m.max_diff {
+        (m.min_diff - 0.5, m.max_diff + 0.5)
+    } else {
+        (m.min_diff, m.max_diff)
+    };
+    let bins = bins.max(1);
+    let scale = bins as f64 / (hi - lo);
+    let counts = lockstep(
+        &sa,
+        &sb,
+        progress,
+        || vec![0u64; bins],
+        |counts, xa, xb| {
+            for (&x, &y) in xa.iter().zip(xb) {
+                let d = x - y;
+                if d.is_finite() {
+                    let i = (((d - lo) * scale) as usize).min(bins - 1);
+                    counts[i] += 1;
+                }
+            }
+        },
+        |mut x, y| {
+            for (p, q) in x.iter_mut().zip(y) {
+                *p += q;
+            }
+            x
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(Histogram { lo, hi, counts })
+}
+
+fn renames(a: &Checkpoint, b: &Checkpoint) -> Vec<(String, String)> {
+    let only_a: Vec<&TensorEntry> = a
+        .tensors
+        .iter()
+        .filter(|t| b.tensor(&t.name).is_none())
+        .collect();
+    let mut only_b: HashMap<(DType, Vec<u64>), Vec<&TensorEntry>> = HashMap::new();
+    for t in b.tensors.iter().filter(|t| a.tensor(&t.name).is_none()) {
+        only_b
+            .entry((t.dtype, t.shape.clone()))
+            .or_default()
+            .push(t);
+    }
+    let mut out = Vec::new();
+    let mut taken = std::collections::HashSet::new();
+    for ta in only_a {
+        let Some(candidates) = only_b.get(&(ta.dtype, ta.shape.clone())) else {
+            continue;
+        };
+        // Bounded: a model has few tensors of one shape among the unmatched ones.
+        for tb in candidates.iter().take(64) {
+            if taken.contains(&tb.name) {
+                continue;
+            }
+            if same_bytes(a, ta, b, tb) == Ok(true) {
+                taken.insert(tb.name.clone());
+                out.push((ta.name.clone(), tb.name.clone()));
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// Key/value pairs compared as metadata: safetensors `__metadata__`, or for pickle files their
+/// non-tensor values flattened to dotted keys.
+pub fn metadata_pairs(c: &Checkpoint) -> Vec<(String, String)> {
+    let mut out = c.metadata.clone();
+    if let Some(report) = &c.pickle {
+        flatten(&report.objects, "", &mut out);
+    }
+    out
+}
+
+fn flatten(v: &serde_json::Value, path: &str, out: &mut Vec<(String, String)>) {
+    if out.len() > 10_000 {
+        return;
+    }
+    let child = |k: &str| {
+        if path.is_empty() {
+            k.to_string()
+        } else {
+            format!("{path}.{k}")
+        }
+    };
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, val) in map {
+                flatten(val, &child(k), out);
+            }
+        }
+        serde_json::Value::Array(items) if items.iter().any(|i| i.is_object() || i.is_array()) => {
+            for (i, val) in items.iter().enumerate() {
+                flatten(val, &child(&i.to_string()), out);
+            }
+        }
+        serde_json::Value::String(s) if s.starts_with("<tensor ") => {}
+        serde_json::Value::Null if path.is_empty() => {}
+        serde_json::Value::String(s) => out.push((path.to_string(), s.clone())),
+        other => out.push((path.to_string(), other.to_string())),
+    }
+}
+
+/// Keys added, removed and changed.
+pub fn metadata_diff(a: &[(String, String)], b: &[(String, String)]) -> MetadataDiff {
+    let ma: BTreeMap<&str, &str> = a.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mb: BTreeMap<&str, &str> = b.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut d = MetadataDiff::default();
+    for (k, va) in &ma {
+        match mb.get(k) {
+            None => d.removed.push((k.to_string(), va.to_string())),
+            Some(vb) if vb != va => d
+                .changed
+                .push((k.to_string(), va.to_string(), vb.to_string())),
+            _ => {}
+        }
+    }
+    for (k, vb) in &mb {
+        if !ma.contains_key(k) {
+            d.added.push((k.to_string(), vb.to_string()));
+        }
+    }
+    d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accumulators_match_hand_computation() {
+        let mut acc = Acc::default();
+        for (x, y) in [
+            (1.0, 1.0),
+            (2.0, 1.0),
+            (3.0, 5.0),
+            (f64::NAN, f64::NAN),
+            (f64::INFINITY, 1.0),
+        ] {
+            acc.add(x, y);
+        }
+        let m = acc.measures();
+        assert_eq!(m.count, 5);
+        assert_eq!(m.differing, 3);
+        assert_eq!(m.nonfinite_mismatch, 1);
+        assert_eq!(m.max_abs_diff, 2.0);
+        assert_eq!(m.mean_abs_diff, 1.0);
+        assert!((m.rel_l2 - (5f64).sqrt() / (14f64).sqrt()).abs() < 1e-12);
+        assert!((m.cosine - 18.0 / ((14f64).sqrt() * (27f64).sqrt())).abs() < 1e-12);
+        assert_eq!((m.min_diff, m.max_diff), (-2.0, 1.0));
+        let zero = Acc::default().measures();
+        assert_eq!((zero.rel_l2, zero.cosine), (0.0, 1.0));
+    }
+
+    #[test]
+    fn metadata_changes() {
+        let a = vec![
+            ("k".to_string(), "1".to_string()),
+            ("gone".into(), "x".into()),
+        ];
+        let b = vec![
+            ("k".to_string(), "2".to_string()),
+            ("new".into(), "y".into()),
+        ];
+        let d = metadata_diff(&a, &b);
+        assert_eq!(d.added, [("new".to_string(), "y".to_string())]);
+        assert_eq!(d.removed, [("gone".to_string(), "x".to_string())]);
+        assert_eq!(
+            d.changed,
+            [("k".to_string(), "1".to_string(), "2".to_string())]
+        );
+    }
+}
