@@ -537,6 +537,8 @@ fn write(
             })?
     };
     drop(persisted);
+    // Lineage links the output back to this input by its hash without reading it again.
+    crate::lineage::remember_hash(&ckpt.path, crate::lineage::HashKind::File, &sha);
     // Make the rename durable.
     if let Ok(dir) = std::fs::File::open(folder) {
         let _ = dir.sync_all();

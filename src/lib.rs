@@ -22,6 +22,7 @@ pub mod dtype;
 pub mod error;
 pub mod format;
 pub mod limits;
+pub mod lineage;
 pub mod output;
 pub mod pickle;
 pub mod progress;

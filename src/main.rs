@@ -36,6 +36,12 @@ enum Command {
     /// Compare two checkpoints tensor by tensor (any formats ckptscope opens). Exit 0 when
     /// identical, 1 when different, 2 on error.
     Diff(DiffArgs),
+    /// Show where checkpoints came from: parents found in metadata (ckptscope, ModelSpec,
+    /// kohya, Hugging Face, uuids) linked by name, path, hash or uuid, as a tree.
+    Lineage(LineageArgs),
+    /// Record PARENT as the parent of FILE (a safetensors file): writes `parent` and
+    /// `parent_sha256` into its metadata, rewriting only the header, atomically.
+    SetParent(SetParentArgs),
 }
 
 #[derive(Args)]
@@ -104,6 +110,30 @@ struct DiffArgs {
     trust: TrustArgs,
 }
 
+#[derive(Args)]
+struct LineageArgs {
+    /// A checkpoint (its folder is scanned) or a folder.
+    path: PathBuf,
+    /// More folders (or files) to look for parents in.
+    #[arg(long = "also", value_name = "PATH")]
+    also: Vec<PathBuf>,
+    /// Hash candidate parents (whole file and tensor data) to resolve hash references; hashes
+    /// are cached, so this is slow once.
+    #[arg(long)]
+    hash: bool,
+    /// Print `{"nodes", "edges", "timelines"}` as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct SetParentArgs {
+    /// The safetensors file to annotate.
+    file: PathBuf,
+    /// Its parent checkpoint.
+    parent: PathBuf,
+}
+
 /// What a user accepts to look into (nothing is ever executed).
 #[derive(Args, Clone, Default)]
 struct TrustArgs {
@@ -145,6 +175,8 @@ fn main() -> ExitCode {
         Some(Command::Scan(args)) => scan(&args),
         Some(Command::Convert(args)) => convert(&args),
         Some(Command::Diff(args)) => diff(&args),
+        Some(Command::Lineage(args)) => lineage(&args),
+        Some(Command::SetParent(args)) => set_parent(&args),
         None => run_gui(cli.files),
     };
     match result {
@@ -269,6 +301,41 @@ fn diff(args: &DiffArgs) -> anyhow::Result<ExitCode> {
         }
     })?;
     Ok(ExitCode::from(u8::from(!d.is_identical())))
+}
+
+fn lineage(args: &LineageArgs) -> anyhow::Result<ExitCode> {
+    let options = ckptscope::lineage::LineageOptions {
+        extra: args.also.clone(),
+        hash: args.hash,
+    };
+    let progress = ckptscope::progress::Progress::new();
+    let graph = with_progress_line(&progress, "hashing", || {
+        ckptscope::lineage::family(&args.path, &options, &progress)
+    })?;
+    write_out(|out| {
+        if args.json {
+            ckptscope::output::lineage::write_json(out, &graph)
+        } else {
+            ckptscope::output::lineage::write_human(out, &graph)
+        }
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn set_parent(args: &SetParentArgs) -> anyhow::Result<ExitCode> {
+    let progress = ckptscope::progress::Progress::new();
+    let report = ckptscope::lineage::set_parent(&args.file, &args.parent, &progress)?;
+    write_out(|out| {
+        for (k, v) in &report.keys {
+            writeln!(out, "{}: {k} = {v}", report.file.display())?;
+        }
+        writeln!(
+            out,
+            "header rewritten; tensor data unchanged (content id {})",
+            report.content_id
+        )
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs `work`, showing its progress on stderr when stderr is a terminal.

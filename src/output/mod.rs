@@ -5,4 +5,5 @@ pub mod convert;
 pub mod diff;
 pub mod human;
 pub mod info;
+pub mod lineage;
 pub mod scan;
