@@ -849,9 +849,8 @@ fn timelines(g: &Graph) -> Vec<Vec<usize>> {
                 .file_stem()?
                 .to_string_lossy()
                 .into_owned();
-            name.split(|c: char| !c.is_ascii_digit())
-                .filter(|s| !s.is_empty())
-                .last()?
+            name.rsplit(|c: char| !c.is_ascii_digit())
+                .find(|s| !s.is_empty())?
                 .parse()
                 .ok()
         })
