@@ -18,9 +18,12 @@
 
 pub mod analysis;
 pub mod convert;
+pub mod desktop;
 pub mod dtype;
 pub mod error;
 pub mod format;
+#[cfg(feature = "gui")]
+pub mod gui;
 pub mod limits;
 pub mod lineage;
 pub mod output;

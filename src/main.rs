@@ -42,6 +42,9 @@ enum Command {
     /// Record PARENT as the parent of FILE (a safetensors file): writes `parent` and
     /// `parent_sha256` into its metadata, rewriting only the header, atomically.
     SetParent(SetParentArgs),
+    /// Register ckptscope with the Linux desktop (for the current user): double-clicking a
+    /// `.safetensors`, `.pt`, `.pth`, `.ckpt` or `.pkl` file then opens it here.
+    InstallDesktop,
 }
 
 #[derive(Args)]
@@ -177,6 +180,7 @@ fn main() -> ExitCode {
         Some(Command::Diff(args)) => diff(&args),
         Some(Command::Lineage(args)) => lineage(&args),
         Some(Command::SetParent(args)) => set_parent(&args),
+        Some(Command::InstallDesktop) => install_desktop(),
         None => run_gui(cli.files),
     };
     match result {
@@ -338,6 +342,27 @@ fn set_parent(args: &SetParentArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn install_desktop() -> anyhow::Result<ExitCode> {
+    let exe = std::env::current_exe().context("cannot find this program's path")?;
+    let data = ckptscope::desktop::data_home().context("neither XDG_DATA_HOME nor HOME is set")?;
+    let installed = ckptscope::desktop::install(&data, &exe, true)
+        .context("cannot install the desktop files")?;
+    write_out(|out| {
+        for f in &installed.files {
+            writeln!(out, "installed {}", f.display())?;
+        }
+        for n in &installed.notes {
+            writeln!(out, "{n}")?;
+        }
+        writeln!(
+            out,
+            "double-clicking a checkpoint now opens it with {}",
+            exe.display()
+        )
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Runs `work`, showing its progress on stderr when stderr is a terminal.
 fn with_progress_line<T>(
     progress: &std::sync::Arc<ckptscope::progress::Progress>,
@@ -375,8 +400,15 @@ fn write_out(
         .context("cannot write the report")
 }
 
+#[cfg(feature = "gui")]
+fn run_gui(files: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
+    ckptscope::gui::run(files).map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(not(feature = "gui"))]
 fn run_gui(_files: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
     anyhow::bail!(
-        "the explorer window is not part of this build; run `ckptscope --help` for the CLI"
+        "this build has no window (built without the `gui` feature); run `ckptscope --help` for the CLI"
     )
 }

@@ -86,6 +86,37 @@ pub fn heatmap(
     control: &Control,
 ) -> Result<Heatmap, StatsError> {
     let (rows, cols) = matrix_shape(view);
+    block_means(rows, cols, max_w, max_h, control, |k| {
+        decode_at(src.dtype, src.order, src.bytes, view.element(k))
+    })
+}
+
+/// Block means of a − b for two selections of the same shape.
+pub fn diff_heatmap(
+    a: (&Source<'_>, &View),
+    b: (&Source<'_>, &View),
+    max_w: usize,
+    max_h: usize,
+    control: &Control,
+) -> Result<Heatmap, StatsError> {
+    let (rows, cols) = matrix_shape(a.1);
+    block_means(rows, cols, max_w, max_h, control, |k| {
+        let x = decode_at(a.0.dtype, a.0.order, a.0.bytes, a.1.element(k))?;
+        let y = decode_at(b.0.dtype, b.0.order, b.0.bytes, b.1.element(k))?;
+        Some(x - y)
+    })
+}
+
+/// One parallel pass over the rows: each pixel is the mean of the finite values of its block.
+/// `value(k)` is the k-th element in row-major order (`None`: outside the bytes).
+fn block_means(
+    rows: u64,
+    cols: u64,
+    max_w: usize,
+    max_h: usize,
+    control: &Control,
+    value: impl Fn(u64) -> Option<f64> + Sync,
+) -> Result<Heatmap, StatsError> {
     let (width, height, fy, fx) = grid(rows, cols, max_w, max_h);
     let pixel_rows: Vec<Vec<f32>> = (0..height as u64)
         .into_par_iter()
@@ -96,26 +127,13 @@ pub fn heatmap(
             let mut sums = vec![0f64; width];
             let mut counts = vec![0u32; width];
             for r in py * fy..((py + 1) * fy).min(rows) {
-                let mut col = 0u64;
-                let mut ok = true;
-                view.for_each_run(r * cols, (r + 1) * cols, &mut |first, n, step| {
-                    for i in 0..n {
-                        let Some(v) = decode_at(src.dtype, src.order, src.bytes, first + i * step)
-                        else {
-                            ok = false;
-                            return false;
-                        };
-                        if v.is_finite() {
-                            let px = (col / fx) as usize;
-                            sums[px] += v;
-                            counts[px] += 1;
-                        }
-                        col += 1;
+                for c in 0..cols {
+                    let v = value(r * cols + c).ok_or(StatsError::OutOfRange)?;
+                    if v.is_finite() {
+                        let px = (c / fx) as usize;
+                        sums[px] += v;
+                        counts[px] += 1;
                     }
-                    true
-                });
-                if !ok {
-                    return Err(StatsError::OutOfRange);
                 }
             }
             Ok(sums

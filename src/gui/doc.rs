@@ -1,0 +1,150 @@
+//! One open checkpoint: its view state and its layout: summary and pickle banner on top, the
+//! tensor list on the left, the inspector, metadata, lineage and scan tabs in the middle.
+
+use std::sync::Arc;
+
+use crate::format::Checkpoint;
+use crate::gui::app::{Command, Persisted};
+use crate::gui::inspector::{Inspector, inspector_ui};
+use crate::gui::lineage::{LineageView, lineage_ui};
+use crate::gui::table::{TableState, table_ui};
+
+/// The tabs of the central area.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tab {
+    /// Statistics, histogram, values and heatmap of the selected tensor.
+    Inspector,
+    /// `__metadata__` and file facts.
+    Metadata,
+    /// Where the checkpoint came from.
+    Lineage,
+    /// The pickle scan and non-tensor values.
+    Scan,
+}
+
+/// An open checkpoint.
+pub struct Doc {
+    /// The checkpoint.
+    pub ckpt: Arc<Checkpoint>,
+    /// Tensor list state.
+    pub table: TableState,
+    /// Selected tensor (index into `ckpt.tensors`).
+    pub selected: Option<usize>,
+    /// The inspector of the selected tensor.
+    pub inspector: Inspector,
+    /// Lineage, computed when its tab is first shown.
+    pub lineage: LineageView,
+    /// Shown tab.
+    pub tab: Tab,
+}
+
+impl Doc {
+    /// State for a freshly opened checkpoint.
+    pub fn new(ckpt: Arc<Checkpoint>) -> Doc {
+        let tab = Doc::first_tab(&ckpt);
+        Doc {
+            table: TableState::new(&ckpt),
+            // Something to look at at once: the first tensor.
+            selected: (!ckpt.tensors.is_empty()).then_some(0),
+            inspector: Inspector::default(),
+            lineage: LineageView::default(),
+            tab,
+            ckpt,
+        }
+    }
+
+    /// Starts and collects background work the view state asks for.
+    pub fn update(&mut self, ctx: &egui::Context, sync: bool) {
+        self.inspector.update(&self.ckpt, self.selected, ctx, sync);
+        if self.tab == Tab::Lineage {
+            self.lineage.update(&self.ckpt.path, ctx, sync);
+        }
+    }
+
+    /// True while a job runs.
+    pub fn busy(&self) -> bool {
+        self.inspector.busy() || self.lineage.busy()
+    }
+}
+
+/// Draws the explorer of one checkpoint.
+pub fn doc_ui(
+    ui: &mut egui::Ui,
+    doc: &mut Doc,
+    state: &mut Persisted,
+    commands: &mut Vec<Command>,
+    focus_filter: bool,
+) {
+    egui::Panel::top("summary").show(ui, |ui| {
+        ui.add_space(2.0);
+        ui.horizontal_wrapped(|ui| {
+            ui.label(egui::RichText::new(crate::gui::app::display_name(&doc.ckpt.path)).strong());
+            ui.label(crate::output::info::summary_line(&doc.ckpt));
+        });
+        for f in &doc.ckpt.findings {
+            let color = match f.severity {
+                crate::format::Severity::Error => ui.visuals().error_fg_color,
+                crate::format::Severity::Warning => ui.visuals().warn_fg_color,
+                crate::format::Severity::Info => ui.visuals().weak_text_color(),
+            };
+            ui.colored_label(color, &f.message);
+        }
+        if let Some(report) = &doc.ckpt.pickle {
+            crate::gui::pickle::banner_ui(ui, report, commands, &mut doc.tab);
+        }
+        ui.add_space(2.0);
+    });
+
+    egui::Panel::left("tensors")
+        .resizable(true)
+        .default_size(520.0)
+        .size_range(260.0..=1400.0)
+        .show(ui, |ui| {
+            if let Some(i) = table_ui(
+                ui,
+                &doc.ckpt,
+                &mut doc.table,
+                doc.selected,
+                state.tree_view,
+                focus_filter,
+            ) {
+                doc.selected = Some(i);
+                doc.tab = Tab::Inspector;
+            }
+        });
+
+    egui::CentralPanel::default().show(ui, |ui| {
+        ui.horizontal(|ui| {
+            ui.selectable_value(&mut doc.tab, Tab::Inspector, "Inspector");
+            ui.selectable_value(&mut doc.tab, Tab::Metadata, "Metadata");
+            ui.selectable_value(&mut doc.tab, Tab::Lineage, "Lineage");
+            if doc.ckpt.pickle.is_some() {
+                ui.selectable_value(&mut doc.tab, Tab::Scan, "Scan & values");
+            }
+        });
+        ui.separator();
+        match doc.tab {
+            Tab::Inspector => match doc.selected.and_then(|i| doc.ckpt.tensors.get(i)) {
+                Some(t) => inspector_ui(ui, &doc.ckpt, t, &mut doc.inspector, state),
+                None => {
+                    ui.add_space(20.0);
+                    ui.weak(if doc.ckpt.tensors.is_empty() {
+                        "This checkpoint lists no tensors."
+                    } else {
+                        "Select a tensor to see its statistics, histogram, values and heatmap."
+                    });
+                }
+            },
+            Tab::Metadata => {
+                crate::gui::metadata::metadata_ui(ui, &doc.ckpt, commands, &mut doc.tab)
+            }
+            Tab::Lineage => lineage_ui(ui, &doc.ckpt.path, &mut doc.lineage, commands),
+            Tab::Scan => match &doc.ckpt.pickle {
+                Some(report) => crate::gui::pickle::scan_ui(ui, report, commands),
+                None => {
+                    doc.tab = Tab::Inspector;
+                }
+            },
+        }
+    });
+}

@@ -1,0 +1,230 @@
+//! The real app driven by egui_kittest: open files, find tensors, filter, inspect, scan,
+//! compare, follow lineage; snapshots of the main views rendered headless (wgpu on lavapipe).
+#![cfg(feature = "gui")]
+
+mod common;
+
+use std::path::PathBuf;
+
+use ckptscope::gui::{App, StartupArgs};
+use common::fixture;
+use egui_kittest::kittest::Queryable as _;
+use egui_kittest::{Harness, SnapshotOptions};
+
+fn harness(files: Vec<PathBuf>) -> Harness<'static, App> {
+    Harness::builder()
+        .with_size(egui::vec2(1400.0, 900.0))
+        .with_max_steps(12)
+        .build_eframe(move |cc| {
+            App::new(
+                cc,
+                StartupArgs {
+                    files,
+                    sync_jobs: true,
+                },
+            )
+        })
+}
+
+/// Snapshots tolerate small anti-aliasing differences between Mesa versions.
+fn snapshot(h: &mut Harness<'_, App>, name: &str) {
+    h.remove_cursor();
+    h.run_ok();
+    h.snapshot_options(
+        name,
+        &SnapshotOptions::new()
+            .threshold(2.0)
+            .max_failed_pixels(4000),
+    );
+}
+
+fn labels_containing(h: &Harness<'_, App>, text: &str) -> usize {
+    h.query_all_by_label_contains(text).count()
+}
+
+#[test]
+fn opens_a_fixture_finds_filters_and_inspects_a_tensor() {
+    let mut h = harness(vec![fixture("st_basic.safetensors")]);
+    h.run();
+    assert!(labels_containing(&h, "st_basic.safetensors") > 0);
+    // Every tensor is listed.
+    for name in ["0.weight", "0.bias", "1.weight", "3.weight", "3.bias"] {
+        assert!(h.query_all_by_label(name).count() >= 1, "{name}");
+    }
+    // Filter.
+    h.get_by_label("Filter").focus();
+    h.run();
+    h.get_by_label("Filter").type_text("bias");
+    h.run();
+    assert!(h.query_by_label("0.weight").is_none(), "filtered out");
+    assert!(h.query_all_by_label("3.bias").count() >= 1);
+    assert!(labels_containing(&h, "3 of 6") == 1);
+    // Select a tensor and see its statistics, computed independently here.
+    h.get_all_by_label("3.bias").next().unwrap().click();
+    h.run();
+    let ckpt = ckptscope::open(&fixture("st_basic.safetensors")).unwrap();
+    let t = ckpt.require("3.bias").unwrap();
+    let values: Vec<f64> = ckpt
+        .tensor_bytes(t)
+        .unwrap()
+        .chunks_exact(4)
+        .map(|c| f64::from(f32::from_le_bytes(c.try_into().unwrap())))
+        .collect();
+    let mean = values.iter().sum::<f64>() / values.len() as f64;
+    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let fmt = ckptscope::analysis::decode::format_float;
+    assert!(
+        h.query_all_by_label(&fmt(mean)).count() >= 1,
+        "mean {} shown",
+        fmt(mean)
+    );
+    assert!(
+        h.query_all_by_label(&fmt(max)).count() >= 1,
+        "max {} shown",
+        fmt(max)
+    );
+    assert_eq!(
+        h.state().doc.as_ref().unwrap().selected,
+        ckpt.tensors.iter().position(|x| x.name == "3.bias")
+    );
+}
+
+#[test]
+fn slices_are_decoded_on_their_own() {
+    let mut h = harness(vec![fixture("st_basic.safetensors")]);
+    h.run();
+    h.get_all_by_label("0.weight").next().unwrap().click();
+    h.run();
+    h.get_by_label("Slice").focus();
+    h.run();
+    h.get_by_label("Slice").type_text("[2, 0:4]");
+    h.key_press(egui::Key::Enter);
+    h.run();
+    let inspector = &h.state().doc.as_ref().unwrap().inspector;
+    let result = inspector.result.as_ref().expect("statistics of the slice");
+    assert_eq!(result.stats.count, 4, "row 2, columns 0..4");
+}
+
+#[test]
+fn a_malformed_file_shows_the_core_error_and_the_app_stays_usable() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("broken.safetensors");
+    std::fs::write(
+        &bad,
+        common::safetensors_bytes(
+            r#"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,8]}}"#,
+            &[0u8; 8],
+        ),
+    )
+    .unwrap();
+    let mut h = harness(vec![bad]);
+    h.run();
+    assert!(labels_containing(&h, "needs 16 bytes but data_offsets [0, 8] cover 8") > 0);
+    h.get_by_label("Dismiss").click();
+    h.run();
+    h.get_by_label("Open demo checkpoint").click();
+    h.run();
+    assert!(labels_containing(&h, "demo-v2.safetensors") > 0);
+}
+
+#[test]
+fn a_dangerous_pickle_opens_with_a_red_banner_and_no_code_run() {
+    let mut h = harness(vec![fixture("malicious_os_system.pt")]);
+    h.run();
+    assert!(labels_containing(&h, "DANGEROUS pickle") > 0);
+    assert!(h.query_all_by_label("posix.system").count() >= 1);
+    snapshot(&mut h, "pickle_dangerous");
+    // Tensors on request, still without executing anything.
+    h.get_by_label("Show tensors anyway").click();
+    h.run();
+    assert!(h.query_all_by_label("w").count() >= 1);
+}
+
+#[test]
+fn a_safe_pickle_lists_its_tensors_and_values() {
+    let mut h = harness(vec![fixture("lightning_like.ckpt")]);
+    h.run();
+    assert!(labels_containing(&h, "SAFE pickle") > 0);
+    assert!(h.query_all_by_label("state_dict.model.0.weight").count() >= 1);
+    h.get_by_label("Scan & values").click();
+    h.run();
+    assert!(labels_containing(&h, "global_step") > 0);
+}
+
+#[test]
+fn compare_view_shows_both_histograms_of_the_changed_head() {
+    let mut h = harness(vec![
+        fixture("st_lineage_v1.safetensors"),
+        fixture("st_lineage_v2.safetensors"),
+    ]);
+    h.run();
+    assert!(h.state().compare.is_some());
+    assert!(h.query_all_by_label("only in A").count() >= 1);
+    assert!(h.query_all_by_label("only in B").count() >= 1);
+    h.get_all_by_label("3.weight").next().unwrap().click();
+    h.run();
+    assert!(h.query_by_label("Histograms of A and B").is_some());
+    assert!(labels_containing(&h, "A: st_lineage_v1.safetensors") > 0);
+    assert!(labels_containing(&h, "B: st_lineage_v2.safetensors") > 0);
+    assert!(h.query_by_label("Histogram of A − B").is_some());
+    snapshot(&mut h, "compare");
+    h.get_by_label_contains("Metadata diff").click();
+    h.run();
+    assert!(h.query_all_by_label("parent").count() >= 1);
+}
+
+#[test]
+fn lineage_view_draws_the_family_and_compares_with_the_parent() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["st_lineage_v1.safetensors", "st_lineage_v2.safetensors"] {
+        std::fs::copy(fixture(f), dir.path().join(f)).unwrap();
+    }
+    let mut h = harness(vec![dir.path().join("st_lineage_v2.safetensors")]);
+    h.run();
+    h.get_by_label("Lineage").click();
+    h.run();
+    assert!(labels_containing(&h, "st_lineage_v1.safetensors\nv1.0") > 0);
+    assert!(labels_containing(&h, "st_lineage_v2.safetensors\nv2.0") > 0);
+    snapshot(&mut h, "lineage");
+    h.get_by_label("Compare with parent").click();
+    h.run();
+    assert!(h.state().compare.is_some());
+}
+
+#[test]
+fn start_screen_and_demo() {
+    let mut h = harness(Vec::new());
+    h.run();
+    assert!(h.query_by_label("Open checkpoint…").is_some());
+    snapshot(&mut h, "start");
+    h.get_by_label("Open demo checkpoint").click();
+    h.run();
+    assert!(labels_containing(&h, "demo-v2.safetensors") > 0);
+    // The first tensor is selected: its inspector is shown at once.
+    assert!(h.query_by_label("Statistics").is_some());
+    snapshot(&mut h, "explorer");
+}
+
+#[test]
+fn dropping_a_second_file_opens_the_compare_view() {
+    #[derive(Debug)]
+    struct Dropped(PathBuf);
+    impl egui::DroppedFile for Dropped {
+        fn path(&self) -> &std::path::Path {
+            &self.0
+        }
+        fn bytes(&self) -> Result<Vec<u8>, String> {
+            std::fs::read(&self.0).map_err(|e| e.to_string())
+        }
+    }
+    let mut h = harness(vec![fixture("st_lineage_v1.safetensors")]);
+    h.run();
+    h.input_mut()
+        .dropped_files
+        .push(std::sync::Arc::new(Dropped(fixture(
+            "st_lineage_v2.safetensors",
+        ))));
+    h.run();
+    let cmp = h.state().compare.as_ref().expect("compare view");
+    assert!(cmp.b.path.ends_with("st_lineage_v2.safetensors"));
+}
