@@ -456,39 +456,35 @@ fn write(
             .unwrap_or_else(|| "all tensors".into()),
     );
     let placeholder = header_json(&metadata, &layout)?;
+    let data_start = 8 + placeholder.len() as u64;
 
     let tmp = tempfile::Builder::new()
         .prefix(".ckptscope-convert-")
         .suffix(".tmp")
         .tempfile_in(folder)
         .map_err(write_err)?;
-    let source_bytes = ckpt
-        .sources
-        .first()
-        .ok_or_else(|| ConvertError::Verify("no source file".into()))?
-        .mapped()?
-        .bytes();
+    let read_err = |e: std::io::Error| ConvertError::Open(Error::io("read", &ckpt.path, e));
+    let input = std::fs::File::open(&ckpt.path).map_err(read_err)?;
+    // Packed tensors are plain byte ranges of the input: the hashing pass checksums them on
+    // the way, so verification only has to read the output.
+    let plain: Vec<Option<std::ops::Range<u64>>> = plan
+        .tensors
+        .iter()
+        .map(|(_, t)| plain_range(ckpt, t))
+        .collect();
 
     let sha = std::thread::scope(|scope| -> Result<String, ConvertError> {
-        // The source's SHA-256, on the other core while this one writes.
-        let hasher = scope.spawn(|| {
-            let mut h = Sha256::new();
-            for chunk in source_bytes.chunks(1 << 22) {
-                if progress.is_cancelled() {
-                    break;
-                }
-                h.update(chunk);
-            }
-            hex(&h.finalize())
-        });
-        let mut file = std::io::BufWriter::with_capacity(1 << 22, tmp.as_file());
-        file.write_all(&(placeholder.len() as u64).to_le_bytes())
+        // The source's SHA-256 on the other core, with positioned reads (no map: the pages
+        // read do not count against this process's memory).
+        let hasher = scope.spawn(|| hash_source(&ckpt.path, &plain, progress));
+        let mut out = tmp.as_file();
+        out.write_all(&(placeholder.len() as u64).to_le_bytes())
             .map_err(write_err)?;
-        file.write_all(&placeholder).map_err(write_err)?;
+        out.write_all(&placeholder).map_err(write_err)?;
         let mut written = 0u64;
+        let mut buf = Vec::with_capacity(gather::CHUNK);
         for (name, t) in &plan.tensors {
-            let region = ckpt.tensor_bytes(t)?;
-            let result = gather::for_each_chunk(t, region, gather::CHUNK, &mut |chunk| {
+            let mut emit = |chunk: &[u8], out: &mut &std::fs::File| -> Result<(), ConvertError> {
                 if progress.is_cancelled() {
                     return Err(ConvertError::Cancelled);
                 }
@@ -497,18 +493,79 @@ fn write(
                 {
                     return Err(write_err(std::io::Error::other("injected write failure")));
                 }
-                file.write_all(chunk).map_err(write_err)?;
+                out.write_all(chunk).map_err(write_err)?;
                 written += chunk.len() as u64;
                 progress.add_done(chunk.len() as u64);
                 Ok(())
-            })
-            .map_err(|e| ConvertError::Verify(format!("tensor `{name}`: {e}")))?;
-            result?;
+            };
+            match plain_range(ckpt, t) {
+                Some(range) if options.fail_after.is_none() => {
+                    // In-kernel copy (copy_file_range) of a packed tensor.
+                    let mut at = range.start;
+                    while at < range.end {
+                        if progress.is_cancelled() {
+                            return Err(ConvertError::Cancelled);
+                        }
+                        let n = (range.end - at).min(COPY_CHUNK);
+                        let mut src = &input;
+                        src.seek(SeekFrom::Start(at)).map_err(read_err)?;
+                        let copied =
+                            std::io::copy(&mut src.take(n), &mut out).map_err(write_err)?;
+                        if copied != n {
+                            return Err(ConvertError::Verify(format!(
+                                "tensor `{name}`: the input ended early"
+                            )));
+                        }
+                        at += n;
+                        written += n;
+                        progress.add_done(n);
+                    }
+                }
+                Some(range) => {
+                    let mut at = range.start;
+                    while at < range.end {
+                        let n = (range.end - at).min(gather::CHUNK as u64) as usize;
+                        buf.resize(n, 0);
+                        read_exact_at(&input, &mut buf, at).map_err(read_err)?;
+                        emit(&buf, &mut out)?;
+                        at += n as u64;
+                    }
+                }
+                None => {
+                    let region = ckpt.tensor_bytes(t)?;
+                    gather::for_each_chunk(t, region, gather::CHUNK, &mut |chunk| {
+                        emit(chunk, &mut out)
+                    })
+                    .map_err(|e| ConvertError::Verify(format!("tensor `{name}`: {e}")))??;
+                }
+            }
         }
-        file.flush().map_err(write_err)?;
-        hasher
+        if written != total {
+            return Err(ConvertError::Verify(format!(
+                "{written} bytes written, {total} expected"
+            )));
+        }
+        // The data goes to disk while it is read back and compared with the source.
+        let syncer = scope.spawn(|| tmp.as_file().sync_data());
+        let sums = verify(ckpt, plan, &plain, tmp.path(), data_start, progress);
+        let hashed = hasher
             .join()
-            .map_err(|_| ConvertError::Verify("the hashing thread failed".into()))
+            .map_err(|_| ConvertError::Verify("the hashing thread failed".into()))?
+            .map_err(ConvertError::Open);
+        let synced = syncer
+            .join()
+            .map_err(|_| ConvertError::Verify("the sync thread failed".into()))?;
+        let sums = sums?;
+        let (sha, source_sums) = hashed?;
+        for (((name, _), written), read) in plan.tensors.iter().zip(&sums).zip(&source_sums) {
+            if written.is_some() && written != read {
+                return Err(ConvertError::Verify(format!(
+                    "tensor `{name}` differs from the source"
+                )));
+            }
+        }
+        synced.map_err(write_err)?;
+        Ok(sha)
     })?;
     if progress.is_cancelled() {
         return Err(ConvertError::Cancelled);
@@ -524,8 +581,16 @@ fn write(
     file.seek(SeekFrom::Start(8)).map_err(write_err)?;
     file.write_all(&header).map_err(write_err)?;
     file.sync_all().map_err(write_err)?;
-
-    verify(ckpt, plan, tmp.path(), &metadata, progress)?;
+    // The final header reads back with every key.
+    let check = crate::format::open(tmp.path()).map_err(|e| ConvertError::Verify(e.to_string()))?;
+    for (k, v) in &metadata {
+        if check.metadata_value(k) != Some(v.as_str()) {
+            return Err(ConvertError::Verify(format!(
+                "metadata `{k}` did not read back"
+            )));
+        }
+    }
+    drop(check);
 
     let persisted = if options.force {
         tmp.persist(output).map_err(|e| write_err(e.error))?
@@ -537,12 +602,12 @@ fn write(
             })?
     };
     drop(persisted);
-    // Lineage links the output back to this input by its hash without reading it again.
-    crate::lineage::remember_hash(&ckpt.path, crate::lineage::HashKind::File, &sha);
     // Make the rename durable.
     if let Ok(dir) = std::fs::File::open(folder) {
         let _ = dir.sync_all();
     }
+    // Lineage links the output back to this input by its hash without reading it again.
+    crate::lineage::remember_hash(&ckpt.path, crate::lineage::HashKind::File, &sha);
     Ok(ConvertReport {
         input: ckpt.path.clone(),
         output: output.to_path_buf(),
@@ -558,14 +623,50 @@ fn write(
     })
 }
 
-/// Reopens the written file with the core reader and compares every tensor with the source.
+/// Bytes copied per `copy_file_range` round (cancel and progress are checked in between).
+const COPY_CHUNK: u64 = 64 << 20;
+
+/// The absolute file range of a tensor whose packed bytes are a plain range of its file
+/// (row-major, little-endian, whole bytes): most tensors of most checkpoints.
+fn plain_range(ckpt: &Checkpoint, t: &TensorEntry) -> Option<std::ops::Range<u64>> {
+    let size = t.dtype.byte_size()?;
+    if t.byte_order == crate::format::ByteOrder::Big && size > 1 {
+        return None;
+    }
+    let (offset, strides) = gather::effective_strides(t);
+    if !gather::is_row_major(&t.shape, &strides) {
+        return None;
+    }
+    let start = t.file_offset.checked_add(offset.checked_mul(size)?)?;
+    let end = start.checked_add(t.byte_len())?;
+    let source = ckpt.sources.get(t.source)?;
+    (t.source == 0 && end <= source.file_size && end <= t.file_range().end).then_some(start..end)
+}
+
+fn read_exact_at(file: &std::fs::File, buf: &mut [u8], at: u64) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::read_exact_at(file, buf, at)
+    }
+    #[cfg(not(unix))]
+    {
+        let mut f = file;
+        f.seek(SeekFrom::Start(at))?;
+        f.read_exact(buf)
+    }
+}
+
+/// Reads every written tensor back: packed ones are checksummed (compared with the checksums
+/// the hashing pass took of the source), strided ones compared with the source directly.
+/// Memory: one chunk.
 fn verify(
     ckpt: &Checkpoint,
     plan: &Plan<'_>,
+    plain: &[Option<std::ops::Range<u64>>],
     written: &Path,
-    metadata: &BTreeMap<String, String>,
+    data_start: u64,
     progress: &Progress,
-) -> Result<(), ConvertError> {
+) -> Result<Vec<Option<u64>>, ConvertError> {
     let out = crate::format::open(written).map_err(|e| ConvertError::Verify(e.to_string()))?;
     if out.tensors.len() != plan.tensors.len() {
         return Err(ConvertError::Verify(format!(
@@ -574,49 +675,169 @@ fn verify(
             plan.tensors.len()
         )));
     }
-    for (k, v) in metadata {
-        if out.metadata_value(k) != Some(v.as_str()) {
-            return Err(ConvertError::Verify(format!(
-                "metadata `{k}` did not read back"
-            )));
-        }
-    }
-    for (name, t) in &plan.tensors {
+    let out_file = std::fs::File::open(written).map_err(|e| ConvertError::Verify(e.to_string()))?;
+    let mut buf = Vec::with_capacity(gather::CHUNK);
+    let mut sums = Vec::with_capacity(plan.tensors.len());
+    for ((name, t), plain) in plan.tensors.iter().zip(plain) {
         let o = out
             .require(name)
             .map_err(|e| ConvertError::Verify(e.to_string()))?;
-        if o.dtype != t.dtype || o.shape != t.shape {
+        if o.dtype != t.dtype
+            || o.shape != t.shape
+            || o.file_offset < data_start
+            || o.byte_len() != t.byte_len()
+        {
             return Err(ConvertError::Verify(format!(
                 "tensor `{name}` reads back as {} {:?}",
                 o.dtype, o.shape
             )));
         }
-        let written = out
-            .tensor_bytes(o)
-            .map_err(|e| ConvertError::Verify(e.to_string()))?;
-        let mut at = 0usize;
-        let region = ckpt.tensor_bytes(t)?;
-        gather::for_each_chunk(t, region, gather::CHUNK, &mut |chunk| {
+        let mut at = o.file_offset;
+        let mut left = o.byte_len();
+        let mut read = |n: usize, buf: &mut Vec<u8>| -> Result<(), ConvertError> {
             if progress.is_cancelled() {
                 return Err(ConvertError::Cancelled);
             }
-            if written.get(at..at + chunk.len()) != Some(chunk) {
-                return Err(ConvertError::Verify(format!(
-                    "tensor `{name}` differs from the source near byte {at}"
-                )));
-            }
-            at += chunk.len();
-            progress.add_done(chunk.len() as u64);
+            buf.resize(n, 0);
+            read_exact_at(&out_file, buf, at).map_err(|e| ConvertError::Verify(e.to_string()))?;
+            at += n as u64;
+            progress.add_done(n as u64);
             Ok(())
-        })
-        .map_err(|e| ConvertError::Verify(e.to_string()))??;
-        if at != written.len() {
-            return Err(ConvertError::Verify(format!(
-                "tensor `{name}` has extra bytes"
-            )));
+        };
+        if plain.is_some() {
+            let mut sum = Checksum::default();
+            while left > 0 {
+                let n = left.min(gather::CHUNK as u64);
+                read(n as usize, &mut buf)?;
+                sum.update(&buf);
+                left -= n;
+            }
+            sums.push(Some(sum.finish()));
+        } else {
+            let region = ckpt.tensor_bytes(t)?;
+            gather::for_each_chunk(t, region, gather::CHUNK, &mut |chunk| {
+                read(chunk.len(), &mut buf)?;
+                if buf != chunk {
+                    return Err(ConvertError::Verify(format!(
+                        "tensor `{name}` differs from the source"
+                    )));
+                }
+                Ok(())
+            })
+            .map_err(|e| ConvertError::Verify(e.to_string()))??;
+            sums.push(None);
         }
     }
-    Ok(())
+    Ok(sums)
+}
+
+/// A fast 64-bit checksum (four independent multiply-rotate lanes over 8-byte words) for
+/// verifying copies: it catches I/O and logic errors, it is not a cryptographic hash.
+#[derive(Clone, Debug, Default)]
+pub struct Checksum {
+    lanes: [u64; 4],
+    pending: Vec<u8>,
+    len: u64,
+}
+
+impl Checksum {
+    const K: u64 = 0x9E37_79B9_7F4A_7C15;
+
+    /// Adds bytes; the result does not depend on how the input is split.
+    pub fn update(&mut self, mut data: &[u8]) {
+        self.len += data.len() as u64;
+        if !self.pending.is_empty() {
+            let take = (32 - self.pending.len()).min(data.len());
+            self.pending.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.pending.len() < 32 {
+                return;
+            }
+            let block: [u8; 32] = self.pending[..32].try_into().unwrap_or([0; 32]);
+            self.block(&block);
+            self.pending.clear();
+        }
+        let mut blocks = data.chunks_exact(32);
+        for b in &mut blocks {
+            self.block(b);
+        }
+        self.pending.extend_from_slice(blocks.remainder());
+    }
+
+    #[inline(always)]
+    fn block(&mut self, b: &[u8]) {
+        for (i, lane) in self.lanes.iter_mut().enumerate() {
+            let w = u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
+            *lane = (*lane ^ w).wrapping_mul(Self::K).rotate_left(29);
+        }
+    }
+
+    /// The checksum of everything added.
+    pub fn finish(mut self) -> u64 {
+        let tail = std::mem::take(&mut self.pending);
+        let mut padded = [0u8; 32];
+        padded[..tail.len()].copy_from_slice(&tail);
+        self.block(&padded);
+        let mut h = self.len.wrapping_mul(Self::K);
+        for lane in self.lanes {
+            h = (h ^ lane).wrapping_mul(Self::K).rotate_left(31);
+        }
+        h
+    }
+}
+
+/// One pass over the source: its SHA-256, and the checksum of each packed tensor's range.
+fn hash_source(
+    path: &Path,
+    ranges: &[Option<std::ops::Range<u64>>],
+    progress: &Progress,
+) -> Result<(String, Vec<Option<u64>>), Error> {
+    let f = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
+    let len = f.metadata().map_err(|e| Error::io("read", path, e))?.len();
+    let mut sha = Sha256::new();
+    let mut sums: Vec<Option<Checksum>> = ranges
+        .iter()
+        .map(|r| r.as_ref().map(|_| Checksum::default()))
+        .collect();
+    // Ranges by start, to feed each chunk only to the tensors it overlaps.
+    let mut order: Vec<usize> = (0..ranges.len()).filter(|&i| ranges[i].is_some()).collect();
+    order.sort_by_key(|&i| ranges[i].as_ref().map_or(0, |r| r.start));
+    let mut buf = vec![0u8; 1 << 22];
+    let mut at = 0u64;
+    let mut first = 0usize;
+    while at < len {
+        if progress.is_cancelled() {
+            break;
+        }
+        let n = (len - at).min(buf.len() as u64) as usize;
+        read_exact_at(&f, &mut buf[..n], at).map_err(|e| Error::io("read", path, e))?;
+        sha.update(&buf[..n]);
+        let chunk = at..at + n as u64;
+        while first < order.len()
+            && ranges[order[first]]
+                .as_ref()
+                .is_some_and(|r| r.end <= chunk.start)
+        {
+            first += 1;
+        }
+        for &i in &order[first..] {
+            let Some(r) = &ranges[i] else { continue };
+            if r.start >= chunk.end {
+                break;
+            }
+            let (s, e) = (r.start.max(chunk.start), r.end.min(chunk.end));
+            if s < e
+                && let Some(sum) = &mut sums[i]
+            {
+                sum.update(&buf[(s - at) as usize..(e - at) as usize]);
+            }
+        }
+        at += n as u64;
+    }
+    Ok((
+        hex(&sha.finalize()),
+        sums.into_iter().map(|s| s.map(Checksum::finish)).collect(),
+    ))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -763,6 +984,29 @@ fn convert_sharded(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn checksum_does_not_depend_on_how_data_is_split() {
+        let data: Vec<u8> = (0..1000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let mut whole = Checksum::default();
+        whole.update(&data);
+        let expected = whole.finish();
+        for split in [1, 7, 31, 32, 33, 500] {
+            let mut c = Checksum::default();
+            for piece in data.chunks(split) {
+                c.update(piece);
+            }
+            assert_eq!(c.finish(), expected, "split {split}");
+        }
+        let mut other = data.clone();
+        other[999] ^= 1;
+        let mut c = Checksum::default();
+        c.update(&other);
+        assert_ne!(c.finish(), expected);
+        let mut shorter = Checksum::default();
+        shorter.update(&data[..999]);
+        assert_ne!(shorter.finish(), expected);
+    }
 
     #[test]
     fn default_output_names() {

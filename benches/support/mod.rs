@@ -139,3 +139,211 @@ pub fn warm_page_cache(path: &Path) {
     let mut f = std::fs::File::open(path).unwrap();
     std::io::copy(&mut f, &mut std::io::sink()).unwrap();
 }
+
+/// Writes a `torch.save`-style zip checkpoint: an OrderedDict of `count` F32 tensors
+/// (`layers.{i}.weight`, shape `[elements/1024, 1024]`), storages stored 64-byte aligned,
+/// streamed so a 1 GiB file never sits in memory.
+pub fn write_torch_zip(path: &Path, count: usize, elements: usize) {
+    assert!(elements.is_multiple_of(1024));
+    let mut pkl = b"\x80\x02ccollections\nOrderedDict\nq\x00)Rq\x01(".to_vec();
+    for i in 0..count {
+        let name = format!("layers.{i}.weight");
+        pkl.push(b'X');
+        pkl.extend_from_slice(&(name.len() as u32).to_le_bytes());
+        pkl.extend_from_slice(name.as_bytes());
+        pkl.extend_from_slice(
+            b"ctorch._utils\n_rebuild_tensor_v2\n((X\x07\x00\x00\x00storagectorch\nFloatStorage\n",
+        );
+        let key = i.to_string();
+        pkl.push(b'X');
+        pkl.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        pkl.extend_from_slice(key.as_bytes());
+        pkl.extend_from_slice(b"X\x03\x00\x00\x00cpuJ");
+        pkl.extend_from_slice(&(elements as u32).to_le_bytes());
+        pkl.extend_from_slice(b"tQK\x00J");
+        pkl.extend_from_slice(&((elements / 1024) as u32).to_le_bytes());
+        pkl.extend_from_slice(b"M\x00\x04\x86M\x00\x04K\x01\x86\x89h\x00)RtR");
+    }
+    pkl.extend_from_slice(b"u.");
+    let mut zip = StreamingZip::create(path);
+    zip.member("archive/data.pkl", &mut std::iter::once(pkl));
+    zip.member(
+        "archive/byteorder",
+        &mut std::iter::once(b"little".to_vec()),
+    );
+    let mut state = 0x1234_5678u32;
+    for i in 0..count {
+        let mut left = elements;
+        let mut chunks = std::iter::from_fn(|| {
+            if left == 0 {
+                return None;
+            }
+            let n = left.min(1 << 18);
+            left -= n;
+            Some(random_f32_bytes(&mut state, n))
+        });
+        zip.member(&format!("archive/data/{i}"), &mut chunks);
+    }
+    zip.member("archive/version", &mut std::iter::once(b"3\n".to_vec()));
+    zip.finish();
+}
+
+/// `n` pseudo-random F32 values in [-1, 1) as little-endian bytes.
+pub fn random_f32_bytes(state: &mut u32, n: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(n * 4);
+    for _ in 0..n {
+        *state ^= *state << 13;
+        *state ^= *state >> 17;
+        *state ^= *state << 5;
+        let v = (*state as f32 / u32::MAX as f32) * 2.0 - 1.0;
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out
+}
+
+/// A zip writer for stored members whose sizes are only known once written (data descriptors
+/// are not needed: sizes are patched into the local header, as torch's writer does).
+pub struct StreamingZip {
+    file: std::fs::File,
+    at: u64,
+    central: Vec<u8>,
+    count: u16,
+}
+
+impl StreamingZip {
+    pub fn create(path: &Path) -> Self {
+        StreamingZip {
+            file: std::fs::File::create(path).unwrap(),
+            at: 0,
+            central: Vec::new(),
+            count: 0,
+        }
+    }
+
+    pub fn member(&mut self, name: &str, chunks: &mut dyn Iterator<Item = Vec<u8>>) {
+        use std::io::{Seek, SeekFrom};
+        let offset = self.at;
+        let pad = ((64 - (offset as usize + 30 + name.len() + 4) % 64) % 64) as u16;
+        let mut header = Vec::new();
+        header.extend_from_slice(&0x0403_4b50u32.to_le_bytes());
+        header.extend_from_slice(&[20, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        header.extend_from_slice(&[0u8; 12]); // crc, sizes: patched below
+        header.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        header.extend_from_slice(&(4 + pad).to_le_bytes());
+        header.extend_from_slice(name.as_bytes());
+        header.extend_from_slice(&0xcafeu16.to_le_bytes());
+        header.extend_from_slice(&pad.to_le_bytes());
+        header.extend(std::iter::repeat_n(b'Z', pad as usize));
+        self.file.write_all(&header).unwrap();
+        let mut size = 0u64;
+        for chunk in chunks {
+            self.file.write_all(&chunk).unwrap();
+            size += chunk.len() as u64;
+        }
+        let end = offset + header.len() as u64 + size;
+        // CRCs are left at 0: torch's reader (and ckptscope) do not check them.
+        self.file.seek(SeekFrom::Start(offset + 18)).unwrap();
+        self.file.write_all(&(size as u32).to_le_bytes()).unwrap();
+        self.file.write_all(&(size as u32).to_le_bytes()).unwrap();
+        self.file.seek(SeekFrom::Start(end)).unwrap();
+        self.at = end;
+        let c = &mut self.central;
+        c.extend_from_slice(&0x0201_4b50u32.to_le_bytes());
+        c.extend_from_slice(&[20, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        c.extend_from_slice(&(size as u32).to_le_bytes());
+        c.extend_from_slice(&(size as u32).to_le_bytes());
+        c.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        c.extend_from_slice(&[0u8; 12]);
+        c.extend_from_slice(&(offset as u32).to_le_bytes());
+        c.extend_from_slice(name.as_bytes());
+        self.count += 1;
+    }
+
+    pub fn finish(mut self) {
+        let cd_offset = self.at as u32;
+        self.file.write_all(&self.central).unwrap();
+        let mut eocd = 0x0605_4b50u32.to_le_bytes().to_vec();
+        eocd.extend_from_slice(&[0, 0, 0, 0]);
+        eocd.extend_from_slice(&self.count.to_le_bytes());
+        eocd.extend_from_slice(&self.count.to_le_bytes());
+        eocd.extend_from_slice(&(self.central.len() as u32).to_le_bytes());
+        eocd.extend_from_slice(&cd_offset.to_le_bytes());
+        eocd.extend_from_slice(&[0, 0]);
+        self.file.write_all(&eocd).unwrap();
+    }
+}
+
+/// Peak memory of a process: resident set (including touched pages of memory-mapped files,
+/// which the page cache shares) and anonymous memory (what the process allocated itself).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Peak {
+    pub rss_kib: u64,
+    pub anon_kib: u64,
+}
+
+/// Runs a process, polling `/proc/<pid>/status` every millisecond for its peak memory.
+pub fn run_measuring(program: &Path, args: &[&str]) -> (Duration, Peak) {
+    let start = Instant::now();
+    let mut child = Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak = Peak::default();
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&status_path) {
+            for line in text.lines() {
+                let kib = |l: &str| {
+                    l.split_whitespace()
+                        .nth(1)
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .unwrap_or(0)
+                };
+                if line.starts_with("VmHWM:") {
+                    peak.rss_kib = peak.rss_kib.max(kib(line));
+                } else if line.starts_with("RssAnon:") {
+                    peak.anon_kib = peak.anon_kib.max(kib(line));
+                }
+            }
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "{} {:?} failed", program.display(), args);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    (start.elapsed(), peak)
+}
+
+/// `1.23 s` or `12.3 ms`.
+pub fn human_time(d: Duration) -> String {
+    if d.as_secs_f64() >= 1.0 {
+        format!("{:.2} s", d.as_secs_f64())
+    } else {
+        format!("{:.1} ms", d.as_secs_f64() * 1e3)
+    }
+}
+
+/// Runs a shell command line (for reference tools such as `cp`), `runs` times after one warm-up.
+pub fn time_shell(runs: usize, script: &str) -> Timing {
+    time(runs, || {
+        let status = Command::new("sh")
+            .args(["-c", script])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "{script}");
+    })
+}
+
+/// True when `program` is on the PATH.
+pub fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}

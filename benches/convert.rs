@@ -1,0 +1,51 @@
+//! `ckptscope convert` of a 1 GiB F32 torch zip checkpoint, whole process, against `cp` of the
+//! same file (and `cp` + `sync`, since the converter fsyncs its output), with the converter's
+//! peak memory. The PyTorch route (`torch.load` + `save_file`) is timed when torch is installed.
+//!
+//! Run: `cargo bench --bench convert`
+
+mod support;
+
+use support::*;
+
+const TORCH_ROUTE: &str = "import sys, torch\nfrom safetensors.torch import save_file\nsd = torch.load(sys.argv[1], weights_only=True)\nsave_file({k: v.contiguous() for k, v in sd.items()}, sys.argv[2])\n";
+
+fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("model.pt");
+    let out = dir.path().join("model.safetensors");
+    let copy = dir.path().join("copy.pt");
+    write_torch_zip(&input, 16, 16 << 20);
+    warm_page_cache(&input);
+    let bin = ckptscope_bin();
+    let (i, o, c) = (
+        input.to_str().unwrap(),
+        out.to_str().unwrap(),
+        copy.to_str().unwrap(),
+    );
+    let runs = 5;
+    println!("# convert 1 GiB (whole process, {runs} runs each, input in page cache)");
+    let t_convert = time_process(runs, &bin, &["convert", "--force", i, "-o", o]);
+    println!("ckptscope convert       : {t_convert}");
+    let t_cp = time_shell(runs, &format!("rm -f {c}; cp {i} {c}"));
+    println!("cp                      : {t_cp}");
+    let t_cp_sync = time_shell(runs, &format!("rm -f {c}; cp {i} {c} && sync {c}"));
+    println!("cp + sync               : {t_cp_sync}");
+    println!(
+        "convert / cp = {:.2}x, convert / (cp + sync) = {:.2}x",
+        t_convert.median.as_secs_f64() / t_cp.median.as_secs_f64(),
+        t_convert.median.as_secs_f64() / t_cp_sync.median.as_secs_f64()
+    );
+    let (_, peak) = run_measuring(&bin, &["convert", "--force", i, "-o", o]);
+    println!(
+        "convert peak memory: {} MiB resident (VmHWM), {} MiB anonymous",
+        peak.rss_kib / 1024,
+        peak.anon_kib / 1024
+    );
+    if python_has(&["torch", "safetensors"]) {
+        let t = time_python(3, TORCH_ROUTE, &[i, o]);
+        println!("torch.load + save_file  : {t}");
+    } else {
+        println!("(python3 with torch not found: the PyTorch route was not timed)");
+    }
+}
