@@ -98,12 +98,26 @@ pub fn write_f32_checkpoint(
     elements: usize,
     name: impl Fn(usize) -> String,
 ) {
-    let bytes_each = elements * 4;
+    write_checkpoint(path, "F32", count, elements, 0x2545_f491, name)
+}
+
+/// [`write_f32_checkpoint`] for `F32` or `BF16`, with a chosen seed (two seeds: two checkpoints
+/// whose every value differs).
+pub fn write_checkpoint(
+    path: &Path,
+    dtype: &str,
+    count: usize,
+    elements: usize,
+    seed: u32,
+    name: impl Fn(usize) -> String,
+) {
+    let elem = if dtype == "BF16" { 2 } else { 4 };
+    let bytes_each = elements * elem;
     let mut header = String::from("{\"__metadata__\":{\"format\":\"pt\"}");
     for i in 0..count {
         let (b, e) = (i * bytes_each, (i + 1) * bytes_each);
         header.push_str(&format!(
-            ",\"{}\":{{\"dtype\":\"F32\",\"shape\":[{elements}],\"data_offsets\":[{b},{e}]}}",
+            ",\"{}\":{{\"dtype\":\"{dtype}\",\"shape\":[{elements}],\"data_offsets\":[{b},{e}]}}",
             name(i)
         ));
     }
@@ -114,24 +128,69 @@ pub fn write_f32_checkpoint(
     let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());
     out.write_all(&(header.len() as u64).to_le_bytes()).unwrap();
     out.write_all(header.as_bytes()).unwrap();
-    let mut chunk = Vec::with_capacity(1 << 20);
-    let mut state = 0x2545_f491u32;
+    let mut state = seed;
     let mut left = count * elements;
     while left > 0 {
-        chunk.clear();
         let n = left.min(1 << 18);
-        for _ in 0..n {
-            // xorshift: values spread over [-1, 1), cheap to generate.
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            let v = (state as f32 / u32::MAX as f32) * 2.0 - 1.0;
-            chunk.extend_from_slice(&v.to_le_bytes());
+        let chunk = random_f32_bytes(&mut state, n);
+        if elem == 2 {
+            let bf: Vec<u8> = chunk.chunks_exact(4).flat_map(|c| [c[2], c[3]]).collect();
+            out.write_all(&bf).unwrap();
+        } else {
+            out.write_all(&chunk).unwrap();
         }
-        out.write_all(&chunk).unwrap();
         left -= n;
     }
     out.flush().unwrap();
+}
+
+/// Peak growth of this process's anonymous memory while `f` runs (sampled every millisecond).
+pub fn anon_growth_kib<T>(f: impl FnOnce() -> T) -> (T, u64) {
+    fn anon() -> u64 {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find(|l| l.starts_with("RssAnon:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            })
+            .unwrap_or(0)
+    }
+    let base = anon();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let d = done.clone();
+    let sampler = std::thread::spawn(move || {
+        let mut peak = 0;
+        while !d.load(std::sync::atomic::Ordering::Relaxed) {
+            peak = peak.max(anon());
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        peak.max(anon())
+    });
+    let out = f();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let peak = sampler.join().unwrap();
+    (out, peak.saturating_sub(base))
+}
+
+/// Runs a Python script that prints its own compute time in seconds on its last line.
+pub fn python_seconds(code: &str, args: &[&str]) -> f64 {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(code)
+        .args(args)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .expect("seconds")
 }
 
 /// Reads a file once so its pages are in the page cache.

@@ -243,6 +243,74 @@ pub fn decode_run(
     true
 }
 
+/// True when every value of `dtype` is exactly representable as an `f32` (so statistics can
+/// decode to `f32`, half the memory traffic of `f64`).
+pub fn fits_f32(dtype: DType) -> bool {
+    !matches!(
+        dtype,
+        DType::F64 | DType::I32 | DType::U32 | DType::I64 | DType::U64 | DType::C64
+    )
+}
+
+/// [`decode_run`] into `f32`, for dtypes where [`fits_f32`] holds; `false` otherwise or when the
+/// run lies outside `bytes`.
+pub fn decode_run_f32(
+    dtype: DType,
+    order: ByteOrder,
+    bytes: &[u8],
+    first: u64,
+    n: usize,
+    out: &mut Vec<f32>,
+) -> bool {
+    if !fits_f32(dtype) {
+        return false;
+    }
+    let t = tables();
+    let Some(size) = dtype.byte_size() else {
+        let last = first.saturating_add(n as u64);
+        if n > 0 && sub_byte_bits(dtype, bytes, last - 1).is_none() {
+            return false;
+        }
+        out.extend(
+            (first..last).filter_map(|i| decode_at(dtype, order, bytes, i).map(|v| v as f32)),
+        );
+        return true;
+    };
+    let size = size as usize;
+    let Some(raw) = usize::try_from(first)
+        .ok()
+        .and_then(|f| f.checked_mul(size))
+        .and_then(|start| Some((start, start.checked_add(n.checked_mul(size)?)?)))
+        .and_then(|(start, end)| bytes.get(start..end))
+    else {
+        return false;
+    };
+    let little = order == ByteOrder::Little || size == 1;
+    match dtype {
+        DType::F32 if little => out.extend(
+            raw.chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+        ),
+        DType::BF16 if little => out.extend(
+            raw.chunks_exact(2)
+                .map(|c| f32::from_bits(u32::from(u16::from_le_bytes([c[0], c[1]])) << 16)),
+        ),
+        DType::F16 if little => out.extend(
+            raw.chunks_exact(2)
+                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()),
+        ),
+        DType::U8 => out.extend(raw.iter().map(|&b| f32::from(b))),
+        DType::I8 => out.extend(raw.iter().map(|&b| f32::from(b as i8))),
+        DType::F8_E4M3 => out.extend(raw.iter().map(|&b| t.e4m3[b as usize])),
+        DType::F8_E5M2 => out.extend(raw.iter().map(|&b| t.e5m2[b as usize])),
+        _ => out.extend(
+            raw.chunks_exact(size)
+                .map(|c| decode_one(dtype, order, c, t) as f32),
+        ),
+    }
+    true
+}
+
 /// Element `i` as exact text: integers in full, floats as Rust prints them, complex as `a+bj`,
 /// booleans as `true`/`false`.
 pub fn element_text(dtype: DType, order: ByteOrder, bytes: &[u8], i: u64) -> Option<String> {

@@ -6,6 +6,7 @@
 pub mod decode;
 pub mod diff;
 pub mod heatmap;
+pub mod kernels;
 pub mod slice;
 pub mod stats;
 

@@ -18,7 +18,7 @@ use crate::progress::Progress as Control;
 /// Elements per parallel block (4 MiB of F32).
 const BLOCK: u64 = 1 << 20;
 /// Elements decoded at once into a thread's buffer.
-const BATCH: u64 = 1 << 14;
+const BATCH: u64 = 1 << 12;
 /// Bins of the fine histogram percentiles are read from.
 pub const FINE_BINS: usize = 4096;
 /// Percentiles reported.
@@ -156,6 +156,50 @@ pub struct Analysis {
     pub sampled: Option<u64>,
 }
 
+/// A decoded value: `f32` for the dtypes that fit (half the memory traffic), `f64` otherwise.
+trait Value: Copy + Send + Sync + 'static {
+    fn f64(self) -> f64;
+    fn finite(self) -> bool;
+    /// The moment kernel for this type.
+    fn sums(values: &[Self], shift: f64) -> crate::analysis::kernels::BatchSums;
+    /// The histogram kernel for this type.
+    fn bins(values: &[Self], lo: f64, scale: f64, counts: &mut [u64]);
+}
+
+impl Value for f32 {
+    #[inline(always)]
+    fn f64(self) -> f64 {
+        f64::from(self)
+    }
+    #[inline(always)]
+    fn finite(self) -> bool {
+        self.is_finite()
+    }
+    fn sums(values: &[Self], shift: f64) -> crate::analysis::kernels::BatchSums {
+        crate::analysis::kernels::moments_f32(values, shift)
+    }
+    fn bins(values: &[Self], lo: f64, scale: f64, counts: &mut [u64]) {
+        crate::analysis::kernels::bins_f32(values, lo as f32, scale as f32, counts);
+    }
+}
+
+impl Value for f64 {
+    #[inline(always)]
+    fn f64(self) -> f64 {
+        self
+    }
+    #[inline(always)]
+    fn finite(self) -> bool {
+        self.is_finite()
+    }
+    fn sums(values: &[Self], shift: f64) -> crate::analysis::kernels::BatchSums {
+        crate::analysis::kernels::moments_f64(values, shift)
+    }
+    fn bins(values: &[Self], lo: f64, scale: f64, counts: &mut [u64]) {
+        crate::analysis::kernels::bins_f64(values, lo, scale, counts);
+    }
+}
+
 /// Partial moments of one block.
 #[derive(Clone, Copy, Debug)]
 struct Moments {
@@ -167,7 +211,6 @@ struct Moments {
     n: u64,
     mean: f64,
     m2: f64,
-    sumsq: f64,
     min: f64,
     max: f64,
 }
@@ -183,7 +226,6 @@ impl Default for Moments {
             n: 0,
             mean: 0.0,
             m2: 0.0,
-            sumsq: 0.0,
             min: f64::INFINITY,
             max: f64::NEG_INFINITY,
         }
@@ -192,36 +234,49 @@ impl Default for Moments {
 
 impl Moments {
     /// Accumulates a batch: sums shifted by the batch's first finite value (numerically safe),
-    /// then merged into the running moments.
-    fn add_batch(&mut self, values: &[f64]) {
-        let mut b = Moments::default();
+    /// merged into the running moments. A batch with no NaN or Inf (the usual case) takes a
+    /// branch-free path.
+    fn add_batch<T: Value>(&mut self, values: &[T]) {
+        let mut b = Moments {
+            count: values.len() as u64,
+            ..Moments::default()
+        };
         let shift = values
             .iter()
             .copied()
-            .find(|v| v.is_finite())
-            .unwrap_or(0.0);
+            .find(|v| v.finite())
+            .map_or(0.0, T::f64);
         let (mut s1, mut s2) = (0.0f64, 0.0f64);
-        for &v in values {
-            if v.is_finite() {
-                b.n += 1;
-                let d = v - shift;
-                s1 += d;
-                s2 += d * d;
-                b.sumsq += v * v;
-                b.min = b.min.min(v);
-                b.max = b.max.max(v);
-                if v == 0.0 {
-                    b.zeros += 1;
+        // Optimistic pass: no branches, independent lanes; NaN/Inf only set a flag.
+        let k = T::sums(values, shift);
+        if !k.odd {
+            s1 = k.s1;
+            s2 = k.s2;
+            b.min = k.min;
+            b.max = k.max;
+            b.zeros = k.zeros;
+            b.n = values.len() as u64;
+        } else {
+            // Rare: a batch holding NaN or Inf is redone one value at a time.
+            for &v in values {
+                if v.finite() {
+                    let v = v.f64();
+                    b.n += 1;
+                    let d = v - shift;
+                    s1 += d;
+                    s2 += d * d;
+                    b.min = b.min.min(v);
+                    b.max = b.max.max(v);
+                    b.zeros += u64::from(v == 0.0);
+                } else if v.f64().is_nan() {
+                    b.nan += 1;
+                } else if v.f64() > 0.0 {
+                    b.pos_inf += 1;
+                } else {
+                    b.neg_inf += 1;
                 }
-            } else if v.is_nan() {
-                b.nan += 1;
-            } else if v > 0.0 {
-                b.pos_inf += 1;
-            } else {
-                b.neg_inf += 1;
             }
         }
-        b.count = values.len() as u64;
         if b.n > 0 {
             let n = b.n as f64;
             b.mean = shift + s1 / n;
@@ -237,7 +292,6 @@ impl Moments {
         self.pos_inf += o.pos_inf;
         self.neg_inf += o.neg_inf;
         self.zeros += o.zeros;
-        self.sumsq += o.sumsq;
         self.min = self.min.min(o.min);
         self.max = self.max.max(o.max);
         if o.n == 0 {
@@ -259,11 +313,21 @@ impl Moments {
 
     fn stats(&self) -> Stats {
         let finite = self.n;
-        let (min, max) = if finite == 0 {
-            (f64::NAN, f64::NAN)
-        } else {
-            (self.min, self.max)
-        };
+        if finite == 0 {
+            return Stats {
+                count: self.count,
+                nan: self.nan,
+                pos_inf: self.pos_inf,
+                neg_inf: self.neg_inf,
+                min: f64::NAN,
+                max: f64::NAN,
+                mean: f64::NAN,
+                std: f64::NAN,
+                rms: f64::NAN,
+                ..Stats::default()
+            };
+        }
+        let var = self.m2 / finite as f64;
         Stats {
             count: self.count,
             nan: self.nan,
@@ -271,31 +335,24 @@ impl Moments {
             neg_inf: self.neg_inf,
             zeros: self.zeros,
             finite,
-            min,
-            max,
-            mean: if finite == 0 { f64::NAN } else { self.mean },
-            std: if finite == 0 {
-                f64::NAN
-            } else {
-                (self.m2 / finite as f64).sqrt()
-            },
-            rms: if finite == 0 {
-                f64::NAN
-            } else {
-                (self.sumsq / finite as f64).sqrt()
-            },
+            min: self.min,
+            max: self.max,
+            mean: self.mean,
+            std: var.sqrt(),
+            rms: (var + self.mean * self.mean).sqrt(),
         }
     }
 }
 
 /// Decodes the view's elements `k0..k1` batch by batch and hands each batch to `f`.
-fn visit(
+fn visit<T: Value>(
     src: &Source<'_>,
     view: &View,
     k0: u64,
     k1: u64,
-    buf: &mut Vec<f64>,
-    f: &mut dyn FnMut(&[f64]),
+    buf: &mut Vec<T>,
+    decode_run: fn(&Source<'_>, u64, usize, &mut Vec<T>) -> bool,
+    f: &mut dyn FnMut(&[T]),
 ) -> Result<(), StatsError> {
     let mut ok = true;
     view.for_each_run(k0, k1, &mut |first, n, step| {
@@ -305,18 +362,15 @@ fn visit(
             buf.clear();
             let start = first + done * step;
             if step == 1 {
-                if !decode_run(src.dtype, src.order, src.bytes, start, m as usize, buf) {
+                if !decode_run(src, start, m as usize, buf) {
                     ok = false;
                     return false;
                 }
             } else {
                 for i in 0..m {
-                    match decode_at(src.dtype, src.order, src.bytes, start + i * step) {
-                        Some(v) => buf.push(v),
-                        None => {
-                            ok = false;
-                            return false;
-                        }
+                    if !decode_run(src, start + i * step, 1, buf) {
+                        ok = false;
+                        return false;
                     }
                 }
             }
@@ -332,10 +386,25 @@ fn visit(
     }
 }
 
+fn run_f32(src: &Source<'_>, first: u64, n: usize, out: &mut Vec<f32>) -> bool {
+    crate::analysis::decode::decode_run_f32(src.dtype, src.order, src.bytes, first, n, out)
+}
+
+fn run_f64(src: &Source<'_>, first: u64, n: usize, out: &mut Vec<f64>) -> bool {
+    decode_run(src.dtype, src.order, src.bytes, first, n, out)
+}
+
 fn blocks(n: u64) -> Vec<(u64, u64)> {
     (0..n.div_ceil(BLOCK))
         .map(|b| (b * BLOCK, ((b + 1) * BLOCK).min(n)))
         .collect()
+}
+
+/// Bins of the fine histogram: at least [`FINE_BINS`], and a multiple of `bins` so the requested
+/// histogram is exactly a sum of fine bins (one bin update per element, not two).
+fn fine_bins(bins: usize) -> usize {
+    let bins = bins.max(1);
+    bins * FINE_BINS.div_ceil(bins)
 }
 
 /// Computes statistics and a `bins`-bin histogram of every selected element, in parallel.
@@ -344,6 +413,20 @@ pub fn analyze(
     view: &View,
     bins: usize,
     control: &Control,
+) -> Result<Analysis, StatsError> {
+    if crate::analysis::decode::fits_f32(src.dtype) {
+        analyze_as::<f32>(src, view, bins, control, run_f32)
+    } else {
+        analyze_as::<f64>(src, view, bins, control, run_f64)
+    }
+}
+
+fn analyze_as<T: Value>(
+    src: &Source<'_>,
+    view: &View,
+    bins: usize,
+    control: &Control,
+    decode: fn(&Source<'_>, u64, usize, &mut Vec<T>) -> bool,
 ) -> Result<Analysis, StatsError> {
     let view = view.simplified();
     let n = view.elements();
@@ -357,7 +440,9 @@ pub fn analyze(
                 return Err(StatsError::Cancelled);
             }
             let mut m = Moments::default();
-            visit(src, &view, k0, k1, buf, &mut |batch| m.add_batch(batch))?;
+            visit(src, &view, k0, k1, buf, decode, &mut |batch| {
+                m.add_batch(batch)
+            })?;
             control.add_done(k1 - k0);
             Ok(m)
         })
@@ -368,44 +453,43 @@ pub fn analyze(
     let stats = moments.stats();
 
     let (lo, hi) = range_of(&stats);
-    let (hist, fine) = blocks
+    let fine_n = fine_bins(bins);
+    let fine = blocks
         .par_iter()
         .map_init(Vec::new, |buf, &(k0, k1)| {
             if control.is_cancelled() {
                 return Err(StatsError::Cancelled);
             }
-            let mut h = (
-                Histogram::new(lo, hi, bins),
-                Histogram::new(lo, hi, FINE_BINS),
-            );
+            let mut h = Histogram::new(lo, hi, fine_n);
             if stats.finite > 0 {
-                let (sh, sf) = (scale(&h.0), scale(&h.1));
-                visit(src, &view, k0, k1, buf, &mut |batch| {
-                    for &v in batch {
-                        if v.is_finite() {
-                            h.0.add(v, sh);
-                            h.1.add(v, sf);
-                        }
-                    }
+                let scale = scale(&h);
+                visit(src, &view, k0, k1, buf, decode, &mut |batch| {
+                    T::bins(batch, lo, scale, &mut h.counts)
                 })?;
             }
             control.add_done(k1 - k0);
             Ok(h)
         })
         .try_reduce(
-            || {
-                (
-                    Histogram::new(lo, hi, bins),
-                    Histogram::new(lo, hi, FINE_BINS),
-                )
-            },
+            || Histogram::new(lo, hi, fine_n),
             |mut a, b| {
-                a.0.merge(&b.0);
-                a.1.merge(&b.1);
+                a.merge(&b);
                 Ok(a)
             },
         )?;
+    let hist = coarsen(&fine, bins);
     Ok(finish(stats, hist, &fine, None))
+}
+
+/// The `bins`-bin histogram made of a fine one whose bin count is a multiple of `bins`.
+fn coarsen(fine: &Histogram, bins: usize) -> Histogram {
+    let bins = bins.max(1);
+    let per = (fine.counts.len() / bins).max(1);
+    Histogram {
+        lo: fine.lo,
+        hi: fine.hi,
+        counts: fine.counts.chunks(per).map(|c| c.iter().sum()).collect(),
+    }
 }
 
 /// Statistics of about `size` elements spread evenly over the selection: a first answer that
@@ -430,13 +514,12 @@ pub fn analyze_sample(
     m.add_batch(&values);
     let stats = m.stats();
     let (lo, hi) = range_of(&stats);
-    let mut hist = Histogram::new(lo, hi, bins);
-    let mut fine = Histogram::new(lo, hi, FINE_BINS);
-    let (sh, sf) = (scale(&hist), scale(&fine));
+    let mut fine = Histogram::new(lo, hi, fine_bins(bins));
+    let sf = scale(&fine);
     for &v in values.iter().filter(|v| v.is_finite()) {
-        hist.add(v, sh);
         fine.add(v, sf);
     }
+    let hist = coarsen(&fine, bins);
     let sampled = (take < n).then_some(take);
     Ok(finish(stats, hist, &fine, sampled))
 }

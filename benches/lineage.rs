@@ -1,0 +1,46 @@
+//! `ckptscope lineage` of a folder of 200 safetensors checkpoints, each naming the previous
+//! one as its parent (headers only, no hashing), whole process and in process.
+//!
+//! Run: `cargo bench --bench lineage`
+
+mod support;
+
+use std::io::Write;
+
+use ckptscope::lineage::{LineageOptions, family};
+use ckptscope::progress::Progress;
+use support::*;
+
+fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..200 {
+        let parent = if i > 0 {
+            format!(",\"parent\":\"checkpoint-{}.safetensors\"", (i - 1) * 500)
+        } else {
+            String::new()
+        };
+        let header = format!(
+            "{{\"__metadata__\":{{\"version\":\"{i}\",\"step\":\"{}\",\"created\":\"2026-01-01\"{parent}}},\"w\":{{\"dtype\":\"F32\",\"shape\":[1024],\"data_offsets\":[0,4096]}}}}",
+            i * 500
+        );
+        let mut f = std::fs::File::create(
+            dir.path()
+                .join(format!("checkpoint-{}.safetensors", i * 500)),
+        )
+        .unwrap();
+        f.write_all(&(header.len() as u64).to_le_bytes()).unwrap();
+        f.write_all(header.as_bytes()).unwrap();
+        f.write_all(&[0u8; 4096]).unwrap();
+    }
+    let bin = ckptscope_bin();
+    let folder = dir.path().to_str().unwrap();
+    println!("# lineage of a folder of 200 checkpoints");
+    let t = time_process(20, &bin, &["lineage", "--json", folder]);
+    println!("ckptscope lineage --json (whole process): {t}");
+    let inproc = time(20, || {
+        let g = family(dir.path(), &LineageOptions::default(), &Progress::default()).unwrap();
+        assert_eq!(g.edges.len(), 199);
+        std::hint::black_box(g);
+    });
+    println!("lineage::family (in process)            : {inproc}");
+}
