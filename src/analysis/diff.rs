@@ -360,6 +360,31 @@ impl Default for Acc {
 }
 
 impl Acc {
+    /// A batch of pairs: the multi-lane kernel, or one pair at a time when NaN/Inf are present.
+    fn add_batch<V: Lane>(&mut self, xa: &[V], xb: &[V]) {
+        let k = V::pairs(xa, xb);
+        if k.odd {
+            for (&x, &y) in xa.iter().zip(xb) {
+                self.add(x.f64(), y.f64());
+            }
+            return;
+        }
+        let n = xa.len().min(xb.len()) as u64;
+        self.count += n;
+        self.n += n;
+        self.differing += k.differing;
+        self.max_abs = self.max_abs.max(k.max_abs);
+        self.sum_abs += k.sum_abs;
+        self.sum_d2 += k.sum_d2;
+        self.sum_a2 += k.sum_a2;
+        self.sum_b2 += k.sum_b2;
+        self.sum_ab += k.sum_ab;
+        if n > 0 {
+            self.min_d = self.min_d.min(k.min_d);
+            self.max_d = self.max_d.max(k.max_d);
+        }
+    }
+
     #[inline(always)]
     fn add(&mut self, x: f64, y: f64) {
         self.count += 1;
@@ -446,14 +471,52 @@ struct Side<'a> {
     view: View,
 }
 
+/// A decoded element type for comparisons: `f32` when both dtypes fit it exactly.
+trait Lane: Copy + Send + Sync + 'static {
+    fn run(src: &Source<'_>, first: u64, n: usize, out: &mut Vec<Self>) -> bool;
+    fn at(src: &Source<'_>, i: u64) -> Option<Self>;
+    fn pairs(a: &[Self], b: &[Self]) -> crate::analysis::kernels::PairSums;
+    fn f64(self) -> f64;
+}
+
+impl Lane for f32 {
+    fn run(src: &Source<'_>, first: u64, n: usize, out: &mut Vec<Self>) -> bool {
+        crate::analysis::decode::decode_run_f32(src.dtype, src.order, src.bytes, first, n, out)
+    }
+    fn at(src: &Source<'_>, i: u64) -> Option<Self> {
+        crate::analysis::decode::decode_at(src.dtype, src.order, src.bytes, i).map(|v| v as f32)
+    }
+    fn pairs(a: &[Self], b: &[Self]) -> crate::analysis::kernels::PairSums {
+        crate::analysis::kernels::pairs_f32(a, b)
+    }
+    fn f64(self) -> f64 {
+        f64::from(self)
+    }
+}
+
+impl Lane for f64 {
+    fn run(src: &Source<'_>, first: u64, n: usize, out: &mut Vec<Self>) -> bool {
+        decode_run(src.dtype, src.order, src.bytes, first, n, out)
+    }
+    fn at(src: &Source<'_>, i: u64) -> Option<Self> {
+        crate::analysis::decode::decode_at(src.dtype, src.order, src.bytes, i)
+    }
+    fn pairs(a: &[Self], b: &[Self]) -> crate::analysis::kernels::PairSums {
+        crate::analysis::kernels::pairs_f64(a, b)
+    }
+    fn f64(self) -> f64 {
+        self
+    }
+}
+
 /// Walks the elements of two equally shaped views in lockstep, block by block in parallel,
 /// handing decoded batches to `f`.
-fn lockstep<T: Send>(
+fn lockstep<V: Lane, T: Send>(
     a: &Side<'_>,
     b: &Side<'_>,
     progress: &Progress,
     init: impl Fn() -> T + Sync + Send,
-    f: impl Fn(&mut T, &[f64], &[f64]) + Sync + Send,
+    f: impl Fn(&mut T, &[V], &[V]) + Sync + Send,
     merge: impl Fn(T, T) -> T + Sync + Send,
 ) -> Result<T, StatsError> {
     let (sa, va, sb, vb) = (&a.src, &a.view, &b.src, &b.view);
@@ -488,25 +551,20 @@ fn lockstep<T: Send>(
 }
 
 /// Decodes elements `k0..k1` of a view (row-major) into `out`.
-fn decode_range(
+fn decode_range<V: Lane>(
     src: &Source<'_>,
     view: &View,
     k0: u64,
     k1: u64,
-    out: &mut Vec<f64>,
+    out: &mut Vec<V>,
 ) -> Result<(), StatsError> {
     let mut ok = true;
     view.for_each_run(k0, k1, &mut |first, n, step| {
         if step == 1 {
-            ok = decode_run(src.dtype, src.order, src.bytes, first, n as usize, out);
+            ok = V::run(src, first, n as usize, out);
         } else {
             for i in 0..n {
-                match crate::analysis::decode::decode_at(
-                    src.dtype,
-                    src.order,
-                    src.bytes,
-                    first + i * step,
-                ) {
+                match V::at(src, first + i * step) {
                     Some(v) => out.push(v),
                     None => {
                         ok = false;
@@ -522,6 +580,11 @@ fn decode_range(
     } else {
         Err(StatsError::OutOfRange)
     }
+}
+
+/// True when both sides decode exactly to `f32`.
+fn both_f32(a: &Side<'_>, b: &Side<'_>) -> bool {
+    crate::analysis::decode::fits_f32(a.src.dtype) && crate::analysis::decode::fits_f32(b.src.dtype)
 }
 
 fn sides<'a>(
@@ -551,20 +614,26 @@ pub fn measures(
     progress: &Progress,
 ) -> Result<Measures, String> {
     let (sa, sb) = sides(a, ta, b, tb)?;
-    lockstep(
-        &sa,
-        &sb,
-        progress,
-        Acc::default,
-        |acc, xa, xb| {
-            for (&x, &y) in xa.iter().zip(xb) {
-                acc.add(x, y);
-            }
-        },
-        Acc::merge,
-    )
-    .map(|acc| acc.measures())
-    .map_err(|e| e.to_string())
+    let result = if both_f32(&sa, &sb) {
+        lockstep::<f32, _>(
+            &sa,
+            &sb,
+            progress,
+            Acc::default,
+            |acc, xa, xb| acc.add_batch(xa, xb),
+            Acc::merge,
+        )
+    } else {
+        lockstep::<f64, _>(
+            &sa,
+            &sb,
+            progress,
+            Acc::default,
+            |acc, xa, xb| acc.add_batch(xa, xb),
+            Acc::merge,
+        )
+    };
+    result.map(|acc| acc.measures()).map_err(|e| e.to_string())
 }
 
 /// Histogram of a − b over `[min_diff, max_diff]` (finite pairs only); the second pass.
@@ -585,7 +654,8 @@ pub fn diff_histogram(
     };
     let bins = bins.max(1);
     let scale = bins as f64 / (hi - lo);
-    let counts = lockstep(
+    // Differences in f64: two f32 values can differ by less than an f32 resolves.
+    let counts = lockstep::<f64, _>(
         &sa,
         &sb,
         progress,

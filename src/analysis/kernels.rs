@@ -103,6 +103,101 @@ pub fn bins_f64(values: &[f64], lo: f64, scale: f64, counts: &mut [u64]) {
     }
 }
 
+/// Sums of one batch of value pairs (a, b), all finite.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PairSums {
+    /// Pairs whose values differ.
+    pub differing: u64,
+    /// max |a − b|.
+    pub max_abs: f64,
+    /// Σ |a − b|.
+    pub sum_abs: f64,
+    /// Σ (a − b)².
+    pub sum_d2: f64,
+    /// Σ a².
+    pub sum_a2: f64,
+    /// Σ b².
+    pub sum_b2: f64,
+    /// Σ a·b.
+    pub sum_ab: f64,
+    /// min (a − b).
+    pub min_d: f64,
+    /// max (a − b).
+    pub max_d: f64,
+    /// True when some value was NaN or ±Inf (then the sums are not valid).
+    pub odd: bool,
+}
+
+macro_rules! pairs_kernel {
+    ($name:ident, $t:ty) => {
+        /// Difference measures of `a` against `b` (same length), with independent lanes; sets
+        /// `odd` when a value is not finite.
+        #[multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma", "aarch64+neon"))]
+        pub fn $name(a: &[$t], b: &[$t]) -> PairSums {
+            const L: usize = 4;
+            let mut acc = [[0.0f64; L]; 6];
+            let (mut mx, mut lo, mut hi) =
+                ([0.0f64; L], [f64::INFINITY; L], [f64::NEG_INFINITY; L]);
+            let mut differing = [0u64; L];
+            let mut odd = false;
+            let n = a.len().min(b.len());
+            let (a, b) = (&a[..n], &b[..n]);
+            let mut ca = a.chunks_exact(L);
+            let mut cb = b.chunks_exact(L);
+            for (x, y) in (&mut ca).zip(&mut cb) {
+                for j in 0..L {
+                    odd |= !x[j].is_finite() | !y[j].is_finite();
+                    let (p, q) = (f64::from(x[j]), f64::from(y[j]));
+                    let d = p - q;
+                    let ad = d.abs();
+                    differing[j] += u64::from(d != 0.0);
+                    mx[j] = if ad > mx[j] { ad } else { mx[j] };
+                    lo[j] = if d < lo[j] { d } else { lo[j] };
+                    hi[j] = if d > hi[j] { d } else { hi[j] };
+                    acc[0][j] += ad;
+                    acc[1][j] += d * d;
+                    acc[2][j] += p * p;
+                    acc[3][j] += q * q;
+                    acc[4][j] += p * q;
+                }
+            }
+            let mut out = PairSums {
+                min_d: f64::INFINITY,
+                max_d: f64::NEG_INFINITY,
+                ..PairSums::default()
+            };
+            for (&x, &y) in ca.remainder().iter().zip(cb.remainder()) {
+                odd |= !x.is_finite() | !y.is_finite();
+                let (p, q) = (f64::from(x), f64::from(y));
+                let d = p - q;
+                out.differing += u64::from(d != 0.0);
+                out.max_abs = out.max_abs.max(d.abs());
+                out.min_d = out.min_d.min(d);
+                out.max_d = out.max_d.max(d);
+                out.sum_abs += d.abs();
+                out.sum_d2 += d * d;
+                out.sum_a2 += p * p;
+                out.sum_b2 += q * q;
+                out.sum_ab += p * q;
+            }
+            out.differing += differing.iter().sum::<u64>();
+            out.max_abs = mx.iter().copied().fold(out.max_abs, f64::max);
+            out.min_d = lo.iter().copied().fold(out.min_d, f64::min);
+            out.max_d = hi.iter().copied().fold(out.max_d, f64::max);
+            out.sum_abs += acc[0].iter().sum::<f64>();
+            out.sum_d2 += acc[1].iter().sum::<f64>();
+            out.sum_a2 += acc[2].iter().sum::<f64>();
+            out.sum_b2 += acc[3].iter().sum::<f64>();
+            out.sum_ab += acc[4].iter().sum::<f64>();
+            out.odd = odd;
+            out
+        }
+    };
+}
+
+pairs_kernel!(pairs_f32, f32);
+pairs_kernel!(pairs_f64, f64);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,6 +212,19 @@ mod tests {
         assert!(!s.odd);
         assert_eq!(s.zeros, 1);
         assert!(moments_f64(&[1.0, f64::NAN], 0.0).odd);
+        let b: Vec<f32> = values.iter().map(|v| v * 0.5).collect();
+        let p = pairs_f32(&values, &b);
+        let sum_abs: f64 = values
+            .iter()
+            .zip(&b)
+            .map(|(&x, &y)| (f64::from(x) - f64::from(y)).abs())
+            .sum();
+        assert!((p.sum_abs - sum_abs).abs() < 1e-9 && !p.odd);
+        assert_eq!(
+            p.differing,
+            values.iter().filter(|&&v| v != 0.0).count() as u64
+        );
+        assert!(pairs_f64(&[1.0], &[f64::INFINITY]).odd);
         let mut counts = vec![0u64; 4];
         bins_f32(
             &[0.0, 0.24, 0.26, 0.99, 1.0, f32::NAN],
