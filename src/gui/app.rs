@@ -696,8 +696,13 @@ impl eframe::App for App {
 
         self.drain(&ctx, Some(frame));
         if self.busy() {
-            // Progress bars move; results arrive with their own repaint.
-            ctx.request_repaint_after(std::time::Duration::from_millis(100));
+            if self.sync {
+                // Inline jobs are already done: show their results in the next frame.
+                ctx.request_repaint();
+            } else {
+                // Progress bars move; results arrive with their own repaint.
+                ctx.request_repaint_after(std::time::Duration::from_millis(100));
+            }
         }
     }
 

@@ -36,6 +36,8 @@ pub struct Doc {
     pub lineage: LineageView,
     /// Shown tab.
     pub tab: Tab,
+    /// The summary line (computed once: it walks every tensor).
+    summary: String,
 }
 
 impl Doc {
@@ -49,6 +51,7 @@ impl Doc {
             inspector: Inspector::default(),
             lineage: LineageView::default(),
             tab,
+            summary: crate::output::info::summary_line(&ckpt),
             ckpt,
         }
     }
@@ -79,7 +82,7 @@ pub fn doc_ui(
         ui.add_space(2.0);
         ui.horizontal_wrapped(|ui| {
             ui.label(egui::RichText::new(crate::gui::app::display_name(&doc.ckpt.path)).strong());
-            ui.label(crate::output::info::summary_line(&doc.ckpt));
+            ui.label(&doc.summary);
         });
         for f in &doc.ckpt.findings {
             let color = match f.severity {

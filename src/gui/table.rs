@@ -41,6 +41,8 @@ pub struct TableState {
     pub rows: Vec<usize>,
     tree: Option<Tree>,
     scroll_to: Option<usize>,
+    /// Some tensor is a strided view of a storage (PyTorch files): show the storage column.
+    strided: bool,
 }
 
 impl TableState {
@@ -53,6 +55,7 @@ impl TableState {
             rows: (0..ckpt.tensors.len()).collect(),
             tree: None,
             scroll_to: None,
+            strided: ckpt.tensors.iter().any(|t| t.storage.is_some()),
         }
     }
 
@@ -123,14 +126,14 @@ pub fn table_ui(
     st.refresh(ckpt);
 
     // Arrow keys move the selection when no text field has focus.
-    if ui.memory(|m| m.focused().is_none()) && !st.rows.is_empty() && !tree_view {
+    let (down, up) = ui.input(|i| {
+        (
+            i.key_pressed(egui::Key::ArrowDown),
+            i.key_pressed(egui::Key::ArrowUp),
+        )
+    });
+    if (down || up) && ui.memory(|m| m.focused().is_none()) && !st.rows.is_empty() && !tree_view {
         let pos = selected.and_then(|s| st.rows.iter().position(|&r| r == s));
-        let (down, up) = ui.input(|i| {
-            (
-                i.key_pressed(egui::Key::ArrowDown),
-                i.key_pressed(egui::Key::ArrowUp),
-            )
-        });
         let next = match (pos, down, up) {
             (None, true, _) => Some(0),
             (Some(p), true, _) => Some((p + 1).min(st.rows.len() - 1)),
@@ -161,7 +164,7 @@ pub fn table_ui(
     }
 
     let sharded = ckpt.sources.len() > 1;
-    let strided = ckpt.tensors.iter().any(|t| t.storage.is_some());
+    let strided = st.strided;
     ui.scope(|ui| {
         ui.style_mut().interaction.selectable_labels = false;
         ui.style_mut().wrap_mode = Some(egui::TextWrapMode::Truncate);
