@@ -121,6 +121,11 @@ impl DType {
             .find(|d| d.name().eq_ignore_ascii_case(s))
     }
 
+    /// Parses the exact safetensors spelling (case-sensitive, as the crate reads headers).
+    pub fn from_safetensors_name(s: &str) -> Option<DType> {
+        DType::ALL.into_iter().find(|d| d.name() == s)
+    }
+
     /// Bits per element (4 for F4, 6 for the F6 types).
     pub const fn bits(self) -> u64 {
         match self {

@@ -123,3 +123,41 @@ fn dangerous_pickle_tensors_only_on_request() {
     let (_, out, _) = run(&["info", "--allow-dangerous", path.to_str().unwrap()]);
     assert!(out.lines().any(|l| l.starts_with("w ")), "{out}");
 }
+
+#[test]
+fn fast_json_writer_matches_serde_byte_for_byte() {
+    for name in [
+        "st_basic.safetensors",
+        "st_dtypes.safetensors",
+        "sharded/model.safetensors.index.json",
+        "lightning_like.ckpt",
+        "torch_views.pt",
+        "malicious_os_system.pt",
+    ] {
+        let ckpt = ckptscope::open(&fixture(name)).unwrap();
+        let mut fast = Vec::new();
+        ckptscope::output::info::write_json(&mut fast, &ckpt).unwrap();
+        let mut reference =
+            serde_json::to_vec(&ckptscope::output::info::InfoJson::new(&ckpt)).unwrap();
+        reference.push(b'\n');
+        assert_eq!(
+            String::from_utf8(fast).unwrap(),
+            String::from_utf8(reference).unwrap(),
+            "{name}"
+        );
+    }
+    // Names that need escaping.
+    let (_dir, path) = common::write_temp(
+        "esc.safetensors",
+        &common::safetensors_bytes(
+            r#"{"a\"b\\c\u0001é":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}"#,
+            &[7],
+        ),
+    );
+    let ckpt = ckptscope::open(&path).unwrap();
+    let mut fast = Vec::new();
+    ckptscope::output::info::write_json(&mut fast, &ckpt).unwrap();
+    let mut reference = serde_json::to_vec(&ckptscope::output::info::InfoJson::new(&ckpt)).unwrap();
+    reference.push(b'\n');
+    assert_eq!(fast, reference);
+}

@@ -45,7 +45,8 @@ pub struct Checkpoint {
     pub findings: Vec<Finding>,
     /// For pickle-based files: the scan verdict, its findings and the non-tensor values.
     pub pickle: Option<Box<PickleReport>>,
-    by_name: HashMap<String, usize>,
+    /// Tensor index by name, built on first lookup (listing never needs it).
+    by_name: OnceLock<HashMap<String, usize>>,
 }
 
 /// One tensor of a checkpoint.
@@ -272,11 +273,6 @@ impl Checkpoint {
         sources: Vec<Source>,
         findings: Vec<Finding>,
     ) -> Self {
-        let by_name = tensors
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.name.clone(), i))
-            .collect();
         Checkpoint {
             file_size: sources.iter().map(|s| s.file_size).sum(),
             header_size: sources.iter().map(|s| s.header_size).sum(),
@@ -287,13 +283,20 @@ impl Checkpoint {
             sources,
             findings,
             pickle: None,
-            by_name,
+            by_name: OnceLock::new(),
         }
     }
 
     /// The tensor called `name`.
     pub fn tensor(&self, name: &str) -> Option<&TensorEntry> {
-        self.by_name.get(name).and_then(|&i| self.tensors.get(i))
+        let index = self.by_name.get_or_init(|| {
+            self.tensors
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (t.name.clone(), i))
+                .collect()
+        });
+        index.get(name).and_then(|&i| self.tensors.get(i))
     }
 
     /// The tensor called `name`, or an error that names it.

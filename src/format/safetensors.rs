@@ -107,6 +107,86 @@ pub fn parse_header(json: &[u8], data_len: u64) -> Result<Header, Problem> {
     let text = std::str::from_utf8(json).map_err(|e| Problem::HeaderNotUtf8 {
         offset: e.valid_up_to() as u64,
     })?;
+    // The usual case, one pass: entries read as the crate's own `TensorInfo`, in file order,
+    // then validated by the crate's `Metadata::new`. Anything unusual takes the slower path
+    // below, whose job is to explain the problem.
+    let fast = {
+        let mut de = serde_json::Deserializer::from_str(text);
+        FastScan
+            .deserialize(&mut de)
+            .and_then(|v| de.end().map(|()| v))
+    };
+    match fast {
+        Ok(Err(problem)) => return Err(problem),
+        Ok(Ok(h)) => {
+            let mut tensors = Vec::with_capacity(h.entries.len());
+            for (name, e) in h.entries {
+                let Some(dtype) = DType::from_safetensors_name(e.dtype) else {
+                    // An unknown dtype: the slow path names it.
+                    return Err(diagnose(text).unwrap_or(Problem::BadTensorEntry {
+                        name: name.to_string(),
+                        message: format!("unknown dtype {}", e.dtype),
+                    }));
+                };
+                tensors.push(HeaderTensor {
+                    name: name.to_string(),
+                    dtype,
+                    shape: e.shape,
+                    data_offsets: e.data_offsets,
+                });
+            }
+            // The crate's validation (contiguous offsets, sizes, overflow, sub-byte alignment) on
+            // the entries in offset order. It never reads the names (only its error text does,
+            // and errors are explained by `diagnose`), so they are left empty: no copies.
+            let mut order: Vec<usize> = (0..tensors.len()).collect();
+            order.sort_by_key(|&i| tensors[i].data_offsets);
+            let sorted: Option<Vec<(String, TensorInfo)>> = order
+                .iter()
+                .map(|&i| {
+                    let t = &tensors[i];
+                    Some((
+                        String::new(),
+                        TensorInfo {
+                            dtype: t.dtype.to_safetensors(),
+                            shape: t
+                                .shape
+                                .iter()
+                                .map(|&d| usize::try_from(d).ok())
+                                .collect::<Option<_>>()?,
+                            data_offsets: (
+                                usize::try_from(t.data_offsets[0]).ok()?,
+                                usize::try_from(t.data_offsets[1]).ok()?,
+                            ),
+                        },
+                    ))
+                })
+                .collect();
+            let Some(sorted) = sorted else {
+                return Err(diagnose(text)
+                    .unwrap_or(Problem::Other("a size does not fit this machine".into())));
+            };
+            match Metadata::new(None, sorted) {
+                Ok(m) => {
+                    let declared = m.data_len() as u64;
+                    if declared != data_len {
+                        return Err(Problem::DataLength {
+                            declared,
+                            actual: data_len,
+                        });
+                    }
+                    return Ok(Header {
+                        header_size,
+                        metadata: h.metadata,
+                        tensors,
+                    });
+                }
+                Err(crate_error) => {
+                    return Err(diagnose(text).unwrap_or(Problem::Other(crate_error.to_string())));
+                }
+            }
+        }
+        Err(_) => {}
+    }
     let scan = scan_keys(text)?;
 
     let metadata: Metadata = match serde_json::from_str(text) {
@@ -233,6 +313,111 @@ impl<'de> Visitor<'de> for HeaderScan {
                 metadata: metadata.unwrap_or_default(),
             }),
         })
+    }
+}
+
+/// The fast single pass: key order, duplicates, metadata, and every tensor entry as the
+/// crate's `TensorInfo`.
+struct FastScan;
+
+struct FastHeader<'de> {
+    entries: Vec<(&'de str, RawEntry<'de>)>,
+    metadata: Vec<(String, String)>,
+}
+
+/// A tensor entry as written: `{"dtype", "shape", "data_offsets"}`, every field required, no
+/// other field (as the crate's `TensorInfo` requires).
+struct RawEntry<'de> {
+    dtype: &'de str,
+    shape: Vec<u64>,
+    data_offsets: [u64; 2],
+}
+
+impl<'de> Deserialize<'de> for RawEntry<'de> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawEntry<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("{dtype, shape, data_offsets}")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let (mut dtype, mut shape, mut offsets) = (None, None, None);
+                while let Some(key) = map.next_key::<&'de str>()? {
+                    match key {
+                        "dtype" if dtype.is_none() => dtype = Some(map.next_value::<&'de str>()?),
+                        "shape" if shape.is_none() => shape = Some(map.next_value::<Vec<u64>>()?),
+                        "data_offsets" if offsets.is_none() => {
+                            offsets = Some(map.next_value::<[u64; 2]>()?)
+                        }
+                        other => {
+                            return Err(de::Error::unknown_field(
+                                other,
+                                &["dtype", "shape", "data_offsets"],
+                            ));
+                        }
+                    }
+                }
+                match (dtype, shape, offsets) {
+                    (Some(dtype), Some(shape), Some(data_offsets)) => Ok(RawEntry {
+                        dtype,
+                        shape,
+                        data_offsets,
+                    }),
+                    _ => Err(de::Error::custom("missing field")),
+                }
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for FastScan {
+    type Value = Result<FastHeader<'de>, Problem>;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FastScan {
+    type Value = Result<FastHeader<'de>, Problem>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object mapping tensor names to {dtype, shape, data_offsets}")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut entries: Vec<(&'de str, RawEntry<'de>)> = Vec::new();
+        let mut metadata: Option<Vec<(String, String)>> = None;
+        // Borrowed keys: a name with JSON escapes fails here and takes the slow path.
+        while let Some(key) = map.next_key::<&'de str>()? {
+            if key == METADATA_KEY {
+                let value = map.next_value_seed(MetadataScan)?;
+                if metadata.is_some() {
+                    return Ok(Err(Problem::DuplicateTensor {
+                        name: key.to_string(),
+                    }));
+                }
+                match value {
+                    Ok(m) => metadata = Some(m),
+                    Err(problem) => return Ok(Err(problem)),
+                }
+            } else {
+                let entry: RawEntry<'de> = map.next_value()?;
+                entries.push((key, entry));
+            }
+        }
+        // Duplicates: std's randomly keyed hash, so crafted names cannot make this quadratic.
+        let mut seen: HashSet<&str> = HashSet::with_capacity(entries.len());
+        if let Some((name, _)) = entries.iter().find(|(k, _)| !seen.insert(k)) {
+            return Ok(Err(Problem::DuplicateTensor {
+                name: name.to_string(),
+            }));
+        }
+        Ok(Ok(FastHeader {
+            entries,
+            metadata: metadata.unwrap_or_default(),
+        }))
     }
 }
 
