@@ -23,6 +23,7 @@ fn harness() -> Harness<'static, App> {
                 StartupArgs {
                     files: Vec::new(),
                     sync_jobs: true,
+                    demo_on_first_run: false,
                 },
             )
         })

@@ -21,6 +21,7 @@ fn harness(files: Vec<PathBuf>) -> Harness<'static, App> {
                 StartupArgs {
                     files,
                     sync_jobs: true,
+                    demo_on_first_run: false,
                 },
             )
         })
@@ -227,4 +228,23 @@ fn dropping_a_second_file_opens_the_compare_view() {
     h.run();
     let cmp = h.state().compare.as_ref().expect("compare view");
     assert!(cmp.b.path.ends_with("st_lineage_v2.safetensors"));
+}
+
+#[test]
+fn a_first_run_without_a_file_opens_the_demo() {
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1400.0, 900.0))
+        .with_max_steps(12)
+        .build_eframe(|cc| {
+            App::new(
+                cc,
+                StartupArgs {
+                    files: Vec::new(),
+                    sync_jobs: true,
+                    demo_on_first_run: true,
+                },
+            )
+        });
+    h.run();
+    assert!(labels_containing(&h, "demo-v2.safetensors") > 0);
 }

@@ -21,6 +21,8 @@ pub struct StartupArgs {
     pub files: Vec<PathBuf>,
     /// Run jobs inline (tests), so a frame sees their results at once.
     pub sync_jobs: bool,
+    /// With no file given and no recent file (a first run), open the demo at once.
+    pub demo_on_first_run: bool,
 }
 
 /// The colour theme.
@@ -161,6 +163,9 @@ impl App {
         };
         apply_theme(&cc.egui_ctx, app.state.theme);
         match args.files.as_slice() {
+            [] if args.demo_on_first_run && app.state.recent.is_empty() => {
+                app.commands.push(Command::OpenDemo)
+            }
             [] => {}
             [one] => app.commands.push(Command::Open(one.clone())),
             [a, b, ..] => app.commands.push(Command::Compare(a.clone(), b.clone())),

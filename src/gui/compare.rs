@@ -69,6 +69,8 @@ impl CompareView {
         _sync: bool,
     ) -> CompareView {
         let diff = diff::diff(&a, &b, progress);
+        // Open on the largest change compared by value.
+        let selected = diff.tensors.iter().position(|t| t.measures.is_some());
         CompareView {
             a,
             b,
@@ -78,7 +80,7 @@ impl CompareView {
                 .filter(|s| *s != Status::Identical)
                 .collect(),
             filter: String::new(),
-            selected: None,
+            selected,
             metadata_tab: false,
             computed_for: None,
             sample: None,

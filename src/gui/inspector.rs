@@ -209,9 +209,19 @@ pub fn inspector_ui(
             }
             ui.separator();
             stats_ui(ui, st, state);
+            // Histogram and heatmap side by side when there is room, one above the other
+            // otherwise.
+            if st.heat.is_some() && ui.available_width() >= 600.0 {
+                ui.columns(2, |cols| {
+                    histogram_ui(&mut cols[0], st, state);
+                    heat_ui(&mut cols[1], st);
+                });
+            } else {
+                histogram_ui(ui, st, state);
+                heat_ui(ui, st);
+            }
             ui.separator();
             values_ui(ui, ckpt, t, st);
-            heat_ui(ui, st);
         });
 }
 
@@ -456,6 +466,14 @@ fn stats_ui(ui: &mut Ui, st: &mut Inspector, state: &mut Persisted) {
         ui.weak("no finite values to plot");
         return;
     }
+}
+
+/// The histogram of the current result.
+fn histogram_ui(ui: &mut Ui, st: &Inspector, state: &Persisted) {
+    let Some(a) = &st.result else { return };
+    if a.stats.finite == 0 {
+        return;
+    }
     let series = [Series {
         name: "values".into(),
         histogram: &a.histogram,
@@ -539,7 +557,6 @@ fn heat_ui(ui: &mut Ui, st: &mut Inspector) {
         }
         return;
     };
-    ui.separator();
     ui.horizontal(|ui| {
         ui.strong("Heatmap");
         if let Some(job) = &st.heat_exact
@@ -559,6 +576,6 @@ fn heat_ui(ui: &mut Ui, st: &mut Inspector) {
     }
     if let Some(tex) = tex {
         let width = ui.available_width().min(512.0);
-        heatmap_image(ui, tex, h, *diverging, egui::vec2(width, 512.0));
+        heatmap_image(ui, tex, h, *diverging, egui::vec2(width, width.min(360.0)));
     }
 }

@@ -46,6 +46,7 @@ pub fn run(files: Vec<std::path::PathBuf>) -> eframe::Result {
                 StartupArgs {
                     files,
                     sync_jobs: false,
+                    demo_on_first_run: true,
                 },
             )))
         }),

@@ -173,12 +173,12 @@ pub fn table_ui(
             .striped(true)
             .sense(egui::Sense::click())
             .resizable(true)
-            .column(Column::initial(240.0).at_least(80.0).clip(true))
-            .column(Column::initial(70.0).at_least(40.0))
-            .column(Column::initial(110.0).at_least(40.0).clip(true))
-            .column(Column::initial(80.0).at_least(40.0))
-            .column(Column::initial(76.0).at_least(40.0))
-            .column(Column::initial(150.0).at_least(40.0).clip(true));
+            .column(Column::initial(220.0).at_least(80.0).clip(true))
+            .column(Column::initial(52.0).at_least(36.0))
+            .column(Column::initial(90.0).at_least(40.0).clip(true))
+            .column(Column::initial(64.0).at_least(40.0))
+            .column(Column::initial(64.0).at_least(40.0))
+            .column(Column::initial(124.0).at_least(40.0).clip(true));
         if sharded || strided {
             table = table.column(Column::initial(140.0).at_least(40.0).clip(true));
         }

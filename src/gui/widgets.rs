@@ -53,6 +53,11 @@ pub struct Series<'a> {
 pub fn histogram_plot(ui: &mut Ui, id: &str, series: &[Series<'_>], log: bool, height: f32) {
     let mut plot = Plot::new(id)
         .height(height)
+        .x_grid_spacer(nice_grid)
+        .x_axis_formatter(|mark: GridMark, _range: &std::ops::RangeInclusive<f64>| {
+            format_float(mark.value)
+        })
+        .y_axis_min_width(36.0)
         .allow_scroll(false)
         .allow_drag(false)
         .allow_zoom([true, false])
@@ -67,6 +72,9 @@ pub fn histogram_plot(ui: &mut Ui, id: &str, series: &[Series<'_>], log: bool, h
         });
     if series.len() > 1 {
         plot = plot.legend(Legend::default());
+    }
+    if !log {
+        plot = plot.y_grid_spacer(nice_grid);
     }
     if log {
         plot = plot
@@ -120,6 +128,31 @@ pub fn histogram_plot(ui: &mut Ui, id: &str, series: &[Series<'_>], log: bool, h
             plot_ui.bar_chart(BarChart::new(s.name.clone(), bars).color(fill));
         }
     });
+}
+
+/// Grid marks at 1, 2 or 5 × 10^k, about six across the visible range.
+fn nice_grid(input: GridInput) -> Vec<GridMark> {
+    let (lo, hi) = input.bounds;
+    let span = hi - lo;
+    if !(span.is_finite() && span > 0.0) {
+        return Vec::new();
+    }
+    let raw = span / 6.0;
+    let magnitude = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * magnitude)
+        .find(|s| *s >= raw)
+        .unwrap_or(10.0 * magnitude);
+    let first = (lo / step).ceil() as i64;
+    let last = (hi / step).floor() as i64;
+    (first..=last)
+        .take(100)
+        .map(|k| GridMark {
+            value: k as f64 * step,
+            step_size: step,
+        })
+        .collect()
 }
 
 /// A blue–white–red colour for diverging data (`t` in -1..1), or a perceptual ramp for
