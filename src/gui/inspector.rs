@@ -464,7 +464,6 @@ fn stats_ui(ui: &mut Ui, st: &mut Inspector, state: &mut Persisted) {
     });
     if s.finite == 0 {
         ui.weak("no finite values to plot");
-        return;
     }
 }
 
