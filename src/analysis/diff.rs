@@ -719,38 +719,9 @@ fn renames(a: &Checkpoint, b: &Checkpoint) -> Vec<(String, String)> {
 pub fn metadata_pairs(c: &Checkpoint) -> Vec<(String, String)> {
     let mut out = c.metadata.clone();
     if let Some(report) = &c.pickle {
-        flatten(&report.objects, "", &mut out);
+        out.extend(crate::pickle::value_leaves(&report.objects, 10_000));
     }
     out
-}
-
-fn flatten(v: &serde_json::Value, path: &str, out: &mut Vec<(String, String)>) {
-    if out.len() > 10_000 {
-        return;
-    }
-    let child = |k: &str| {
-        if path.is_empty() {
-            k.to_string()
-        } else {
-            format!("{path}.{k}")
-        }
-    };
-    match v {
-        serde_json::Value::Object(map) => {
-            for (k, val) in map {
-                flatten(val, &child(k), out);
-            }
-        }
-        serde_json::Value::Array(items) if items.iter().any(|i| i.is_object() || i.is_array()) => {
-            for (i, val) in items.iter().enumerate() {
-                flatten(val, &child(&i.to_string()), out);
-            }
-        }
-        serde_json::Value::String(s) if s.starts_with("<tensor ") => {}
-        serde_json::Value::Null if path.is_empty() => {}
-        serde_json::Value::String(s) => out.push((path.to_string(), s.clone())),
-        other => out.push((path.to_string(), other.to_string())),
-    }
 }
 
 /// Keys added, removed and changed.

@@ -281,8 +281,7 @@ pub fn write_human(out: &mut impl Write, ckpt: &Checkpoint) -> io::Result<()> {
         write_table(out, ckpt)?;
     }
     if let Some(report) = &ckpt.pickle {
-        let mut values = Vec::new();
-        flatten(&report.objects, "", &mut values);
+        let values = crate::pickle::value_leaves(&report.objects, 100_000);
         if !values.is_empty() {
             writeln!(out, "values:")?;
             let shown = values.len().min(MAX_VALUES);
@@ -401,40 +400,6 @@ fn storage_cell(t: &TensorEntry) -> String {
         cell.push_str(" big-endian");
     }
     cell
-}
-
-/// Leaves of a JSON tree as `path = value` lines (tensor placeholders included).
-fn flatten(v: &serde_json::Value, path: &str, out: &mut Vec<(String, String)>) {
-    if out.len() > MAX_VALUES {
-        return;
-    }
-    let child = |k: &str| {
-        if path.is_empty() {
-            k.to_string()
-        } else {
-            format!("{path}.{k}")
-        }
-    };
-    match v {
-        serde_json::Value::Object(map) => {
-            for (k, val) in map {
-                flatten(val, &child(k), out);
-            }
-        }
-        serde_json::Value::Array(items)
-            if items.iter().all(|i| !i.is_object() && !i.is_array()) =>
-        {
-            out.push((path.to_string(), v.to_string()));
-        }
-        serde_json::Value::Array(items) => {
-            for (i, val) in items.iter().enumerate() {
-                flatten(val, &child(&i.to_string()), out);
-            }
-        }
-        serde_json::Value::String(s) if s.starts_with("<tensor ") => {}
-        serde_json::Value::Null if path.is_empty() => {}
-        other => out.push((path.to_string(), other.to_string())),
-    }
 }
 
 fn write_row(out: &mut impl Write, cells: &[String; 5], widths: &[usize; 5]) -> io::Result<()> {

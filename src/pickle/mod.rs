@@ -627,3 +627,42 @@ mod tests {
         assert_eq!((found[0].2.as_str(), found[0].3.as_str()), ("os", "system"));
     }
 }
+
+/// The leaves of a non-tensor value tree (a pickle report's `objects`) as dotted `path = value` pairs, at
+/// most `limit` of them: strings as they are, other scalars and arrays of scalars as JSON; tensor
+/// placeholders are left out (they are in the tensor list).
+pub fn value_leaves(objects: &serde_json::Value, limit: usize) -> Vec<(String, String)> {
+    fn walk(v: &serde_json::Value, path: &str, limit: usize, out: &mut Vec<(String, String)>) {
+        if out.len() >= limit {
+            return;
+        }
+        let child = |k: &str| {
+            if path.is_empty() {
+                k.to_string()
+            } else {
+                format!("{path}.{k}")
+            }
+        };
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, val) in map {
+                    walk(val, &child(k), limit, out);
+                }
+            }
+            serde_json::Value::Array(items)
+                if items.iter().any(|i| i.is_object() || i.is_array()) =>
+            {
+                for (i, val) in items.iter().enumerate() {
+                    walk(val, &child(&i.to_string()), limit, out);
+                }
+            }
+            serde_json::Value::String(s) if s.starts_with("<tensor ") => {}
+            serde_json::Value::Null if path.is_empty() => {}
+            serde_json::Value::String(s) => out.push((path.to_string(), s.clone())),
+            other => out.push((path.to_string(), other.to_string())),
+        }
+    }
+    let mut out = Vec::new();
+    walk(objects, "", limit, &mut out);
+    out
+}

@@ -117,6 +117,37 @@ fn count(program: &Program) -> Option<u64> {
         .filter(|&n| n <= MAX_RECORDS)
 }
 
+/// Reads a count pickle, then that many records, each a pickle followed by raw fields that
+/// `body` reads (given the pickle's items and the offset just past it) and returns the offset
+/// after. Stops at the first record that cannot be read; returns the offset after the last.
+fn for_each_record(
+    member: &str,
+    layout: &mut TarLayout,
+    run: &mut dyn FnMut(usize) -> Program,
+    mut body: impl FnMut(&Program, &[Val], usize, &mut TarLayout) -> Option<usize>,
+) -> Option<usize> {
+    let first = run(0);
+    let Some(n) = count(&first) else {
+        layout
+            .problems
+            .push(format!("tar `{member}`: the record count cannot be read"));
+        return None;
+    };
+    let mut at = first.end as usize;
+    for _ in 0..n {
+        let record = run(at);
+        if record.error.is_some() {
+            return None;
+        }
+        let items = record
+            .root
+            .and_then(|r| record.arena.seq(r).map(<[Val]>::to_vec))
+            .unwrap_or_default();
+        at = body(&record, &items, record.end as usize, layout)?;
+    }
+    Some(at)
+}
+
 fn i64_at(data: &[u8], at: usize) -> Option<i64> {
     Some(i64::from_le_bytes(
         data.get(at..at.checked_add(8)?)?.try_into().ok()?,
@@ -132,47 +163,25 @@ pub fn read_storages(
     layout: &mut TarLayout,
     run: &mut dyn FnMut(usize) -> Program,
 ) {
-    let first = run(0);
-    let Some(n) = count(&first) else {
-        layout
-            .problems
-            .push("tar `storages`: the storage count cannot be read".into());
-        return;
-    };
-    let mut at = first.end as usize;
-    for _ in 0..n {
-        let record = run(at);
-        if record.error.is_some() {
-            return;
-        }
-        at = record.end as usize;
-        let items = record
-            .root
-            .and_then(|r| record.arena.seq(r).map(<[Val]>::to_vec));
-        let key = items
-            .as_ref()
-            .and_then(|i| i.first())
-            .and_then(|k| key_text(&record, *k));
+    let Some(at) = for_each_record("storages", layout, run, |record, items, at, layout| {
+        let key = items.first().and_then(|k| key_text(record, *k));
         let dtype = items
-            .as_ref()
-            .and_then(|i| i.get(2))
+            .get(2)
             .and_then(|t| record.arena.global(*t))
             .and_then(|(_, name)| dtype_from_storage_class(name));
         let (Some(key), Some(dtype)) = (key, dtype) else {
             layout.problems.push(format!(
                 "tar `storages`: record at {at} is not (key, location, storage type)"
             ));
-            return;
+            return None;
         };
         let Some(numel) = i64_at(data, at).and_then(|n| u64::try_from(n).ok()) else {
             layout.problems.push(format!(
                 "tar `storages`: storage `{key}` has no element count"
             ));
-            return;
+            return None;
         };
-        let Some(len) = numel.checked_mul(dtype.size()) else {
-            return;
-        };
+        let len = numel.checked_mul(dtype.size())?;
         let start = at + 8;
         let Some(end) = (start as u64)
             .checked_add(len)
@@ -181,7 +190,7 @@ pub fn read_storages(
             layout.problems.push(format!(
                 "tar `storages`: storage `{key}` runs past the end of the member"
             ));
-            return;
+            return None;
         };
         layout.storages.insert(
             key,
@@ -190,8 +199,10 @@ pub fn read_storages(
                 range: base + start as u64..base + end,
             },
         );
-        at = end as usize;
-    }
+        Some(end as usize)
+    }) else {
+        return;
+    };
     let views = run(at);
     if let Some(list) = views
         .root
@@ -224,36 +235,14 @@ pub fn read_storages(
 /// Reads the `tensors` member: a count, then per tensor a pickle `(key, storage key, type)`
 /// followed by `ndim` (i32, plus 4 padding bytes), sizes and strides (i64 each) and the offset.
 pub fn read_tensors(data: &[u8], layout: &mut TarLayout, run: &mut dyn FnMut(usize) -> Program) {
-    let first = run(0);
-    let Some(n) = count(&first) else {
-        layout
-            .problems
-            .push("tar `tensors`: the tensor count cannot be read".into());
-        return;
-    };
-    let mut at = first.end as usize;
-    for _ in 0..n {
-        let record = run(at);
-        if record.error.is_some() {
-            return;
-        }
-        at = record.end as usize;
-        let items = record
-            .root
-            .and_then(|r| record.arena.seq(r).map(<[Val]>::to_vec));
-        let key = items
-            .as_ref()
-            .and_then(|i| i.first())
-            .and_then(|k| key_text(&record, *k));
-        let storage = items
-            .as_ref()
-            .and_then(|i| i.get(1))
-            .and_then(|k| key_text(&record, *k));
+    for_each_record("tensors", layout, run, |record, items, mut at, layout| {
+        let key = items.first().and_then(|k| key_text(record, *k));
+        let storage = items.get(1).and_then(|k| key_text(record, *k));
         let (Some(key), Some(storage)) = (key, storage) else {
             layout.problems.push(format!(
                 "tar `tensors`: record at {at} is not (key, storage, type)"
             ));
-            return;
+            return None;
         };
         let Some(ndim) = data
             .get(at..at + 4)
@@ -265,7 +254,7 @@ pub fn read_tensors(data: &[u8], layout: &mut TarLayout, run: &mut dyn FnMut(usi
             layout.problems.push(format!(
                 "tar `tensors`: tensor `{key}` has a bad dimension count"
             ));
-            return;
+            return None;
         };
         at += 8;
         let read = |at: &mut usize| -> Option<u64> {
@@ -280,7 +269,7 @@ pub fn read_tensors(data: &[u8], layout: &mut TarLayout, run: &mut dyn FnMut(usi
             layout
                 .problems
                 .push(format!("tar `tensors`: tensor `{key}` record is truncated"));
-            return;
+            return None;
         };
         layout.tensors.insert(
             key,
@@ -291,5 +280,6 @@ pub fn read_tensors(data: &[u8], layout: &mut TarLayout, run: &mut dyn FnMut(usi
                 offset,
             },
         );
-    }
+        Some(at)
+    });
 }

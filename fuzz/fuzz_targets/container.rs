@@ -1,0 +1,24 @@
+//! Every container reader through the public entry point: the bytes are written to a file and
+//! opened as a user's double-click would (safetensors, zip/legacy/tar torch, npy/npz, raw
+//! pickles), with suspicious and dangerous files read too, then every tensor's bytes are taken.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use std::io::Write;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = ckptscope::pickle::container::torch_zip(data);
+    let Ok(mut file) = tempfile::NamedTempFile::new() else {
+        return;
+    };
+    if file.write_all(data).is_err() {
+        return;
+    }
+    let mut options = ckptscope::format::OpenOptions::default();
+    options.pickle.trust = Some(ckptscope::pickle::ScanVerdict::Dangerous);
+    if let Ok(ckpt) = ckptscope::format::open_with(file.path(), &options) {
+        for t in &ckpt.tensors {
+            let _ = ckpt.tensor_bytes(t);
+        }
+    }
+});
