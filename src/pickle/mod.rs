@@ -615,19 +615,6 @@ pub fn globals_by_walk(bytes: &[u8], start: usize) -> Vec<(u64, Op, String, Stri
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn walk_finds_globals_after_garbage() {
-        let bytes = b"\xff\xffcos\nsystem\n\x80\x02X\x01\x00\x00\x00a.";
-        let found = globals_by_walk(bytes, 0);
-        assert_eq!(found.len(), 1);
-        assert_eq!((found[0].2.as_str(), found[0].3.as_str()), ("os", "system"));
-    }
-}
-
 /// The leaves of a non-tensor value tree (a pickle report's `objects`) as dotted `path = value` pairs, at
 /// most `limit` of them: strings as they are, other scalars and arrays of scalars as JSON; tensor
 /// placeholders are left out (they are in the tensor list).
@@ -665,4 +652,17 @@ pub fn value_leaves(objects: &serde_json::Value, limit: usize) -> Vec<(String, S
     let mut out = Vec::new();
     walk(objects, "", limit, &mut out);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn walk_finds_globals_after_garbage() {
+        let bytes = b"\xff\xffcos\nsystem\n\x80\x02X\x01\x00\x00\x00a.";
+        let found = globals_by_walk(bytes, 0);
+        assert_eq!(found.len(), 1);
+        assert_eq!((found[0].2.as_str(), found[0].3.as_str()), ("os", "system"));
+    }
 }
