@@ -370,19 +370,23 @@ impl Acc {
             return;
         }
         let n = xa.len().min(xb.len()) as u64;
-        self.count += n;
-        self.n += n;
-        self.differing += k.differing;
-        self.max_abs = self.max_abs.max(k.max_abs);
-        self.sum_abs += k.sum_abs;
-        self.sum_d2 += k.sum_d2;
-        self.sum_a2 += k.sum_a2;
-        self.sum_b2 += k.sum_b2;
-        self.sum_ab += k.sum_ab;
-        if n > 0 {
-            self.min_d = self.min_d.min(k.min_d);
-            self.max_d = self.max_d.max(k.max_d);
+        if n == 0 {
+            return;
         }
+        *self = self.merge(Acc {
+            count: n,
+            differing: k.differing,
+            nonfinite: 0,
+            n,
+            max_abs: k.max_abs,
+            sum_abs: k.sum_abs,
+            sum_d2: k.sum_d2,
+            sum_a2: k.sum_a2,
+            sum_b2: k.sum_b2,
+            sum_ab: k.sum_ab,
+            min_d: k.min_d,
+            max_d: k.max_d,
+        });
     }
 
     #[inline(always)]

@@ -343,13 +343,6 @@ impl Runner<'_> {
             if Some(i) == data_pkl || entry.name.ends_with('/') {
                 continue;
             }
-            if (format == Format::NumpyZip || entry.name.to_ascii_lowercase().ends_with(".npy"))
-                && let Ok(b) = container::member_bytes(bytes, entry)
-                && b.starts_with(b"\x93NUMPY")
-            {
-                self.npy(&b, Some(entry.name.clone()), 0);
-                continue;
-            }
             let is_referenced_record = referenced.iter().any(|k| {
                 archive
                     .record(k)
@@ -358,9 +351,16 @@ impl Runner<'_> {
             if is_referenced_record {
                 continue;
             }
+            // One read (and inflate) of the member serves both checks.
             let Ok(b) = container::member_bytes(bytes, entry) else {
                 continue;
             };
+            if (format == Format::NumpyZip || entry.name.to_ascii_lowercase().ends_with(".npy"))
+                && b.starts_with(b"\x93NUMPY")
+            {
+                self.npy(&b, Some(entry.name.clone()), 0);
+                continue;
+            }
             if !container::looks_like_pickle(&b) {
                 continue;
             }
