@@ -104,7 +104,7 @@ fn tables() -> &'static Tables {
 }
 
 /// Reads element `i` of a packed sub-byte array (F4 or F6) as its raw bit pattern.
-fn sub_byte_bits(dtype: DType, bytes: &[u8], i: u64) -> Option<u32> {
+pub(crate) fn sub_byte_bits(dtype: DType, bytes: &[u8], i: u64) -> Option<u32> {
     match dtype {
         DType::F4 => {
             let b = *bytes.get(usize::try_from(i / 2).ok()?)?;

@@ -262,7 +262,13 @@ pub fn same_bytes(
     let ra = a.tensor_bytes(ta).map_err(|e| e.to_string())?;
     let rb = b.tensor_bytes(tb).map_err(|e| e.to_string())?;
     if ta.is_plain() && tb.is_plain() {
-        return Ok(ra == rb);
+        // memcmp in 8 MiB pieces on every core; stops early at a difference.
+        const PIECE: usize = 8 << 20;
+        return Ok(ra.len() == rb.len()
+            && ra
+                .par_chunks(PIECE)
+                .zip(rb.par_chunks(PIECE))
+                .all(|(x, y)| x == y));
     }
     if ta.dtype != tb.dtype || ta.shape != tb.shape {
         return Ok(false);
@@ -481,6 +487,8 @@ trait Lane: Copy + Send + Sync + 'static {
     fn at(src: &Source<'_>, i: u64) -> Option<Self>;
     fn pairs(a: &[Self], b: &[Self]) -> crate::analysis::kernels::PairSums;
     fn f64(self) -> f64;
+    /// Elements read in place, without decoding ([`crate::analysis::stats::borrow_native`]).
+    fn borrow<'a>(src: &Source<'a>, first: u64, n: usize) -> Option<&'a [Self]>;
 }
 
 impl Lane for f32 {
@@ -496,6 +504,9 @@ impl Lane for f32 {
     fn f64(self) -> f64 {
         f64::from(self)
     }
+    fn borrow<'a>(src: &Source<'a>, first: u64, n: usize) -> Option<&'a [Self]> {
+        crate::analysis::stats::borrow_native(src, DType::F32, first, n)
+    }
 }
 
 impl Lane for f64 {
@@ -510,6 +521,9 @@ impl Lane for f64 {
     }
     fn f64(self) -> f64 {
         self
+    }
+    fn borrow<'a>(src: &Source<'a>, first: u64, n: usize) -> Option<&'a [Self]> {
+        crate::analysis::stats::borrow_native(src, DType::F64, first, n)
     }
 }
 
@@ -541,11 +555,9 @@ fn lockstep<V: Lane, T: Send>(
             let mut k = k0;
             while k < k1 {
                 let m = (k1 - k).min(BATCH);
-                xa.clear();
-                xb.clear();
-                decode_range(sa, &va, k, k + m, &mut xa)?;
-                decode_range(sb, &vb, k, k + m, &mut xb)?;
-                f(&mut acc, &xa, &xb);
+                let ya = decode_range(sa, &va, k, k + m, &mut xa)?;
+                let yb = decode_range(sb, &vb, k, k + m, &mut xb)?;
+                f(&mut acc, ya, yb);
                 k += m;
             }
             progress.add_done((k1 - k0) * (ea + eb) / 8);
@@ -554,14 +566,28 @@ fn lockstep<V: Lane, T: Send>(
         .try_reduce(&init, |x, y| Ok(merge(x, y)))
 }
 
-/// Decodes elements `k0..k1` of a view (row-major) into `out`.
-fn decode_range<V: Lane>(
-    src: &Source<'_>,
+/// Elements `k0..k1` of a view (row-major): read in place when they are one contiguous run
+/// already of type `V`, decoded into `out` otherwise.
+fn decode_range<'s, V: Lane>(
+    src: &Source<'s>,
     view: &View,
     k0: u64,
     k1: u64,
-    out: &mut Vec<V>,
-) -> Result<(), StatsError> {
+    out: &'s mut Vec<V>,
+) -> Result<&'s [V], StatsError> {
+    let mut single = None;
+    view.for_each_run(k0, k1, &mut |first, n, step| {
+        single = (n == k1 - k0 && step == 1).then_some(first);
+        false
+    });
+    if let Some(first) = single
+        && let Some(values) = usize::try_from(k1 - k0)
+            .ok()
+            .and_then(|n| V::borrow(src, first, n))
+    {
+        return Ok(values);
+    }
+    out.clear();
     let mut ok = true;
     view.for_each_run(k0, k1, &mut |first, n, step| {
         if step == 1 {
@@ -580,7 +606,7 @@ fn decode_range<V: Lane>(
         ok
     });
     if ok {
-        Ok(())
+        Ok(out)
     } else {
         Err(StatsError::OutOfRange)
     }
@@ -658,30 +684,49 @@ pub fn diff_histogram(
     };
     let bins = bins.max(1);
     let scale = bins as f64 / (hi - lo);
-    // Differences in f64: two f32 values can differ by less than an f32 resolves.
-    let counts = lockstep::<f64, _>(
-        &sa,
-        &sb,
+    let counts = if both_f32(&sa, &sb) {
+        diff_counts::<f32>(&sa, &sb, lo, scale, bins, progress)
+    } else {
+        diff_counts::<f64>(&sa, &sb, lo, scale, bins, progress)
+    }
+    .map_err(|e| e.to_string())?;
+    Ok(Histogram { lo, hi, counts })
+}
+
+/// Counts of the finite a − b in `bins` bins from `lo`; the differences are taken in `f64`
+/// (two `f32` values can differ by less than an `f32` resolves) and binned by the kernel.
+fn diff_counts<V: Lane>(
+    sa: &Side<'_>,
+    sb: &Side<'_>,
+    lo: f64,
+    scale: f64,
+    bins: usize,
+    progress: &Progress,
+) -> Result<Vec<u64>, StatsError> {
+    // Per block: totals, and scratch for one batch (its differences, its `u32` counts).
+    type State = (Vec<u64>, Vec<f64>, Vec<u32>);
+    let (totals, _, _) = lockstep::<V, State>(
+        sa,
+        sb,
         progress,
-        || vec![0u64; bins],
-        |counts, xa, xb| {
-            for (&x, &y) in xa.iter().zip(xb) {
-                let d = x - y;
-                if d.is_finite() {
-                    let i = (((d - lo) * scale) as usize).min(bins - 1);
-                    counts[i] += 1;
-                }
+        || (vec![0u64; bins], Vec::new(), vec![0u32; bins + 1]),
+        |(totals, diffs, scratch), xa, xb| {
+            diffs.clear();
+            diffs.extend(xa.iter().zip(xb).map(|(&x, &y)| x.f64() - y.f64()));
+            scratch.fill(0);
+            crate::analysis::kernels::bins_f64(diffs, lo, scale, scratch);
+            for (t, &c) in totals.iter_mut().zip(scratch.iter()) {
+                *t += u64::from(c);
             }
         },
-        |mut x, y| {
+        |(mut x, d, s), (y, _, _)| {
             for (p, q) in x.iter_mut().zip(y) {
                 *p += q;
             }
-            x
+            (x, d, s)
         },
-    )
-    .map_err(|e| e.to_string())?;
-    Ok(Histogram { lo, hi, counts })
+    )?;
+    Ok(totals)
 }
 
 fn renames(a: &Checkpoint, b: &Checkpoint) -> Vec<(String, String)> {

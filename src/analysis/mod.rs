@@ -3,6 +3,7 @@
 //! Everything here reads bytes borrowed from the memory map and decodes only the selected
 //! elements; nothing is copied into a whole-tensor buffer.
 
+pub mod codes;
 pub mod decode;
 pub mod diff;
 pub mod heatmap;

@@ -99,7 +99,7 @@ impl Histogram {
         self.lo + (i as f64 + 0.5) * self.width()
     }
 
-    fn new(lo: f64, hi: f64, bins: usize) -> Histogram {
+    pub(crate) fn new(lo: f64, hi: f64, bins: usize) -> Histogram {
         Histogram {
             lo,
             hi,
@@ -162,8 +162,35 @@ trait Value: Copy + Send + Sync + 'static {
     fn finite(self) -> bool;
     /// The moment kernel for this type.
     fn sums(values: &[Self], shift: f64) -> crate::analysis::kernels::BatchSums;
-    /// The histogram kernel for this type.
-    fn bins(values: &[Self], lo: f64, scale: f64, counts: &mut [u64]);
+    /// The histogram kernel for this type (`counts`: bins, then one slot for NaN/Inf).
+    fn bins(values: &[Self], lo: f64, scale: f64, counts: &mut [u32]);
+    /// Elements `first..first + n` read in place, without decoding, when the bytes already are
+    /// this type in native order and suitably aligned.
+    fn borrow<'a>(src: &Source<'a>, first: u64, n: usize) -> Option<&'a [Self]>;
+}
+
+/// Elements `first..first + n` of `src` read in place as `T`, when `src` holds `dtype` (which
+/// is `T`) in native byte order and its bytes are aligned for `T`.
+pub(crate) fn borrow_native<'a, T: bytemuck::Pod>(
+    src: &Source<'a>,
+    dtype: DType,
+    first: u64,
+    n: usize,
+) -> Option<&'a [T]> {
+    let native = if cfg!(target_endian = "little") {
+        ByteOrder::Little
+    } else {
+        ByteOrder::Big
+    };
+    if src.dtype != dtype || src.order != native {
+        return None;
+    }
+    let size = std::mem::size_of::<T>();
+    let start = usize::try_from(first).ok()?.checked_mul(size)?;
+    let bytes = src
+        .bytes
+        .get(start..start.checked_add(n.checked_mul(size)?)?)?;
+    bytemuck::try_cast_slice(bytes).ok()
 }
 
 impl Value for f32 {
@@ -178,8 +205,11 @@ impl Value for f32 {
     fn sums(values: &[Self], shift: f64) -> crate::analysis::kernels::BatchSums {
         crate::analysis::kernels::moments_f32(values, shift)
     }
-    fn bins(values: &[Self], lo: f64, scale: f64, counts: &mut [u64]) {
+    fn bins(values: &[Self], lo: f64, scale: f64, counts: &mut [u32]) {
         crate::analysis::kernels::bins_f32(values, lo as f32, scale as f32, counts);
+    }
+    fn borrow<'a>(src: &Source<'a>, first: u64, n: usize) -> Option<&'a [Self]> {
+        borrow_native(src, DType::F32, first, n)
     }
 }
 
@@ -195,8 +225,11 @@ impl Value for f64 {
     fn sums(values: &[Self], shift: f64) -> crate::analysis::kernels::BatchSums {
         crate::analysis::kernels::moments_f64(values, shift)
     }
-    fn bins(values: &[Self], lo: f64, scale: f64, counts: &mut [u64]) {
+    fn bins(values: &[Self], lo: f64, scale: f64, counts: &mut [u32]) {
         crate::analysis::kernels::bins_f64(values, lo, scale, counts);
+    }
+    fn borrow<'a>(src: &Source<'a>, first: u64, n: usize) -> Option<&'a [Self]> {
+        borrow_native(src, DType::F64, first, n)
     }
 }
 
@@ -344,7 +377,8 @@ impl Moments {
     }
 }
 
-/// Decodes the view's elements `k0..k1` batch by batch and hands each batch to `f`.
+/// Hands the view's elements `k0..k1` to `f` batch by batch: read in place when the bytes
+/// already are `T` ([`Value::borrow`]), decoded into `buf` otherwise.
 fn visit<T: Value>(
     src: &Source<'_>,
     view: &View,
@@ -356,6 +390,14 @@ fn visit<T: Value>(
 ) -> Result<(), StatsError> {
     let mut ok = true;
     view.for_each_run(k0, k1, &mut |first, n, step| {
+        if step == 1
+            && let Some(values) = usize::try_from(n)
+                .ok()
+                .and_then(|n| T::borrow(src, first, n))
+        {
+            values.chunks(BATCH as usize).for_each(&mut *f);
+            return true;
+        }
         let mut done = 0;
         while done < n {
             let m = (n - done).min(BATCH);
@@ -402,19 +444,24 @@ fn blocks(n: u64) -> Vec<(u64, u64)> {
 
 /// Bins of the fine histogram: at least [`FINE_BINS`], and a multiple of `bins` so the requested
 /// histogram is exactly a sum of fine bins (one bin update per element, not two).
-fn fine_bins(bins: usize) -> usize {
+pub(crate) fn fine_bins(bins: usize) -> usize {
     let bins = bins.max(1);
     bins * FINE_BINS.div_ceil(bins)
 }
 
-/// Computes statistics and a `bins`-bin histogram of every selected element, in parallel.
+/// Computes statistics and a `bins`-bin histogram of every selected element, in parallel. Types
+/// of at most 16 bits are counted by bit pattern ([`crate::analysis::codes`]: one pass, exact
+/// percentiles); wider ones take two decoding passes (moments, then bins) with percentiles read
+/// from a fine histogram.
 pub fn analyze(
     src: &Source<'_>,
     view: &View,
     bins: usize,
     control: &Control,
 ) -> Result<Analysis, StatsError> {
-    if crate::analysis::decode::fits_f32(src.dtype) {
+    if crate::analysis::codes::table_len(src.dtype).is_some() {
+        crate::analysis::codes::analyze(src, view, bins, control)
+    } else if crate::analysis::decode::fits_f32(src.dtype) {
         analyze_as::<f32>(src, view, bins, control, run_f32)
     } else {
         analyze_as::<f64>(src, view, bins, control, run_f64)
@@ -456,20 +503,28 @@ fn analyze_as<T: Value>(
     let fine_n = fine_bins(bins);
     let fine = blocks
         .par_iter()
-        .map_init(Vec::new, |buf, &(k0, k1)| {
-            if control.is_cancelled() {
-                return Err(StatsError::Cancelled);
-            }
-            let mut h = Histogram::new(lo, hi, fine_n);
-            if stats.finite > 0 {
-                let scale = scale(&h);
-                visit(src, &view, k0, k1, buf, decode, &mut |batch| {
-                    T::bins(batch, lo, scale, &mut h.counts)
-                })?;
-            }
-            control.add_done(k1 - k0);
-            Ok(h)
-        })
+        .map_init(
+            || (Vec::new(), vec![0u32; fine_n + 1]),
+            |(buf, counts), &(k0, k1)| {
+                if control.is_cancelled() {
+                    return Err(StatsError::Cancelled);
+                }
+                let mut h = Histogram::new(lo, hi, fine_n);
+                if stats.finite > 0 {
+                    // A block has at most BLOCK elements: its `u32` counts cannot overflow.
+                    counts.fill(0);
+                    let scale = scale(&h);
+                    visit(src, &view, k0, k1, buf, decode, &mut |batch| {
+                        T::bins(batch, lo, scale, counts)
+                    })?;
+                    for (total, &c) in h.counts.iter_mut().zip(counts.iter()) {
+                        *total = u64::from(c);
+                    }
+                }
+                control.add_done(k1 - k0);
+                Ok(h)
+            },
+        )
         .try_reduce(
             || Histogram::new(lo, hi, fine_n),
             |mut a, b| {
@@ -482,7 +537,7 @@ fn analyze_as<T: Value>(
 }
 
 /// The `bins`-bin histogram made of a fine one whose bin count is a multiple of `bins`.
-fn coarsen(fine: &Histogram, bins: usize) -> Histogram {
+pub(crate) fn coarsen(fine: &Histogram, bins: usize) -> Histogram {
     let bins = bins.max(1);
     let per = (fine.counts.len() / bins).max(1);
     Histogram {
@@ -524,7 +579,7 @@ pub fn analyze_sample(
     Ok(finish(stats, hist, &fine, sampled))
 }
 
-fn range_of(stats: &Stats) -> (f64, f64) {
+pub(crate) fn range_of(stats: &Stats) -> (f64, f64) {
     if stats.finite == 0 {
         (0.0, 1.0)
     } else if stats.min == stats.max {

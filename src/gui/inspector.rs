@@ -441,17 +441,26 @@ fn stats_ui(ui: &mut Ui, st: &mut Inspector, state: &mut Persisted) {
             ui.end_row();
         });
     if s.finite > 0 {
+        let exact = a.percentile_resolution == 0.0;
         ui.horizontal_wrapped(|ui| {
-            ui.weak("percentiles ≈");
+            ui.weak(if exact {
+                "percentiles"
+            } else {
+                "percentiles ≈"
+            });
             for (p, v) in &a.percentiles {
                 ui.monospace(format!("p{p}: {}", format_float(*v)));
             }
         })
         .response
-        .on_hover_text(format!(
-            "read from a 4096-bin histogram: within {} of the exact value",
-            format_float(a.percentile_resolution)
-        ));
+        .on_hover_text(if exact {
+            "exact: every value of this type was counted by bit pattern".to_owned()
+        } else {
+            format!(
+                "read from a 4096-bin histogram: within {} of the exact value",
+                format_float(a.percentile_resolution)
+            )
+        });
     }
     ui.horizontal(|ui| {
         ui.strong("Histogram");
