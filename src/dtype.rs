@@ -122,8 +122,34 @@ impl DType {
     }
 
     /// Parses the exact safetensors spelling (case-sensitive, as the crate reads headers).
+    /// A `match` on the text (compiled to length and byte tests), not a search of
+    /// [`DType::ALL`]: it runs once per tensor of every header read.
     pub fn from_safetensors_name(s: &str) -> Option<DType> {
-        DType::ALL.into_iter().find(|d| d.name() == s)
+        Some(match s {
+            "BOOL" => DType::BOOL,
+            "F4" => DType::F4,
+            "F6_E2M3" => DType::F6_E2M3,
+            "F6_E3M2" => DType::F6_E3M2,
+            "U8" => DType::U8,
+            "I8" => DType::I8,
+            "F8_E5M2" => DType::F8_E5M2,
+            "F8_E4M3" => DType::F8_E4M3,
+            "F8_E8M0" => DType::F8_E8M0,
+            "F8_E4M3FNUZ" => DType::F8_E4M3FNUZ,
+            "F8_E5M2FNUZ" => DType::F8_E5M2FNUZ,
+            "I16" => DType::I16,
+            "U16" => DType::U16,
+            "F16" => DType::F16,
+            "BF16" => DType::BF16,
+            "I32" => DType::I32,
+            "U32" => DType::U32,
+            "F32" => DType::F32,
+            "C64" => DType::C64,
+            "F64" => DType::F64,
+            "I64" => DType::I64,
+            "U64" => DType::U64,
+            _ => return None,
+        })
     }
 
     /// Bits per element (4 for F4, 6 for the F6 types).

@@ -8,6 +8,11 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 
+/// mimalloc instead of glibc's malloc: reading a large header is mostly small allocations, and
+/// it halves `info`'s time on a 20,000-tensor file.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Explore, scan, convert and compare ML checkpoints (safetensors and PyTorch pickles).
 ///
 /// Without a subcommand, opens the explorer window on the given files (none: the start screen;

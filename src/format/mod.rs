@@ -451,12 +451,7 @@ pub fn open_safetensors(mapped: MappedFile, limits: &Limits) -> Result<Checkpoin
     let path = mapped.path().to_path_buf();
     let header = read_header(mapped.bytes(), mapped.len(), limits)
         .map_err(|problem| Error::invalid(&path, problem))?;
-    let data_start = header.data_start();
-    let tensors = header
-        .tensors
-        .into_iter()
-        .map(|t| TensorEntry::contiguous(t.name, t.dtype, t.shape, 0, t.data_offsets, data_start))
-        .collect::<Vec<_>>();
+    let tensors = header.tensors;
     let source = Source::new(
         path.clone(),
         mapped.len(),

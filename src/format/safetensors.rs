@@ -15,6 +15,7 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 
 use crate::dtype::DType;
 use crate::error::Problem;
+use crate::format::TensorEntry;
 use crate::limits::Limits;
 
 /// Key that holds the free-form string map in a safetensors header.
@@ -30,8 +31,9 @@ pub struct Header {
     pub header_size: u64,
     /// `__metadata__`, in file order.
     pub metadata: Vec<(String, String)>,
-    /// Tensors in the order their keys appear in the header.
-    pub tensors: Vec<HeaderTensor>,
+    /// Tensors in the order their keys appear in the header, contiguous, with source 0 and
+    /// file offsets counted from this file's data section.
+    pub tensors: Vec<TensorEntry>,
 }
 
 impl Header {
@@ -39,19 +41,6 @@ impl Header {
     pub fn data_start(&self) -> u64 {
         LENGTH_BYTES + self.header_size
     }
-}
-
-/// One tensor entry of a header.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HeaderTensor {
-    /// Tensor name.
-    pub name: String,
-    /// Element type.
-    pub dtype: DType,
-    /// Dimensions; empty for a 0-d scalar.
-    pub shape: Vec<u64>,
-    /// Byte range inside the data section.
-    pub data_offsets: [u64; 2],
 }
 
 /// Splits a file prefix into the header length and the JSON text, checking both against the file
@@ -112,15 +101,16 @@ pub fn parse_header(json: &[u8], data_len: u64) -> Result<Header, Problem> {
     // below, whose job is to explain the problem.
     let fast = {
         let mut de = serde_json::Deserializer::from_str(text);
-        FastScan
+        FastScan(text.len())
             .deserialize(&mut de)
             .and_then(|v| de.end().map(|()| v))
     };
     match fast {
         Ok(Err(problem)) => return Err(problem),
         Ok(Ok(h)) => {
+            let data_start = LENGTH_BYTES + header_size;
             let mut tensors = Vec::with_capacity(h.entries.len());
-            for (name, e) in h.entries {
+            for (name, e) in &h.entries {
                 let Some(dtype) = DType::from_safetensors_name(e.dtype) else {
                     // An unknown dtype: the slow path names it.
                     return Err(diagnose(text).unwrap_or(Problem::BadTensorEntry {
@@ -128,34 +118,39 @@ pub fn parse_header(json: &[u8], data_len: u64) -> Result<Header, Problem> {
                         message: format!("unknown dtype {}", e.dtype),
                     }));
                 };
-                tensors.push(HeaderTensor {
-                    name: name.to_string(),
+                tensors.push(TensorEntry::contiguous(
+                    name.to_string(),
                     dtype,
-                    shape: e.shape,
-                    data_offsets: e.data_offsets,
-                });
+                    e.shape.clone(),
+                    0,
+                    e.data_offsets,
+                    data_start,
+                ));
             }
             // The crate's validation (contiguous offsets, sizes, overflow, sub-byte alignment) on
             // the entries in offset order. It never reads the names (only its error text does,
-            // and errors are explained by `diagnose`), so they are left empty: no copies.
-            let mut order: Vec<usize> = (0..tensors.len()).collect();
-            order.sort_by_key(|&i| tensors[i].data_offsets);
-            let sorted: Option<Vec<(String, TensorInfo)>> = order
-                .iter()
-                .map(|&i| {
-                    let t = &tensors[i];
+            // and errors are explained by `diagnose`), so they are left empty: no copies. The
+            // entry list becomes the crate's list in place (same element size). Each empty name
+            // still gets a one-byte buffer: the crate's name index compares every key with the
+            // previous one, and with dangling empty strings that comparison (glibc's AVX-512
+            // memcmp) measured twice as slow as the allocation it saves.
+            let mut entries = h.entries;
+            entries.sort_by_key(|(_, e)| e.data_offsets);
+            let sorted: Option<Vec<(String, TensorInfo)>> = entries
+                .into_iter()
+                .map(|(_, e)| {
                     Some((
-                        String::new(),
+                        String::with_capacity(1),
                         TensorInfo {
-                            dtype: t.dtype.to_safetensors(),
-                            shape: t
+                            dtype: DType::from_safetensors_name(e.dtype)?.to_safetensors(),
+                            shape: e
                                 .shape
-                                .iter()
-                                .map(|&d| usize::try_from(d).ok())
+                                .into_iter()
+                                .map(|d| usize::try_from(d).ok())
                                 .collect::<Option<_>>()?,
                             data_offsets: (
-                                usize::try_from(t.data_offsets[0]).ok()?,
-                                usize::try_from(t.data_offsets[1]).ok()?,
+                                usize::try_from(e.data_offsets[0]).ok()?,
+                                usize::try_from(e.data_offsets[1]).ok()?,
                             ),
                         },
                     ))
@@ -210,7 +205,7 @@ pub fn parse_header(json: &[u8], data_len: u64) -> Result<Header, Problem> {
                 "tensor `{name}` is in the header text but the safetensors crate did not read it"
             )));
         };
-        let tensor = tensor_from_info(name, info)?;
+        let tensor = tensor_from_info(name, info, LENGTH_BYTES + header_size)?;
         tensors.push(tensor);
     }
     Ok(Header {
@@ -220,19 +215,25 @@ pub fn parse_header(json: &[u8], data_len: u64) -> Result<Header, Problem> {
     })
 }
 
-fn tensor_from_info(name: String, info: &TensorInfo) -> Result<HeaderTensor, Problem> {
+fn tensor_from_info(
+    name: String,
+    info: &TensorInfo,
+    data_start: u64,
+) -> Result<TensorEntry, Problem> {
     let Some(dtype) = DType::from_safetensors(info.dtype) else {
         return Err(Problem::BadTensorEntry {
             message: format!("dtype {} is not supported by ckptscope", info.dtype),
             name,
         });
     };
-    Ok(HeaderTensor {
+    Ok(TensorEntry::contiguous(
         name,
         dtype,
-        shape: info.shape.iter().map(|&d| d as u64).collect(),
-        data_offsets: [info.data_offsets.0 as u64, info.data_offsets.1 as u64],
-    })
+        info.shape.iter().map(|&d| d as u64).collect(),
+        0,
+        [info.data_offsets.0 as u64, info.data_offsets.1 as u64],
+        data_start,
+    ))
 }
 
 /// What the key-order pass finds.
@@ -317,8 +318,8 @@ impl<'de> Visitor<'de> for HeaderScan {
 }
 
 /// The fast single pass: key order, duplicates, metadata, and every tensor entry as the
-/// crate's `TensorInfo`.
-struct FastScan;
+/// crate's `TensorInfo`. Holds the header's length in bytes (to size the entry list).
+struct FastScan(usize);
 
 struct FastHeader<'de> {
     entries: Vec<(&'de str, RawEntry<'de>)>,
@@ -387,7 +388,10 @@ impl<'de> Visitor<'de> for FastScan {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut entries: Vec<(&'de str, RawEntry<'de>)> = Vec::new();
+        // A tensor entry takes at least ~48 bytes of JSON: reserve for that many (untouched
+        // capacity is only address space), so the list is not copied as it grows.
+        let mut entries: Vec<(&'de str, RawEntry<'de>)> =
+            Vec::with_capacity(map.size_hint().unwrap_or(self.0 / 48));
         let mut metadata: Option<Vec<(String, String)>> = None;
         // Borrowed keys: a name with JSON escapes fails here and takes the slow path.
         while let Some(key) = map.next_key::<&'de str>()? {
@@ -407,8 +411,10 @@ impl<'de> Visitor<'de> for FastScan {
                 entries.push((key, entry));
             }
         }
-        // Duplicates: std's randomly keyed hash, so crafted names cannot make this quadratic.
-        let mut seen: HashSet<&str> = HashSet::with_capacity(entries.len());
+        // Duplicates: a randomly keyed hash (ahash), so crafted names cannot make this
+        // quadratic.
+        let mut seen: HashSet<&str, ahash::RandomState> =
+            HashSet::with_capacity_and_hasher(entries.len(), ahash::RandomState::new());
         if let Some((name, _)) = entries.iter().find(|(k, _)| !seen.insert(k)) {
             return Ok(Err(Problem::DuplicateTensor {
                 name: name.to_string(),

@@ -73,7 +73,6 @@ pub fn open_index(index_path: &Path, limits: &Limits) -> Result<Checkpoint, Erro
             }
         };
         let source_index = sources.len();
-        let data_start = header.data_start();
         let mut held = 0;
         for t in header.tensors {
             if let Some(first) = located.get(&t.name) {
@@ -85,14 +84,10 @@ pub fn open_index(index_path: &Path, limits: &Limits) -> Result<Checkpoint, Erro
             }
             located.insert(t.name.clone(), shard.to_string());
             held += 1;
-            tensors.push(TensorEntry::contiguous(
-                t.name,
-                t.dtype,
-                t.shape,
-                source_index,
-                t.data_offsets,
-                data_start,
-            ));
+            tensors.push(TensorEntry {
+                source: source_index,
+                ..t
+            });
         }
         if metadata.is_empty() {
             metadata = header.metadata;

@@ -16,7 +16,7 @@ pub struct InfoJson<'a> {
     file_size: u64,
     header_size: u64,
     metadata: OrderedMap<'a>,
-    tensors: Vec<TensorJson<'a>>,
+    tensors: Tensors<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     shards: Option<Vec<ShardJson>>,
     #[serde(skip_serializing_if = "<[Finding]>::is_empty")]
@@ -37,6 +37,25 @@ impl Serialize for OrderedMap<'_> {
         }
         map.end()
     }
+}
+
+/// The tensor array, serialized one entry at a time (no per-tensor document is kept).
+struct Tensors<'a>(&'a Checkpoint);
+
+impl Serialize for Tensors<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let sharded = is_sharded(self.0);
+        let mut seq = s.serialize_seq(Some(self.0.tensors.len()))?;
+        for t in &self.0.tensors {
+            seq.serialize_element(&TensorJson::of(self.0, t, sharded))?;
+        }
+        seq.end()
+    }
+}
+
+fn is_sharded(ckpt: &Checkpoint) -> bool {
+    ckpt.sources.len() > 1 || ckpt.format == crate::format::Format::SafetensorsSharded
 }
 
 #[derive(Serialize)]
@@ -70,45 +89,47 @@ struct ShardJson {
     tensors: usize,
 }
 
+impl<'a> TensorJson<'a> {
+    fn of(ckpt: &Checkpoint, t: &'a TensorEntry, sharded: bool) -> Self {
+        TensorJson {
+            name: &t.name,
+            dtype: t.dtype.name(),
+            shape: &t.shape,
+            data_offsets: t.data_offsets,
+            file_offset: t.file_offset,
+            shard: sharded
+                .then(|| {
+                    ckpt.sources
+                        .get(t.source)
+                        .and_then(|s| s.path.file_name())
+                        .map(|n| n.to_string_lossy().into_owned())
+                })
+                .flatten(),
+            storage: t.storage.as_deref(),
+            storage_offset: match &t.layout {
+                Layout::Strided { offset, .. } => Some(*offset),
+                Layout::Contiguous => None,
+            },
+            stride: match &t.layout {
+                Layout::Strided { strides, .. } => Some(strides.as_slice()),
+                Layout::Contiguous => None,
+            },
+            byte_order: (t.byte_order == ByteOrder::Big).then_some("big"),
+        }
+    }
+}
+
 impl<'a> InfoJson<'a> {
     /// Builds the document for `ckpt`.
     pub fn new(ckpt: &'a Checkpoint) -> Self {
-        let sharded =
-            ckpt.sources.len() > 1 || ckpt.format == crate::format::Format::SafetensorsSharded;
-        let shard_name = |t: &TensorEntry| {
-            ckpt.sources
-                .get(t.source)
-                .and_then(|s| s.path.file_name())
-                .map(|n| n.to_string_lossy().into_owned())
-        };
+        let sharded = is_sharded(ckpt);
         InfoJson {
             path: ckpt.path.display().to_string(),
             format: ckpt.format.json_name(),
             file_size: ckpt.file_size,
             header_size: ckpt.header_size,
             metadata: OrderedMap(&ckpt.metadata),
-            tensors: ckpt
-                .tensors
-                .iter()
-                .map(|t| TensorJson {
-                    name: &t.name,
-                    dtype: t.dtype.name(),
-                    shape: &t.shape,
-                    data_offsets: t.data_offsets,
-                    file_offset: t.file_offset,
-                    shard: if sharded { shard_name(t) } else { None },
-                    storage: t.storage.as_deref(),
-                    storage_offset: match &t.layout {
-                        Layout::Strided { offset, .. } => Some(*offset),
-                        Layout::Contiguous => None,
-                    },
-                    stride: match &t.layout {
-                        Layout::Strided { strides, .. } => Some(strides.as_slice()),
-                        Layout::Contiguous => None,
-                    },
-                    byte_order: (t.byte_order == ByteOrder::Big).then_some("big"),
-                })
-                .collect(),
+            tensors: Tensors(ckpt),
             shards: sharded.then(|| {
                 ckpt.sources
                     .iter()
@@ -133,7 +154,8 @@ impl<'a> InfoJson<'a> {
 /// prints several times faster.
 pub fn write_json(out: &mut impl Write, ckpt: &Checkpoint) -> io::Result<()> {
     let doc = InfoJson::new(ckpt);
-    let mut buf: Vec<u8> = Vec::with_capacity((256 + doc.tensors.len() * 128).min(1 << 20) + 4096);
+    let sharded = is_sharded(ckpt);
+    let mut buf: Vec<u8> = Vec::with_capacity((256 + ckpt.tensors.len() * 128).min(1 << 20) + 4096);
     buf.extend_from_slice(b"{\"path\":");
     serde_json::to_writer(&mut buf, &doc.path)?;
     buf.extend_from_slice(b",\"format\":");
@@ -145,7 +167,8 @@ pub fn write_json(out: &mut impl Write, ckpt: &Checkpoint) -> io::Result<()> {
     buf.extend_from_slice(b",\"metadata\":");
     serde_json::to_writer(&mut buf, &doc.metadata)?;
     buf.extend_from_slice(b",\"tensors\":[");
-    for (i, t) in doc.tensors.iter().enumerate() {
+    for (i, t) in ckpt.tensors.iter().enumerate() {
+        let t = TensorJson::of(ckpt, t, sharded);
         if i > 0 {
             buf.push(b',');
         }
