@@ -556,7 +556,12 @@ pub fn analyze_sample(
     size: u64,
 ) -> Result<Analysis, StatsError> {
     let n = view.elements();
-    let take = n.min(size.max(1));
+    if n <= size.max(1) {
+        // The sample would be every element: the exact analysis costs the same, and gives the
+        // exact percentiles of the types counted by bit pattern.
+        return analyze(src, view, bins, &Control::default());
+    }
+    let take = size.max(1);
     let mut values = Vec::with_capacity(take as usize);
     for i in 0..take {
         // Evenly spaced positions; u128 keeps i·n exact for huge tensors.
@@ -575,7 +580,7 @@ pub fn analyze_sample(
         fine.add(v, sf);
     }
     let hist = coarsen(&fine, bins);
-    let sampled = (take < n).then_some(take);
+    let sampled = Some(take);
     Ok(finish(stats, hist, &fine, sampled))
 }
 
