@@ -381,28 +381,4 @@ mod tests {
         assert_eq!((a.stats.zeros, a.stats.mean), (2, 0.5));
         assert_eq!(a.histogram.counts, [2, 2]);
     }
-
-    #[test]
-    fn out_of_range_and_cancel() {
-        let t = entry(DType::BF16, &[8], 16);
-        let src = Source {
-            bytes: &[0u8; 10],
-            dtype: DType::BF16,
-            order: ByteOrder::Little,
-        };
-        assert_eq!(
-            analyze(&src, &View::of(&t), 4, &Control::default()),
-            Err(StatsError::OutOfRange)
-        );
-        let control = Control::default();
-        control.cancel();
-        let src = Source {
-            bytes: &[0u8; 16],
-            ..src
-        };
-        assert_eq!(
-            analyze(&src, &View::of(&t), 4, &control),
-            Err(StatsError::Cancelled)
-        );
-    }
 }

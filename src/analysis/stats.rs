@@ -745,26 +745,32 @@ mod tests {
 
     #[test]
     fn cancel_and_out_of_range() {
-        let (t, bytes) = f32_tensor(&[1.0; 16], &[16]);
-        let src = Source {
-            bytes: &bytes[..32],
-            dtype: DType::F32,
-            order: ByteOrder::Little,
-        };
-        assert_eq!(
-            analyze(&src, &View::of(&t), 4, &Control::default()),
-            Err(StatsError::OutOfRange)
-        );
-        let control = Control::default();
-        control.cancel();
-        let src = Source {
-            bytes: &bytes,
-            dtype: DType::F32,
-            order: ByteOrder::Little,
-        };
-        assert_eq!(
-            analyze(&src, &View::of(&t), 4, &control),
-            Err(StatsError::Cancelled)
-        );
+        // Both paths: two decoding passes (F32) and bit-pattern counting (BF16).
+        for dtype in [DType::F32, DType::BF16] {
+            let t = TensorEntry::contiguous("t".into(), dtype, vec![16], 0, [0, 16 * 4], 0);
+            let bytes = [0u8; 64];
+            let size = dtype.byte_size().unwrap() as usize;
+            let short = Source {
+                bytes: &bytes[..8 * size],
+                dtype,
+                order: ByteOrder::Little,
+            };
+            assert_eq!(
+                analyze(&short, &View::of(&t), 4, &Control::default()),
+                Err(StatsError::OutOfRange),
+                "{dtype}"
+            );
+            let control = Control::default();
+            control.cancel();
+            let whole = Source {
+                bytes: &bytes[..16 * size],
+                ..short
+            };
+            assert_eq!(
+                analyze(&whole, &View::of(&t), 4, &control),
+                Err(StatsError::Cancelled),
+                "{dtype}"
+            );
+        }
     }
 }
