@@ -618,6 +618,20 @@ fn finish(stats: Stats, histogram: Histogram, fine: &Histogram, sampled: Option<
     }
 }
 
+/// Mean and population standard deviation computed directly in `f64`, for tests to check the
+/// streamed figures against.
+#[cfg(test)]
+pub(crate) fn reference_mean_std(values: &[f32]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+    let var = values
+        .iter()
+        .map(|&v| (f64::from(v) - mean).powi(2))
+        .sum::<f64>()
+        / n;
+    (mean, var.sqrt())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -650,15 +664,10 @@ mod tests {
         };
         let a = analyze(&src, &View::of(&t), 10, &Control::default()).unwrap();
         let n = values.len() as f64;
-        let mean = values.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-        let var = values
-            .iter()
-            .map(|&v| (f64::from(v) - mean).powi(2))
-            .sum::<f64>()
-            / n;
+        let (mean, std) = reference_mean_std(&values);
         assert_eq!(a.stats.count, 10_000);
         assert!((a.stats.mean - mean).abs() < 1e-9);
-        assert!((a.stats.std - var.sqrt()).abs() < 1e-9);
+        assert!((a.stats.std - std).abs() < 1e-9);
         assert_eq!(a.stats.min, -5.0);
         assert_eq!(a.stats.max, f64::from(9.99f32 - 5.0));
         assert_eq!(a.histogram.counts.iter().sum::<u64>(), 10_000);
