@@ -349,6 +349,53 @@ mod tests {
         assert!((a.stats.mean - (-1.0)).abs() < 1e-12);
     }
 
+    /// Every narrow dtype, on pseudo-random bytes in both byte orders: counts, extremes and
+    /// the mean match a direct decoding of each element.
+    #[test]
+    fn every_narrow_dtype_matches_direct_decoding() {
+        let mut state = 0x9e37_79b9u32;
+        let bytes: Vec<u8> = (0..3000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                state as u8
+            })
+            .collect();
+        for dtype in DType::ALL.into_iter().filter(|d| table_len(*d).is_some()) {
+            for order in [ByteOrder::Little, ByteOrder::Big] {
+                let n = (bytes.len() as u64 * 8 / dtype.bits()) / 4 * 4;
+                let a = run(dtype, order, &bytes, &[n], 32);
+                let values: Vec<f64> = (0..n)
+                    .map(|i| decode_at(dtype, order, &bytes, i).unwrap())
+                    .collect();
+                let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+                let what = format!("{dtype} {order:?}");
+                assert_eq!(a.stats.count, n, "{what}");
+                assert_eq!(a.stats.finite, finite.len() as u64, "{what}");
+                assert_eq!(
+                    a.stats.nan,
+                    values.iter().filter(|v| v.is_nan()).count() as u64,
+                    "{what}"
+                );
+                let min = finite.iter().copied().fold(f64::INFINITY, f64::min);
+                let max = finite.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                assert_eq!((a.stats.min, a.stats.max), (min, max), "{what}");
+                let mean = finite.iter().sum::<f64>() / finite.len() as f64;
+                assert!(
+                    (a.stats.mean - mean).abs() <= 1e-9 * mean.abs().max(1.0),
+                    "{what}: {} vs {mean}",
+                    a.stats.mean
+                );
+                assert_eq!(
+                    a.histogram.counts.iter().sum::<u64>(),
+                    a.stats.finite,
+                    "{what}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn f4_runs_at_any_parity_and_bool() {
         // 7 bytes = 14 F4 codes: 0..=13.
