@@ -15,6 +15,7 @@ use crate::analysis::kernels::{codes_u8, codes_u16};
 use crate::analysis::slice::View;
 use crate::analysis::stats::{
     Analysis, Histogram, PERCENTILES, Source, Stats, StatsError, coarsen, fine_bins, range_of,
+    scale,
 };
 use crate::dtype::DType;
 use crate::progress::Progress as Control;
@@ -222,11 +223,9 @@ fn from_counts(counts: &[u64], value: impl Fn(usize) -> f64, bins: usize) -> Ana
 
     let (lo, hi) = range_of(&stats);
     let mut fine = Histogram::new(lo, hi, fine_bins(bins));
-    let scale = fine.counts.len() as f64 / (hi - lo);
-    let last = fine.counts.len() - 1;
+    let per_unit = scale(&fine);
     for &(v, c) in &finite {
-        let i = ((v - lo) * scale) as usize;
-        fine.counts[i.min(last)] += c;
+        fine.add(v, per_unit, c);
     }
     let histogram = coarsen(&fine, bins);
 

@@ -11,9 +11,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use rayon::prelude::*;
 
-use crate::analysis::decode::decode_run;
 use crate::analysis::slice::View;
-use crate::analysis::stats::{Histogram, Source, StatsError};
+use crate::analysis::stats::{Element, Histogram, Source, StatsError};
 use crate::dtype::DType;
 use crate::format::{ByteOrder, Checkpoint, TensorEntry};
 use crate::progress::Progress;
@@ -367,7 +366,7 @@ impl Default for Acc {
 
 impl Acc {
     /// A batch of pairs: the multi-lane kernel, or one pair at a time when NaN/Inf are present.
-    fn add_batch<V: Lane>(&mut self, xa: &[V], xb: &[V]) {
+    fn add_batch<V: Element>(&mut self, xa: &[V], xb: &[V]) {
         let k = V::pairs(xa, xb);
         if k.odd {
             for (&x, &y) in xa.iter().zip(xb) {
@@ -481,55 +480,9 @@ struct Side<'a> {
     view: View,
 }
 
-/// A decoded element type for comparisons: `f32` when both dtypes fit it exactly.
-trait Lane: Copy + Send + Sync + 'static {
-    fn run(src: &Source<'_>, first: u64, n: usize, out: &mut Vec<Self>) -> bool;
-    fn at(src: &Source<'_>, i: u64) -> Option<Self>;
-    fn pairs(a: &[Self], b: &[Self]) -> crate::analysis::kernels::PairSums;
-    fn f64(self) -> f64;
-    /// Elements read in place, without decoding ([`crate::analysis::stats::borrow_native`]).
-    fn borrow<'a>(src: &Source<'a>, first: u64, n: usize) -> Option<&'a [Self]>;
-}
-
-impl Lane for f32 {
-    fn run(src: &Source<'_>, first: u64, n: usize, out: &mut Vec<Self>) -> bool {
-        crate::analysis::decode::decode_run_f32(src.dtype, src.order, src.bytes, first, n, out)
-    }
-    fn at(src: &Source<'_>, i: u64) -> Option<Self> {
-        crate::analysis::decode::decode_at(src.dtype, src.order, src.bytes, i).map(|v| v as f32)
-    }
-    fn pairs(a: &[Self], b: &[Self]) -> crate::analysis::kernels::PairSums {
-        crate::analysis::kernels::pairs_f32(a, b)
-    }
-    fn f64(self) -> f64 {
-        f64::from(self)
-    }
-    fn borrow<'a>(src: &Source<'a>, first: u64, n: usize) -> Option<&'a [Self]> {
-        crate::analysis::stats::borrow_native(src, DType::F32, first, n)
-    }
-}
-
-impl Lane for f64 {
-    fn run(src: &Source<'_>, first: u64, n: usize, out: &mut Vec<Self>) -> bool {
-        decode_run(src.dtype, src.order, src.bytes, first, n, out)
-    }
-    fn at(src: &Source<'_>, i: u64) -> Option<Self> {
-        crate::analysis::decode::decode_at(src.dtype, src.order, src.bytes, i)
-    }
-    fn pairs(a: &[Self], b: &[Self]) -> crate::analysis::kernels::PairSums {
-        crate::analysis::kernels::pairs_f64(a, b)
-    }
-    fn f64(self) -> f64 {
-        self
-    }
-    fn borrow<'a>(src: &Source<'a>, first: u64, n: usize) -> Option<&'a [Self]> {
-        crate::analysis::stats::borrow_native(src, DType::F64, first, n)
-    }
-}
-
 /// Walks the elements of two equally shaped views in lockstep, block by block in parallel,
 /// handing decoded batches to `f`.
-fn lockstep<V: Lane, T: Send>(
+fn lockstep<V: Element, T: Send>(
     a: &Side<'_>,
     b: &Side<'_>,
     progress: &Progress,
@@ -568,7 +521,7 @@ fn lockstep<V: Lane, T: Send>(
 
 /// Elements `k0..k1` of a view (row-major): read in place when they are one contiguous run
 /// already of type `V`, decoded into `out` otherwise.
-fn decode_range<'s, V: Lane>(
+fn decode_range<'s, V: Element>(
     src: &Source<'s>,
     view: &View,
     k0: u64,
@@ -645,25 +598,27 @@ pub fn measures(
 ) -> Result<Measures, String> {
     let (sa, sb) = sides(a, ta, b, tb)?;
     let result = if both_f32(&sa, &sb) {
-        lockstep::<f32, _>(
-            &sa,
-            &sb,
-            progress,
-            Acc::default,
-            |acc, xa, xb| acc.add_batch(xa, xb),
-            Acc::merge,
-        )
+        accumulate::<f32>(&sa, &sb, progress)
     } else {
-        lockstep::<f64, _>(
-            &sa,
-            &sb,
-            progress,
-            Acc::default,
-            |acc, xa, xb| acc.add_batch(xa, xb),
-            Acc::merge,
-        )
+        accumulate::<f64>(&sa, &sb, progress)
     };
     result.map(|acc| acc.measures()).map_err(|e| e.to_string())
+}
+
+/// The one pass of [`measures`], decoding to `V`.
+fn accumulate<V: Element>(
+    sa: &Side<'_>,
+    sb: &Side<'_>,
+    progress: &Progress,
+) -> Result<Acc, StatsError> {
+    lockstep::<V, _>(
+        sa,
+        sb,
+        progress,
+        Acc::default,
+        |acc, xa, xb| acc.add_batch(xa, xb),
+        Acc::merge,
+    )
 }
 
 /// Histogram of a − b over `[min_diff, max_diff]` (finite pairs only); the second pass.
@@ -695,7 +650,7 @@ pub fn diff_histogram(
 
 /// Counts of the finite a − b in `bins` bins from `lo`; the differences are taken in `f64`
 /// (two `f32` values can differ by less than an `f32` resolves) and binned by the kernel.
-fn diff_counts<V: Lane>(
+fn diff_counts<V: Element>(
     sa: &Side<'_>,
     sb: &Side<'_>,
     lo: f64,

@@ -10,6 +10,7 @@
 use rayon::prelude::*;
 
 use crate::analysis::decode::{decode_at, decode_run};
+use crate::analysis::kernels;
 use crate::analysis::slice::View;
 use crate::dtype::DType;
 use crate::format::ByteOrder;
@@ -107,12 +108,12 @@ impl Histogram {
         }
     }
 
-    /// Adds a finite value; values outside `[lo, hi]` go to the end bins.
+    /// Adds `count` times a finite value; values outside `[lo, hi]` go to the end bins.
     #[inline(always)]
-    fn add(&mut self, v: f64, scale: f64) {
+    pub(crate) fn add(&mut self, v: f64, scale: f64, count: u64) {
         let last = self.counts.len() - 1;
         let i = ((v - self.lo) * scale) as usize;
-        self.counts[i.min(last)] += 1;
+        self.counts[i.min(last)] += count;
     }
 
     fn merge(&mut self, other: &Histogram) {
@@ -156,22 +157,31 @@ pub struct Analysis {
     pub sampled: Option<u64>,
 }
 
-/// A decoded value: `f32` for the dtypes that fit (half the memory traffic), `f64` otherwise.
-trait Value: Copy + Send + Sync + 'static {
+/// A decoded element: `f32` for the dtypes that fit it exactly (half the memory traffic), `f64`
+/// otherwise. Statistics and comparisons ([`crate::analysis::diff`]) share it: how to decode,
+/// how to read in place, and which kernels to run.
+pub(crate) trait Element: Copy + Send + Sync + 'static {
     fn f64(self) -> f64;
     fn finite(self) -> bool;
-    /// The moment kernel for this type.
-    fn sums(values: &[Self], shift: f64) -> crate::analysis::kernels::BatchSums;
-    /// The histogram kernel for this type (`counts`: bins, then one slot for NaN/Inf).
-    fn bins(values: &[Self], lo: f64, scale: f64, counts: &mut [u32]);
+    /// Decodes `n` consecutive elements from element `first`, appending to `out`; `false` when
+    /// they do not all lie inside the bytes.
+    fn run(src: &Source<'_>, first: u64, n: usize, out: &mut Vec<Self>) -> bool;
+    /// Element `i`, decoded.
+    fn at(src: &Source<'_>, i: u64) -> Option<Self>;
     /// Elements `first..first + n` read in place, without decoding, when the bytes already are
     /// this type in native order and suitably aligned.
     fn borrow<'a>(src: &Source<'a>, first: u64, n: usize) -> Option<&'a [Self]>;
+    /// The moment kernel for this type.
+    fn sums(values: &[Self], shift: f64) -> kernels::BatchSums;
+    /// The histogram kernel for this type (`counts`: bins, then one slot for NaN/Inf).
+    fn bins(values: &[Self], lo: f64, scale: f64, counts: &mut [u32]);
+    /// The comparison kernel for this type.
+    fn pairs(a: &[Self], b: &[Self]) -> kernels::PairSums;
 }
 
 /// Elements `first..first + n` of `src` read in place as `T`, when `src` holds `dtype` (which
 /// is `T`) in native byte order and its bytes are aligned for `T`.
-pub(crate) fn borrow_native<'a, T: bytemuck::Pod>(
+fn borrow_native<'a, T: bytemuck::Pod>(
     src: &Source<'a>,
     dtype: DType,
     first: u64,
@@ -193,7 +203,7 @@ pub(crate) fn borrow_native<'a, T: bytemuck::Pod>(
     bytemuck::try_cast_slice(bytes).ok()
 }
 
-impl Value for f32 {
+impl Element for f32 {
     #[inline(always)]
     fn f64(self) -> f64 {
         f64::from(self)
@@ -202,18 +212,27 @@ impl Value for f32 {
     fn finite(self) -> bool {
         self.is_finite()
     }
-    fn sums(values: &[Self], shift: f64) -> crate::analysis::kernels::BatchSums {
-        crate::analysis::kernels::moments_f32(values, shift)
+    fn run(src: &Source<'_>, first: u64, n: usize, out: &mut Vec<Self>) -> bool {
+        crate::analysis::decode::decode_run_f32(src.dtype, src.order, src.bytes, first, n, out)
     }
-    fn bins(values: &[Self], lo: f64, scale: f64, counts: &mut [u32]) {
-        crate::analysis::kernels::bins_f32(values, lo as f32, scale as f32, counts);
+    fn at(src: &Source<'_>, i: u64) -> Option<Self> {
+        decode_at(src.dtype, src.order, src.bytes, i).map(|v| v as f32)
     }
     fn borrow<'a>(src: &Source<'a>, first: u64, n: usize) -> Option<&'a [Self]> {
         borrow_native(src, DType::F32, first, n)
     }
+    fn sums(values: &[Self], shift: f64) -> kernels::BatchSums {
+        kernels::moments_f32(values, shift)
+    }
+    fn bins(values: &[Self], lo: f64, scale: f64, counts: &mut [u32]) {
+        kernels::bins_f32(values, lo as f32, scale as f32, counts);
+    }
+    fn pairs(a: &[Self], b: &[Self]) -> kernels::PairSums {
+        kernels::pairs_f32(a, b)
+    }
 }
 
-impl Value for f64 {
+impl Element for f64 {
     #[inline(always)]
     fn f64(self) -> f64 {
         self
@@ -222,14 +241,23 @@ impl Value for f64 {
     fn finite(self) -> bool {
         self.is_finite()
     }
-    fn sums(values: &[Self], shift: f64) -> crate::analysis::kernels::BatchSums {
-        crate::analysis::kernels::moments_f64(values, shift)
+    fn run(src: &Source<'_>, first: u64, n: usize, out: &mut Vec<Self>) -> bool {
+        decode_run(src.dtype, src.order, src.bytes, first, n, out)
     }
-    fn bins(values: &[Self], lo: f64, scale: f64, counts: &mut [u32]) {
-        crate::analysis::kernels::bins_f64(values, lo, scale, counts);
+    fn at(src: &Source<'_>, i: u64) -> Option<Self> {
+        decode_at(src.dtype, src.order, src.bytes, i)
     }
     fn borrow<'a>(src: &Source<'a>, first: u64, n: usize) -> Option<&'a [Self]> {
         borrow_native(src, DType::F64, first, n)
+    }
+    fn sums(values: &[Self], shift: f64) -> kernels::BatchSums {
+        kernels::moments_f64(values, shift)
+    }
+    fn bins(values: &[Self], lo: f64, scale: f64, counts: &mut [u32]) {
+        kernels::bins_f64(values, lo, scale, counts);
+    }
+    fn pairs(a: &[Self], b: &[Self]) -> kernels::PairSums {
+        kernels::pairs_f64(a, b)
     }
 }
 
@@ -269,7 +297,7 @@ impl Moments {
     /// Accumulates a batch: sums shifted by the batch's first finite value (numerically safe),
     /// merged into the running moments. A batch with no NaN or Inf (the usual case) takes a
     /// branch-free path.
-    fn add_batch<T: Value>(&mut self, values: &[T]) {
+    fn add_batch<T: Element>(&mut self, values: &[T]) {
         let mut b = Moments {
             count: values.len() as u64,
             ..Moments::default()
@@ -378,14 +406,13 @@ impl Moments {
 }
 
 /// Hands the view's elements `k0..k1` to `f` batch by batch: read in place when the bytes
-/// already are `T` ([`Value::borrow`]), decoded into `buf` otherwise.
-fn visit<T: Value>(
+/// already are `T` ([`Element::borrow`]), decoded into `buf` otherwise.
+fn visit<T: Element>(
     src: &Source<'_>,
     view: &View,
     k0: u64,
     k1: u64,
     buf: &mut Vec<T>,
-    decode_run: fn(&Source<'_>, u64, usize, &mut Vec<T>) -> bool,
     f: &mut dyn FnMut(&[T]),
 ) -> Result<(), StatsError> {
     let mut ok = true;
@@ -404,13 +431,13 @@ fn visit<T: Value>(
             buf.clear();
             let start = first + done * step;
             if step == 1 {
-                if !decode_run(src, start, m as usize, buf) {
+                if !T::run(src, start, m as usize, buf) {
                     ok = false;
                     return false;
                 }
             } else {
                 for i in 0..m {
-                    if !decode_run(src, start + i * step, 1, buf) {
+                    if !T::run(src, start + i * step, 1, buf) {
                         ok = false;
                         return false;
                     }
@@ -426,14 +453,6 @@ fn visit<T: Value>(
     } else {
         Err(StatsError::OutOfRange)
     }
-}
-
-fn run_f32(src: &Source<'_>, first: u64, n: usize, out: &mut Vec<f32>) -> bool {
-    crate::analysis::decode::decode_run_f32(src.dtype, src.order, src.bytes, first, n, out)
-}
-
-fn run_f64(src: &Source<'_>, first: u64, n: usize, out: &mut Vec<f64>) -> bool {
-    decode_run(src.dtype, src.order, src.bytes, first, n, out)
 }
 
 fn blocks(n: u64) -> Vec<(u64, u64)> {
@@ -462,18 +481,17 @@ pub fn analyze(
     if crate::analysis::codes::table_len(src.dtype).is_some() {
         crate::analysis::codes::analyze(src, view, bins, control)
     } else if crate::analysis::decode::fits_f32(src.dtype) {
-        analyze_as::<f32>(src, view, bins, control, run_f32)
+        analyze_as::<f32>(src, view, bins, control)
     } else {
-        analyze_as::<f64>(src, view, bins, control, run_f64)
+        analyze_as::<f64>(src, view, bins, control)
     }
 }
 
-fn analyze_as<T: Value>(
+fn analyze_as<T: Element>(
     src: &Source<'_>,
     view: &View,
     bins: usize,
     control: &Control,
-    decode: fn(&Source<'_>, u64, usize, &mut Vec<T>) -> bool,
 ) -> Result<Analysis, StatsError> {
     let view = view.simplified();
     let n = view.elements();
@@ -487,9 +505,7 @@ fn analyze_as<T: Value>(
                 return Err(StatsError::Cancelled);
             }
             let mut m = Moments::default();
-            visit(src, &view, k0, k1, buf, decode, &mut |batch| {
-                m.add_batch(batch)
-            })?;
+            visit::<T>(src, &view, k0, k1, buf, &mut |batch| m.add_batch(batch))?;
             control.add_done(k1 - k0);
             Ok(m)
         })
@@ -514,7 +530,7 @@ fn analyze_as<T: Value>(
                     // A block has at most BLOCK elements: its `u32` counts cannot overflow.
                     counts.fill(0);
                     let scale = scale(&h);
-                    visit(src, &view, k0, k1, buf, decode, &mut |batch| {
+                    visit::<T>(src, &view, k0, k1, buf, &mut |batch| {
                         T::bins(batch, lo, scale, counts)
                     })?;
                     for (total, &c) in h.counts.iter_mut().zip(counts.iter()) {
@@ -577,7 +593,7 @@ pub fn analyze_sample(
     let mut fine = Histogram::new(lo, hi, fine_bins(bins));
     let sf = scale(&fine);
     for &v in values.iter().filter(|v| v.is_finite()) {
-        fine.add(v, sf);
+        fine.add(v, sf, 1);
     }
     let hist = coarsen(&fine, bins);
     let sampled = Some(take);
@@ -595,7 +611,7 @@ pub(crate) fn range_of(stats: &Stats) -> (f64, f64) {
     }
 }
 
-fn scale(h: &Histogram) -> f64 {
+pub(crate) fn scale(h: &Histogram) -> f64 {
     let w = h.hi - h.lo;
     if w > 0.0 {
         h.counts.len() as f64 / w
