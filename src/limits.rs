@@ -1,8 +1,15 @@
-//! Every bound ckptscope puts on what a file may make it allocate or loop over, in one place.
+//! Every bound ckptscope puts on what a file may make it allocate, loop over or write, in one
+//! place.
 //!
 //! Files are untrusted: a header length, a shape or a pickle opcode count comes from whoever
 //! wrote the file. Each reader checks the relevant limit *before* allocating, so opening a hostile
-//! file costs at most these amounts, and a legitimate file never comes near them.
+//! file costs at most these amounts, and a legitimate file never comes near them. The pickle
+//! bounds are a budget for the **whole file**: every stream in it (concatenated pickles, archive
+//! members, pickles nested in values) draws from the same counts, so a file cannot multiply them.
+//!
+//! Reaching a limit never makes a file look better than it is: the analysis stops, the verdict
+//! is at least `suspicious`, and the message names the limit and how to raise it
+//! (`--limit NAME=VALUE`, see [`Limits::set`]).
 
 /// Bounds applied while reading files.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -13,8 +20,22 @@ pub struct Limits {
     pub max_index_bytes: u64,
     /// Most shards one index may name.
     pub max_shards: usize,
-    /// Bounds on each pickle stream.
+    /// The pickle machine's budget for the whole file (all its streams together).
     pub pickle: crate::pickle::vm::PickleLimits,
+    /// Most pickle streams run for one file: concatenated pickles, archive members and pickles
+    /// nested in values, together.
+    pub max_streams: usize,
+    /// How deep pickles hidden in bytes values are followed.
+    pub max_nesting: usize,
+    /// Bytes inflated from compressed archive members, for the whole file.
+    pub max_inflated_bytes: u64,
+    /// Distinct findings kept for one file; repeats of a kept finding only raise its count, and
+    /// findings past this number are counted in one summary finding per risk.
+    pub max_findings: usize,
+    /// A tensor whose logical bytes exceed the bytes of the storage it views by more than this
+    /// factor (a stride-0 expand) is listed, but `convert` refuses it unless asked to
+    /// materialize expanded tensors.
+    pub max_expansion: u64,
 }
 
 impl Limits {
@@ -24,11 +45,119 @@ impl Limits {
         max_index_bytes: 256 * 1024 * 1024,
         max_shards: 100_000,
         pickle: crate::pickle::vm::PickleLimits::DEFAULT,
+        max_streams: 1_000,
+        max_nesting: 3,
+        max_inflated_bytes: 1 << 30,
+        max_findings: 10_000,
+        max_expansion: 64,
     };
+
+    /// Names accepted by [`Limits::set`], with what each bounds.
+    pub const NAMES: &'static [(&'static str, &'static str)] = &[
+        ("ops", "pickle opcodes executed, whole file"),
+        ("nodes", "pickle values built, whole file"),
+        ("bytes", "bytes of pickle strings materialized, whole file"),
+        ("memo", "memo entries of one pickle stream"),
+        ("stack", "values on the stack of one pickle stream"),
+        ("marks", "MARKs open at once in one pickle stream"),
+        ("streams", "pickle streams run for one file"),
+        ("nesting", "depth of pickles nested in values"),
+        ("inflated", "bytes inflated from compressed archive members"),
+        ("findings", "distinct findings kept for one file"),
+        (
+            "expansion",
+            "logical bytes over storage bytes a tensor may have for convert",
+        ),
+        ("header", "bytes of a safetensors JSON header"),
+        ("index", "bytes of a sharded checkpoint's index"),
+        ("shards", "shards one index may name"),
+    ];
+
+    /// Sets the limit called `name` (one of [`Limits::NAMES`]) to `value`.
+    pub fn set(&mut self, name: &str, value: u64) -> Result<(), String> {
+        let as_usize = || usize::try_from(value).map_err(|_| format!("{value} is too large"));
+        match name {
+            "ops" => self.pickle.max_ops = value,
+            "nodes" => self.pickle.max_nodes = as_usize()?,
+            "bytes" => self.pickle.max_bytes = value,
+            "memo" => self.pickle.max_memo = as_usize()?,
+            "stack" => self.pickle.max_stack = as_usize()?,
+            "marks" => self.pickle.max_marks = as_usize()?,
+            "streams" => self.max_streams = as_usize()?,
+            "nesting" => self.max_nesting = as_usize()?,
+            "inflated" => self.max_inflated_bytes = value,
+            "findings" => self.max_findings = as_usize()?.max(1),
+            "expansion" => self.max_expansion = value.max(1),
+            "header" => self.max_header_bytes = value,
+            "index" => self.max_index_bytes = value,
+            "shards" => self.max_shards = as_usize()?,
+            _ => {
+                let known: Vec<&str> = Self::NAMES.iter().map(|(n, _)| *n).collect();
+                return Err(format!(
+                    "unknown limit `{name}`; the limits are {}",
+                    known.join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies one `NAME=VALUE` assignment (`ops=500000000`, `inflated=4G`); values take an
+    /// optional `K`, `M`, `G` or `T` suffix (powers of 1024).
+    pub fn apply(&mut self, assignment: &str) -> Result<(), String> {
+        let (name, value) = assignment
+            .split_once('=')
+            .ok_or_else(|| format!("`{assignment}` is not NAME=VALUE"))?;
+        let value = parse_amount(value.trim()).ok_or_else(|| {
+            format!("`{value}` is not a whole number (K, M, G, T suffixes allowed)")
+        })?;
+        self.set(name.trim(), value)
+    }
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits::DEFAULT
+    }
+}
+
+/// `123`, `4K`, `16M`, `2G`, `1T` (powers of 1024; `_` separators allowed).
+fn parse_amount(text: &str) -> Option<u64> {
+    let text: String = text.chars().filter(|c| *c != '_').collect();
+    let (digits, shift) = match text.chars().last()? {
+        'k' | 'K' => (&text[..text.len() - 1], 10),
+        'm' | 'M' => (&text[..text.len() - 1], 20),
+        'g' | 'G' => (&text[..text.len() - 1], 30),
+        't' | 'T' => (&text[..text.len() - 1], 40),
+        _ => (text.as_str(), 0),
+    };
+    let n: u64 = digits.parse().ok()?;
+    n.checked_mul(1u64 << shift)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn assignments_set_limits_and_reject_nonsense() {
+        let mut l = Limits::DEFAULT;
+        l.apply("ops=500_000_000").unwrap();
+        l.apply("inflated=4G").unwrap();
+        l.apply("nodes = 2M").unwrap();
+        assert_eq!(l.pickle.max_ops, 500_000_000);
+        assert_eq!(l.max_inflated_bytes, 4 << 30);
+        assert_eq!(l.pickle.max_nodes, 2 << 20);
+        assert!(
+            l.apply("opz=1")
+                .unwrap_err()
+                .contains("unknown limit `opz`")
+        );
+        assert!(l.apply("ops").is_err());
+        assert!(l.apply("ops=-1").is_err());
+        assert!(l.apply("ops=99999999999T").is_err());
+        for (name, _) in Limits::NAMES {
+            l.set(name, 7).unwrap();
+        }
     }
 }
