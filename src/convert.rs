@@ -193,6 +193,7 @@ fn open_input(input: &Path, options: &ConvertOptions) -> Result<Checkpoint, Conv
             policy: options.policy.clone(),
             trust: Some(accept),
         },
+        progress: None,
     };
     let ckpt = crate::format::open_with(input, &open)?;
     let Some(report) = &ckpt.pickle else {

@@ -50,6 +50,12 @@ pub enum Error {
         /// Size now.
         actual: u64,
     },
+    /// Opening was cancelled by the user.
+    #[error("opening was cancelled ({})", path.display())]
+    Cancelled {
+        /// The file.
+        path: PathBuf,
+    },
     /// The user asked for a tensor that is not in the checkpoint.
     #[error("no tensor named `{name}` ({})", path.display())]
     NoSuchTensor {
@@ -83,6 +89,7 @@ impl Error {
             | Error::Invalid { path, .. }
             | Error::Unsupported { path, .. }
             | Error::Changed { path, .. }
+            | Error::Cancelled { path }
             | Error::NoSuchTensor { path, .. } => path,
         }
     }

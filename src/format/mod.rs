@@ -381,12 +381,15 @@ impl Checkpoint {
 }
 
 /// How to open a checkpoint.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct OpenOptions {
     /// Bounds on what a file may make ckptscope allocate.
     pub limits: Limits,
     /// How pickle-based files are judged and read.
     pub pickle: PickleOptions,
+    /// Watched while opening: the pickle engine reports the bytes it has gone through and stops
+    /// with [`Error::Cancelled`] soon after the flag is raised.
+    pub progress: Option<std::sync::Arc<crate::progress::Progress>>,
 }
 
 /// Opens a checkpoint: a file of any supported format, a sharded index, or a folder holding one.

@@ -41,6 +41,40 @@ fn three_digits(v: f64) -> String {
     }
 }
 
+/// Text that came from a file, made safe to print on a terminal: control characters (C0, DEL,
+/// C1, so every ANSI escape sequence), bidirectional overrides and isolates, zero-width and
+/// other invisible format characters, and lone backslashes are shown visibly as `\x1b`,
+/// `\u{202e}`, `\\`. Plain text is returned as it is, without allocating.
+pub fn term(text: &str) -> std::borrow::Cow<'_, str> {
+    fn unsafe_char(c: char) -> bool {
+        c == '\\'
+            || c.is_control()
+            || matches!(c,
+                '\u{200b}'..='\u{200f}' // zero-width space/joiners, LRM, RLM
+                | '\u{2028}'..='\u{202e}' // line/paragraph separators, embeddings, overrides
+                | '\u{2060}'..='\u{2069}' // word joiner, invisible operators, isolates
+                | '\u{feff}' // zero-width no-break space
+                | '\u{fff9}'..='\u{fffb}' // interlinear annotation
+            )
+    }
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c == '\\' {
+            out.push_str("\\\\");
+        } else if !unsafe_char(c) {
+            out.push(c);
+        } else if (c as u32) < 0x100 {
+            out.push_str(&format!("\\x{:02x}", c as u32));
+        } else {
+            out.push_str(&format!("\\u{{{:04x}}}", c as u32));
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// `[4096, 11008]`; `[]` for a scalar.
 pub fn shape(dims: &[u64]) -> String {
     let inner: Vec<String> = dims.iter().map(u64::to_string).collect();
@@ -50,6 +84,20 @@ pub fn shape(dims: &[u64]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_text_is_escaped_for_terminals() {
+        assert!(matches!(
+            term("model.layers.0.weight"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert_eq!(term("w\x1b[2K\x1b[1Ahidden"), "w\\x1b[2K\\x1b[1Ahidden");
+        assert_eq!(term("\x1b]0;TITLE\x07"), "\\x1b]0;TITLE\\x07");
+        assert_eq!(term("os.system\r\n"), "os.system\\x0d\\x0a");
+        assert_eq!(term("a\u{202e}b\u{9b}c"), "a\\u{202e}b\\x9bc");
+        assert_eq!(term("C:\\x1b"), "C:\\\\x1b");
+        assert_eq!(term("poids.\u{e9}t\u{e9}"), "poids.\u{e9}t\u{e9}");
+    }
 
     #[test]
     fn units() {
