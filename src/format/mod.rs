@@ -434,7 +434,13 @@ pub fn open_with(path: &Path, options: &OpenOptions) -> Result<Checkpoint, Error
         | Format::Pickle
         | Format::Numpy
         | Format::NumpyZip
-        | Format::Zip => pytorch::open(mapped, format, limits, &options.pickle),
+        | Format::Zip => pytorch::open(
+            mapped,
+            format,
+            limits,
+            &options.pickle,
+            options.progress.as_deref(),
+        ),
         Format::Gguf => Err(Error::Unsupported {
             path: path.to_path_buf(),
             what: unsupported_message(format),

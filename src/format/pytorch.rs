@@ -61,10 +61,14 @@ pub fn open(
     format: Format,
     limits: &Limits,
     options: &PickleOptions,
+    progress: Option<&crate::progress::Progress>,
 ) -> Result<Checkpoint, Error> {
     let path = mapped.path().to_path_buf();
     let bytes = mapped.bytes();
-    let analysis = pickle::analyze(bytes, format, &options.policy, &limits.pickle);
+    let analysis = pickle::analyze(bytes, format, &options.policy, limits, progress);
+    if analysis.cancelled {
+        return Err(Error::Cancelled { path });
+    }
     let mut report = PickleReport {
         verdict: analysis.verdict,
         findings: analysis.findings.clone(),

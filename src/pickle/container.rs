@@ -7,14 +7,11 @@
 //! ckptscope still scans every member that parses as one.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::ops::Range;
 
 use crate::format::zip::{self, ZipEntry};
 use crate::pickle::policy::{Finding, PersistentKind, Risk};
-
-/// Largest member ckptscope inflates (compressed pickles are small; compressed storages are not
-/// read at all).
-pub const MAX_INFLATED: usize = 512 * 1024 * 1024;
 
 /// What a pickle stream is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,6 +62,10 @@ pub struct TorchZip {
     pub findings: Vec<Finding>,
     /// True for a TorchScript archive.
     pub torchscript: bool,
+    /// Storage record key (the name after `<root>/data/`) → index in `entries`, built once.
+    records: HashMap<String, usize>,
+    /// The same, by lower-cased key (miniz, which torch uses, matches names case-insensitively).
+    records_folded: HashMap<String, usize>,
 }
 
 /// Reads the central directory of a torch zip and finds its records.
@@ -135,7 +136,7 @@ pub fn torch_zip(bytes: &[u8]) -> Result<TorchZip, String> {
     if let Some(e) = entries
         .iter()
         .find(|e| e.name.eq_ignore_ascii_case(&format!("{prefix}byteorder")))
-        && let Ok(b) = member_bytes(bytes, e)
+        && let Ok(b) = member_bytes(bytes, e, 64)
     {
         let text = String::from_utf8_lossy(&b).trim().to_ascii_lowercase();
         out.big_endian = text == "big";
@@ -158,29 +159,46 @@ pub fn torch_zip(bytes: &[u8]) -> Result<TorchZip, String> {
             ),
         ));
     }
+    let data_prefix = format!("{prefix}data/");
+    for (i, e) in entries.iter().enumerate() {
+        let Some(key) = e
+            .name
+            .get(..data_prefix.len())
+            .filter(|p| p.eq_ignore_ascii_case(&data_prefix))
+            .and_then(|_| e.name.get(data_prefix.len()..))
+        else {
+            continue;
+        };
+        if e.name.starts_with(&data_prefix) {
+            out.records.entry(key.to_string()).or_insert(i);
+        }
+        out.records_folded
+            .entry(key.to_ascii_lowercase())
+            .or_insert(i);
+    }
     out.entries = entries;
     Ok(out)
 }
 
 impl TorchZip {
-    /// The entry of storage record `key` (`<root>/data/<key>`), found case-insensitively.
+    /// The entry of storage record `key` (`<root>/data/<key>`), found case-insensitively; O(1).
     pub fn record(&self, key: &str) -> Option<&ZipEntry> {
-        let prefix = if self.root.is_empty() {
-            String::new()
-        } else {
-            format!("{}/", self.root)
+        let i = match self.records.get(key) {
+            Some(i) => *i,
+            None => *self.records_folded.get(&key.to_ascii_lowercase())?,
         };
-        let wanted = format!("{prefix}data/{key}");
-        self.entries.iter().find(|e| e.name == wanted).or_else(|| {
-            self.entries
-                .iter()
-                .find(|e| e.name.eq_ignore_ascii_case(&wanted))
-        })
+        self.entries.get(i)
     }
 }
 
-/// The bytes of a member: borrowed when stored, inflated (bounded) when deflated.
-pub fn member_bytes<'a>(bytes: &'a [u8], entry: &ZipEntry) -> Result<Cow<'a, [u8]>, String> {
+/// The bytes of a member: borrowed when stored, inflated when deflated, to at most `limit`
+/// bytes (more is an error: the member is larger than its directory entry says, or than the
+/// caller allows).
+pub fn member_bytes<'a>(
+    bytes: &'a [u8],
+    entry: &ZipEntry,
+    limit: u64,
+) -> Result<Cow<'a, [u8]>, String> {
     let range = zip::data_range(bytes, entry).map_err(|p| p.to_string())?;
     let raw = bytes
         .get(range.start as usize..range.end as usize)
@@ -188,9 +206,7 @@ pub fn member_bytes<'a>(bytes: &'a [u8], entry: &ZipEntry) -> Result<Cow<'a, [u8
     match entry.method {
         0 => Ok(Cow::Borrowed(raw)),
         8 => {
-            let limit = usize::try_from(entry.size)
-                .unwrap_or(usize::MAX)
-                .min(MAX_INFLATED);
+            let limit = usize::try_from(entry.size.min(limit)).unwrap_or(usize::MAX);
             miniz_oxide::inflate::decompress_to_vec_with_limit(raw, limit.max(1))
                 .map(Cow::Owned)
                 .map_err(|e| format!("member `{}` cannot be inflated: {e:?}", entry.name))

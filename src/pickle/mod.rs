@@ -19,20 +19,19 @@ pub mod value;
 pub mod vm;
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 
 use crate::format::Format;
+use crate::limits::Limits;
 use crate::pickle::container::{Role, Stream, TorchZip};
 use crate::pickle::opcode::Op;
-use crate::pickle::policy::{Class, Context, Finding, PersistentKind, Policy, Risk, Verdict};
-use crate::pickle::vm::{PickleLimits, Program};
+use crate::pickle::policy::{
+    Class, Context, Finding, Findings, Judge, PersistentKind, Policy, Risk, Verdict,
+};
+use crate::pickle::vm::{Budget, PickleError, Program};
+use crate::progress::Progress;
 
 pub use policy::{Risk as FindingRisk, Verdict as ScanVerdict};
-
-/// How deep pickles hidden in bytes values are followed.
-const MAX_NESTED_DEPTH: usize = 3;
-
-/// Most pickles read from one raw stream (joblib files hold a handful).
-const MAX_CONCATENATED: usize = 1000;
 
 /// One pickle stream that was run.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -79,6 +78,11 @@ pub struct Analysis {
     pub tar: Option<tar::TarLayout>,
     /// For `.npy` files: the array header.
     pub npy: Option<container::NpyHeader>,
+    /// Why the analysis stopped before the end of the file, if a limit stopped it (the verdict
+    /// is then at least suspicious).
+    pub stopped: Option<String>,
+    /// True when the user cancelled it.
+    pub cancelled: bool,
 }
 
 /// Where a legacy file's raw storages begin.
@@ -90,8 +94,16 @@ pub struct LegacyLayout {
     pub little_endian: bool,
 }
 
-/// Runs and judges every pickle in `bytes`, a file whose format was detected as `format`.
-pub fn analyze(bytes: &[u8], format: Format, policy: &Policy, limits: &PickleLimits) -> Analysis {
+/// Runs and judges every pickle in `bytes`, a file whose format was detected as `format`, within
+/// one budget for the whole file (`limits`); `progress`, if given, is told the bytes gone through
+/// and polled for cancellation.
+pub fn analyze(
+    bytes: &[u8],
+    format: Format,
+    policy: &Policy,
+    limits: &Limits,
+    progress: Option<&Progress>,
+) -> Analysis {
     let mut a = Analysis {
         format,
         verdict: Verdict::Safe,
@@ -103,10 +115,19 @@ pub fn analyze(bytes: &[u8], format: Format, policy: &Policy, limits: &PickleLim
         legacy_keys: None,
         tar: None,
         npy: None,
+        stopped: None,
+        cancelled: false,
     };
+    if let Some(p) = progress {
+        p.add_total(bytes.len() as u64);
+    }
     let mut runner = Runner {
         policy,
         limits,
+        budget: Budget::new(limits.pickle, progress),
+        findings: Findings::new(limits.max_findings),
+        streams: 0,
+        inflated: 0,
         analysis: &mut a,
     };
     match format {
@@ -118,35 +139,95 @@ pub fn analyze(bytes: &[u8], format: Format, policy: &Policy, limits: &PickleLim
         Format::Numpy => runner.npy(bytes, None, 0),
         _ => runner.raw(bytes),
     }
-    let findings = std::mem::take(&mut a.findings);
-    a.findings = policy::dedupe(findings);
+    let findings = std::mem::replace(&mut runner.findings, Findings::new(1));
+    a.findings = findings.finish();
     a.verdict = Verdict::of(&a.findings);
     a
 }
 
 struct Runner<'r> {
     policy: &'r Policy,
-    limits: &'r PickleLimits,
+    limits: &'r Limits,
+    /// What every stream of the file draws from.
+    budget: Budget<'r>,
+    findings: Findings,
+    /// Streams run so far (nested ones included).
+    streams: usize,
+    /// Bytes inflated from compressed members so far.
+    inflated: u64,
     analysis: &'r mut Analysis,
 }
 
 impl Runner<'_> {
+    /// Ends the analysis early: nothing more is run, and the verdict is at least suspicious.
+    fn stop(&mut self, why: String) {
+        if self.analysis.stopped.is_some() {
+            return;
+        }
+        self.findings.push(Finding::new(
+            Risk::Suspicious,
+            None,
+            format!("{why}; the rest of the file was not scanned, so it cannot be called safe"),
+        ));
+        self.analysis.stopped = Some(why);
+    }
+
+    /// Counts one more stream; false (and the analysis stopped) past the limit.
+    fn admit_stream(&mut self) -> bool {
+        if self.analysis.stopped.is_some() {
+            return false;
+        }
+        self.streams += 1;
+        if self.streams > self.limits.max_streams {
+            self.stop(format!(
+                "analysis stopped: more than {} pickle streams in one file, the limit (raise it with --limit streams=N)",
+                self.limits.max_streams
+            ));
+            return false;
+        }
+        true
+    }
+
+    /// Notes why a stream stopped, when a limit or the user stopped it.
+    fn after_run(&mut self, program: &Program) {
+        match &program.error {
+            Some(e @ PickleError::Limit { .. }) => {
+                let text = e.to_string();
+                self.stop(text);
+            }
+            Some(PickleError::Cancelled { .. }) => {
+                self.analysis.cancelled = true;
+                self.analysis.stopped = Some("cancelled".into());
+            }
+            _ => {}
+        }
+    }
+
     /// Runs one stream, records its report and findings, and returns its program.
     fn run(&mut self, stream: &Stream<'_>) -> Program {
-        let program = vm::run(&stream.bytes, stream.start, self.limits);
+        if !self.admit_stream() {
+            return Program::not_run(stream.start);
+        }
         let ctx = Context {
             member: stream.member.as_deref(),
             base_offset: stream.base_offset,
             persistent: stream.persistent,
         };
-        self.analysis
-            .findings
-            .extend(self.policy.evaluate(&program, &ctx));
+        let program = {
+            let mut judge = Judge::new(self.policy, ctx, &mut self.findings, None);
+            vm::run(&stream.bytes, stream.start, &mut self.budget, &mut judge)
+        };
+        self.after_run(&program);
         self.nested(&program, &ctx, 0);
-        if let Some(err) = &program.error {
+        if let Some(err) = &program.error
+            && !matches!(
+                err,
+                PickleError::Limit { .. } | PickleError::Cancelled { .. }
+            )
+        {
             // Everything seen before the break is already judged. A loader would stop here too,
             // but read on without executing to report any import written after the break.
-            self.analysis.findings.push(
+            self.findings.push(
                 Finding::new(
                     Risk::Info,
                     None,
@@ -164,7 +245,7 @@ impl Runner<'_> {
                     Class::Dangerous(r) => (Risk::Dangerous, r),
                     Class::Unknown(r) => (Risk::Suspicious, r),
                 };
-                self.analysis.findings.push(
+                self.findings.push(
                     Finding::new(
                         risk,
                         Some(format!("{module}.{name}")),
@@ -196,14 +277,19 @@ impl Runner<'_> {
     /// Scans pickles hidden in bytes or str values (the argument of `pickle.loads`,
     /// `torch.storage._load_from_bytes`...): what they would import is reported too.
     fn nested(&mut self, program: &Program, ctx: &Context<'_>, depth: usize) {
-        if depth >= MAX_NESTED_DEPTH {
-            return;
-        }
         for id in 0..program.arena.len() as value::NodeId {
+            if self.analysis.stopped.is_some() {
+                return;
+            }
             let bytes: Cow<'_, [u8]> = match program.arena.get(id) {
                 Some(value::Node::Bytes(b)) => Cow::Borrowed(b),
                 // `_codecs.encode(text, 'latin1')` turns a str into these bytes.
-                Some(value::Node::Str(s)) if s.chars().all(|c| (c as u32) < 256) => {
+                Some(value::Node::Str(s))
+                    if s.len() >= 8
+                        && container::looks_like_pickle(&latin1_prefix(s))
+                        && s.chars().all(|c| (c as u32) < 256) =>
+                {
+                    self.budget.bytes = self.budget.bytes.saturating_add(s.len() as u64);
                     Cow::Owned(s.chars().map(|c| c as u8).collect())
                 }
                 _ => continue,
@@ -211,38 +297,73 @@ impl Runner<'_> {
             if bytes.len() < 8 || !container::looks_like_pickle(&bytes) {
                 continue;
             }
-            let inner = vm::run(&bytes, 0, self.limits);
-            if inner.events.is_empty() {
+            if depth >= self.limits.max_nesting {
+                self.findings.push(Finding::new(
+                    Risk::Suspicious,
+                    None,
+                    format!(
+                        "a {}-byte value that looks like a pickle is nested more than {} levels deep and was not scanned (raise it with --limit nesting=N)",
+                        bytes.len(),
+                        self.limits.max_nesting
+                    ),
+                ));
                 continue;
             }
-            let findings = self.policy.evaluate(
-                &inner,
-                &Context {
-                    base_offset: 0,
-                    ..*ctx
-                },
-            );
-            for mut f in findings.into_iter().filter(|f| f.risk > Risk::Info) {
-                f.reason = format!(
-                    "nested pickle inside a {}-byte value: {}",
-                    bytes.len(),
-                    f.reason
+            if !self.admit_stream() {
+                return;
+            }
+            let inner = {
+                let mut judge = Judge::new(
+                    self.policy,
+                    Context {
+                        base_offset: 0,
+                        ..*ctx
+                    },
+                    &mut self.findings,
+                    Some(bytes.len()),
                 );
-                f.offset = None;
-                self.analysis.findings.push(f);
+                vm::run(&bytes, 0, &mut self.budget, &mut judge)
+            };
+            self.after_run(&inner);
+            if inner.events == 0 {
+                continue;
             }
             self.nested(&inner, ctx, depth + 1);
         }
     }
 
     fn finding(&mut self, f: Finding) {
-        self.analysis.findings.push(f);
+        self.findings.push(f);
+    }
+
+    /// The bytes of a zip member, inflated within what is left of the file's inflate budget;
+    /// `None` when that budget is used up (the analysis is then stopped).
+    fn member<'b>(
+        &mut self,
+        bytes: &'b [u8],
+        entry: &crate::format::zip::ZipEntry,
+    ) -> Option<Result<Cow<'b, [u8]>, String>> {
+        if self.analysis.stopped.is_some() {
+            return None;
+        }
+        let left = self.limits.max_inflated_bytes.saturating_sub(self.inflated);
+        if !entry.is_stored() {
+            if entry.size > left {
+                self.stop(format!(
+                    "analysis stopped: member `{}` inflates to {} bytes, more than the {} bytes left of the file's inflate limit of {} (raise it with --limit inflated=N)",
+                    entry.name, entry.size, left, self.limits.max_inflated_bytes
+                ));
+                return None;
+            }
+            self.inflated += entry.size;
+        }
+        Some(container::member_bytes(bytes, entry, entry.size.min(left)))
     }
 
     /// Raw pickle streams, one after another until the bytes end.
     fn raw(&mut self, bytes: &[u8]) {
         let mut at = 0usize;
-        for index in 0..MAX_CONCATENATED {
+        for index in 0.. {
             let stream = Stream {
                 member: None,
                 bytes: Cow::Borrowed(bytes),
@@ -308,14 +429,15 @@ impl Runner<'_> {
                 return;
             }
         };
-        self.analysis
-            .findings
-            .extend(archive.findings.iter().cloned());
+        self.findings.extend(archive.findings.iter().cloned());
         let data_pkl = archive.data_pkl;
         let mut referenced: Vec<String> = Vec::new();
         if let Some(i) = data_pkl {
             let entry = &archive.entries[i];
-            match container::member_bytes(bytes, entry) {
+            match self
+                .member(bytes, entry)
+                .unwrap_or_else(|| Err(String::new()))
+            {
                 Ok(b) => {
                     let stream = Stream {
                         member: Some(entry.name.clone()),
@@ -329,6 +451,7 @@ impl Runner<'_> {
                     referenced = torch::storage_keys(&program.arena);
                     self.analysis.object = Some(program);
                 }
+                Err(e) if e.is_empty() => {}
                 Err(e) => self.finding(Finding::new(Risk::Suspicious, None, e)),
             }
         } else if matches!(format, Format::PytorchZip | Format::Torchscript) {
@@ -339,21 +462,33 @@ impl Runner<'_> {
             ));
         }
         // Every other member that parses as a pickle is scanned too, whatever its name.
+        let referenced: HashSet<u64> = referenced
+            .iter()
+            .filter_map(|k| archive.record(k))
+            .map(|r| r.local_header_offset)
+            .collect();
         for (i, entry) in archive.entries.iter().enumerate() {
-            if Some(i) == data_pkl || entry.name.ends_with('/') {
-                continue;
+            if self.analysis.stopped.is_some() {
+                break;
             }
-            let is_referenced_record = referenced.iter().any(|k| {
-                archive
-                    .record(k)
-                    .is_some_and(|r| r.local_header_offset == entry.local_header_offset)
-            });
-            if is_referenced_record {
+            if Some(i) == data_pkl
+                || entry.name.ends_with('/')
+                || referenced.contains(&entry.local_header_offset)
+            {
                 continue;
             }
             // One read (and inflate) of the member serves both checks.
-            let Ok(b) = container::member_bytes(bytes, entry) else {
-                continue;
+            let b = match self.member(bytes, entry) {
+                None => break,
+                Some(Ok(b)) => b,
+                Some(Err(e)) => {
+                    self.finding(Finding::new(
+                        Risk::Suspicious,
+                        None,
+                        format!("{e}; the member was not scanned"),
+                    ));
+                    continue;
+                }
             };
             if (format == Format::NumpyZip || entry.name.to_ascii_lowercase().ends_with(".npy"))
                 && b.starts_with(b"\x93NUMPY")
@@ -375,11 +510,13 @@ impl Runner<'_> {
             let program = self.run(&stream);
             // Random bytes that happen to start like a pickle fail at once; only report members
             // that really are pickles.
-            if program.error.is_some() && program.events.is_empty() && program.ops < 8 {
+            if program.error.is_some()
+                && program.events == 0
+                && program.ops < 8
+                && self.analysis.stopped.is_none()
+            {
                 self.analysis.streams.pop();
-                self.analysis
-                    .findings
-                    .retain(|f| f.member.as_deref() != Some(entry.name.as_str()));
+                self.findings.forget_member(&entry.name);
                 continue;
             }
             let lower = entry.name.to_ascii_lowercase();
@@ -500,7 +637,7 @@ impl Runner<'_> {
                 }
             }
         }
-        self.analysis.findings.extend(
+        self.findings.extend(
             layout
                 .problems
                 .iter()
@@ -541,6 +678,14 @@ impl Runner<'_> {
             Err(e) => self.finding(Finding::new(Risk::Info, None, e)),
         }
     }
+}
+
+/// The first two characters of `s` as latin-1 bytes (enough for [`container::looks_like_pickle`]).
+fn latin1_prefix(s: &str) -> Vec<u8> {
+    s.chars()
+        .take(2)
+        .map(|c| u8::try_from(u32::from(c)).unwrap_or(0))
+        .collect()
 }
 
 /// Walks opcodes linearly from `start` (as `pickletools.genops` does, without a stack) and

@@ -8,11 +8,12 @@
 //! warning is (`dangerous` for what runs code, spawns processes, touches files or sockets, or
 //! loads another pickle); they are never what makes a file safe.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, Hasher};
 
 use crate::pickle::opcode::Op;
 use crate::pickle::value::{Arena, Node, Val};
-use crate::pickle::vm::{Event, Program};
+use crate::pickle::vm::{Event, Sink};
 
 /// How risky a finding is. Ordered: a file's verdict is its worst finding.
 #[derive(
@@ -182,97 +183,6 @@ impl Policy {
         Class::Unknown(unknown_reason(&module, &name))
     }
 
-    /// Evaluates the events of one pickle run into findings.
-    pub fn evaluate(&self, program: &Program, ctx: &Context<'_>) -> Vec<Finding> {
-        let arena = &program.arena;
-        let mut out = Vec::new();
-        let at = |f: Finding, offset: u64, op: Option<Op>| {
-            f.at(ctx.member, offset + ctx.base_offset, op)
-        };
-        for event in &program.events {
-            match event {
-                Event::Global { node, offset, op } => {
-                    let Some(Node::Global { module, name }) = arena.get(*node) else {
-                        continue;
-                    };
-                    if module.starts_with("<computed") {
-                        // Judged by its ComputedGlobal event.
-                        continue;
-                    }
-                    let full = display_global(module, name);
-                    match self.classify(module, name) {
-                        Class::Allowed | Class::UserAllowed => {}
-                        Class::Dangerous(reason) => out.push(at(
-                            Finding::new(Risk::Dangerous, Some(full), reason),
-                            *offset,
-                            Some(*op),
-                        )),
-                        Class::Unknown(reason) => out.push(at(
-                            Finding::new(Risk::Suspicious, Some(full), reason),
-                            *offset,
-                            Some(*op),
-                        )),
-                    }
-                }
-                Event::Call { node, offset, op } => {
-                    let Some(Node::Object(obj)) = arena.get(*node) else {
-                        continue;
-                    };
-                    if let Some(f) = self.check_call(arena, obj.callable, *op) {
-                        out.push(at(f, *offset, Some(*op)));
-                    }
-                }
-                Event::Build { target, offset, .. } => {
-                    if let Some(f) = self.check_build(arena, *target) {
-                        out.push(at(f, *offset, Some(Op::Build)));
-                    }
-                }
-                Event::Persistent { pid, offset, op } => {
-                    if let Some(f) = check_persistent(arena, *pid, ctx.persistent) {
-                        out.push(at(f, *offset, Some(*op)));
-                    }
-                }
-                Event::MethodCall { target, offset, op } => {
-                    if let Some(f) = self.check_method_call(arena, *target, *op) {
-                        out.push(at(f, *offset, Some(*op)));
-                    }
-                }
-                Event::Extension { code, offset } => out.push(at(
-                    Finding::new(
-                        Risk::Suspicious,
-                        Some(format!("<extension code {code}>")),
-                        "EXT opcode: imports whatever global `copyreg` has registered under this code in the loading process; unknown until load time",
-                    ),
-                    *offset,
-                    Some(Op::Ext4),
-                )),
-                Event::ComputedGlobal { module, name, offset } => out.push(at(
-                    Finding::new(
-                        Risk::Dangerous,
-                        None,
-                        format!(
-                            "STACK_GLOBAL imports a name computed while loading ({}.{}): what it imports is only known when it runs",
-                            arena.repr(*module, 60),
-                            arena.repr(*name, 60)
-                        ),
-                    ),
-                    *offset,
-                    Some(Op::StackGlobal),
-                )),
-                Event::Buffer { offset } => out.push(at(
-                    Finding::new(
-                        Risk::Info,
-                        None,
-                        "out-of-band buffer (protocol 5): the loader must supply it; torch.load cannot",
-                    ),
-                    *offset,
-                    Some(Op::NextBuffer),
-                )),
-            }
-        }
-        out
-    }
-
     fn is_allowed(&self, arena: &Arena, callable: Val) -> bool {
         arena.global(callable).is_some_and(|(m, n)| {
             matches!(self.classify(m, n), Class::Allowed | Class::UserAllowed)
@@ -422,28 +332,337 @@ fn check_persistent(arena: &Arena, pid: Val, kind: PersistentKind) -> Option<Fin
     })
 }
 
-/// Merges repeated findings (same risk, global, reason and member) into one with a count,
-/// keeping the first location; worst first, then by offset.
-pub fn dedupe(findings: Vec<Finding>) -> Vec<Finding> {
-    let mut merged: BTreeMap<(Risk, Option<String>, String, Option<String>), Finding> =
-        BTreeMap::new();
-    let mut order = Vec::new();
-    for f in findings {
-        let key = (f.risk, f.global.clone(), f.reason.clone(), f.member.clone());
-        match merged.get_mut(&key) {
-            Some(existing) => existing.count += f.count,
+/// The findings of one file, merged as they come: one entry per (risk, global, reason, member)
+/// with a count and the first location, at most `max` entries (later distinct findings are
+/// counted per risk in one summary line each, so the verdict never loses them).
+#[derive(Debug)]
+pub struct Findings {
+    list: Vec<Finding>,
+    /// Hash of a finding's key → indexes in `list` with that hash.
+    index: HashMap<u64, Vec<usize>, ahash::RandomState>,
+    hasher: ahash::RandomState,
+    max: usize,
+    /// Findings not kept, by risk (Info, Suspicious, Dangerous).
+    dropped: [u64; 3],
+}
+
+impl Findings {
+    /// An empty set that keeps at most `max` distinct findings.
+    pub fn new(max: usize) -> Findings {
+        Findings {
+            list: Vec::new(),
+            index: HashMap::default(),
+            hasher: ahash::RandomState::new(),
+            max: max.max(1),
+            dropped: [0; 3],
+        }
+    }
+
+    fn key_hash(&self, f: &Finding) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        (f.risk, &f.global, &f.reason, &f.member).hash(&mut h);
+        h.finish()
+    }
+
+    /// Adds `f`, merged into an equal finding if there is one; returns where it is kept.
+    pub fn push(&mut self, f: Finding) -> Option<usize> {
+        let hash = self.key_hash(&f);
+        if let Some(candidates) = self.index.get(&hash) {
+            for &i in candidates {
+                if let Some(e) = self.list.get_mut(i)
+                    && e.risk == f.risk
+                    && e.global == f.global
+                    && e.reason == f.reason
+                    && e.member == f.member
+                {
+                    e.count = e.count.saturating_add(f.count);
+                    return Some(i);
+                }
+            }
+        }
+        if self.list.len() >= self.max {
+            let slot = &mut self.dropped[f.risk as usize];
+            *slot = slot.saturating_add(f.count);
+            return None;
+        }
+        self.index.entry(hash).or_default().push(self.list.len());
+        self.list.push(f);
+        Some(self.list.len() - 1)
+    }
+
+    /// Counts `n` more occurrences of the finding kept at `i`.
+    pub fn bump(&mut self, i: usize, n: u64) {
+        if let Some(f) = self.list.get_mut(i) {
+            f.count = f.count.saturating_add(n);
+        }
+    }
+
+    /// Adds every finding of `more`.
+    pub fn extend(&mut self, more: impl IntoIterator<Item = Finding>) {
+        for f in more {
+            self.push(f);
+        }
+    }
+
+    /// Drops the findings located in archive member `member` (a member that turned out not to
+    /// be a pickle).
+    pub fn forget_member(&mut self, member: &str) {
+        let kept: Vec<Finding> = std::mem::take(&mut self.list)
+            .into_iter()
+            .filter(|f| f.member.as_deref() != Some(member))
+            .collect();
+        self.index.clear();
+        for f in kept {
+            self.push(f);
+        }
+    }
+
+    /// The worst risk seen so far, kept or not.
+    pub fn verdict(&self) -> Verdict {
+        let dropped = [Risk::Info, Risk::Suspicious, Risk::Dangerous]
+            .into_iter()
+            .filter(|r| self.dropped[*r as usize] > 0)
+            .map(|r| Finding::new(r, None, ""))
+            .collect::<Vec<_>>();
+        Verdict::of(self.list.iter().chain(dropped.iter()))
+    }
+
+    /// The findings, worst first (in the order they were found within a risk), with one summary
+    /// finding per risk for those not kept.
+    pub fn finish(mut self) -> Vec<Finding> {
+        for risk in [Risk::Info, Risk::Suspicious, Risk::Dangerous] {
+            let n = self.dropped[risk as usize];
+            if n > 0 {
+                let mut f = Finding::new(
+                    risk,
+                    None,
+                    format!(
+                        "{n} more {} findings not listed: more than {} distinct findings, the limit (raise it with --limit findings=N)",
+                        risk_name(risk),
+                        self.max
+                    ),
+                );
+                f.count = 1;
+                self.list.push(f);
+            }
+        }
+        self.list.sort_by_key(|f| std::cmp::Reverse(f.risk));
+        self.list
+    }
+}
+
+fn risk_name(risk: Risk) -> &'static str {
+    match risk {
+        Risk::Info => "info",
+        Risk::Suspicious => "suspicious",
+        Risk::Dangerous => "dangerous",
+    }
+}
+
+/// Judges each event of one pickle stream as the machine meets it, into a file's [`Findings`].
+///
+/// Repeats cost O(1): the verdict on each event is cached by what decides it (the imported name,
+/// the callable, the BUILD or method-call target, the persistent id), so a million BUILDs on one
+/// object make one finding with a count, not a million formatted reasons.
+pub struct Judge<'a> {
+    policy: &'a Policy,
+    ctx: Context<'a>,
+    findings: &'a mut Findings,
+    /// For a pickle found inside a value: its byte length. Its findings above Info are reported
+    /// with that context and no offset.
+    nested_in: Option<usize>,
+    /// Event key → the finding it produced (None: it produced none).
+    seen: HashMap<(u8, u8, u64), Option<usize>, ahash::RandomState>,
+    /// Globals judged: hash of (module, name) → (module, name, finding).
+    globals: HashMap<u64, (String, String, Option<usize>), ahash::RandomState>,
+    hasher: ahash::RandomState,
+}
+
+/// Most event verdicts a [`Judge`] caches; past that it judges each event afresh (still
+/// correct, only slower).
+const JUDGE_CACHE: usize = 1 << 20;
+
+/// An exact key for a value: (tag, bits).
+fn val_key(v: Val) -> (u8, u64) {
+    match v {
+        Val::None => (0, 0),
+        Val::Bool(b) => (1, u64::from(b)),
+        Val::Int(i) => (2, i as u64),
+        Val::Float(f) => (3, f.to_bits()),
+        Val::Ref(id) => (4, u64::from(id)),
+    }
+}
+
+impl<'a> Judge<'a> {
+    /// A judge for one stream located by `ctx`, writing into `findings`.
+    pub fn new(
+        policy: &'a Policy,
+        ctx: Context<'a>,
+        findings: &'a mut Findings,
+        nested_in: Option<usize>,
+    ) -> Judge<'a> {
+        Judge {
+            policy,
+            ctx,
+            findings,
+            nested_in,
+            seen: HashMap::default(),
+            globals: HashMap::default(),
+            hasher: ahash::RandomState::new(),
+        }
+    }
+
+    /// Records `f` found at `offset` by `op`; returns where it is kept.
+    fn record(&mut self, f: Option<Finding>, offset: u64, op: Option<Op>) -> Option<usize> {
+        let mut f = f?;
+        match self.nested_in {
             None => {
-                order.push(key.clone());
-                merged.insert(key, f);
+                f = f.at(self.ctx.member, offset + self.ctx.base_offset, op);
+            }
+            Some(len) => {
+                if f.risk == Risk::Info {
+                    return None;
+                }
+                f = f.at(self.ctx.member, 0, op);
+                f.offset = None;
+                f.reason = format!("nested pickle inside a {len}-byte value: {}", f.reason);
+            }
+        }
+        self.findings.push(f)
+    }
+
+    /// Judges an event through the cache: `decide` runs only the first time `key` is seen.
+    fn cached(
+        &mut self,
+        key: (u8, u8, u64),
+        offset: u64,
+        op: Option<Op>,
+        decide: impl FnOnce(&Self) -> Option<Finding>,
+    ) {
+        if let Some(kept) = self.seen.get(&key) {
+            if let Some(i) = *kept {
+                self.findings.bump(i, 1);
+            }
+            return;
+        }
+        let f = decide(self);
+        let kept = self.record(f, offset, op);
+        if self.seen.len() < JUDGE_CACHE {
+            self.seen.insert(key, kept);
+        }
+    }
+
+    fn global(&mut self, module: &str, name: &str, offset: u64, op: Op) {
+        let mut h = self.hasher.build_hasher();
+        (module, name).hash(&mut h);
+        let hash = h.finish();
+        if let Some((m, n, kept)) = self.globals.get(&hash)
+            && m == module
+            && n == name
+        {
+            if let Some(i) = *kept {
+                self.findings.bump(i, 1);
+            }
+            return;
+        }
+        let full = display_global(module, name);
+        let f = match self.policy.classify(module, name) {
+            Class::Allowed | Class::UserAllowed => None,
+            Class::Dangerous(reason) => Some(Finding::new(Risk::Dangerous, Some(full), reason)),
+            Class::Unknown(reason) => Some(Finding::new(Risk::Suspicious, Some(full), reason)),
+        };
+        let kept = self.record(f, offset, Some(op));
+        if self.globals.len() < JUDGE_CACHE {
+            self.globals
+                .insert(hash, (module.to_string(), name.to_string(), kept));
+        }
+    }
+}
+
+impl Sink for Judge<'_> {
+    fn event(&mut self, arena: &Arena, event: Event) {
+        match event {
+            Event::Global { node, offset, op } => {
+                let Some(Node::Global { module, name }) = arena.get(node) else {
+                    return;
+                };
+                if module.starts_with("<computed") {
+                    // Judged by its ComputedGlobal event.
+                    return;
+                }
+                self.global(module, name, offset, op);
+            }
+            Event::Call { node, offset, op } => {
+                let Some(Node::Object(obj)) = arena.get(node) else {
+                    return;
+                };
+                if matches!(arena.node(obj.callable), Some(Node::Global { .. })) {
+                    // The import itself was judged when it happened.
+                    return;
+                }
+                let (tag, bits) = val_key(obj.callable);
+                let callable = obj.callable;
+                self.cached((1, tag, bits), offset, Some(op), |j| {
+                    j.policy.check_call(arena, callable, op)
+                });
+            }
+            Event::Build { target, offset, .. } => {
+                let (tag, bits) = val_key(target);
+                self.cached((2, tag, bits), offset, Some(Op::Build), |j| {
+                    j.policy.check_build(arena, target)
+                });
+            }
+            Event::Persistent { pid, offset, op } => {
+                let kind = self.ctx.persistent;
+                if let Some(f) = check_persistent(arena, pid, kind) {
+                    let (tag, bits) = val_key(pid);
+                    self.cached((3, tag, bits), offset, Some(op), |_| Some(f));
+                }
+            }
+            Event::MethodCall { target, offset, op } => {
+                let (tag, bits) = val_key(target);
+                // One cache slot per (method, target): kinds 64 and up.
+                let kind = 64u8.wrapping_add(op as u8);
+                self.cached((kind, tag, bits), offset, Some(op), |j| {
+                    j.policy.check_method_call(arena, target, op)
+                });
+            }
+            Event::Extension { code, offset } => {
+                self.cached((5, 0, u64::from(code)), offset, Some(Op::Ext4), |_| {
+                    Some(Finding::new(
+                        Risk::Suspicious,
+                        Some(format!("<extension code {code}>")),
+                        "EXT opcode: imports whatever global `copyreg` has registered under this code in the loading process; unknown until load time",
+                    ))
+                });
+            }
+            Event::ComputedGlobal {
+                module,
+                name,
+                offset,
+            } => {
+                let f = Finding::new(
+                    Risk::Dangerous,
+                    None,
+                    format!(
+                        "STACK_GLOBAL imports a name computed while loading ({}.{}): what it imports is only known when it runs",
+                        arena.repr(module, 60),
+                        arena.repr(name, 60)
+                    ),
+                );
+                self.record(Some(f), offset, Some(Op::StackGlobal));
+            }
+            Event::Buffer { offset } => {
+                self.cached((6, 0, 0), offset, Some(Op::NextBuffer), |_| {
+                    Some(Finding::new(
+                        Risk::Info,
+                        None,
+                        "out-of-band buffer (protocol 5): the loader must supply it; torch.load cannot",
+                    ))
+                });
             }
         }
     }
-    let mut out: Vec<Finding> = order
-        .into_iter()
-        .filter_map(|k| merged.remove(&k))
-        .collect();
-    out.sort_by_key(|f| std::cmp::Reverse(f.risk));
-    out
 }
 
 /// `module.name` as users read it.

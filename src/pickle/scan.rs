@@ -60,7 +60,7 @@ pub fn scan_file(path: &Path, policy: &Policy, limits: &Limits) -> Result<ScanRe
             Vec::new(),
         ));
     }
-    let analysis = analyze(mapped.bytes(), format, policy, &limits.pickle);
+    let analysis = analyze(mapped.bytes(), format, policy, limits, None);
     Ok(result(
         analysis.verdict,
         analysis.findings,

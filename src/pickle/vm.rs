@@ -4,41 +4,97 @@
 //! rules for PUT/GET/MEMOIZE, the same errors for what CPython rejects), so the value it builds
 //! and the globals it sees are the ones `pickle.load` would see. Where CPython would import a
 //! module or call something, the machine makes a symbolic node instead and records an
-//! [`Event`]; the policy reads those events afterwards. Every quantity a file controls is bounded
-//! by [`PickleLimits`] before anything is allocated.
+//! [`Event`] and hands it to a [`Sink`] at once (the policy judges it there, so nothing grows
+//! with the number of events). Every quantity a file controls is charged to a [`Budget`] shared
+//! by all the streams of one file before anything is allocated, and every opcode costs O(1)
+//! amortised: dict keys are found through an index kept as items are set.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, Hasher};
 
 use crate::pickle::opcode::Op;
 use crate::pickle::value::{Arena, CallKind, Node, NodeId, Object, Val};
 
-/// Bounds on what one pickle stream may make the machine do.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Bounds on what the pickles of one file may make the machine do. Opcodes, nodes, stored
+/// values and bytes are counted over the whole file (every stream draws from one [`Budget`]);
+/// memo, stack and marks are what one stream may hold at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PickleLimits {
-    /// Opcodes executed.
+    /// Opcodes executed, whole file.
     pub max_ops: u64,
-    /// Memo entries.
+    /// Memo entries of one stream.
     pub max_memo: usize,
-    /// Values on the stack.
+    /// Values on the stack of one stream.
     pub max_stack: usize,
-    /// MARKs open at once (how deep `(` … `t` can nest).
+    /// MARKs open at once in one stream (how deep `(` … `t` can nest).
     pub max_marks: usize,
-    /// Nodes built.
+    /// Nodes built (strings, containers, objects...), whole file.
     pub max_nodes: usize,
-    /// Bytes of strings and bytes materialized.
+    /// Values stored in containers (list items, dict entries, tuple members, object states),
+    /// whole file.
+    pub max_items: u64,
+    /// Bytes of strings and bytes materialized, whole file.
     pub max_bytes: u64,
 }
 
 impl PickleLimits {
-    /// Far above what any real checkpoint needs (a 1M-tensor state dict takes ~60M ops).
+    /// Far above what real checkpoints need (a 100,000-tensor state dict takes about 6M opcodes,
+    /// 1M nodes and 2M stored values), and small enough that the worst file costs a few seconds
+    /// and at most about 3 GiB (16M nodes of at most 64 bytes, 64M stored values of 16 bytes,
+    /// 1 GiB of strings).
     pub const DEFAULT: PickleLimits = PickleLimits {
-        max_ops: 200_000_000,
-        max_memo: 20_000_000,
-        max_stack: 20_000_000,
+        max_ops: 100_000_000,
+        max_memo: 16_000_000,
+        max_stack: 16_000_000,
         max_marks: 10_000,
-        max_nodes: 50_000_000,
-        max_bytes: 1 << 31,
+        max_nodes: 16_000_000,
+        max_items: 64_000_000,
+        max_bytes: 1 << 30,
     };
+}
+
+/// What the streams of one file have used of their [`PickleLimits`], and who watches.
+#[derive(Debug)]
+pub struct Budget<'p> {
+    /// The limits.
+    pub limits: PickleLimits,
+    /// Opcodes executed so far.
+    pub ops: u64,
+    /// Nodes built so far.
+    pub nodes: u64,
+    /// Values stored in containers so far.
+    pub items: u64,
+    /// Bytes materialized so far.
+    pub bytes: u64,
+    /// Polled every 65,536 opcodes: cancellation, and input bytes gone through.
+    pub progress: Option<&'p crate::progress::Progress>,
+}
+
+impl<'p> Budget<'p> {
+    /// A fresh budget.
+    pub fn new(limits: PickleLimits, progress: Option<&'p crate::progress::Progress>) -> Self {
+        Budget {
+            limits,
+            ops: 0,
+            nodes: 0,
+            items: 0,
+            bytes: 0,
+            progress,
+        }
+    }
+}
+
+/// Receives each [`Event`] as the machine meets it, with the arena as it is at that moment.
+pub trait Sink {
+    /// One event.
+    fn event(&mut self, arena: &Arena, event: Event);
+}
+
+/// Collects the events (tests and tools that want the raw list).
+impl Sink for Vec<Event> {
+    fn event(&mut self, _arena: &Arena, event: Event) {
+        self.push(event);
+    }
 }
 
 impl Default for PickleLimits {
@@ -195,13 +251,21 @@ pub enum PickleError {
     },
     /// One of the [`PickleLimits`] was reached.
     #[error(
-        "stopped at offset {offset}: more than {limit} {what} (a limit ckptscope sets against hostile files)"
+        "analysis stopped at offset {offset}: more than {limit} {what}, the limit ckptscope sets against hostile files (raise it with --limit {name}=N)"
     )]
     Limit {
-        /// Which quantity.
+        /// Which quantity, as people read it.
         what: &'static str,
+        /// Its name for `--limit` ([`crate::Limits::set`]).
+        name: &'static str,
         /// Its limit.
         limit: u64,
+        /// Where.
+        offset: u64,
+    },
+    /// The user cancelled.
+    #[error("cancelled at offset {offset}")]
+    Cancelled {
         /// Where.
         offset: u64,
     },
@@ -219,7 +283,8 @@ impl PickleError {
             | PickleError::BadOperand { offset, .. }
             | PickleError::BadValue { offset, .. }
             | PickleError::BadProtocol { offset, .. }
-            | PickleError::Limit { offset, .. } => *offset,
+            | PickleError::Limit { offset, .. }
+            | PickleError::Cancelled { offset } => *offset,
         }
     }
 }
@@ -232,8 +297,8 @@ pub struct Program {
     pub arena: Arena,
     /// The object STOP returned, if the stream got that far.
     pub root: Option<Val>,
-    /// What a real unpickler would have imported or called, in order.
-    pub events: Vec<Event>,
+    /// How many events (imports, calls, builds...) were handed to the sink.
+    pub events: u64,
     /// Why the stream stopped early.
     pub error: Option<PickleError>,
     /// Offset just past the STOP (or where it stopped).
@@ -244,23 +309,53 @@ pub struct Program {
     pub ops: u64,
 }
 
-/// Runs the pickle that starts at `start` in `input` up to its STOP.
-pub fn run(input: &[u8], start: usize, limits: &PickleLimits) -> Program {
+impl Program {
+    /// The program of a stream that was not run because the file's analysis had already
+    /// stopped.
+    pub fn not_run(start: usize) -> Program {
+        Program {
+            arena: Arena::default(),
+            root: None,
+            events: 0,
+            error: Some(PickleError::Limit {
+                what: "work for one file (the analysis had already stopped)",
+                name: "ops",
+                limit: 0,
+                offset: start as u64,
+            }),
+            end: start as u64,
+            protocol: 0,
+            ops: 0,
+        }
+    }
+}
+
+/// Runs the pickle that starts at `start` in `input` up to its STOP, charging `budget` and
+/// handing every event to `sink`.
+pub fn run(input: &[u8], start: usize, budget: &mut Budget<'_>, sink: &mut dyn Sink) -> Program {
+    let limits = budget.limits;
     let mut m = Machine {
         input,
         pos: start,
         limits,
+        budget,
+        sink,
         arena: Arena::default(),
         stack: Vec::new(),
         marks: Vec::new(),
         memo: HashMap::new(),
-        events: Vec::new(),
+        dict_index: HashMap::default(),
+        keys: ahash::RandomState::new(),
+        events: 0,
         ops: 0,
         protocol: 0,
-        materialized: 0,
         op_start: start,
+        reported: start,
     };
     let outcome = m.execute();
+    if let Some(p) = m.budget.progress {
+        p.add_done(m.pos.saturating_sub(m.reported) as u64);
+    }
     let (root, error) = match outcome {
         Ok(root) => (Some(root), None),
         Err(e) => (None, Some(e)),
@@ -276,24 +371,49 @@ pub fn run(input: &[u8], start: usize, limits: &PickleLimits) -> Program {
     }
 }
 
-struct Machine<'a> {
+struct Machine<'a, 'b> {
     input: &'a [u8],
     pos: usize,
-    limits: &'a PickleLimits,
+    limits: PickleLimits,
+    budget: &'a mut Budget<'b>,
+    sink: &'a mut dyn Sink,
     arena: Arena,
     stack: Vec<Val>,
     marks: Vec<usize>,
     memo: HashMap<u64, Val>,
-    events: Vec<Event>,
+    /// (dict node, key hash) → entry index, kept as entries are added.
+    dict_index: HashMap<(NodeId, u64), usize, ahash::RandomState>,
+    keys: ahash::RandomState,
+    events: u64,
     ops: u64,
     protocol: u8,
-    materialized: u64,
     op_start: usize,
+    /// Input position last reported to the progress watcher.
+    reported: usize,
 }
 
 type Step<T> = Result<T, PickleError>;
 
-impl Machine<'_> {
+impl Machine<'_, '_> {
+    fn emit(&mut self, event: Event) {
+        self.events += 1;
+        self.sink.event(&self.arena, event);
+    }
+
+    /// Every 65,536 opcodes: has the user cancelled? (and how far the input is read).
+    fn poll(&mut self) -> Step<()> {
+        if let Some(p) = self.budget.progress {
+            p.add_done(self.pos.saturating_sub(self.reported) as u64);
+            self.reported = self.pos;
+            if p.is_cancelled() {
+                return Err(PickleError::Cancelled {
+                    offset: self.pos as u64,
+                });
+            }
+        }
+        Ok(())
+    }
+
     fn execute(&mut self) -> Step<Val> {
         loop {
             self.op_start = self.pos;
@@ -309,8 +429,12 @@ impl Machine<'_> {
             })?;
             self.pos += 1;
             self.ops += 1;
-            if self.ops > self.limits.max_ops {
-                return Err(self.limit("opcodes", self.limits.max_ops));
+            self.budget.ops += 1;
+            if self.budget.ops > self.limits.max_ops {
+                return Err(self.limit("opcodes", "ops", self.limits.max_ops));
+            }
+            if self.ops & 0xffff == 0 {
+                self.poll()?;
             }
             if let Some(root) = self.step(op)? {
                 return Ok(root);
@@ -322,9 +446,10 @@ impl Machine<'_> {
         self.op_start as u64
     }
 
-    fn limit(&self, what: &'static str, limit: u64) -> PickleError {
+    fn limit(&self, what: &'static str, name: &'static str, limit: u64) -> PickleError {
         PickleError::Limit {
             what,
+            name,
             limit,
             offset: self.offset(),
         }
@@ -407,9 +532,22 @@ impl Machine<'_> {
 
     /// Counts materialized bytes against the limit before they are copied.
     fn charge(&mut self, n: u64) -> Step<()> {
-        self.materialized = self.materialized.saturating_add(n);
-        if self.materialized > self.limits.max_bytes {
-            return Err(self.limit("bytes of strings", self.limits.max_bytes));
+        self.budget.bytes = self.budget.bytes.saturating_add(n);
+        if self.budget.bytes > self.limits.max_bytes {
+            return Err(self.limit("bytes of strings", "bytes", self.limits.max_bytes));
+        }
+        Ok(())
+    }
+
+    /// Counts values about to be stored in a container.
+    fn store(&mut self, n: usize) -> Step<()> {
+        self.budget.items = self.budget.items.saturating_add(n as u64);
+        if self.budget.items > self.limits.max_items {
+            return Err(self.limit(
+                "values stored in containers",
+                "items",
+                self.limits.max_items,
+            ));
         }
         Ok(())
     }
@@ -435,15 +573,20 @@ impl Machine<'_> {
 
     fn push(&mut self, v: Val) -> Step<()> {
         if self.stack.len() >= self.limits.max_stack {
-            return Err(self.limit("values on the stack", self.limits.max_stack as u64));
+            return Err(self.limit(
+                "values on the stack of one stream",
+                "stack",
+                self.limits.max_stack as u64,
+            ));
         }
         self.stack.push(v);
         Ok(())
     }
 
     fn node(&mut self, node: Node) -> Step<Val> {
-        if self.arena.len() >= self.limits.max_nodes {
-            return Err(self.limit("objects", self.limits.max_nodes as u64));
+        self.budget.nodes += 1;
+        if self.budget.nodes > self.limits.max_nodes as u64 {
+            return Err(self.limit("objects", "nodes", self.limits.max_nodes as u64));
         }
         Ok(self.arena.push(node))
     }
@@ -488,12 +631,18 @@ impl Machine<'_> {
                 offset: self.offset(),
             });
         };
-        Ok(self.stack.split_off(mark.min(self.stack.len())))
+        let items = self.stack.split_off(mark.min(self.stack.len()));
+        self.store(items.len())?;
+        Ok(items)
     }
 
     fn memo_put(&mut self, index: u64, v: Val) -> Step<()> {
         if !self.memo.contains_key(&index) && self.memo.len() >= self.limits.max_memo {
-            return Err(self.limit("memo entries", self.limits.max_memo as u64));
+            return Err(self.limit(
+                "memo entries in one stream",
+                "memo",
+                self.limits.max_memo as u64,
+            ));
         }
         self.memo.insert(index, v);
         Ok(())
@@ -552,11 +701,8 @@ impl Machine<'_> {
         self.charge((module.len() + name.len()) as u64)?;
         let v = self.node(Node::Global { module, name })?;
         if let Val::Ref(node) = v {
-            self.events.push(Event::Global {
-                node,
-                offset: self.offset(),
-                op,
-            });
+            let offset = self.offset();
+            self.emit(Event::Global { node, offset, op });
         }
         Ok(v)
     }
@@ -580,17 +726,18 @@ impl Machine<'_> {
             offset: self.offset(),
         })))?;
         if let Val::Ref(node) = v {
-            self.events.push(Event::Call {
-                node,
-                offset: self.offset(),
-                op,
-            });
+            let offset = self.offset();
+            self.emit(Event::Call { node, offset, op });
         }
         Ok(v)
     }
 
     fn append_items(&mut self, op: Op, target: Val, items: Vec<Val>) -> Step<()> {
         let offset = self.offset();
+        if op == Op::Append {
+            // APPENDS and ADDITEMS were charged by `pop_mark`.
+            self.store(1)?;
+        }
         match target {
             Val::Ref(id) => match self.arena.get_mut(id) {
                 Some(Node::List(list)) if op != Op::AddItems => {
@@ -603,7 +750,7 @@ impl Machine<'_> {
                 }
                 Some(Node::Object(obj)) => {
                     obj.items.extend(items);
-                    self.events.push(Event::MethodCall { target, offset, op });
+                    self.emit(Event::MethodCall { target, offset, op });
                     Ok(())
                 }
                 _ => {
@@ -622,46 +769,97 @@ impl Machine<'_> {
         let Val::Ref(id) = target else {
             return Err(self.bad_value(op, "cannot set items on a number or None"));
         };
-        // Key equality for the common key types, so that a later SETITEM replaces an earlier one
-        // as in a Python dict.
-        let keys: Vec<Option<KeyId>> = pairs.iter().map(|(k, _)| self.key_id(*k)).collect();
-        let existing: Vec<Option<KeyId>> = match self.arena.get(id) {
-            Some(Node::Dict(entries)) => entries.iter().map(|(k, _)| self.key_id(*k)).collect(),
-            _ => Vec::new(),
-        };
+        if op == Op::SetItem {
+            // SETITEMS and DICT were charged by `pop_mark`.
+            self.store(2)?;
+        }
         match self.arena.get_mut(id) {
             Some(Node::Dict(entries)) => {
-                let mut index: HashMap<KeyId, usize> = existing
-                    .into_iter()
-                    .enumerate()
-                    .filter_map(|(i, k)| k.map(|k| (k, i)))
-                    .collect();
-                for ((k, v), key) in pairs.into_iter().zip(keys) {
-                    match key.as_ref().and_then(|key| index.get(key)) {
-                        Some(&i) => {
+                // A later SETITEM of an equal key replaces the earlier one, as in a Python dict;
+                // keys are found through `dict_index` in O(1).
+                let mut entries = std::mem::take(entries);
+                for (k, v) in pairs {
+                    match self.find_key(id, &entries, k) {
+                        Found::At(i) => {
                             if let Some(slot) = entries.get_mut(i) {
                                 slot.1 = v;
                             }
                         }
-                        None => {
-                            if let Some(key) = key {
-                                index.insert(key, entries.len());
+                        Found::New(hash) => {
+                            if let Some(hash) = hash {
+                                self.dict_index.insert((id, hash), entries.len());
                             }
                             entries.push((k, v));
                         }
                     }
                 }
+                if let Some(Node::Dict(slot)) = self.arena.get_mut(id) {
+                    *slot = entries;
+                }
                 Ok(())
             }
             Some(Node::Object(obj)) => {
                 obj.entries.extend(pairs);
-                self.events.push(Event::MethodCall { target, offset, op });
+                self.emit(Event::MethodCall { target, offset, op });
                 Ok(())
             }
             _ => {
                 let what = self.arena.repr(target, 60);
                 Err(self.bad_value(op, format!("cannot set items on {what}")))
             }
+        }
+    }
+
+    /// Where key `k` already is in dict `id` (whose entries are `entries`).
+    fn find_key(&self, id: NodeId, entries: &[(Val, Val)], k: Val) -> Found {
+        let Some(hash) = self.key_hash(k) else {
+            // Float keys and the like are never merged (Python would merge `1.0` with `1`).
+            return Found::New(None);
+        };
+        match self.dict_index.get(&(id, hash)) {
+            None => Found::New(Some(hash)),
+            Some(&i) if entries.get(i).is_some_and(|e| self.key_eq(e.0, k)) => Found::At(i),
+            // A 64-bit hash collision: rare enough for a linear look.
+            Some(_) => entries
+                .iter()
+                .position(|e| self.key_eq(e.0, k))
+                .map_or(Found::New(Some(hash)), Found::At),
+        }
+    }
+
+    fn key_hash(&self, k: Val) -> Option<u64> {
+        let mut h = self.keys.build_hasher();
+        match k {
+            Val::None => 0u8.hash(&mut h),
+            Val::Bool(b) => (1u8, i64::from(b)).hash(&mut h),
+            Val::Int(i) => (1u8, i).hash(&mut h),
+            Val::Float(_) => return None,
+            Val::Ref(id) => match self.arena.get(id) {
+                Some(Node::Str(s)) => (2u8, s.as_bytes()).hash(&mut h),
+                Some(Node::Bytes(b)) => (3u8, b.as_slice()).hash(&mut h),
+                _ => (4u8, id).hash(&mut h),
+            },
+        }
+        Some(h.finish())
+    }
+
+    /// Key equality for the key types [`Machine::key_hash`] hashes.
+    fn key_eq(&self, a: Val, b: Val) -> bool {
+        let int = |v: Val| match v {
+            Val::Bool(x) => Some(i64::from(x)),
+            Val::Int(x) => Some(x),
+            _ => None,
+        };
+        match (a, b) {
+            (Val::None, Val::None) => true,
+            (Val::Ref(x), Val::Ref(y)) => match (self.arena.get(x), self.arena.get(y)) {
+                (Some(Node::Str(p)), Some(Node::Str(q))) => p == q,
+                (Some(Node::Bytes(p)), Some(Node::Bytes(q))) => p == q,
+                (Some(Node::Str(_) | Node::Bytes(_)), _)
+                | (_, Some(Node::Str(_) | Node::Bytes(_))) => false,
+                _ => x == y,
+            },
+            _ => int(a).is_some() && int(a) == int(b),
         }
     }
 
@@ -677,20 +875,6 @@ impl Machine<'_> {
                     | Node::Buffer
             )
         )
-    }
-
-    fn key_id(&self, k: Val) -> Option<KeyId> {
-        match k {
-            Val::None => Some(KeyId::None),
-            Val::Bool(b) => Some(KeyId::Int(i64::from(b))),
-            Val::Int(i) => Some(KeyId::Int(i)),
-            Val::Float(_) => None,
-            Val::Ref(id) => match self.arena.get(id) {
-                Some(Node::Str(s)) => Some(KeyId::Str(s.clone())),
-                Some(Node::Bytes(b)) => Some(KeyId::Bytes(b.clone())),
-                _ => Some(KeyId::Node(id)),
-            },
-        }
     }
 
     // ---- the opcodes --------------------------------------------------------------------------
@@ -725,7 +909,11 @@ impl Machine<'_> {
             }
             Op::Mark => {
                 if self.marks.len() >= self.limits.max_marks {
-                    return Err(self.limit("nested MARKs", self.limits.max_marks as u64));
+                    return Err(self.limit(
+                        "nested MARKs in one stream",
+                        "marks",
+                        self.limits.max_marks as u64,
+                    ));
                 }
                 self.marks.push(self.stack.len());
             }
@@ -883,6 +1071,7 @@ impl Machine<'_> {
                     items.push(self.pop(op)?);
                 }
                 items.reverse();
+                self.store(n)?;
                 self.push_node(Node::Tuple(items))?;
             }
             Op::List => {
@@ -1008,10 +1197,11 @@ impl Machine<'_> {
                         let m = format!("<computed: {}>", self.arena.repr(module, 80));
                         let n = format!("<computed: {}>", self.arena.repr(name, 80));
                         let v = self.global(op, m, n)?;
-                        self.events.push(Event::ComputedGlobal {
+                        let offset = self.offset();
+                        self.emit(Event::ComputedGlobal {
                             module,
                             name,
-                            offset: self.offset(),
+                            offset,
                         });
                         self.push(v)?;
                     }
@@ -1059,14 +1249,18 @@ impl Machine<'_> {
                 let state = self.pop(op)?;
                 let target = self.top(op)?;
                 if let Val::Ref(id) = target
-                    && let Some(Node::Object(obj)) = self.arena.get_mut(id)
+                    && matches!(self.arena.get(id), Some(Node::Object(_)))
                 {
-                    obj.state.push(state);
+                    self.store(1)?;
+                    if let Some(Node::Object(obj)) = self.arena.get_mut(id) {
+                        obj.state.push(state);
+                    }
                 }
-                self.events.push(Event::Build {
+                let offset = self.offset();
+                self.emit(Event::Build {
                     target,
                     state,
-                    offset: self.offset(),
+                    offset,
                 });
             }
             Op::Persid => {
@@ -1089,16 +1283,13 @@ impl Machine<'_> {
                     return Err(self.bad_operand(op, "extension code 0 is invalid"));
                 }
                 self.push_node(Node::Extension { code })?;
-                self.events.push(Event::Extension {
-                    code,
-                    offset: self.offset(),
-                });
+                let offset = self.offset();
+                self.emit(Event::Extension { code, offset });
             }
             Op::NextBuffer => {
                 self.push_node(Node::Buffer)?;
-                self.events.push(Event::Buffer {
-                    offset: self.offset(),
-                });
+                let offset = self.offset();
+                self.emit(Event::Buffer { offset });
             }
             Op::ReadonlyBuffer => {
                 self.top(op)?;
@@ -1108,24 +1299,19 @@ impl Machine<'_> {
     }
 
     fn persistent(&mut self, op: Op, pid: Val) -> Step<()> {
-        self.events.push(Event::Persistent {
-            pid,
-            offset: self.offset(),
-            op,
-        });
+        let offset = self.offset();
+        self.emit(Event::Persistent { pid, offset, op });
         self.push_node(Node::Persistent { pid })?;
         Ok(())
     }
 }
 
-/// Identity of a dict key, for replacing on repeated SETITEM.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-enum KeyId {
-    None,
-    Int(i64),
-    Str(String),
-    Bytes(Vec<u8>),
-    Node(NodeId),
+/// Where a dict key is.
+enum Found {
+    /// At this entry.
+    At(usize),
+    /// Not there; its hash, if it has one.
+    New(Option<u64>),
 }
 
 /// Parses Python's `repr(float)` forms: `1.5`, `1e-05`, `inf`, `-inf`, `nan`.
@@ -1224,8 +1410,14 @@ fn decode_raw_unicode_escape(line: &[u8]) -> Option<String> {
 mod tests {
     use super::*;
 
+    fn run_with(bytes: &[u8], limits: PickleLimits) -> (Program, Vec<Event>) {
+        let mut events = Vec::new();
+        let p = run(bytes, 0, &mut Budget::new(limits, None), &mut events);
+        (p, events)
+    }
+
     fn run_all(bytes: &[u8]) -> Program {
-        run(bytes, 0, &PickleLimits::DEFAULT)
+        run_with(bytes, PickleLimits::DEFAULT).0
     }
 
     #[test]
@@ -1264,14 +1456,14 @@ mod tests {
     #[test]
     fn stack_fence_at_mark_is_respected() {
         // REDUCE right after MARK reaches below the fence: CPython raises.
-        let p = run_all(b"cos\nsystem\n(R.");
+        let (p, events) = run_with(b"cos\nsystem\n(R.", PickleLimits::DEFAULT);
         assert!(
             matches!(p.error, Some(PickleError::StackUnderflow { .. })),
             "{:?}",
             p.error
         );
         // The global was still seen.
-        assert!(matches!(p.events[0], Event::Global { .. }));
+        assert!(matches!(events[0], Event::Global { .. }));
     }
 
     #[test]
@@ -1322,23 +1514,80 @@ mod tests {
             ..PickleLimits::DEFAULT
         };
         let bomb = vec![b'N'; 5000];
-        let p = run(&bomb, 0, &limits);
+        let (p, _) = run_with(&bomb, limits);
         assert!(matches!(
             p.error,
-            Some(PickleError::Limit {
-                what: "opcodes",
-                ..
-            })
+            Some(PickleError::Limit { name: "ops", .. })
         ));
         let marks = vec![b'('; 20_000];
         let p = run_all(&marks);
         assert!(matches!(
             p.error,
-            Some(PickleError::Limit {
-                what: "nested MARKs",
-                ..
-            })
+            Some(PickleError::Limit { name: "marks", .. })
         ));
+        // Values stored in containers count: `]` then `N a` many times.
+        let mut appends = b"]".to_vec();
+        appends.extend(b"Na".repeat(3000));
+        let (p, _) = run_with(
+            &appends,
+            PickleLimits {
+                max_items: 1000,
+                ..PickleLimits::DEFAULT
+            },
+        );
+        assert!(matches!(
+            p.error,
+            Some(PickleError::Limit { name: "items", .. })
+        ));
+    }
+
+    #[test]
+    fn one_budget_spans_streams() {
+        let mut budget = Budget::new(
+            PickleLimits {
+                max_ops: 10,
+                ..PickleLimits::DEFAULT
+            },
+            None,
+        );
+        let mut events = Vec::new();
+        let first = run(b"NNNN000.", 0, &mut budget, &mut events);
+        assert!(first.error.is_none());
+        let second = run(b"NNNN000.", 0, &mut budget, &mut events);
+        assert!(matches!(
+            second.error,
+            Some(PickleError::Limit { name: "ops", .. })
+        ));
+    }
+
+    #[test]
+    fn dict_keys_are_indexed_not_rescanned() {
+        // 80,000 single SETITEMs on one dict: each key once, a repeat replaces.
+        let mut b = b"}".to_vec();
+        for i in 0..80_000u32 {
+            b.push(b'J');
+            b.extend(i.to_le_bytes());
+            b.extend(b"Ns");
+        }
+        b.extend(b"J\x05\x00\x00\x00K\x07s.");
+        let p = run_all(&b);
+        assert!(p.error.is_none(), "{:?}", p.error);
+        match p.arena.node(p.root.unwrap()) {
+            Some(Node::Dict(entries)) => {
+                assert_eq!(entries.len(), 80_000);
+                assert_eq!(entries[5], (Val::Int(5), Val::Int(7)));
+            }
+            other => panic!("{other:?}"),
+        }
+        // True and 1 are one key, b"a" and "a" are two.
+        let p = run_all(b"}(K\x01K\x01\x88K\x02C\x01aK\x03X\x01\x00\x00\x00aK\x04u.");
+        match p.arena.node(p.root.unwrap()) {
+            Some(Node::Dict(entries)) => {
+                assert_eq!(entries.len(), 3);
+                assert_eq!(entries[0].1, Val::Int(2));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
