@@ -56,6 +56,7 @@ impl Limits {
     pub const NAMES: &'static [(&'static str, &'static str)] = &[
         ("ops", "pickle opcodes executed, whole file"),
         ("nodes", "pickle values built, whole file"),
+        ("items", "values stored in pickle containers, whole file"),
         ("bytes", "bytes of pickle strings materialized, whole file"),
         ("memo", "memo entries of one pickle stream"),
         ("stack", "values on the stack of one pickle stream"),
@@ -79,6 +80,7 @@ impl Limits {
         match name {
             "ops" => self.pickle.max_ops = value,
             "nodes" => self.pickle.max_nodes = as_usize()?,
+            "items" => self.pickle.max_items = value,
             "bytes" => self.pickle.max_bytes = value,
             "memo" => self.pickle.max_memo = as_usize()?,
             "stack" => self.pickle.max_stack = as_usize()?,

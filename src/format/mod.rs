@@ -123,15 +123,28 @@ impl TensorEntry {
         }
     }
 
-    /// Number of elements (1 for a scalar, 0 for an empty tensor).
+    /// Number of elements (1 for a scalar, 0 for an empty tensor); saturates at `u64::MAX`
+    /// (readers reject shapes whose count overflows, so only a hand-built entry gets there).
     pub fn elements(&self) -> u64 {
-        self.shape.iter().product()
+        if self.shape.contains(&0) {
+            return 0;
+        }
+        self.shape
+            .iter()
+            .try_fold(1u64, |a, &d| a.checked_mul(d))
+            .unwrap_or(u64::MAX)
+    }
+
+    /// Logical bytes over the bytes of the region it reads: 1 for a packed tensor, large for a
+    /// stride-0 expand (`x.expand(...)` saved as a view). 0 for an empty region.
+    pub fn expansion(&self) -> u64 {
+        self.byte_len() / self.region_len().max(1)
     }
 
     /// Bytes the tensor's values take once packed row-major (what a safetensors file would
     /// store). For a contiguous tensor, its byte range.
     pub fn byte_len(&self) -> u64 {
-        self.dtype.bytes_for(self.elements()).unwrap_or(0)
+        self.dtype.bytes_for(self.elements()).unwrap_or(u64::MAX)
     }
 
     /// Length of the byte range the tensor reads ([`TensorEntry::data_offsets`]).
@@ -317,12 +330,16 @@ impl Checkpoint {
 
     /// Total number of elements (parameters) over all tensors.
     pub fn parameters(&self) -> u64 {
-        self.tensors.iter().map(TensorEntry::elements).sum()
+        self.tensors
+            .iter()
+            .fold(0u64, |a, t| a.saturating_add(t.elements()))
     }
 
     /// Total tensor bytes.
     pub fn tensor_bytes_total(&self) -> u64 {
-        self.tensors.iter().map(TensorEntry::byte_len).sum()
+        self.tensors
+            .iter()
+            .fold(0u64, |a, t| a.saturating_add(t.byte_len()))
     }
 
     /// Tensors, elements and bytes per dtype, largest byte count first.
@@ -332,8 +349,8 @@ impl Checkpoint {
             match totals.iter_mut().find(|d| d.dtype == t.dtype) {
                 Some(d) => {
                     d.tensors += 1;
-                    d.elements += t.elements();
-                    d.bytes += t.byte_len();
+                    d.elements = d.elements.saturating_add(t.elements());
+                    d.bytes = d.bytes.saturating_add(t.byte_len());
                 }
                 None => totals.push(DTypeTotal {
                     dtype: t.dtype,

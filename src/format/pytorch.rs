@@ -96,7 +96,17 @@ pub fn open(
             let records = Records::new(bytes, &analysis);
             for t in extracted.tensors {
                 match entry(&t, &records, byte_order) {
-                    Ok(e) => tensors.push(e),
+                    Ok(e) => {
+                        if e.expansion() > limits.max_expansion {
+                            report.notes.push(format!(
+                                "`{}` is an expanded view: {} bytes of values read from {} bytes of storage (a stride of 0); convert refuses it unless asked to materialize expanded tensors",
+                                e.name,
+                                e.byte_len(),
+                                e.region_len()
+                            ));
+                        }
+                        tensors.push(e);
+                    }
                     Err(reason) => report.unsupported.push(UnsupportedTensor {
                         name: t.name.clone(),
                         reason,

@@ -309,7 +309,7 @@ impl Runner<'_> {
                 ));
                 continue;
             }
-            if !self.admit_stream() {
+            if self.analysis.stopped.is_some() {
                 return;
             }
             let inner = {
@@ -325,9 +325,13 @@ impl Runner<'_> {
                 vm::run(&bytes, 0, &mut self.budget, &mut judge)
             };
             self.after_run(&inner);
-            if inner.events == 0 {
-                continue;
+            // Names and text that only start like a pickle fail at once; they cost opcodes from
+            // the budget but do not count as streams.
+            let real = inner.events > 0 || inner.ops >= 8 || inner.error.is_none();
+            if real && !self.admit_stream() {
+                return;
             }
+            // Even a nested pickle with no imports may carry another one in its values.
             self.nested(&inner, ctx, depth + 1);
         }
     }

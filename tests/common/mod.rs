@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: building small files and reading ground truth.
 #![allow(dead_code)]
 
+pub mod bombs;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
