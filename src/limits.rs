@@ -11,6 +11,19 @@
 //! is at least `suspicious`, and the message names the limit and how to raise it
 //! (`--limit NAME=VALUE`, see [`Limits::set`]).
 
+/// Most storage records a legacy tar checkpoint may declare.
+pub const MAX_TAR_RECORDS: u64 = 10_000_000;
+
+/// How deep the walk that turns a pickle's value tree into tensors and a JSON view goes (the
+/// tree itself is bounded by [`Limits::pickle`]).
+pub const MAX_VALUE_DEPTH: usize = 128;
+
+/// Most values shown in a pickle's JSON view of non-tensor objects.
+pub const MAX_VALUE_NODES: usize = 200_000;
+
+/// Longest string kept in that view, in characters (longer ones are cut, and say so).
+pub const MAX_VALUE_STRING: usize = 4096;
+
 /// Bounds applied while reading files.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
@@ -22,8 +35,9 @@ pub struct Limits {
     pub max_shards: usize,
     /// The pickle machine's budget for the whole file (all its streams together).
     pub pickle: crate::pickle::vm::PickleLimits,
-    /// Most pickle streams run for one file: concatenated pickles, archive members and pickles
-    /// nested in values, together.
+    /// Most pickle streams run for one file: concatenated pickles, archive members, the
+    /// per-storage records of the old tar format and pickles nested in values, together (each
+    /// costs a little bookkeeping beyond its opcodes, which the opcode budget already counts).
     pub max_streams: usize,
     /// How deep pickles hidden in bytes values are followed.
     pub max_nesting: usize,
@@ -45,7 +59,7 @@ impl Limits {
         max_index_bytes: 256 * 1024 * 1024,
         max_shards: 100_000,
         pickle: crate::pickle::vm::PickleLimits::DEFAULT,
-        max_streams: 1_000,
+        max_streams: 100_000,
         max_nesting: 3,
         max_inflated_bytes: 1 << 30,
         max_findings: 10_000,

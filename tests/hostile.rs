@@ -124,6 +124,11 @@ fn the_budget_is_for_the_whole_file_not_each_stream() {
 fn too_many_streams_stop_the_analysis() {
     let bytes = b"N.".repeat(1500);
     let a = analyze_with(&bytes, ckptscope::Format::Pickle, &Limits::DEFAULT);
+    assert_eq!(a.streams.len(), 1500);
+    assert!(a.stopped.is_none());
+    let mut limits = Limits::DEFAULT;
+    limits.apply("streams=1000").unwrap();
+    let a = analyze_with(&bytes, ckptscope::Format::Pickle, &limits);
     assert_stopped_by(&a.findings, a.verdict, "streams");
     assert_eq!(a.streams.len(), 1000);
 }

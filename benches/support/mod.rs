@@ -340,40 +340,12 @@ pub struct Peak {
     pub anon_kib: u64,
 }
 
-/// Runs a process, polling `/proc/<pid>/status` every millisecond for its peak memory.
+/// Runs a process, polling `/proc/<pid>/status` every millisecond for its peak memory; the
+/// process must succeed.
 pub fn run_measuring(program: &Path, args: &[&str]) -> (Duration, Peak) {
-    let start = Instant::now();
-    let mut child = Command::new(program)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let status_path = format!("/proc/{}/status", child.id());
-    let mut peak = Peak::default();
-    loop {
-        if let Ok(text) = std::fs::read_to_string(&status_path) {
-            for line in text.lines() {
-                let kib = |l: &str| {
-                    l.split_whitespace()
-                        .nth(1)
-                        .and_then(|v| v.parse::<u64>().ok())
-                        .unwrap_or(0)
-                };
-                if line.starts_with("VmHWM:") {
-                    peak.rss_kib = peak.rss_kib.max(kib(line));
-                } else if line.starts_with("RssAnon:") {
-                    peak.anon_kib = peak.anon_kib.max(kib(line));
-                }
-            }
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "{} {:?} failed", program.display(), args);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    (start.elapsed(), peak)
+    let (elapsed, peak, code) = run_measuring_status(program, args);
+    assert_eq!(code, 0, "{} {:?} failed", program.display(), args);
+    (elapsed, peak)
 }
 
 /// `1.23 s` or `12.3 ms`.
@@ -405,4 +377,39 @@ pub fn have(program: &str) -> bool {
         .stdout(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
+}
+
+/// [`run_measuring`] for a process whose exit status is part of the answer (a scan that finds
+/// something exits 1): returns it instead of asserting success.
+pub fn run_measuring_status(program: &Path, args: &[&str]) -> (Duration, Peak, i32) {
+    let start = Instant::now();
+    let mut child = Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak = Peak::default();
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&status_path) {
+            for line in text.lines() {
+                let kib = |l: &str| {
+                    l.split_whitespace()
+                        .nth(1)
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .unwrap_or(0)
+                };
+                if line.starts_with("VmHWM:") {
+                    peak.rss_kib = peak.rss_kib.max(kib(line));
+                } else if line.starts_with("RssAnon:") {
+                    peak.anon_kib = peak.anon_kib.max(kib(line));
+                }
+            }
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            return (start.elapsed(), peak, status.code().unwrap_or(-1));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }

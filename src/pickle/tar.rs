@@ -100,8 +100,6 @@ pub struct TarLayout {
     pub problems: Vec<String>,
 }
 
-const MAX_RECORDS: u64 = 10_000_000;
-
 fn key_text(program: &Program, v: Val) -> Option<String> {
     program
         .arena
@@ -114,7 +112,7 @@ fn count(program: &Program) -> Option<u64> {
         .root
         .and_then(|r| program.arena.int(r))
         .and_then(|n| u64::try_from(n).ok())
-        .filter(|&n| n <= MAX_RECORDS)
+        .filter(|&n| n <= crate::limits::MAX_TAR_RECORDS)
 }
 
 /// Reads a count pickle, then that many records, each a pickle followed by raw fields that

@@ -176,10 +176,9 @@ pub struct Extracted {
     pub notes: Vec<String>,
 }
 
-/// Bounds on the walk (the value tree itself is already bounded by the machine's limits).
-const MAX_DEPTH: usize = 128;
-const MAX_JSON_NODES: usize = 200_000;
-const MAX_STRING: usize = 4096;
+use crate::limits::{
+    MAX_VALUE_DEPTH as MAX_DEPTH, MAX_VALUE_NODES as MAX_JSON_NODES, MAX_VALUE_STRING as MAX_STRING,
+};
 
 /// Walks the tree under `root`, naming tensors by dotted path.
 pub fn extract(arena: &Arena, root: Val) -> Extracted {
