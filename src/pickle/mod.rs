@@ -238,7 +238,15 @@ impl Runner<'_> {
             let after = usize::try_from(err.offset())
                 .unwrap_or(usize::MAX)
                 .saturating_add(1);
-            for (offset, op, module, name) in globals_by_walk(&stream.bytes, after) {
+            let steps = self
+                .limits
+                .pickle
+                .max_ops
+                .saturating_sub(self.budget.ops)
+                .min(WALK_STEPS);
+            let (globals, walked) = globals_by_walk(&stream.bytes, after, steps);
+            self.budget.ops = self.budget.ops.saturating_add(walked);
+            for (offset, op, module, name) in globals {
                 let class = self.policy.classify(&module, &name);
                 let (risk, reason) = match class {
                     Class::Allowed | Class::UserAllowed => continue,
@@ -692,11 +700,24 @@ fn latin1_prefix(s: &str) -> Vec<u8> {
         .collect()
 }
 
-/// Walks opcodes linearly from `start` (as `pickletools.genops` does, without a stack) and
-/// returns every GLOBAL and INST name: what a stream mentions after a point where the machine
-/// had to stop.
-pub fn globals_by_walk(bytes: &[u8], start: usize) -> Vec<(u64, Op, String, String)> {
+/// Most opcodes walked after the point where a stream broke (also bounded by what is left of the
+/// file's opcode budget).
+const WALK_STEPS: u64 = 10_000_000;
+
+/// Most distinct names the walk after a break reports.
+const WALK_NAMES: usize = 10_000;
+
+/// Walks opcodes linearly from `start` (as `pickletools.genops` does, without a stack), at most
+/// `max_steps` of them, and returns each distinct GLOBAL and INST name with its first offset
+/// (at most [`WALK_NAMES`]): what a stream mentions after a point where the machine had to stop.
+/// Also returns the steps taken.
+pub fn globals_by_walk(
+    bytes: &[u8],
+    start: usize,
+    max_steps: u64,
+) -> (Vec<(u64, Op, String, String)>, u64) {
     let mut out = Vec::new();
+    let mut seen: HashSet<(String, String)> = HashSet::new();
     let mut at = start;
     let line = |at: &mut usize| -> Option<String> {
         let rest = bytes.get(*at..)?;
@@ -705,10 +726,10 @@ pub fn globals_by_walk(bytes: &[u8], start: usize) -> Vec<(u64, Op, String, Stri
         *at += nl + 1;
         Some(text)
     };
-    let mut steps = 0usize;
+    let mut steps = 0u64;
     while let Some(&b) = bytes.get(at) {
         steps += 1;
-        if steps > 10_000_000 {
+        if steps > max_steps || out.len() >= WALK_NAMES {
             break;
         }
         let Some(op) = Op::from_byte(b) else {
@@ -733,7 +754,9 @@ pub fn globals_by_walk(bytes: &[u8], start: usize) -> Vec<(u64, Op, String, Stri
         let ok = match op {
             Op::Global | Op::Inst => match (line(&mut at), line(&mut at)) {
                 (Some(m), Some(n)) => {
-                    out.push((offset, op, m, n));
+                    if seen.insert((m.clone(), n.clone())) {
+                        out.push((offset, op, m, n));
+                    }
                     Some(())
                 }
                 _ => None,
@@ -761,7 +784,7 @@ pub fn globals_by_walk(bytes: &[u8], start: usize) -> Vec<(u64, Op, String, Stri
             break;
         }
     }
-    out
+    (out, steps)
 }
 
 /// The leaves of a non-tensor value tree (a pickle report's `objects`) as dotted `path = value` pairs, at
@@ -810,7 +833,7 @@ mod tests {
     #[test]
     fn walk_finds_globals_after_garbage() {
         let bytes = b"\xff\xffcos\nsystem\n\x80\x02X\x01\x00\x00\x00a.";
-        let found = globals_by_walk(bytes, 0);
+        let (found, _) = globals_by_walk(bytes, 0, 1000);
         assert_eq!(found.len(), 1);
         assert_eq!((found[0].2.as_str(), found[0].3.as_str()), ("os", "system"));
     }
