@@ -300,6 +300,11 @@ fn scan(args: &ScanArgs) -> anyhow::Result<ExitCode> {
             ckptscope::output::scan::write_human(out, &run)
         }
     })?;
+    if !args.json {
+        for e in run.results.iter().filter_map(|r| r.as_ref().err()) {
+            warn(&format!("error: {e}"));
+        }
+    }
     Ok(ExitCode::from(run.exit_code()))
 }
 

@@ -95,6 +95,16 @@ fn scan_one(path: &Path, policy: &Policy, limits: &Limits) -> Result<ScanResult,
             false,
         ));
     }
+    // "Safe" for safetensors is a promise about the whole file, so the header is validated: bytes
+    // that only start like one are not vouched for.
+    if format == Format::Safetensors
+        && let Err(problem) = crate::format::read_header(bytes, mapped.len(), limits)
+    {
+        return Err(not_scanned(
+            format!("starts like a safetensors file, but {problem}"),
+            false,
+        ));
+    }
     let result = |verdict, findings, streams| ScanResult {
         path: path.to_path_buf(),
         format,
