@@ -404,7 +404,13 @@ fn set_parent(args: &SetParentArgs) -> anyhow::Result<ExitCode> {
     let report = ckptscope::lineage::set_parent(&args.file, &args.parent, &progress)?;
     write_out(|out| {
         for (k, v) in &report.keys {
-            writeln!(out, "{}: {k} = {v}", report.file.display())?;
+            writeln!(
+                out,
+                "{}: {} = {}",
+                report.file.display(),
+                ckptscope::output::human::term(k),
+                ckptscope::output::human::term(v)
+            )?;
         }
         writeln!(
             out,

@@ -79,7 +79,9 @@ fn noise(len: usize) -> Vec<u8> {
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut v: Vec<u8> = (0..len)
         .map(|_| {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (x >> 56) as u8
         })
         .collect();
@@ -132,7 +134,10 @@ fn scan_of_bytes_that_only_start_like_safetensors_is_not_safe() {
     let mut bytes = 1000u64.to_le_bytes().to_vec();
     bytes.extend_from_slice(b"{ this is not json");
     bytes.extend_from_slice(&noise(64));
-    assert_not_scanned(&write(dir.path(), "fake.safetensors", &bytes), "safetensors");
+    assert_not_scanned(
+        &write(dir.path(), "fake.safetensors", &bytes),
+        "safetensors",
+    );
 }
 
 #[test]
@@ -228,7 +233,10 @@ fn folder_scan_counts_scanned_and_not_scanned_and_skips_special_files() {
     let (code, out, err) = run_bounded(&["scan", s(dir.path())]);
     let out = String::from_utf8_lossy(&out);
     assert_eq!(code, 2, "{out}{err}");
-    assert!(out.contains("DANGEROUS") && out.contains("evil.pkl"), "{out}");
+    assert!(
+        out.contains("DANGEROUS") && out.contains("evil.pkl"),
+        "{out}"
+    );
     assert!(
         out.contains(
             "2 files scanned: 1 safe, 0 suspicious, 1 dangerous; 1 not scanned \
@@ -278,7 +286,10 @@ fn info_escapes_tensor_names_and_metadata_for_the_terminal() {
     let path = hostile_safetensors(dir.path());
     let (code, out, err) = run_bounded(&["info", s(&path)]);
     assert_eq!(code, 0, "{err}");
-    assert!(!out.contains(&0x1b) && !out.contains(&0x07), "raw escape bytes");
+    assert!(
+        !out.contains(&0x1b) && !out.contains(&0x07),
+        "raw escape bytes"
+    );
     let text = String::from_utf8(out).unwrap();
     assert!(text.contains(r"w\x1b[2K\x1b[1Ahidden"), "{text}");
     assert!(text.contains(r"\x1b]0;TITLE\x07"), "{text}");
@@ -305,7 +316,10 @@ fn scan_escapes_global_names_for_the_terminal() {
     let path = write(dir.path(), "evil.pkl", &evil);
     let (code, out, err) = run_bounded(&["scan", s(&path)]);
     assert_eq!(code, 1, "{err}");
-    assert!(!out.contains(&0x1b) && !out.contains(&b'\r'), "raw escape bytes");
+    assert!(
+        !out.contains(&0x1b) && !out.contains(&b'\r'),
+        "raw escape bytes"
+    );
     let text = String::from_utf8(out).unwrap();
     assert!(text.contains(r"system\x1b[1A\x1b[2K"), "{text}");
     let (_, out, _) = run_bounded(&["scan", "--json", s(&path)]);
@@ -327,7 +341,10 @@ fn diff_escapes_tensor_names_for_the_terminal() {
     );
     let (code, out, err) = run_bounded(&["diff", s(&a), s(&b)]);
     assert_eq!(code, 1, "{err}");
-    assert!(!out.contains(&0x1b) && !out.contains(&0x07), "raw escape bytes");
+    assert!(
+        !out.contains(&0x1b) && !out.contains(&0x07),
+        "raw escape bytes"
+    );
     assert!(String::from_utf8(out).unwrap().contains(r"w\x1b[2K"));
 }
 
@@ -342,7 +359,11 @@ fn a_closed_pipe_ends_quietly_without_a_panic() {
         })
         .collect();
     let header = format!("{{{}}}", entries.join(","));
-    let path = write(dir.path(), "big.safetensors", &safetensors_bytes(&header, &[]));
+    let path = write(
+        dir.path(),
+        "big.safetensors",
+        &safetensors_bytes(&header, &[]),
+    );
 
     let (mut reader, writer) = std::io::pipe().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_ckptscope"))
@@ -372,7 +393,12 @@ fn a_closed_pipe_ends_quietly_without_a_panic() {
     drop(stdout);
     let status = wait_bounded(&mut child, &["info", "<big file>"]);
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     assert_eq!(status.code(), Some(141), "{err}");
     assert!(!err.contains("panicked"), "{err}");
     assert!(err.is_empty(), "{err}");
@@ -415,17 +441,35 @@ fn limit_flag_reaches_the_scan_and_bad_names_are_refused() {
 fn info_shows_scalars_first_and_summarises_big_maps() {
     let dir = tempfile::tempdir().unwrap();
     // {"big": {"k00": 0, ... "k39": 39}, "epoch": 3, "step": 7}
-    let mut p = Pickle::new(2).empty_dict().raw(b"(").str("big").empty_dict().raw(b"(");
+    let mut p = Pickle::new(2)
+        .empty_dict()
+        .raw(b"(")
+        .str("big")
+        .empty_dict()
+        .raw(b"(");
     for i in 0..40u8 {
         p = p.str(&format!("k{i:02}")).int(i);
     }
-    p = p.raw(b"u").str("epoch").int(3).str("step").int(7).raw(b"u").stop();
+    p = p
+        .raw(b"u")
+        .str("epoch")
+        .int(3)
+        .str("step")
+        .int(7)
+        .raw(b"u")
+        .stop();
     let path = write(dir.path(), "state.pkl", &p.0);
     let (code, out, err) = run_bounded(&["info", s(&path)]);
     let text = String::from_utf8_lossy(&out);
     assert_eq!(code, 0, "{text}{err}");
-    let at = |needle: &str| text.find(needle).unwrap_or_else(|| panic!("no {needle}: {text}"));
-    assert!(at("epoch = 3") < at("big = {40 entries: k00, k01"), "{text}");
+    let at = |needle: &str| {
+        text.find(needle)
+            .unwrap_or_else(|| panic!("no {needle}: {text}"))
+    };
+    assert!(
+        at("epoch = 3") < at("big = {40 entries: k00, k01"),
+        "{text}"
+    );
     assert!(at("step = 7") < at("big = {40 entries"), "{text}");
     assert!(!text.contains("big.k39"), "{text}");
 }

@@ -366,7 +366,11 @@ pub fn value_lines(objects: &serde_json::Value) -> Vec<String> {
         };
         if !path.is_empty() && children.len() > BIG {
             let first: Vec<String> = match v {
-                Value::Object(map) => map.keys().take(FIRST_KEYS).map(|k| term(k).into()).collect(),
+                Value::Object(map) => map
+                    .keys()
+                    .take(FIRST_KEYS)
+                    .map(|k| term(k).into())
+                    .collect(),
                 _ => Vec::new(),
             };
             let summary = if first.is_empty() {

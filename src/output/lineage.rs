@@ -71,11 +71,7 @@ fn key(n: &Node) -> String {
 /// Writes `{"nodes": [...], "edges": [{"child", "parent", "via"}], "timelines": [[path...]]}`.
 pub fn write_json(out: &mut impl Write, g: &Graph) -> io::Result<()> {
     let doc = GraphJson {
-        nodes: g
-            .nodes
-            .iter()
-            .map(NodeJson::of)
-            .collect(),
+        nodes: g.nodes.iter().map(NodeJson::of).collect(),
         edges: g
             .edges
             .iter()
@@ -166,9 +162,7 @@ fn tree(
 ) -> io::Result<()> {
     let indent = "  ".repeat(depth);
     let arrow = if depth > 0 { "└─ " } else { "" };
-    let link = via
-        .map(|v| format!("   ← {}", term(v)))
-        .unwrap_or_default();
+    let link = via.map(|v| format!("   ← {}", term(v))).unwrap_or_default();
     if shown[i] {
         return writeln!(
             out,

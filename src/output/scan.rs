@@ -2,8 +2,8 @@
 
 use std::io::{self, Write};
 
-use crate::pickle::policy::{Finding, Risk, Verdict};
 use crate::output::human::term;
+use crate::pickle::policy::{Finding, Risk, Verdict};
 use crate::pickle::scan::{ScanResult, ScanRun};
 
 /// Writes the human report. Text from files (paths, globals, reasons) is escaped for terminals.
