@@ -18,7 +18,14 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Without a subcommand, opens the explorer window on the given files (none: the start screen;
 /// one: explore it; two: compare them).
 #[derive(Parser)]
-#[command(name = "ckptscope", version, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "ckptscope",
+    version,
+    args_conflicts_with_subcommands = true,
+    after_help = "When the reader of the output goes away (`ckptscope info FILE | head -1`), \
+ckptscope stops quietly with exit status 141, as a program killed by SIGPIPE does; never 0, so \
+a pipeline with `pipefail` does not take a cut-off scan for a clean one."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -32,8 +39,16 @@ enum Command {
     /// the safe engine, never executed).
     Info(InfoArgs),
     /// Judge pickle-based files (and folders, recursively) without executing them: safe,
-    /// suspicious or dangerous, with the reasons. Exit 0 when all are safe, 1 when any is not,
-    /// 2 when a file cannot be read.
+    /// suspicious or dangerous, with the reasons.
+    ///
+    /// Fails closed: a file that cannot be judged (empty, unknown format, truncated archive,
+    /// unreadable, not a regular file) is reported as "not scanned", never safe. In folders,
+    /// files that are neither checkpoints by content nor by name (`.json`, `.md`...) are skipped
+    /// and counted, and FIFOs, sockets and devices are listed as skipped without being opened.
+    ///
+    /// Exit status, first match wins: 2 when any file could not be scanned (even if another is
+    /// dangerous: every verdict is still printed), 1 when any scanned file is suspicious or
+    /// dangerous, 0 when every file was scanned and is safe.
     Scan(ScanArgs),
     /// Convert a PyTorch pickle checkpoint to safetensors without executing it: streamed,
     /// verified byte for byte, and written atomically.
@@ -61,6 +76,8 @@ struct InfoArgs {
     json: bool,
     #[command(flatten)]
     trust: TrustArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
 }
 
 #[derive(Args)]
@@ -75,6 +92,8 @@ struct ScanArgs {
     /// repeatable. `os`, `posix`, `nt`, `sys`, `subprocess`, `pty` and `runpy` stay blocked.
     #[arg(long = "allow", value_name = "GLOBAL")]
     allow: Vec<String>,
+    #[command(flatten)]
+    limits: LimitArgs,
 }
 
 #[derive(Args)]
@@ -116,6 +135,8 @@ struct DiffArgs {
     bins: usize,
     #[command(flatten)]
     trust: TrustArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
 }
 
 #[derive(Args)]
@@ -156,6 +177,54 @@ struct TrustArgs {
     allow_dangerous: bool,
 }
 
+/// Bounds on what a file may make ckptscope do, raised or lowered from the command line.
+#[derive(Args, Clone, Default)]
+struct LimitArgs {
+    /// Change a limit, `NAME=VALUE` (K, M, G, T suffixes: powers of 1024); repeatable.
+    #[arg(
+        long = "limit",
+        value_name = "NAME=VALUE",
+        value_parser = check_limit,
+        long_help = limit_help()
+    )]
+    limit: Vec<String>,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> anyhow::Result<ckptscope::Limits> {
+        let mut limits = ckptscope::Limits::DEFAULT;
+        for assignment in &self.limit {
+            limits
+                .apply(assignment)
+                .map_err(|e| anyhow::anyhow!("--limit {assignment}: {e}"))?;
+        }
+        Ok(limits)
+    }
+}
+
+/// Rejects a bad `--limit` while the arguments are parsed, with clap's usage message.
+fn check_limit(assignment: &str) -> Result<String, String> {
+    ckptscope::Limits::DEFAULT.clone().apply(assignment)?;
+    Ok(assignment.to_string())
+}
+
+fn limit_help() -> String {
+    let mut help = String::from(
+        "Change a limit, `NAME=VALUE` (K, M, G, T suffixes: powers of 1024); repeatable. Pickle \
+         budgets count the whole file. A file that reaches a limit is judged at least suspicious \
+         and the message names the limit. Names:",
+    );
+    let width = ckptscope::Limits::NAMES
+        .iter()
+        .map(|(n, _)| n.len())
+        .max()
+        .unwrap_or(0);
+    for (name, what) in ckptscope::Limits::NAMES {
+        help.push_str(&format!("\n  {name:<width$}  {what}"));
+    }
+    help
+}
+
 impl TrustArgs {
     fn open_options(&self) -> ckptscope::format::OpenOptions {
         use ckptscope::pickle::policy::{Policy, Verdict};
@@ -191,14 +260,21 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            if let Some(io) = err.downcast_ref::<std::io::Error>()
+                && io.kind() == std::io::ErrorKind::BrokenPipe
+            {
+                return ExitCode::from(BROKEN_PIPE_STATUS);
+            }
+            warn(&format!("error: {err:#}"));
             ExitCode::from(2)
         }
     }
 }
 
 fn info(args: &InfoArgs) -> anyhow::Result<ExitCode> {
-    let ckpt = ckptscope::format::open_with(&args.path, &args.trust.open_options())?;
+    let mut options = args.trust.open_options();
+    options.limits = args.limits.limits()?;
+    let ckpt = ckptscope::format::open_with(&args.path, &options)?;
     write_out(|out| {
         if args.json {
             ckptscope::output::info::write_json(out, &ckpt)
@@ -213,10 +289,10 @@ fn info(args: &InfoArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn scan(args: &ScanArgs) -> anyhow::Result<ExitCode> {
-    use ckptscope::pickle::policy::{Policy, Verdict};
+    use ckptscope::pickle::policy::Policy;
     let policy = Policy::with_allow(args.allow.iter().cloned());
-    let run =
-        ckptscope::pickle::scan::scan_paths(&args.paths, &policy, &ckptscope::Limits::DEFAULT);
+    let limits = args.limits.limits()?;
+    let run = ckptscope::pickle::scan::scan_paths(&args.paths, &policy, &limits);
     write_out(|out| {
         if args.json {
             ckptscope::output::scan::write_json(out, &run)
@@ -224,24 +300,12 @@ fn scan(args: &ScanArgs) -> anyhow::Result<ExitCode> {
             ckptscope::output::scan::write_human(out, &run)
         }
     })?;
-    let unreadable = run.results.iter().any(Result::is_err);
-    let unsafe_found = run
-        .results
-        .iter()
-        .flatten()
-        .any(|r| r.verdict != Verdict::Safe);
     if !args.json {
         for e in run.results.iter().filter_map(|r| r.as_ref().err()) {
-            eprintln!("error: {e}");
+            warn(&format!("error: {e}"));
         }
     }
-    Ok(ExitCode::from(if unreadable {
-        2
-    } else if unsafe_found {
-        1
-    } else {
-        0
-    }))
+    Ok(ExitCode::from(run.exit_code()))
 }
 
 fn convert(args: &ConvertArgs) -> anyhow::Result<ExitCode> {
@@ -272,7 +336,8 @@ fn convert(args: &ConvertArgs) -> anyhow::Result<ExitCode> {
 
 fn diff(args: &DiffArgs) -> anyhow::Result<ExitCode> {
     use ckptscope::analysis::diff;
-    let options = args.trust.open_options();
+    let mut options = args.trust.open_options();
+    options.limits = args.limits.limits()?;
     let a = ckptscope::format::open_with(&args.a, &options)?;
     let b = ckptscope::format::open_with(&args.b, &options)?;
     let progress = ckptscope::progress::Progress::new();
@@ -339,7 +404,13 @@ fn set_parent(args: &SetParentArgs) -> anyhow::Result<ExitCode> {
     let report = ckptscope::lineage::set_parent(&args.file, &args.parent, &progress)?;
     write_out(|out| {
         for (k, v) in &report.keys {
-            writeln!(out, "{}: {k} = {v}", report.file.display())?;
+            writeln!(
+                out,
+                "{}: {} = {}",
+                report.file.display(),
+                ckptscope::output::human::term(k),
+                ckptscope::output::human::term(v)
+            )?;
         }
         writeln!(
             out,
@@ -386,10 +457,14 @@ fn with_progress_line<T>(
         let (progress, done, what) = (progress.clone(), done.clone(), what.to_string());
         std::thread::spawn(move || {
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                eprint!("\r{what} {:5.1}%", progress.fraction() * 100.0);
+                let _ = write!(
+                    std::io::stderr(),
+                    "\r{what} {:5.1}%",
+                    progress.fraction() * 100.0
+                );
                 std::thread::sleep(std::time::Duration::from_millis(100));
             }
-            eprint!("\r{}\r", " ".repeat(what.len() + 8));
+            let _ = write!(std::io::stderr(), "\r{}\r", " ".repeat(what.len() + 8));
         })
     };
     let result = work();
@@ -398,14 +473,35 @@ fn with_progress_line<T>(
     result
 }
 
-/// Runs `write` on a buffered stdout and flushes it.
+/// The exit status when stdout's reader went away: what a shell shows for a program killed by
+/// SIGPIPE (128 + 13). Not 0, so a cut-off `scan` never passes for a clean one.
+const BROKEN_PIPE_STATUS: u8 = 141;
+
+/// Runs `write` on a buffered, locked stdout and flushes it: the one place where output is
+/// written. A closed pipe ends the process quietly with [`BROKEN_PIPE_STATUS`].
 fn write_out(
     write: impl FnOnce(&mut std::io::BufWriter<std::io::StdoutLock<'static>>) -> std::io::Result<()>,
 ) -> anyhow::Result<()> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    write(&mut out)
-        .and_then(|()| out.flush())
-        .context("cannot write the report")
+    match write(&mut out).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            // Dropping the writer would try to flush into the closed pipe again.
+            std::mem::forget(out);
+            std::process::exit(i32::from(BROKEN_PIPE_STATUS))
+        }
+        Err(e) => Err(anyhow::Error::new(e).context("cannot write the report")),
+    }
+}
+
+/// A message on stderr, with text from files escaped for the terminal; a closed or broken
+/// stderr is ignored (there is nowhere left to say anything).
+fn warn(message: &str) {
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "{}",
+        ckptscope::output::human::term(message)
+    );
 }
 
 #[cfg(feature = "gui")]

@@ -1,4 +1,5 @@
-//! `ckptscope scan`: verdict lines, JSON, exit codes 0 (all safe), 1 (any unsafe), 2 (unreadable).
+//! `ckptscope scan`: verdict lines, JSON, exit codes 2 (anything not scanned), else 1 (any unsafe),
+//! else 0 (all scanned and safe).
 
 mod common;
 
@@ -10,7 +11,7 @@ fn safe_files_exit_0() {
     assert_eq!(code, 0, "{out}");
     assert!(out.starts_with("SAFE"), "{out}");
     assert!(
-        out.contains("1 file: 1 safe, 0 suspicious, 0 dangerous"),
+        out.contains("1 file scanned: 1 safe, 0 suspicious, 0 dangerous"),
         "{out}"
     );
 }

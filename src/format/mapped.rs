@@ -33,15 +33,7 @@ impl MappedFile {
     /// Opens and maps `path`, running `between` after the size is read and before the file is
     /// mapped. Tests use it to change the file at the worst moment.
     pub(crate) fn open_with(path: &Path, between: impl FnOnce(&Path)) -> Result<MappedFile, Error> {
-        let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
-        let meta = file.metadata().map_err(|e| Error::io("read", path, e))?;
-        if meta.is_dir() {
-            return Err(Error::io(
-                "open",
-                path,
-                std::io::Error::other("it is a folder, not a file"),
-            ));
-        }
+        let (file, meta) = open_regular(path)?;
         let len = meta.len();
         between(path);
         let map = if len == 0 {
@@ -105,6 +97,70 @@ impl MappedFile {
                 actual,
             })
         }
+    }
+}
+
+/// Opens a user-given path for reading, refusing anything but a regular file (a folder, a FIFO,
+/// a socket, a device such as `/dev/zero`) with a message that says what it is.
+///
+/// The type is checked before opening, because opening a FIFO for reading blocks until a writer
+/// appears. The open itself is non-blocking, so a FIFO swapped in after the check cannot block
+/// either, and the opened file is checked again.
+pub fn open_regular(path: &Path) -> Result<(File, std::fs::Metadata), Error> {
+    let refuse = |kind: &str| {
+        Error::io(
+            "open",
+            path,
+            std::io::Error::other(format!(
+                "it is {kind}, not a regular file; ckptscope reads only regular files"
+            )),
+        )
+    };
+    let before = std::fs::metadata(path).map_err(|e| Error::io("open", path, e))?;
+    if !before.is_file() {
+        return Err(refuse(file_kind(&before.file_type())));
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options.open(path).map_err(|e| Error::io("open", path, e))?;
+    let meta = file.metadata().map_err(|e| Error::io("read", path, e))?;
+    if !meta.is_file() {
+        return Err(refuse(file_kind(&meta.file_type())));
+    }
+    Ok((file, meta))
+}
+
+/// `a folder`, `a FIFO (named pipe)`, `a device`... for messages.
+pub fn file_kind(kind: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return "a FIFO (named pipe)";
+        }
+        if kind.is_socket() {
+            return "a socket";
+        }
+        if kind.is_char_device() {
+            return "a character device";
+        }
+        if kind.is_block_device() {
+            return "a block device";
+        }
+    }
+    if kind.is_dir() {
+        "a folder"
+    } else if kind.is_symlink() {
+        "a symbolic link"
+    } else if kind.is_file() {
+        "a regular file"
+    } else {
+        "a special file"
     }
 }
 

@@ -511,11 +511,8 @@ pub fn read_header(
 /// sharded opening and folder scans need.
 pub fn read_header_file(path: &Path, limits: &Limits) -> Result<(u64, safetensors::Header), Error> {
     use std::io::Read;
-    let mut file = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
-    let file_len = file
-        .metadata()
-        .map_err(|e| Error::io("read", path, e))?
-        .len();
+    let (mut file, meta) = mapped::open_regular(path)?;
+    let file_len = meta.len();
     let mut len_bytes = [0u8; 8];
     if file_len < safetensors::LENGTH_BYTES {
         return Err(Error::invalid(path, Problem::TooSmall { len: file_len }));

@@ -8,7 +8,8 @@ use crate::analysis::decode::format_float;
 use crate::analysis::diff::{Diff, Measures, Status, TensorDiff};
 use crate::analysis::stats::Histogram;
 use crate::format::Checkpoint;
-use crate::output::human;
+use crate::output::human::{self, term};
+use crate::output::info::one_line;
 
 /// The `--json` document.
 #[derive(Serialize)]
@@ -158,14 +159,14 @@ pub fn write_human(
     writeln!(
         out,
         "A: {} ({}, {} tensors)",
-        a.path.display(),
+        term(&a.path.to_string_lossy()),
         a.format.label(),
         a.tensors.len()
     )?;
     writeln!(
         out,
         "B: {} ({}, {} tensors)",
-        b.path.display(),
+        term(&b.path.to_string_lossy()),
         b.format.label(),
         b.tensors.len()
     )?;
@@ -181,7 +182,9 @@ pub fn write_human(
     for (x, y) in &d.renames {
         writeln!(
             out,
-            "renamed? `{x}` (only in A) has the same dtype, shape and bytes as `{y}` (only in B)"
+            "renamed? `{}` (only in A) has the same dtype, shape and bytes as `{}` (only in B)",
+            term(x),
+            term(y)
         )?;
     }
     let rows: Vec<[String; 7]> = d
@@ -192,7 +195,7 @@ pub fn write_human(
             let m = t.measures.as_ref();
             let f = |v: Option<f64>| v.map(format_float).unwrap_or_default();
             [
-                t.name.clone(),
+                term(&t.name).into_owned(),
                 t.status.label().to_string(),
                 dtype_cell(t),
                 shape_cell(t),
@@ -235,23 +238,24 @@ pub fn write_human(
         .iter()
         .filter_map(|t| t.error.as_ref().map(|e| (&t.name, e)))
     {
-        writeln!(out, "error: `{}`: {}", t.0, t.1)?;
+        writeln!(out, "error: `{}`: {}", term(t.0), term(&t.1.to_string()))?;
     }
     let m = &d.metadata;
     if !m.is_empty() {
         writeln!(out, "metadata:")?;
         for (k, v) in &m.added {
-            writeln!(out, "  + {k} = {}", crate::output::info::one_line(v, 100))?;
+            writeln!(out, "  + {} = {}", term(k), term(&one_line(v, 100)))?;
         }
         for (k, v) in &m.removed {
-            writeln!(out, "  - {k} = {}", crate::output::info::one_line(v, 100))?;
+            writeln!(out, "  - {} = {}", term(k), term(&one_line(v, 100)))?;
         }
         for (k, x, y) in &m.changed {
             writeln!(
                 out,
-                "  ~ {k}: {} → {}",
-                crate::output::info::one_line(x, 60),
-                crate::output::info::one_line(y, 60)
+                "  ~ {}: {} → {}",
+                term(k),
+                term(&one_line(x, 60)),
+                term(&one_line(y, 60))
             )?;
         }
     }
@@ -264,7 +268,7 @@ pub fn write_tensor(
     t: &TensorDiff,
     hist: Option<&Histogram>,
 ) -> io::Result<()> {
-    writeln!(out, "{}: {}", t.name, t.status.label())?;
+    writeln!(out, "{}: {}", term(&t.name), t.status.label())?;
     writeln!(
         out,
         "  A: {} {}",

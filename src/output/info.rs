@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde::ser::SerializeMap;
 
 use crate::format::{ByteOrder, Checkpoint, Finding, Layout, PickleReport, TensorEntry};
-use crate::output::human;
+use crate::output::human::{self, term};
 
 /// The `--json` document of `info`.
 #[derive(Serialize)]
@@ -275,51 +275,129 @@ pub fn summary_line(ckpt: &Checkpoint) -> String {
     line
 }
 
-/// Writes the human report: path, summary, metadata, findings, scan, then the tensor table and
-/// the non-tensor values of pickle files.
+/// Writes the human report: path, summary, metadata, findings, scan, the non-tensor values of
+/// pickle files (scalars such as `epoch` first, big maps summarised), then the tensor table.
+/// Every string read from the file is escaped for terminals ([`human::term`]).
 pub fn write_human(out: &mut impl Write, ckpt: &Checkpoint) -> io::Result<()> {
-    writeln!(out, "{}", ckpt.path.display())?;
+    writeln!(out, "{}", term(&ckpt.path.to_string_lossy()))?;
     writeln!(out, "{}", summary_line(ckpt))?;
     if !ckpt.metadata.is_empty() {
         writeln!(out, "metadata:")?;
-        let width = ckpt
-            .metadata
-            .iter()
-            .map(|(k, _)| k.chars().count())
-            .max()
-            .unwrap_or(0);
-        for (k, v) in &ckpt.metadata {
-            writeln!(out, "  {k:<width$}  {}", one_line(v, 120))?;
+        let keys: Vec<String> = ckpt.metadata.iter().map(|(k, _)| term(k).into()).collect();
+        let width = keys.iter().map(|k| k.chars().count()).max().unwrap_or(0);
+        for (k, (_, v)) in keys.iter().zip(&ckpt.metadata) {
+            writeln!(out, "  {k:<width$}  {}", term(&one_line(v, 120)))?;
         }
     }
     for f in &ckpt.findings {
-        writeln!(out, "{}: {}", severity_word(f), f.message)?;
+        writeln!(out, "{}: {}", severity_word(f), term(&f.message))?;
     }
     if let Some(report) = &ckpt.pickle {
         write_scan(out, report)?;
-    }
-    if ckpt.tensors.is_empty() {
-        writeln!(out, "(no tensors)")?;
-    } else {
-        write_table(out, ckpt)?;
-    }
-    if let Some(report) = &ckpt.pickle {
-        let values = crate::pickle::value_leaves(&report.objects, 100_000);
+        let values = value_lines(&report.objects);
         if !values.is_empty() {
             writeln!(out, "values:")?;
             let shown = values.len().min(MAX_VALUES);
-            for (k, v) in &values[..shown] {
-                writeln!(out, "  {k} = {}", one_line(v, 120))?;
+            for line in &values[..shown] {
+                writeln!(out, "  {line}")?;
             }
             if values.len() > shown {
                 writeln!(out, "  … {} more (see --json)", values.len() - shown)?;
             }
         }
     }
+    if ckpt.tensors.is_empty() {
+        writeln!(out, "(no tensors)")?;
+    } else {
+        write_table(out, ckpt)?;
+    }
     Ok(())
 }
 
+/// Lines of `values:` shown before the rest is counted.
 const MAX_VALUES: usize = 200;
+/// A map or list with more entries than this is one summary line (its size and first keys).
+const BIG: usize = 16;
+/// Keys named in a summary line.
+const FIRST_KEYS: usize = 6;
+
+/// The non-tensor values as `path = value` lines, escaped for terminals. In each map the
+/// scalars come first (`epoch`, `step`, metrics), then the nested values; a map or list with
+/// more than [`BIG`] entries is summarised (`optimizer.state = {1,024 entries: 0, 1, 2, …}`)
+/// instead of burying everything after it. Tensor placeholders are left out: they are in the
+/// table. Keys appear in the order the report holds them (sorted).
+pub fn value_lines(objects: &serde_json::Value) -> Vec<String> {
+    use serde_json::Value;
+    fn is_leaf(v: &Value) -> bool {
+        match v {
+            Value::Object(_) => false,
+            Value::Array(items) => !items.iter().any(|i| i.is_object() || i.is_array()),
+            _ => true,
+        }
+    }
+    fn leaf(path: &str, v: &Value, out: &mut Vec<String>) {
+        let text = match v {
+            Value::String(s) if s.starts_with("<tensor ") => return,
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        out.push(format!("{} = {}", term(path), term(&one_line(&text, 120))));
+    }
+    fn walk(v: &Value, path: &str, out: &mut Vec<String>) {
+        if out.len() > MAX_VALUES {
+            return;
+        }
+        let child = |k: &str| {
+            if path.is_empty() {
+                k.to_string()
+            } else {
+                format!("{path}.{k}")
+            }
+        };
+        let children: Vec<(String, &Value)> = match v {
+            Value::Object(map) => map.iter().map(|(k, v)| (child(k), v)).collect(),
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (child(&i.to_string()), v))
+                .collect(),
+            Value::Null if path.is_empty() => return,
+            other => return leaf(path, other, out),
+        };
+        if !path.is_empty() && children.len() > BIG {
+            let first: Vec<String> = match v {
+                Value::Object(map) => map
+                    .keys()
+                    .take(FIRST_KEYS)
+                    .map(|k| term(k).into())
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let summary = if first.is_empty() {
+                format!("[{} items]", children.len())
+            } else {
+                format!("{{{} entries: {}, …}}", children.len(), first.join(", "))
+            };
+            out.push(format!("{} = {summary}", term(path)));
+            return;
+        }
+        for (p, c) in children.iter().filter(|(_, c)| is_leaf(c)) {
+            leaf(p, c, out);
+        }
+        for (p, c) in children.iter().filter(|(_, c)| !is_leaf(c)) {
+            walk(c, p, out);
+        }
+    }
+    let mut out = Vec::new();
+    if is_leaf(objects) {
+        if !objects.is_null() {
+            leaf("value", objects, &mut out);
+        }
+    } else {
+        walk(objects, "", &mut out);
+    }
+    out
+}
 
 fn write_scan(out: &mut impl Write, report: &PickleReport) -> io::Result<()> {
     writeln!(
@@ -346,10 +424,10 @@ fn write_scan(out: &mut impl Write, report: &PickleReport) -> io::Result<()> {
         )?;
     }
     for u in &report.unsupported {
-        writeln!(out, "not read: {}: {}", u.name, u.reason)?;
+        writeln!(out, "not read: {}: {}", term(&u.name), term(&u.reason))?;
     }
     for n in &report.notes {
-        writeln!(out, "note: {n}")?;
+        writeln!(out, "note: {}", term(n))?;
     }
     Ok(())
 }
@@ -362,7 +440,7 @@ fn write_table(out: &mut impl Write, ckpt: &Checkpoint) -> io::Result<()> {
         .iter()
         .map(|t| {
             [
-                t.name.clone(),
+                term(&t.name).into_owned(),
                 t.dtype.name().to_string(),
                 human::shape(&t.shape),
                 format!("[{}, {}]", t.data_offsets[0], t.data_offsets[1]),
@@ -370,7 +448,7 @@ fn write_table(out: &mut impl Write, ckpt: &Checkpoint) -> io::Result<()> {
                     ckpt.sources
                         .get(t.source)
                         .and_then(|s| s.path.file_name())
-                        .map(|n| n.to_string_lossy().into_owned())
+                        .map(|n| term(&n.to_string_lossy()).into_owned())
                         .unwrap_or_default()
                 } else if strided {
                     storage_cell(t)
@@ -412,7 +490,7 @@ fn write_table(out: &mut impl Write, ckpt: &Checkpoint) -> io::Result<()> {
 
 /// `0 +16 stride [8, 1] big-endian`.
 fn storage_cell(t: &TensorEntry) -> String {
-    let mut cell = t.storage.clone().unwrap_or_default();
+    let mut cell = term(t.storage.as_deref().unwrap_or_default()).into_owned();
     if let Layout::Strided { offset, strides } = &t.layout {
         if *offset != 0 {
             cell.push_str(&format!(" +{offset}"));

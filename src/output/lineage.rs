@@ -6,6 +6,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use crate::lineage::{Graph, Node};
+use crate::output::human::term;
 
 #[derive(Serialize)]
 struct GraphJson<'a> {
@@ -14,11 +15,42 @@ struct GraphJson<'a> {
     timelines: Vec<Vec<String>>,
 }
 
+/// A node with its fields written here, not flattened from [`Node`]: its `path` is a display
+/// string (serde refuses paths that are not UTF-8), and flattening wrote `"path"` twice.
 #[derive(Serialize)]
 struct NodeJson<'a> {
     path: Option<String>,
-    #[serde(flatten)]
-    node: &'a Node,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    step: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    epoch: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    format: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unresolved: Option<&'a crate::lineage::ParentRef>,
+}
+
+impl<'a> NodeJson<'a> {
+    fn of(n: &'a Node) -> Self {
+        NodeJson {
+            path: n.path.as_ref().map(|p| p.display().to_string()),
+            id: n.id.as_deref(),
+            name: &n.name,
+            version: n.version.as_deref(),
+            created: n.created.as_deref(),
+            step: n.step,
+            epoch: n.epoch,
+            format: n.format.map(|f| f.json_name()),
+            unresolved: n.unresolved.as_ref(),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -39,14 +71,7 @@ fn key(n: &Node) -> String {
 /// Writes `{"nodes": [...], "edges": [{"child", "parent", "via"}], "timelines": [[path...]]}`.
 pub fn write_json(out: &mut impl Write, g: &Graph) -> io::Result<()> {
     let doc = GraphJson {
-        nodes: g
-            .nodes
-            .iter()
-            .map(|n| NodeJson {
-                path: n.path.as_ref().map(|p| p.display().to_string()),
-                node: n,
-            })
-            .collect(),
+        nodes: g.nodes.iter().map(NodeJson::of).collect(),
         edges: g
             .edges
             .iter()
@@ -66,7 +91,13 @@ pub fn write_json(out: &mut impl Write, g: &Graph) -> io::Result<()> {
     out.write_all(b"\n")
 }
 
+/// A node as shown in the tree, escaped for terminals (names, versions and dates come from
+/// metadata).
 fn label(n: &Node) -> String {
+    term(&raw_label(n)).into_owned()
+}
+
+fn raw_label(n: &Node) -> String {
     let mut s = match &n.path {
         Some(p) => p
             .file_name()
@@ -131,7 +162,7 @@ fn tree(
 ) -> io::Result<()> {
     let indent = "  ".repeat(depth);
     let arrow = if depth > 0 { "└─ " } else { "" };
-    let link = via.map(|v| format!("   ← {v}")).unwrap_or_default();
+    let link = via.map(|v| format!("   ← {}", term(v))).unwrap_or_default();
     if shown[i] {
         return writeln!(
             out,

@@ -2,10 +2,11 @@
 
 use std::io::{self, Write};
 
+use crate::output::human::term;
 use crate::pickle::policy::{Finding, Risk, Verdict};
 use crate::pickle::scan::{ScanResult, ScanRun};
 
-/// Writes the human report.
+/// Writes the human report. Text from files (paths, globals, reasons) is escaped for terminals.
 pub fn write_human(out: &mut impl Write, run: &ScanRun) -> io::Result<()> {
     let (mut safe, mut suspicious, mut dangerous, mut errors) = (0, 0, 0, 0);
     for r in &run.results {
@@ -20,7 +21,7 @@ pub fn write_human(out: &mut impl Write, run: &ScanRun) -> io::Result<()> {
                     out,
                     "{:<10}  {}  ({})",
                     r.verdict.name().to_uppercase(),
-                    r.path.display(),
+                    term(&r.path.to_string_lossy()),
                     r.format.label()
                 )?;
                 // For files with no pickle, the format says it all.
@@ -35,22 +36,59 @@ pub fn write_human(out: &mut impl Write, run: &ScanRun) -> io::Result<()> {
             }
             Err(e) => {
                 errors += 1;
-                writeln!(out, "{:<10}  {e}", "ERROR")?;
+                writeln!(
+                    out,
+                    "{:<10}  {}  not scanned: {}",
+                    "ERROR",
+                    term(&e.path().to_string_lossy()),
+                    term(&reason(e))
+                )?;
             }
         }
     }
-    let total = run.results.len();
+    for s in &run.special {
+        writeln!(
+            out,
+            "{:<10}  {}  ({})",
+            "SKIPPED",
+            term(&s.path.to_string_lossy()),
+            s.reason
+        )?;
+    }
+    let scanned = safe + suspicious + dangerous;
     let mut summary = format!(
-        "{total} file{}: {safe} safe, {suspicious} suspicious, {dangerous} dangerous",
-        if total == 1 { "" } else { "s" }
+        "{scanned} file{} scanned: {safe} safe, {suspicious} suspicious, {dangerous} dangerous",
+        if scanned == 1 { "" } else { "s" }
     );
     if errors > 0 {
-        summary.push_str(&format!(", {errors} unreadable"));
+        summary.push_str(&format!("; {errors} not scanned"));
     }
+    let mut skipped = Vec::new();
     if run.skipped > 0 {
-        summary.push_str(&format!(" ({} other files skipped)", run.skipped));
+        skipped.push(format!("{} other files", run.skipped));
+    }
+    if !run.special.is_empty() {
+        skipped.push(format!("{} not regular files", run.special.len()));
+    }
+    if !skipped.is_empty() {
+        summary.push_str(&format!(" ({} skipped)", skipped.join(", ")));
     }
     writeln!(out, "{summary}")
+}
+
+/// Why a file was not scanned, without the path (which is printed beside it).
+pub fn reason(e: &crate::Error) -> String {
+    use crate::Error;
+    match e {
+        Error::Io { action, error, .. } => format!("cannot {action}: {error}"),
+        Error::Invalid { problem, .. } => problem.to_string(),
+        Error::Unsupported { what, .. } => what.clone(),
+        other => {
+            let full = other.to_string();
+            let suffix = format!(" ({})", other.path().display());
+            full.strip_suffix(&suffix).unwrap_or(&full).to_string()
+        }
+    }
 }
 
 /// `dangerous  posix.system  module `posix`: ...  [member @offset OPCODE ×count]`.
@@ -62,16 +100,16 @@ pub fn finding_line(f: &Finding) -> String {
             Risk::Suspicious => "suspicious",
             Risk::Dangerous => "dangerous",
         },
-        f.reason
+        term(&f.reason)
     );
     if let Some(g) = &f.global
         && !f.reason.contains(g.as_str())
     {
-        line = format!("{line} [{g}]");
+        line = format!("{line} [{}]", term(g));
     }
     let mut place = Vec::new();
     if let Some(m) = &f.member {
-        place.push(m.clone());
+        place.push(term(m).into_owned());
     }
     if let Some(o) = f.offset {
         place.push(format!("@{o}"));
@@ -92,11 +130,23 @@ pub fn finding_line(f: &Finding) -> String {
 #[serde(untagged)]
 enum Entry<'a> {
     Ok(&'a ScanResult),
-    Err { path: String, error: String },
+    Err {
+        path: String,
+        verdict: &'static str,
+        reason: String,
+        error: String,
+    },
+    Skipped {
+        path: String,
+        verdict: &'static str,
+        reason: &'a str,
+    },
 }
 
-/// Writes `[{"path", "format", "verdict", "findings": [...]}, ...]`; unreadable files appear as
-/// `{"path", "error"}`.
+/// Writes `[{"path", "format", "verdict", "findings": [...]}, ...]`. Files that were not scanned
+/// appear as `{"path", "verdict": "error", "reason", "error"}` (`error` also names the path),
+/// paths in folders that are not regular files as `{"path", "verdict": "skipped", "reason"}`.
+/// Strings are exact (JSON escapes them; nothing is replaced).
 pub fn write_json(out: &mut impl Write, run: &ScanRun) -> io::Result<()> {
     let entries: Vec<Entry<'_>> = run
         .results
@@ -105,9 +155,16 @@ pub fn write_json(out: &mut impl Write, run: &ScanRun) -> io::Result<()> {
             Ok(r) => Entry::Ok(r),
             Err(e) => Entry::Err {
                 path: e.path().display().to_string(),
+                verdict: "error",
+                reason: reason(e),
                 error: e.to_string(),
             },
         })
+        .chain(run.special.iter().map(|s| Entry::Skipped {
+            path: s.path.display().to_string(),
+            verdict: "skipped",
+            reason: &s.reason,
+        }))
         .collect();
     serde_json::to_writer(&mut *out, &entries)?;
     out.write_all(b"\n")

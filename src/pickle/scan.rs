@@ -7,7 +7,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
-use crate::format::{Format, MappedFile, detect};
+use crate::format::mapped::file_kind;
+use crate::format::{Format, MappedFile, detect, zip};
 use crate::limits::Limits;
 use crate::pickle::policy::{Finding, Policy, Risk, Verdict};
 use crate::pickle::{StreamReport, analyze};
@@ -34,9 +35,76 @@ fn format_name<S: serde::Serializer>(f: &Format, s: S) -> Result<S::Ok, S::Error
 }
 
 /// Scans one file.
+///
+/// Fails closed: a file that cannot be judged (empty, of an unknown format, a zip whose central
+/// directory cannot be read, not a regular file) is an error, never `safe`. Formats that hold no
+/// pickle by construction (safetensors, GGUF) are `safe`.
 pub fn scan_file(path: &Path, policy: &Policy, limits: &Limits) -> Result<ScanResult, Error> {
+    scan_one(path, policy, limits).map_err(|n| n.error)
+}
+
+/// Why a file was not scanned, and whether only its content was unrecognised (inside folders,
+/// such files are skipped unless their name says they are a checkpoint).
+struct NotScanned {
+    error: Error,
+    unknown_content: bool,
+}
+
+impl From<Error> for NotScanned {
+    fn from(error: Error) -> Self {
+        NotScanned {
+            error,
+            unknown_content: false,
+        }
+    }
+}
+
+fn scan_one(path: &Path, policy: &Policy, limits: &Limits) -> Result<ScanResult, NotScanned> {
     let mapped = MappedFile::open(path)?;
-    let format = detect(mapped.bytes());
+    let bytes = mapped.bytes();
+    let format = detect(bytes);
+    let not_scanned = |what: String, unknown_content| NotScanned {
+        error: Error::Unsupported {
+            path: path.to_path_buf(),
+            what,
+        },
+        unknown_content,
+    };
+    if bytes.is_empty() {
+        return Err(not_scanned(
+            "the file is empty; there is nothing to judge".into(),
+            true,
+        ));
+    }
+    if format == Format::Unknown {
+        return Err(not_scanned(
+            format!(
+                "not a format ckptscope can judge (first bytes: {}); it was not scanned, so it is not known to be safe",
+                hex_preview(bytes)
+            ),
+            true,
+        ));
+    }
+    if zip::looks_like_zip(bytes)
+        && let Err(problem) = zip::entries(bytes)
+    {
+        return Err(not_scanned(
+            format!(
+                "a zip archive whose central directory cannot be read (truncated or damaged?): {problem}"
+            ),
+            false,
+        ));
+    }
+    // "Safe" for safetensors is a promise about the whole file, so the header is validated: bytes
+    // that only start like one are not vouched for.
+    if format == Format::Safetensors
+        && let Err(problem) = crate::format::read_header(bytes, mapped.len(), limits)
+    {
+        return Err(not_scanned(
+            format!("starts like a safetensors file, but {problem}"),
+            false,
+        ));
+    }
     let result = |verdict, findings, streams| ScanResult {
         path: path.to_path_buf(),
         format,
@@ -46,12 +114,9 @@ pub fn scan_file(path: &Path, policy: &Policy, limits: &Limits) -> Result<ScanRe
     };
     if !format.is_pickle_based() && !matches!(format, Format::Zip) {
         let note = match format {
-            Format::Safetensors | Format::SafetensorsSharded => {
-                "no pickle: safetensors holds only a JSON header and raw bytes; loading it runs no code"
-            }
             Format::Gguf => "no pickle: GGUF holds only typed data; loading it runs no code",
             _ => {
-                "not a pickle or a checkpoint format ckptscope knows; nothing in it would be unpickled"
+                "no pickle: safetensors holds only a JSON header and raw bytes; loading it runs no code"
             }
         };
         return Ok(result(
@@ -60,7 +125,7 @@ pub fn scan_file(path: &Path, policy: &Policy, limits: &Limits) -> Result<ScanRe
             Vec::new(),
         ));
     }
-    let analysis = analyze(mapped.bytes(), format, policy, limits, None);
+    let analysis = analyze(bytes, format, policy, limits, None);
     Ok(result(
         analysis.verdict,
         analysis.findings,
@@ -68,63 +133,169 @@ pub fn scan_file(path: &Path, policy: &Policy, limits: &Limits) -> Result<ScanRe
     ))
 }
 
+fn hex_preview(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Names that say a file is meant to be a checkpoint or a pickle: inside folders, such a file
+/// whose content is not recognised is reported as not scanned instead of skipped.
+fn checkpoint_name(path: &Path) -> bool {
+    const EXTENSIONS: &[&str] = &[
+        "pt",
+        "pth",
+        "bin",
+        "ckpt",
+        "pkl",
+        "pickle",
+        "joblib",
+        "npy",
+        "npz",
+        "safetensors",
+        "tar",
+        "zip",
+    ];
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| EXTENSIONS.iter().any(|x| e.eq_ignore_ascii_case(x)))
+}
+
+/// A path inside a folder that was not looked at, and why.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Skipped {
+    /// The path.
+    pub path: PathBuf,
+    /// Why it was skipped (`a FIFO (named pipe), not a regular file`).
+    pub reason: String,
+}
+
 /// What a scan of several paths found: results, and the files that could not be read.
 #[derive(Debug, Default)]
 pub struct ScanRun {
-    /// One result per scanned file, in the order given (folders in sorted order).
+    /// One result per file, in the order given (folders in sorted order); an error is a file
+    /// that was not scanned.
     pub results: Vec<Result<ScanResult, Error>>,
-    /// Files in folders skipped because they are not checkpoints.
+    /// Files in folders skipped because their content and their name are not a checkpoint's.
     pub skipped: usize,
+    /// Paths in folders that are not regular files (FIFOs, sockets, devices), not opened.
+    pub special: Vec<Skipped>,
 }
 
-/// Scans files and folders (recursively; inside folders only files whose content is a
-/// checkpoint or a pickle are reported).
+impl ScanRun {
+    /// Files that were scanned.
+    pub fn scanned(&self) -> usize {
+        self.results.iter().filter(|r| r.is_ok()).count()
+    }
+
+    /// Files that could not be scanned.
+    pub fn not_scanned(&self) -> usize {
+        self.results.iter().filter(|r| r.is_err()).count()
+    }
+
+    /// The exit status of `ckptscope scan`: 2 when any file could not be scanned (nothing can
+    /// be promised about it), else 1 when any scanned file is not safe, else 0.
+    pub fn exit_code(&self) -> u8 {
+        if self.not_scanned() > 0 {
+            2
+        } else if self
+            .results
+            .iter()
+            .flatten()
+            .any(|r| r.verdict != Verdict::Safe)
+        {
+            1
+        } else {
+            0
+        }
+    }
+}
+
+/// Scans files and folders (recursively). Inside folders, files whose content is not a
+/// checkpoint or a pickle are skipped (counted) unless their name says they are one; paths that
+/// are not regular files are noted and never opened.
 pub fn scan_paths(paths: &[PathBuf], policy: &Policy, limits: &Limits) -> ScanRun {
     let mut run = ScanRun::default();
     for path in paths {
         if path.is_dir() {
             let mut files = Vec::new();
-            walk(path, &mut files, &mut run.results, 0);
+            walk(path, &mut files, &mut run, 0);
             files.sort();
             for file in files {
-                match scan_file(&file, policy, limits) {
-                    Ok(r) if r.format == Format::Unknown => run.skipped += 1,
-                    other => run.results.push(other),
+                match scan_one(&file, policy, limits) {
+                    Err(n) if n.unknown_content && !checkpoint_name(&file) => run.skipped += 1,
+                    other => run.results.push(other.map_err(|n| n.error)),
                 }
             }
         } else {
             run.results.push(scan_file(path, policy, limits));
         }
     }
+    run.special.sort_by(|a, b| a.path.cmp(&b.path));
     run
 }
 
-fn walk(
-    dir: &Path,
-    files: &mut Vec<PathBuf>,
-    errors: &mut Vec<Result<ScanResult, Error>>,
-    depth: usize,
-) {
+fn walk(dir: &Path, files: &mut Vec<PathBuf>, run: &mut ScanRun, depth: usize) {
     if depth > 64 {
+        run.results.push(Err(Error::io(
+            "list",
+            dir,
+            std::io::Error::other("folders nested more than 64 deep are not scanned"),
+        )));
         return;
     }
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
-            errors.push(Err(Error::io("list", dir, e)));
+            run.results.push(Err(Error::io("list", dir, e)));
             return;
         }
     };
-    for entry in entries.flatten() {
-        let Ok(kind) = entry.file_type() else {
-            continue;
+    for entry in entries {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                run.results.push(Err(Error::io("list", dir, e)));
+                continue;
+            }
         };
         let path = entry.path();
+        let kind = match entry.file_type() {
+            Ok(kind) => kind,
+            Err(e) => {
+                run.results.push(Err(Error::io("read", &path, e)));
+                continue;
+            }
+        };
         // Symlinked folders are not followed (no loops); symlinked files are scanned.
         if kind.is_dir() {
-            walk(&path, files, errors, depth + 1);
-        } else if kind.is_file() || (kind.is_symlink() && path.is_file()) {
+            walk(&path, files, run, depth + 1);
+        } else if kind.is_file() {
             files.push(path);
+        } else if kind.is_symlink() {
+            match std::fs::metadata(&path) {
+                Ok(target) if target.is_file() => files.push(path),
+                Ok(target) if target.is_dir() => {}
+                Ok(target) => run.special.push(Skipped {
+                    path,
+                    reason: format!(
+                        "a link to {}, not a regular file",
+                        file_kind(&target.file_type())
+                    ),
+                }),
+                Err(e) => run.special.push(Skipped {
+                    path,
+                    reason: format!("a link that cannot be followed ({e})"),
+                }),
+            }
+        } else {
+            run.special.push(Skipped {
+                path,
+                reason: format!("{}, not a regular file", file_kind(&kind)),
+            });
         }
     }
 }
