@@ -343,3 +343,55 @@ fn converting_through_a_symlinked_output_writes_its_target() {
     );
     assert!(ckptscope::open(&real).is_ok());
 }
+
+#[test]
+fn sigkill_while_the_output_is_being_written_leaves_no_file() {
+    let (dir, input) = temp_with("big.pt", &one_tensor_zip(96 << 20, 96 << 20, 1));
+    let output = dir.path().join("big.safetensors");
+    let mut caught = 0;
+    for _ in 0..5 {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ckptscope"))
+            .args(["convert", "--force", input.to_str().unwrap(), "-o"])
+            .arg(&output)
+            .env("CKPTSCOPE_CACHE_DIR", dir.path().join("cache"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Wait until the process holds its unnamed output file ("/dir/#inode (deleted)" in
+        // /proc), then kill it mid-write.
+        let fds = PathBuf::from(format!("/proc/{}/fd", child.id()));
+        let folder = dir.path().to_string_lossy().into_owned();
+        let start = std::time::Instant::now();
+        let mut writing = false;
+        while start.elapsed() < std::time::Duration::from_secs(20) && !writing {
+            writing = std::fs::read_dir(&fds)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|e| {
+                    std::fs::read_link(e.path()).is_ok_and(|t| {
+                        let t = t.to_string_lossy();
+                        t.starts_with(&folder) && t.ends_with("(deleted)")
+                    })
+                });
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        if writing {
+            caught += 1;
+            assert!(!output.exists(), "a killed conversion left an output");
+        }
+        let _ = std::fs::remove_file(&output);
+        let mut left = names(dir.path());
+        left.retain(|n| n != "cache");
+        assert_eq!(left, ["big.pt"], "a killed conversion left files behind");
+    }
+    assert!(
+        caught > 0,
+        "never caught the converter while it was writing"
+    );
+}
