@@ -92,6 +92,10 @@ fn folder_of(path: &Path) -> PathBuf {
 impl AtomicFile {
     /// Starts writing a file that will replace (or create) `path`.
     pub fn new(path: &Path) -> io::Result<AtomicFile> {
+        Self::with_temp(path, true)
+    }
+
+    fn with_temp(path: &Path, allow_unnamed: bool) -> io::Result<AtomicFile> {
         let target = resolve_target(path)?;
         let folder = folder_of(&target);
         let original = match std::fs::metadata(&target) {
@@ -105,7 +109,7 @@ impl AtomicFile {
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             Err(e) => return Err(e),
         };
-        let (file, temp) = create_temp(&folder)?;
+        let (file, temp) = create_temp(&folder, allow_unnamed)?;
         Ok(AtomicFile {
             file,
             target,
@@ -178,9 +182,16 @@ impl AtomicFile {
             Temp::Named(temp) => match replace {
                 Replace::Always => std::fs::rename(temp, &self.target)?,
                 Replace::Never => {
-                    // A hard link fails if the destination exists; then the name goes.
-                    std::fs::hard_link(temp, &self.target)?;
-                    std::fs::remove_file(temp)?;
+                    // A hard link fails if the destination exists; then the name goes. File
+                    // systems without hard links get a check then a rename (a small race).
+                    match std::fs::hard_link(temp, &self.target) {
+                        Ok(()) => std::fs::remove_file(temp)?,
+                        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Err(e),
+                        Err(_) if std::fs::symlink_metadata(&self.target).is_ok() => {
+                            return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+                        }
+                        Err(_) => std::fs::rename(temp, &self.target)?,
+                    }
                 }
             },
         }
@@ -302,9 +313,11 @@ fn hidden_name(folder: &Path) -> PathBuf {
     ))
 }
 
-fn create_temp(folder: &Path) -> io::Result<(File, Temp)> {
+fn create_temp(folder: &Path, allow_unnamed: bool) -> io::Result<(File, Temp)> {
+    #[cfg(not(target_os = "linux"))]
+    let _ = allow_unnamed;
     #[cfg(target_os = "linux")]
-    if let Some(file) = create_unnamed(folder) {
+    if allow_unnamed && let Some(file) = create_unnamed(folder) {
         return Ok((file, Temp::Unnamed));
     }
     let mut last = None;
@@ -412,6 +425,36 @@ mod tests {
         let err = atomic_write(&path, Replace::Always, |_| Err(io::Error::other("boom")));
         assert!(err.is_err());
         assert!(names(dir.path()).is_empty());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_named_fallback_writes_refuses_to_clobber_and_cleans_up() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("n");
+        let mut f = AtomicFile::with_temp(&path, false).unwrap();
+        assert!(!f.is_unnamed());
+        f.file_mut().write_all(b"one").unwrap();
+        f.commit(Replace::Never).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o602)).unwrap();
+        let mut f = AtomicFile::with_temp(&path, false).unwrap();
+        f.file_mut().write_all(b"two").unwrap();
+        let err = f.commit(Replace::Never).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        let mut f = AtomicFile::with_temp(&path, false).unwrap();
+        f.file_mut().write_all(b"three").unwrap();
+        drop(f);
+        assert_eq!(names(dir.path()), ["n"]);
+        let mut f = AtomicFile::with_temp(&path, false).unwrap();
+        f.file_mut().write_all(b"four").unwrap();
+        f.commit(Replace::Always).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"four");
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o7777,
+            0o602
+        );
+        assert_eq!(names(dir.path()), ["n"]);
     }
 
     #[cfg(target_os = "linux")]
