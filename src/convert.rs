@@ -1039,6 +1039,10 @@ fn feed_ranges(
     }
 }
 
+/// What the hashing pass computes: the source's SHA-256 (hex), a checksum per packed tensor
+/// range, a CRC-32 per archive member.
+type SourceHashes = (String, Vec<Option<u64>>, Vec<u32>);
+
 /// One pass over the source: its SHA-256, the checksum of each packed tensor's range, and the
 /// CRC-32 of each archive member in `crc_ranges` (CRC and SHA share the read; the CRC kernel
 /// costs a small fraction of the SHA).
@@ -1047,7 +1051,7 @@ fn hash_source(
     ranges: &[Option<std::ops::Range<u64>>],
     crc_ranges: &[std::ops::Range<u64>],
     progress: &Progress,
-) -> Result<(String, Vec<Option<u64>>, Vec<u32>), Error> {
+) -> Result<SourceHashes, Error> {
     let f = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
     let len = f.metadata().map_err(|e| Error::io("read", path, e))?.len();
     let mut sha = Sha256::new();
