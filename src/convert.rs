@@ -6,9 +6,16 @@
 //! writes them (alignment first, then name). The header is written first with a fixed-length
 //! placeholder for the source's SHA-256, which a second thread computes while the data is
 //! written; the real header then replaces it. The file is synced, reopened and compared byte for
-//! byte with the source, and only then renamed over the output: an interrupted conversion leaves
-//! no output (or the previous one), never a partial file. Memory stays at a few buffers whatever
-//! the model's size.
+//! byte with the source, and only then linked in as the output ([`crate::fsutil::AtomicFile`]:
+//! an unnamed temporary file, so even a killed conversion leaves no output, or the previous one,
+//! and never a partial file). Memory stays at a few buffers whatever the model's size.
+//!
+//! Nothing damaged is written: the hashing pass also computes the CRC-32 of every archive member
+//! a tensor is copied from and compares it with the archive's record, and a tensor whose bytes
+//! cannot be read (a file cut short, a missing record) stops the conversion unless the user asks
+//! to skip such tensors, in which case the output's metadata and the report name them. A
+//! stride-0 expansion that would write far more than the file holds is refused unless asked
+//! for, and the output's file system must have room for the whole output before writing starts.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
@@ -44,6 +51,12 @@ pub struct ConvertOptions {
     pub policy: Policy,
     /// Reading limits.
     pub limits: Limits,
+    /// Write tensors that are stride-0 expansions of a much smaller storage (more than
+    /// [`Limits::max_expansion`] times its bytes) as their full, materialized values.
+    pub materialize_expanded: bool,
+    /// Convert the other tensors when some cannot be read (a truncated file, a missing or
+    /// damaged record); the output's metadata (`ckptscope.skipped`) and the report list them.
+    pub skip_unreadable: bool,
     /// Test hook: fail with an I/O error after writing this many data bytes.
     #[doc(hidden)]
     pub fail_after: Option<u64>,
@@ -66,7 +79,8 @@ pub struct ConvertReport {
     pub bytes: u64,
     /// Exact aliases stored once: `(dropped name, kept name)`.
     pub aliases: Vec<(String, String)>,
-    /// Tensors that could not be exported, and why.
+    /// Tensors that could not be exported, and why (only with
+    /// [`ConvertOptions::skip_unreadable`]: otherwise any such tensor stops the conversion).
     pub skipped: Vec<UnsupportedTensor>,
     /// SHA-256 of the input file.
     pub source_sha256: String,
@@ -132,6 +146,80 @@ pub enum ConvertError {
     /// The user cancelled.
     #[error("cancelled; no output was written")]
     Cancelled,
+    /// A tensor is a stride-0 expansion of a much smaller storage.
+    #[error(
+        "tensor `{name}` holds {logical} bytes of values but its storage is only {storage} bytes (a stride-0 expand, more than {factor}x); writing it would materialize every copy. Nothing was written; pass --materialize-expanded to write it anyway"
+    )]
+    Expanded {
+        /// The tensor.
+        name: String,
+        /// Bytes its values take once packed.
+        logical: u64,
+        /// Bytes of the storage it views.
+        storage: u64,
+        /// The limit ([`Limits::max_expansion`]).
+        factor: u64,
+    },
+    /// The output does not fit on its file system.
+    #[error(
+        "{} needs {need} bytes but its file system has {available} bytes free; nothing was written",
+        path.display()
+    )]
+    NoSpace {
+        /// The output.
+        path: PathBuf,
+        /// Bytes the output takes.
+        need: u64,
+        /// Bytes free for this user.
+        available: u64,
+    },
+    /// Some tensors cannot be read.
+    #[error(
+        "{} of {}'s tensors cannot be read ({}); nothing was written. Pass --skip-unreadable to convert the others",
+        tensors.len(),
+        path.display(),
+        list_unreadable(tensors)
+    )]
+    Unreadable {
+        /// The input.
+        path: PathBuf,
+        /// The tensors and why.
+        tensors: Vec<UnsupportedTensor>,
+    },
+    /// An archive member does not match its recorded CRC-32.
+    #[error(
+        "{} is damaged: {mismatch} (tensors {}); nothing was written",
+        path.display(),
+        tensors.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", ")
+    )]
+    Damaged {
+        /// The input.
+        path: PathBuf,
+        /// Which member and both checksums.
+        mismatch: crate::format::zip::CrcMismatch,
+        /// The tensors read from it.
+        tensors: Vec<String>,
+    },
+    /// Sizes in the file add up past what can be counted.
+    #[error("{} : {what} overflows 64 bits; the file is corrupt", path.display())]
+    TooLarge {
+        /// The input.
+        path: PathBuf,
+        /// Which sum.
+        what: String,
+    },
+}
+
+fn list_unreadable(tensors: &[UnsupportedTensor]) -> String {
+    let mut text: Vec<String> = tensors
+        .iter()
+        .take(3)
+        .map(|t| format!("`{}`: {}", t.name, t.reason))
+        .collect();
+    if tensors.len() > 3 {
+        text.push(format!("and {} more", tensors.len() - 3));
+    }
+    text.join("; ")
 }
 
 /// `IN` with its extension replaced by `.safetensors` (`pytorch_model.bin` becomes
@@ -181,7 +269,7 @@ pub fn convert(
     // Opening reads headers and the pickle only; it says what the input is before anything else.
     let ckpt = open_input(input, options)?;
     check_output(input, &output, options.force)?;
-    let plan = plan(&ckpt, options.all)?;
+    let plan = plan(&ckpt, options)?;
     write(&ckpt, &plan, &output, options, progress)
 }
 
@@ -249,8 +337,14 @@ struct Plan<'a> {
     metadata: BTreeMap<String, String>,
 }
 
-fn plan(ckpt: &Checkpoint, all: bool) -> Result<Plan<'_>, ConvertError> {
-    let report = ckpt.pickle.as_ref().expect("pickle checked by open_input");
+fn plan<'a>(ckpt: &'a Checkpoint, options: &ConvertOptions) -> Result<Plan<'a>, ConvertError> {
+    let all = options.all;
+    let Some(report) = ckpt.pickle.as_ref() else {
+        return Err(ConvertError::NoTensors {
+            path: ckpt.path.clone(),
+            hint: String::new(),
+        });
+    };
     // The weights: the first preferred root key that holds tensors, unless --all.
     let exported = if all {
         None
@@ -290,6 +384,12 @@ fn plan(ckpt: &Checkpoint, all: bool) -> Result<Plan<'_>, ConvertError> {
             })
         })
         .collect();
+    if !skipped.is_empty() && !options.skip_unreadable {
+        return Err(ConvertError::Unreadable {
+            path: ckpt.path.clone(),
+            tensors: skipped,
+        });
+    }
     if chosen.is_empty() {
         return Err(ConvertError::NoTensors {
             path: ckpt.path.clone(),
@@ -303,6 +403,9 @@ fn plan(ckpt: &Checkpoint, all: bool) -> Result<Plan<'_>, ConvertError> {
                 )
             },
         });
+    }
+    for (name, t) in &chosen {
+        check_expansion(ckpt, name, t, options)?;
     }
     let mut seen = HashMap::new();
     for (name, _) in &chosen {
@@ -336,6 +439,16 @@ fn plan(ckpt: &Checkpoint, all: bool) -> Result<Plan<'_>, ConvertError> {
     for (dropped, kept) in &aliases {
         metadata.insert(dropped.clone(), kept.clone());
     }
+    if !skipped.is_empty() {
+        let list: BTreeMap<&str, &str> = skipped
+            .iter()
+            .map(|u| (u.name.as_str(), u.reason.as_str()))
+            .collect();
+        metadata.insert(
+            "ckptscope.skipped".to_string(),
+            serde_json::to_string(&list).unwrap_or_default(),
+        );
+    }
     // Non-tensor values of the root (epoch, global_step, hyper_parameters...), as JSON.
     if let serde_json::Value::Object(root) = &report.objects {
         for (key, value) in root {
@@ -359,6 +472,41 @@ fn plan(ckpt: &Checkpoint, all: bool) -> Result<Plan<'_>, ConvertError> {
         exported,
         metadata,
     })
+}
+
+/// Refuses a tensor whose packed bytes exceed the storage it views by more than the expansion
+/// limit, unless the user asked for expanded tensors to be materialized.
+fn check_expansion(
+    ckpt: &Checkpoint,
+    name: &str,
+    t: &TensorEntry,
+    options: &ConvertOptions,
+) -> Result<(), ConvertError> {
+    let logical = packed_len(ckpt, t)?;
+    let storage = t.data_offsets[1].saturating_sub(t.data_offsets[0]);
+    let factor = options.limits.max_expansion.max(1);
+    let allowed = storage.saturating_mul(factor);
+    if logical > allowed && !options.materialize_expanded {
+        return Err(ConvertError::Expanded {
+            name: name.to_string(),
+            logical,
+            storage,
+            factor,
+        });
+    }
+    Ok(())
+}
+
+/// Bytes of a tensor once packed, computed with checked arithmetic from its shape.
+fn packed_len(ckpt: &Checkpoint, t: &TensorEntry) -> Result<u64, ConvertError> {
+    t.shape
+        .iter()
+        .try_fold(1u64, |a, &d| a.checked_mul(d))
+        .and_then(|n| t.dtype.bytes_for(n))
+        .ok_or_else(|| ConvertError::TooLarge {
+            path: ckpt.path.clone(),
+            what: format!("the size of tensor `{}`", t.name),
+        })
 }
 
 fn layout_key(t: &TensorEntry) -> String {
@@ -414,24 +562,23 @@ fn write(
         error,
     };
 
+    let too_large = |what: &str| ConvertError::TooLarge {
+        path: ckpt.path.clone(),
+        what: what.to_string(),
+    };
     let mut offset = 0u64;
-    let layout: Vec<(String, DType, Vec<u64>, [u64; 2])> = plan
-        .tensors
-        .iter()
-        .map(|(name, t)| {
-            let len = t.byte_len();
-            let entry = (
-                name.clone(),
-                t.dtype,
-                t.shape.clone(),
-                [offset, offset + len],
-            );
-            offset += len;
-            entry
-        })
-        .collect();
+    let mut layout: Vec<(String, DType, Vec<u64>, [u64; 2])> =
+        Vec::with_capacity(plan.tensors.len());
+    for (name, t) in &plan.tensors {
+        let len = packed_len(ckpt, t)?;
+        let end = offset
+            .checked_add(len)
+            .ok_or_else(|| too_large("the total size of the tensors"))?;
+        layout.push((name.clone(), t.dtype, t.shape.clone(), [offset, end]));
+        offset = end;
+    }
     let total = offset;
-    progress.add_total(total * 2);
+    progress.add_total(total.saturating_mul(2));
 
     let mut metadata = plan.metadata.clone();
     let source_name = ckpt
@@ -458,12 +605,29 @@ fn write(
     );
     let placeholder = header_json(&metadata, &layout)?;
     let data_start = 8 + placeholder.len() as u64;
+    let need = data_start
+        .checked_add(total)
+        .ok_or_else(|| too_large("the output size"))?;
+    let members = zip_members(ckpt, plan)?;
+    let crc_ranges: Vec<std::ops::Range<u64>> = members.iter().map(|m| m.range.clone()).collect();
 
-    let tmp = tempfile::Builder::new()
-        .prefix(".ckptscope-convert-")
-        .suffix(".tmp")
-        .tempfile_in(folder)
-        .map_err(write_err)?;
+    let tmp = crate::fsutil::AtomicFile::new(output).map_err(write_err)?;
+    let tmp_path = tmp.reopen_path();
+    // Where the output really goes (a symbolic link's target may be on another file system).
+    let target_folder = tmp
+        .target()
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(folder);
+    if let Some(available) = crate::fsutil::available_space(target_folder)
+        && available < need
+    {
+        return Err(ConvertError::NoSpace {
+            path: output.to_path_buf(),
+            need,
+            available,
+        });
+    }
     let read_err = |e: std::io::Error| ConvertError::Open(Error::io("read", &ckpt.path, e));
     let input = std::fs::File::open(&ckpt.path).map_err(read_err)?;
     // Packed tensors are plain byte ranges of the input: the hashing pass checksums them on
@@ -477,8 +641,8 @@ fn write(
     let sha = std::thread::scope(|scope| -> Result<String, ConvertError> {
         // The source's SHA-256 on the other core, with positioned reads (no map: the pages
         // read do not count against this process's memory).
-        let hasher = scope.spawn(|| hash_source(&ckpt.path, &plain, progress));
-        let mut out = tmp.as_file();
+        let hasher = scope.spawn(|| hash_source(&ckpt.path, &plain, &crc_ranges, progress));
+        let mut out = tmp.file();
         out.write_all(&(placeholder.len() as u64).to_le_bytes())
             .map_err(write_err)?;
         out.write_all(&placeholder).map_err(write_err)?;
@@ -547,8 +711,8 @@ fn write(
             )));
         }
         // The data goes to disk while it is read back and compared with the source.
-        let syncer = scope.spawn(|| tmp.as_file().sync_data());
-        let sums = verify(ckpt, plan, &plain, tmp.path(), data_start, progress);
+        let syncer = scope.spawn(|| tmp.file().sync_data());
+        let sums = verify(ckpt, plan, &plain, &tmp_path, data_start, progress);
         let hashed = hasher
             .join()
             .map_err(|_| ConvertError::Verify("the hashing thread failed".into()))?
@@ -556,8 +720,20 @@ fn write(
         let synced = syncer
             .join()
             .map_err(|_| ConvertError::Verify("the sync thread failed".into()))?;
+        let (sha, source_sums, crcs) = hashed?;
+        // A damaged member is the most useful thing to report: check it before the copy.
+        for (member, crc) in members.iter().zip(&crcs) {
+            if !progress.is_cancelled()
+                && let Err(mismatch) = crate::format::zip::check_crc(&member.entry, *crc)
+            {
+                return Err(ConvertError::Damaged {
+                    path: ckpt.path.clone(),
+                    mismatch,
+                    tensors: member.tensors.clone(),
+                });
+            }
+        }
         let sums = sums?;
-        let (sha, source_sums) = hashed?;
         for (((name, _), written), read) in plan.tensors.iter().zip(&sums).zip(&source_sums) {
             if written.is_some() && written != read {
                 return Err(ConvertError::Verify(format!(
@@ -578,12 +754,12 @@ fn write(
     if header.len() != placeholder.len() {
         return Err(ConvertError::Verify("header length changed".into()));
     }
-    let mut file = tmp.as_file();
+    let mut file = tmp.file();
     file.seek(SeekFrom::Start(8)).map_err(write_err)?;
     file.write_all(&header).map_err(write_err)?;
     file.sync_all().map_err(write_err)?;
     // The final header reads back with every key.
-    let check = crate::format::open(tmp.path()).map_err(|e| ConvertError::Verify(e.to_string()))?;
+    let check = crate::format::open(&tmp_path).map_err(|e| ConvertError::Verify(e.to_string()))?;
     for (k, v) in &metadata {
         if check.metadata_value(k) != Some(v.as_str()) {
             return Err(ConvertError::Verify(format!(
@@ -593,20 +769,16 @@ fn write(
     }
     drop(check);
 
-    let persisted = if options.force {
-        tmp.persist(output).map_err(|e| write_err(e.error))?
+    // Mode (new: 0666 & !umask; replaced: the old file's), sync, link in, sync the folder.
+    let replace = if options.force {
+        crate::fsutil::Replace::Always
     } else {
-        tmp.persist_noclobber(output)
-            .map_err(|e| match e.error.kind() {
-                std::io::ErrorKind::AlreadyExists => ConvertError::Exists(output.to_path_buf()),
-                _ => write_err(e.error),
-            })?
+        crate::fsutil::Replace::Never
     };
-    drop(persisted);
-    // Make the rename durable.
-    if let Ok(dir) = std::fs::File::open(folder) {
-        let _ = dir.sync_all();
-    }
+    tmp.commit(replace).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => ConvertError::Exists(output.to_path_buf()),
+        _ => write_err(e),
+    })?;
     // Lineage links the output back to this input by its hash without reading it again.
     crate::lineage::remember_hash(&ckpt.path, crate::lineage::HashKind::File, &sha);
     Ok(ConvertReport {
@@ -787,12 +959,99 @@ impl Checksum {
     }
 }
 
-/// One pass over the source: its SHA-256, and the checksum of each packed tensor's range.
+/// A stored zip member that planned tensors are copied from, with its recorded CRC-32.
+struct Member {
+    entry: crate::format::zip::ZipEntry,
+    range: std::ops::Range<u64>,
+    /// Output names of the tensors read from it.
+    tensors: Vec<String>,
+}
+
+/// The archive members the plan reads (none for files that are not zip archives), found by the
+/// byte range each tensor's storage occupies.
+fn zip_members(ckpt: &Checkpoint, plan: &Plan<'_>) -> Result<Vec<Member>, ConvertError> {
+    use crate::format::zip;
+    let Some(source) = ckpt.sources.first() else {
+        return Ok(Vec::new());
+    };
+    let bytes = source.mapped()?.bytes();
+    if !zip::looks_like_zip(bytes) {
+        return Ok(Vec::new());
+    }
+    let entries = zip::entries(bytes).map_err(|p| Error::invalid(&ckpt.path, p))?;
+    let mut members: Vec<Member> = entries
+        .into_iter()
+        .filter(|e| e.is_stored())
+        .filter_map(|entry| {
+            let range = zip::data_range(bytes, &entry).ok()?;
+            Some(Member {
+                entry,
+                range,
+                tensors: Vec::new(),
+            })
+        })
+        .collect();
+    members.sort_by_key(|m| (m.range.start, m.range.end));
+    for (name, t) in &plan.tensors {
+        if t.source != 0 {
+            continue;
+        }
+        let range = t.file_range();
+        // The member whose data holds the tensor's bytes: the last one starting at or before it.
+        let i = members.partition_point(|m| m.range.start <= range.start);
+        if let Some(m) = i.checked_sub(1).and_then(|i| members.get_mut(i))
+            && m.range.end >= range.end
+        {
+            m.tensors.push(name.clone());
+        }
+    }
+    members.retain(|m| !m.tensors.is_empty());
+    Ok(members)
+}
+
+/// Feeds `chunk` (file bytes from `at`) to the sorted `ranges` it overlaps, from `first` on.
+fn feed_ranges(
+    ranges: &[std::ops::Range<u64>],
+    order: &[usize],
+    first: &mut usize,
+    at: u64,
+    chunk: &[u8],
+    mut feed: impl FnMut(usize, &[u8]),
+) {
+    let end = at.saturating_add(chunk.len() as u64);
+    while let Some(r) = order.get(*first).and_then(|&i| ranges.get(i))
+        && r.end <= at
+    {
+        *first += 1;
+    }
+    for &i in order.get(*first..).unwrap_or(&[]) {
+        let Some(r) = ranges.get(i) else { continue };
+        if r.start >= end {
+            break;
+        }
+        let (s, e) = (r.start.max(at), r.end.min(end));
+        if s < e
+            && let (Ok(s), Ok(e)) = (usize::try_from(s - at), usize::try_from(e - at))
+            && let Some(piece) = chunk.get(s..e)
+        {
+            feed(i, piece);
+        }
+    }
+}
+
+/// What the hashing pass computes: the source's SHA-256 (hex), a checksum per packed tensor
+/// range, a CRC-32 per archive member.
+type SourceHashes = (String, Vec<Option<u64>>, Vec<u32>);
+
+/// One pass over the source: its SHA-256, the checksum of each packed tensor's range, and the
+/// CRC-32 of each archive member in `crc_ranges` (CRC and SHA share the read; the CRC kernel
+/// costs a small fraction of the SHA).
 fn hash_source(
     path: &Path,
     ranges: &[Option<std::ops::Range<u64>>],
+    crc_ranges: &[std::ops::Range<u64>],
     progress: &Progress,
-) -> Result<(String, Vec<Option<u64>>), Error> {
+) -> Result<SourceHashes, Error> {
     let f = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
     let len = f.metadata().map_err(|e| Error::io("read", path, e))?.len();
     let mut sha = Sha256::new();
@@ -801,8 +1060,14 @@ fn hash_source(
         .map(|r| r.as_ref().map(|_| Checksum::default()))
         .collect();
     // Ranges by start, to feed each chunk only to the tensors it overlaps.
+    let flat: Vec<std::ops::Range<u64>> =
+        ranges.iter().map(|r| r.clone().unwrap_or(0..0)).collect();
     let mut order: Vec<usize> = (0..ranges.len()).filter(|&i| ranges[i].is_some()).collect();
-    order.sort_by_key(|&i| ranges[i].as_ref().map_or(0, |r| r.start));
+    order.sort_by_key(|&i| flat[i].start);
+    let mut crcs: Vec<crate::format::zip::Crc32> = vec![Default::default(); crc_ranges.len()];
+    let mut crc_order: Vec<usize> = (0..crc_ranges.len()).collect();
+    crc_order.sort_by_key(|&i| crc_ranges[i].start);
+    let mut crc_first = 0usize;
     let mut buf = vec![0u8; 1 << 22];
     let mut at = 0u64;
     let mut first = 0usize;
@@ -812,32 +1077,33 @@ fn hash_source(
         }
         let n = (len - at).min(buf.len() as u64) as usize;
         read_exact_at(&f, &mut buf[..n], at).map_err(|e| Error::io("read", path, e))?;
-        sha.update(&buf[..n]);
-        let chunk = at..at + n as u64;
-        while first < order.len()
-            && ranges[order[first]]
-                .as_ref()
-                .is_some_and(|r| r.end <= chunk.start)
-        {
-            first += 1;
-        }
-        for &i in &order[first..] {
-            let Some(r) = &ranges[i] else { continue };
-            if r.start >= chunk.end {
-                break;
+        let chunk = &buf[..n];
+        sha.update(chunk);
+        feed_ranges(&flat, &order, &mut first, at, chunk, |i, piece| {
+            if let Some(Some(sum)) = sums.get_mut(i) {
+                sum.update(piece);
             }
-            let (s, e) = (r.start.max(chunk.start), r.end.min(chunk.end));
-            if s < e
-                && let Some(sum) = &mut sums[i]
-            {
-                sum.update(&buf[(s - at) as usize..(e - at) as usize]);
-            }
-        }
+        });
+        feed_ranges(
+            crc_ranges,
+            &crc_order,
+            &mut crc_first,
+            at,
+            chunk,
+            |i, piece| {
+                if let Some(crc) = crcs.get_mut(i) {
+                    crc.update(piece);
+                }
+            },
+        );
         at += n as u64;
     }
     Ok((
         hex(&sha.finalize()),
         sums.into_iter().map(|s| s.map(Checksum::finish)).collect(),
+        crcs.into_iter()
+            .map(crate::format::zip::Crc32::finish)
+            .collect(),
     ))
 }
 
@@ -941,7 +1207,13 @@ fn convert_sharded(
         );
         total.verdict = total.verdict.max(r.verdict);
         total.tensors += r.tensors;
-        total.bytes += r.bytes;
+        total.bytes = total
+            .bytes
+            .checked_add(r.bytes)
+            .ok_or_else(|| ConvertError::TooLarge {
+                path: index.to_path_buf(),
+                what: "the total size of the shards".into(),
+            })?;
         total.aliases.extend(r.aliases);
         total.skipped.extend(r.skipped);
         total.shards.push(r.output);
@@ -954,30 +1226,20 @@ fn convert_sharded(
     let mut metadata = parsed.metadata.clone();
     metadata.insert("total_size".into(), serde_json::Value::from(total.bytes));
     let json = serde_json::json!({ "metadata": metadata, "weight_map": weight_map });
-    let tmp = tempfile::Builder::new()
-        .prefix(".ckptscope-index-")
-        .tempfile_in(if out_folder.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            out_folder
-        })
-        .map_err(|error| ConvertError::Write {
+    let replace = if options.force {
+        crate::fsutil::Replace::Always
+    } else {
+        crate::fsutil::Replace::Never
+    };
+    crate::fsutil::atomic_write(&out_index, replace, |f| {
+        serde_json::to_writer_pretty(&mut *f, &json).map_err(std::io::Error::from)
+    })
+    .map_err(|error| match error.kind() {
+        std::io::ErrorKind::AlreadyExists => ConvertError::Exists(out_index.clone()),
+        _ => ConvertError::Write {
             path: out_index.clone(),
             error,
-        })?;
-    serde_json::to_writer_pretty(tmp.as_file(), &json).map_err(|e| ConvertError::Write {
-        path: out_index.clone(),
-        error: e.into(),
-    })?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(|error| ConvertError::Write {
-            path: out_index.clone(),
-            error,
-        })?;
-    tmp.persist(&out_index).map_err(|e| ConvertError::Write {
-        path: out_index.clone(),
-        error: e.error,
+        },
     })?;
     Ok(total)
 }

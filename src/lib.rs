@@ -22,6 +22,7 @@ pub mod desktop;
 pub mod dtype;
 pub mod error;
 pub mod format;
+pub mod fsutil;
 #[cfg(feature = "gui")]
 pub mod gui;
 pub mod limits;

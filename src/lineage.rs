@@ -398,12 +398,16 @@ fn store_cache(update: impl FnOnce(&mut Cache)) {
         cache.entries.pop_first();
     }
     // Best effort: a cache that cannot be written only costs a recomputation.
-    if std::fs::create_dir_all(&dir).is_ok()
-        && let Ok(mut tmp) = tempfile::NamedTempFile::new_in(&dir)
-        && serde_json::to_writer(&mut tmp, &cache).is_ok()
-        && tmp.flush().is_ok()
-    {
-        let _ = tmp.persist(dir.join("hashes.json"));
+    if std::fs::create_dir_all(&dir).is_ok() {
+        let _ = crate::fsutil::atomic_write(
+            &dir.join("hashes.json"),
+            crate::fsutil::Replace::Always,
+            |f| {
+                let mut w = std::io::BufWriter::new(f);
+                serde_json::to_writer(&mut w, &cache)?;
+                w.flush()
+            },
+        );
     }
 }
 
@@ -955,8 +959,13 @@ pub fn rewrite_metadata(ckpt: &Checkpoint, metadata: &[(String, String)]) -> Res
         .first()
         .ok_or_else(|| Error::invalid(path, Problem::Other("no source".into())))?;
     let bytes = source.mapped()?.bytes();
-    let old_len = source.header_size as usize;
-    let old: serde_json::Value = serde_json::from_slice(&bytes[8..8 + old_len]).map_err(|e| {
+    let header_end = usize::try_from(source.header_size)
+        .ok()
+        .and_then(|n| n.checked_add(8))
+        .filter(|&end| end <= bytes.len())
+        .ok_or_else(|| Error::invalid(path, Problem::Other("header out of range".into())))?;
+    let old_header = bytes.get(8..header_end).unwrap_or_default();
+    let old: serde_json::Value = serde_json::from_slice(old_header).map_err(|e| {
         Error::invalid(
             path,
             Problem::HeaderNotJson {
@@ -985,28 +994,27 @@ pub fn rewrite_metadata(ckpt: &Checkpoint, metadata: &[(String, String)]) -> Res
     text.push('}');
     let mut header = text.into_bytes();
     header.resize(header.len().next_multiple_of(8), b' ');
-    let data = &bytes[8 + old_len..];
-    let folder = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let data = bytes.get(header_end..).unwrap_or_default();
     let werr = |e: std::io::Error| Error::io("write", path, e);
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".ckptscope-meta-")
-        .tempfile_in(folder)
-        .map_err(werr)?;
+    // A symbolic link (the Hugging Face cache's snapshots/<rev>/x -> ../../blobs/<sha>) stays a
+    // link: its target is rewritten, keeping its mode.
+    let mut tmp = crate::fsutil::AtomicFile::new(path).map_err(werr)?;
     {
-        let mut w = std::io::BufWriter::with_capacity(1 << 22, tmp.as_file_mut());
+        let mut w = std::io::BufWriter::with_capacity(1 << 22, tmp.file_mut());
         w.write_all(&(header.len() as u64).to_le_bytes())
             .map_err(werr)?;
         w.write_all(&header).map_err(werr)?;
         w.write_all(data).map_err(werr)?;
         w.flush().map_err(werr)?;
     }
-    tmp.as_file().sync_all().map_err(werr)?;
+    tmp.file().sync_all().map_err(werr)?;
     // Verify before replacing: the new file opens and its data section is the old one.
-    let check = crate::format::open(tmp.path())?;
-    let new_bytes = check.sources[0].mapped()?.bytes();
+    let check = crate::format::open(&tmp.reopen_path())?;
+    let new_source = check
+        .sources
+        .first()
+        .ok_or_else(|| Error::invalid(path, Problem::Other("no source".into())))?;
+    let new_bytes = new_source.mapped()?.bytes();
     if new_bytes.get(8 + header.len()..) != Some(data) || check.tensors.len() != ckpt.tensors.len()
     {
         return Err(Error::invalid(
@@ -1015,7 +1023,7 @@ pub fn rewrite_metadata(ckpt: &Checkpoint, metadata: &[(String, String)]) -> Res
         ));
     }
     drop(check);
-    tmp.persist(path).map_err(|e| werr(e.error))?;
+    tmp.commit(crate::fsutil::Replace::Always).map_err(werr)?;
     Ok(())
 }
 

@@ -114,6 +114,15 @@ struct ConvertArgs {
     /// Print a JSON report.
     #[arg(long)]
     json: bool,
+    /// Write tensors that are stride-0 expansions of a much smaller storage (refused by
+    /// default: a few bytes in the file can ask for terabytes of output).
+    #[arg(long)]
+    materialize_expanded: bool,
+    /// Convert the other tensors when some cannot be read (a truncated file, a missing or
+    /// damaged record). The output's metadata and the report list the skipped tensors, and the
+    /// exit code is 1.
+    #[arg(long)]
+    skip_unreadable: bool,
     #[command(flatten)]
     trust: TrustArgs,
 }
@@ -317,6 +326,9 @@ fn convert(args: &ConvertArgs) -> anyhow::Result<ExitCode> {
         all: args.all,
         accept: open.pickle.trust,
         policy: open.pickle.policy,
+        limits: open.limits,
+        materialize_expanded: args.materialize_expanded,
+        skip_unreadable: args.skip_unreadable,
         ..ConvertOptions::default()
     };
     let progress = ckptscope::progress::Progress::new();
@@ -331,7 +343,12 @@ fn convert(args: &ConvertArgs) -> anyhow::Result<ExitCode> {
             ckptscope::output::convert::write_human(out, &report)
         }
     })?;
-    Ok(ExitCode::SUCCESS)
+    // An output missing tensors (--skip-unreadable) is not a success.
+    Ok(if report.skipped.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn diff(args: &DiffArgs) -> anyhow::Result<ExitCode> {

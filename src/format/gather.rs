@@ -62,8 +62,9 @@ pub fn for_each_chunk<E>(
         if !matches!(t.layout, Layout::Contiguous) {
             return Err(GatherError::SubByteView(t.name.clone()));
         }
-        let bytes = region
-            .get(..total as usize)
+        let bytes = usize::try_from(total)
+            .ok()
+            .and_then(|len| region.get(..len))
             .ok_or_else(|| GatherError::OutOfRange(t.name.clone()))?;
         for piece in bytes.chunks(chunk.max(1)) {
             if let Err(e) = sink(piece) {
@@ -79,9 +80,12 @@ pub fn for_each_chunk<E>(
 
     // Fast path: the packed block is a plain byte range.
     if is_row_major(&t.shape, &strides) && !swap {
-        let start = (offset as usize).checked_mul(elem);
+        let start = usize::try_from(offset)
+            .ok()
+            .and_then(|o| o.checked_mul(elem));
         let bytes = start
-            .and_then(|s| region.get(s..s.checked_add(total as usize)?))
+            .zip(usize::try_from(total).ok())
+            .and_then(|(s, len)| region.get(s..s.checked_add(len)?))
             .ok_or_else(|| GatherError::OutOfRange(t.name.clone()))?;
         for piece in bytes.chunks(chunk.max(1)) {
             if let Err(e) = sink(piece) {
@@ -94,7 +98,8 @@ pub fn for_each_chunk<E>(
     if t.elements() == 0 {
         return Ok(Ok(()));
     }
-    let mut buf: Vec<u8> = Vec::with_capacity(chunk.min(total as usize).max(elem));
+    let mut buf: Vec<u8> =
+        Vec::with_capacity(chunk.min(usize::try_from(total).unwrap_or(chunk)).max(elem));
     let dims = t.shape.len();
     let (inner_n, inner_s) = if dims == 0 {
         (1u64, 1u64)
@@ -103,26 +108,47 @@ pub fn for_each_chunk<E>(
     };
     let outer = &t.shape[..dims.saturating_sub(1)];
     let mut index = vec![0u64; outer.len()];
+    let out_of_range = || GatherError::OutOfRange(t.name.clone());
+    // Storage element `i` starts at byte `i * elem`; every product and sum below comes from the
+    // file, so each is checked (an overflow is a view outside the storage).
+    let byte_at = |element: u64| -> Result<usize, GatherError> {
+        usize::try_from(element)
+            .ok()
+            .and_then(|e| e.checked_mul(elem))
+            .ok_or_else(out_of_range)
+    };
     loop {
-        let base = offset + index.iter().zip(&strides).map(|(i, s)| i * s).sum::<u64>();
+        let base = index
+            .iter()
+            .zip(&strides)
+            .try_fold(offset, |acc, (i, s)| acc.checked_add(i.checked_mul(*s)?))
+            .ok_or_else(out_of_range)?;
         // One innermost run, possibly split over chunks.
         let mut done = 0u64;
         while done < inner_n {
             let room = ((chunk - buf.len()) / elem).max(1) as u64;
             let n = room.min(inner_n - done);
-            let first = base + done * inner_s;
+            let first = done
+                .checked_mul(inner_s)
+                .and_then(|d| base.checked_add(d))
+                .ok_or_else(out_of_range)?;
             if inner_s == 1 {
-                let s = first as usize * elem;
-                let run = region
-                    .get(s..s + n as usize * elem)
-                    .ok_or_else(|| GatherError::OutOfRange(t.name.clone()))?;
+                let s = byte_at(first)?;
+                let run = byte_at(n)
+                    .ok()
+                    .and_then(|len| region.get(s..s.checked_add(len)?))
+                    .ok_or_else(out_of_range)?;
                 buf.extend_from_slice(run);
             } else {
                 for k in 0..n {
-                    let s = (first + k * inner_s) as usize * elem;
+                    let element = k
+                        .checked_mul(inner_s)
+                        .and_then(|d| first.checked_add(d))
+                        .ok_or_else(out_of_range)?;
+                    let s = byte_at(element)?;
                     let e = region
-                        .get(s..s + elem)
-                        .ok_or_else(|| GatherError::OutOfRange(t.name.clone()))?;
+                        .get(s..s.checked_add(elem).ok_or_else(out_of_range)?)
+                        .ok_or_else(out_of_range)?;
                     buf.extend_from_slice(e);
                 }
             }
@@ -163,7 +189,8 @@ pub fn for_each_chunk<E>(
 
 /// The tensor's packed bytes in one vector (tests and small tensors).
 pub fn to_vec(t: &TensorEntry, region: &[u8]) -> Result<Vec<u8>, GatherError> {
-    let mut out = Vec::with_capacity(t.byte_len() as usize);
+    // Reserved up to a chunk: the length comes from the file, the bytes have to exist.
+    let mut out = Vec::with_capacity(usize::try_from(t.byte_len()).unwrap_or(0).min(CHUNK));
     for_each_chunk::<()>(t, region, CHUNK, &mut |c| {
         out.extend_from_slice(c);
         Ok(())
@@ -253,5 +280,31 @@ mod tests {
             to_vec(&t, &storage(12)),
             Err(GatherError::OutOfRange("t".into()))
         );
+    }
+
+    #[test]
+    fn strides_that_overflow_are_out_of_range_not_a_panic() {
+        // Strides and offsets near 2^64 wrap in unchecked arithmetic and would land inside the
+        // storage; checked, they are outside it.
+        let region = storage(12);
+        let wrap = u64::MAX / 2 + 1;
+        for t in [
+            strided(&[2, 2], &[wrap, 1], 0, ByteOrder::Little),
+            strided(&[2, 3], &[1, wrap], 0, ByteOrder::Little),
+            strided(&[2, 2], &[1, 3], u64::MAX, ByteOrder::Big),
+            strided(&[3], &[1], u64::MAX / 2, ByteOrder::Little),
+        ] {
+            let mut calls = 0;
+            let r = for_each_chunk::<()>(&t, &region, 4, &mut |_| {
+                calls += 1;
+                Ok(())
+            });
+            assert_eq!(
+                r,
+                Err(GatherError::OutOfRange("t".into())),
+                "{:?}",
+                t.layout
+            );
+        }
     }
 }

@@ -7,9 +7,17 @@ use crate::output::human;
 
 /// Writes the human report.
 pub fn write_human(out: &mut impl Write, r: &ConvertReport) -> io::Result<()> {
+    let verified = if r.skipped.is_empty() {
+        "verified against the source".to_string()
+    } else {
+        format!(
+            "verified against the source; INCOMPLETE: {} tensors skipped (listed in `ckptscope.skipped`)",
+            r.skipped.len()
+        )
+    };
     writeln!(
         out,
-        "wrote {}: {} tensors, {}{}, verified against the source",
+        "wrote {}: {} tensors, {}{}, {verified}",
         r.output.display(),
         r.tensors,
         human::bytes(r.bytes),
