@@ -130,9 +130,10 @@ impl<T: Send + 'static> Job<T> {
         } else {
             let ctx = ctx.clone();
             let p = progress.clone();
-            // A failed spawn drops `tx`: the job then reports itself lost.
+            // A failed spawn drops `tx`: the job then reports itself lost. The name holds no
+            // text from the file: a tensor name with a NUL byte would make the spawn panic.
             let _ = std::thread::Builder::new()
-                .name(format!("ckptscope: {} {label}", kind.verb()))
+                .name(format!("ckptscope: {}", kind.verb()))
                 .spawn(move || {
                     // Nobody listens once the job was cancelled and detached; that is fine.
                     let _ = tx.send(work(&p));
