@@ -248,3 +248,280 @@ fn a_first_run_without_a_file_opens_the_demo() {
     h.run();
     assert!(labels_containing(&h, "demo-v2.safetensors") > 0);
 }
+
+// ---- jobs on real threads: progress, cancel, outcomes ------------------------------------------
+
+fn threaded_harness(files: Vec<PathBuf>) -> Harness<'static, App> {
+    Harness::builder()
+        .with_size(egui::vec2(1400.0, 900.0))
+        .build_eframe(move |cc| {
+            App::new(
+                cc,
+                StartupArgs {
+                    files,
+                    sync_jobs: false,
+                    demo_on_first_run: false,
+                },
+            )
+        })
+}
+
+/// Steps frames until `done` holds; the window keeps drawing meanwhile, as it must.
+fn step_until(h: &mut Harness<'_, App>, what: &str, done: impl Fn(&Harness<'_, App>) -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        h.step();
+        if done(h) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// A named pipe: opening it blocks until a writer comes, like a file on a stuck network drive.
+#[cfg(unix)]
+fn fifo(path: &std::path::Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Lets the reader blocked on `path` go on (it reads nothing), then waits until the worker that
+/// held `progress` has finished.
+#[cfg(unix)]
+fn release(path: &std::path::Path, progress: std::sync::Arc<ckptscope::progress::Progress>) {
+    drop(std::fs::OpenOptions::new().write(true).open(path).unwrap());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::sync::Arc::strong_count(&progress) > 1 {
+        assert!(std::time::Instant::now() < deadline, "worker never ended");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn opening_shows_its_progress_and_cancel_then_the_document() {
+    use ckptscope::gui::jobs::JobKind;
+    let dir = tempfile::tempdir().unwrap();
+    let stuck = dir.path().join("stuck.safetensors");
+    fifo(&stuck);
+    let mut h = threaded_harness(vec![fixture("st_basic.safetensors")]);
+    step_until(&mut h, "first document", |h| h.state().doc.is_some());
+    h.state_mut()
+        .push(ckptscope::gui::app::Command::Open(stuck.clone()));
+    step_until(&mut h, "open job", |h| h.state().jobs.open.is_some());
+    h.step();
+    assert!(h.query_by_label("opening stuck.safetensors").is_some());
+    // The previous document stays usable while the new file opens.
+    assert!(labels_containing(&h, "st_basic.safetensors") > 0);
+    let progress = h.state().jobs.progress(JobKind::Open).unwrap();
+    h.get_by_label("Cancel").click();
+    h.step();
+    h.step();
+    assert!(h.state().jobs.open.is_none(), "control is back at once");
+    assert!(progress.is_cancelled());
+    assert!(h.query_by_label("opening stuck.safetensors").is_none());
+    assert!(
+        h.state()
+            .doc
+            .as_ref()
+            .unwrap()
+            .ckpt
+            .path
+            .ends_with("st_basic.safetensors")
+    );
+    release(&stuck, progress);
+    // Opening another file on a real thread: the document replaces the first one.
+    h.state_mut()
+        .push(ckptscope::gui::app::Command::Open(fixture(
+            "lightning_like.ckpt",
+        )));
+    step_until(&mut h, "second document", |h| {
+        h.state()
+            .doc
+            .as_ref()
+            .is_some_and(|d| d.ckpt.path.ends_with("lightning_like.ckpt"))
+    });
+    h.step();
+    assert!(labels_containing(&h, "SAFE pickle") > 0);
+    assert!(h.state().error.is_none(), "{:?}", h.state().error);
+}
+
+#[cfg(unix)]
+#[test]
+fn cancelling_an_open_returns_to_the_start_screen_and_drops_the_late_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let stuck = dir.path().join("stuck.pt");
+    fifo(&stuck);
+    let mut h = threaded_harness(vec![stuck.clone()]);
+    h.step();
+    assert!(h.query_by_label("opening stuck.pt").is_some());
+    let progress = h
+        .state()
+        .jobs
+        .progress(ckptscope::gui::jobs::JobKind::Open)
+        .unwrap();
+    h.get_by_label("Cancel").click();
+    h.step();
+    h.step();
+    assert!(h.state().jobs.open.is_none());
+    assert!(
+        h.query_by_label("Open checkpoint…").is_some(),
+        "start screen"
+    );
+    // The worker now ends with an error (an empty file); nobody may show it.
+    release(&stuck, progress);
+    for _ in 0..5 {
+        h.step();
+    }
+    assert!(h.state().error.is_none(), "{:?}", h.state().error);
+    assert!(h.state().doc.is_none());
+    assert!(h.query_by_label("Open checkpoint…").is_some());
+    assert!(
+        h.state().state.recent.is_empty(),
+        "a cancelled open is not recent"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn cancelling_convert_leaves_compare_running() {
+    use ckptscope::gui::app::Command;
+    use ckptscope::gui::jobs::JobKind;
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("model.pt");
+    std::fs::copy(fixture("torch_zip_basic.pt"), &input).unwrap();
+    let mut h = threaded_harness(vec![input.clone()]);
+    step_until(&mut h, "document", |h| h.state().doc.is_some());
+    // Both jobs will block on opening a named pipe: the convert job re-opens its input.
+    std::fs::remove_file(&input).unwrap();
+    fifo(&input);
+    let other = dir.path().join("other.safetensors");
+    fifo(&other);
+    let out = dir.path().join("model.safetensors");
+    h.state_mut().push(Command::Convert(
+        out.clone(),
+        ckptscope::pickle::policy::Verdict::Safe,
+    ));
+    h.state_mut().push(Command::Compare(
+        other.clone(),
+        fixture("st_basic.safetensors"),
+    ));
+    step_until(&mut h, "both jobs", |h| {
+        h.state().jobs.convert.is_some() && h.state().jobs.compare.is_some()
+    });
+    h.step();
+    assert!(h.query_by_label("converting model.pt").is_some());
+    assert!(
+        h.query_by_label("comparing other.safetensors and st_basic.safetensors")
+            .is_some()
+    );
+    let compare = h.state().jobs.progress(JobKind::Compare).unwrap();
+    let convert = h.state().jobs.progress(JobKind::Convert).unwrap();
+    // Two rows, two Cancel buttons; the second row is the conversion.
+    assert_eq!(h.get_all_by_label("Cancel").count(), 2);
+    h.get_all_by_label("Cancel").nth(1).unwrap().click();
+    h.step();
+    h.step();
+    assert!(convert.is_cancelled());
+    assert!(!compare.is_cancelled(), "compare has its own cancel");
+    assert!(h.state().jobs.convert.is_none());
+    assert!(h.state().jobs.compare.is_some());
+    assert!(h.query_by_label("converting model.pt").is_none());
+    release(&input, convert);
+    for _ in 0..5 {
+        h.step();
+    }
+    assert!(
+        h.state().error.is_none(),
+        "the cancelled conversion says nothing"
+    );
+    assert!(!out.exists());
+    // The comparison goes on and delivers its own outcome (the pipe holds no checkpoint).
+    drop(compare);
+    drop(
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&other)
+            .unwrap(),
+    );
+    step_until(&mut h, "compare outcome", |h| {
+        h.state().jobs.compare.is_none()
+    });
+    let error = h
+        .state()
+        .error
+        .clone()
+        .expect("the comparison's error is shown");
+    assert!(error.contains("other.safetensors"), "{error}");
+    h.step();
+    assert!(labels_containing(&h, "other.safetensors") > 0);
+}
+
+#[test]
+fn a_set_parent_failure_is_shown_to_the_user() {
+    use ckptscope::gui::app::Command;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("child.safetensors");
+    std::fs::copy(fixture("st_lineage_v2.safetensors"), &file).unwrap();
+    let mut h = threaded_harness(vec![file.clone()]);
+    step_until(&mut h, "document", |h| h.state().doc.is_some());
+    let missing = dir.path().join("no-such-parent.safetensors");
+    h.state_mut().push(Command::SetParent(missing));
+    step_until(&mut h, "set-parent outcome", |h| {
+        h.state().jobs.set_parent.is_none() && h.state().error.is_some()
+    });
+    h.step();
+    assert!(labels_containing(&h, "no-such-parent.safetensors") > 0);
+    assert!(h.query_by_label("Error").is_some());
+    // It stays until dismissed.
+    for _ in 0..5 {
+        h.step();
+    }
+    assert!(h.state().error.is_some());
+    h.get_by_label("Dismiss").click();
+    h.step();
+    assert!(h.state().error.is_none());
+    // A parent that exists is recorded, said so, and the file is reopened with it.
+    let parent = dir.path().join("parent.safetensors");
+    std::fs::copy(fixture("st_lineage_v1.safetensors"), &parent).unwrap();
+    h.state_mut().push(Command::SetParent(parent));
+    step_until(&mut h, "set-parent success", |h| {
+        h.state().jobs.set_parent.is_none()
+            && h.state().jobs.open.is_none()
+            && h.state().notice.is_some()
+    });
+    let notice = h.state().notice.clone().unwrap();
+    assert!(
+        notice.contains("Parent recorded in child.safetensors"),
+        "{notice}"
+    );
+    let reread = ckptscope::open(&file).unwrap();
+    assert!(
+        reread
+            .metadata
+            .iter()
+            .any(|(k, v)| k == "parent" && v.contains("parent.safetensors")),
+        "{:?}",
+        reread.metadata
+    );
+}
+
+#[test]
+fn hostile_files_on_real_threads_show_the_scan_verdict_or_an_error() {
+    let mut h = threaded_harness(vec![fixture("malicious_os_system.pt")]);
+    step_until(&mut h, "document", |h| h.state().doc.is_some());
+    h.step();
+    assert!(labels_containing(&h, "DANGEROUS pickle") > 0);
+    assert!(h.query_all_by_label("posix.system").count() >= 1);
+    let (_dir, junk) = common::write_temp("junk.pt", b"\x00\x01 not a checkpoint at all");
+    h.state_mut().push(ckptscope::gui::app::Command::Open(junk));
+    step_until(&mut h, "error", |h| h.state().error.is_some());
+    h.step();
+    assert!(labels_containing(&h, "junk.pt") > 0);
+    // The previous document is still there to work with.
+    assert!(labels_containing(&h, "DANGEROUS pickle") > 0);
+}

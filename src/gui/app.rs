@@ -11,7 +11,7 @@ use std::sync::Arc;
 use crate::format::{Checkpoint, OpenOptions, PickleOptions};
 use crate::gui::compare::{CompareView, compare_ui};
 use crate::gui::doc::{Doc, Tab};
-use crate::gui::jobs::{Job, take};
+use crate::gui::jobs::{Job, JobError, JobKind, Jobs, Opened};
 use crate::pickle::policy::Verdict;
 
 /// How the app starts.
@@ -96,14 +96,12 @@ pub enum Command {
     Convert(PathBuf, Verdict),
     /// Record a parent for the open safetensors file (asks which file).
     SetParentDialog,
+    /// Record `parent` as the parent of the open safetensors file.
+    SetParent(PathBuf),
+    /// Stop a running job (and only that one).
+    Cancel(JobKind),
     /// Leave the compare view, back to the file explored before.
     LeaveCompare,
-}
-
-/// Opening in progress.
-struct Opening {
-    path: PathBuf,
-    job: Job<Result<Checkpoint, String>>,
 }
 
 /// A question waiting for the user.
@@ -125,10 +123,9 @@ pub struct App {
     pub error: Option<String>,
     /// A short success message.
     pub notice: Option<String>,
+    /// The long jobs (open, compare, convert, set-parent), each with its own progress and cancel.
+    pub jobs: Jobs,
     commands: Vec<Command>,
-    opening: Option<Opening>,
-    comparing: Option<Job<Result<CompareView, String>>>,
-    converting: Option<Job<Result<crate::convert::ConvertReport, String>>>,
     confirm: Option<Confirm>,
     converted: Option<PathBuf>,
     trust: Option<Verdict>,
@@ -150,10 +147,8 @@ impl App {
             compare: None,
             error: None,
             notice: None,
+            jobs: Jobs::default(),
             commands: Vec::new(),
-            opening: None,
-            comparing: None,
-            converting: None,
             confirm: None,
             converted: None,
             trust: None,
@@ -180,12 +175,16 @@ impl App {
         self.commands.push(c);
     }
 
-    fn open_options(&self) -> OpenOptions {
+    fn options_for(
+        trust: Option<Verdict>,
+        progress: &Arc<crate::progress::Progress>,
+    ) -> OpenOptions {
         OpenOptions {
             pickle: PickleOptions {
-                trust: self.trust,
+                trust,
                 ..PickleOptions::default()
             },
+            progress: Some(progress.clone()),
             ..OpenOptions::default()
         }
     }
@@ -198,68 +197,94 @@ impl App {
     }
 
     fn start_open(&mut self, ctx: &egui::Context, path: PathBuf) {
-        let options = self.open_options();
-        let p = path.clone();
+        let trust = self.trust;
         let job = Job::spawn(
             ctx,
-            format!("opening {}", display_name(&path)),
+            JobKind::Open,
+            display_name(&path),
             self.sync,
-            move |_| crate::format::open_with(&p, &options).map_err(|e| e.to_string()),
+            move |progress| {
+                let ckpt = crate::format::open_with(&path, &App::options_for(trust, progress))?;
+                Ok(Opened { path, ckpt })
+            },
         );
-        self.opening = Some(Opening { path, job });
+        Jobs::start(&mut self.jobs.open, job);
         self.error = None;
     }
 
     fn start_compare(&mut self, ctx: &egui::Context, a: PathBuf, b: PathBuf) {
-        let options = self.open_options();
         let sync = self.sync;
         let repaint = ctx.clone();
-        self.comparing = Some(Job::spawn(ctx, "comparing", sync, move |progress| {
-            let ca = crate::format::open_with(&a, &options).map_err(|e| e.to_string())?;
-            let cb = crate::format::open_with(&b, &options).map_err(|e| e.to_string())?;
-            Ok(CompareView::compute(
-                Arc::new(ca),
-                Arc::new(cb),
-                progress,
-                &repaint,
-                sync,
-            ))
-        }));
+        let trust = self.trust;
+        let label = format!("{} and {}", display_name(&a), display_name(&b));
+        let job = Job::spawn(ctx, JobKind::Compare, label, sync, move |progress| {
+            let app = App::options_for(trust, progress);
+            let ca = crate::format::open_with(&a, &app)?;
+            let cb = crate::format::open_with(&b, &app)?;
+            let view = CompareView::compute(Arc::new(ca), Arc::new(cb), progress, &repaint, sync);
+            if progress.is_cancelled() {
+                return Err(JobError::Cancelled);
+            }
+            Ok(view)
+        });
+        Jobs::start(&mut self.jobs.compare, job);
         self.error = None;
     }
 
+    fn start_set_parent(&mut self, ctx: &egui::Context, parent: PathBuf) {
+        let Some(doc) = &self.doc else { return };
+        if doc.ckpt.format != crate::Format::Safetensors {
+            self.error = Some(
+                "Set parent writes safetensors metadata; open a .safetensors file first.".into(),
+            );
+            return;
+        }
+        let file = doc.ckpt.path.clone();
+        // Rewrites the header only; quick, but still off the UI thread.
+        let job = Job::spawn(
+            ctx,
+            JobKind::SetParent,
+            display_name(&file),
+            self.sync,
+            move |p| Ok(crate::lineage::set_parent(&file, &parent, p)?),
+        );
+        Jobs::start(&mut self.jobs.set_parent, job);
+        self.notice = None;
+        self.error = None;
+    }
+
+    /// Shows what a job that did not give a result means to the user; a cancel needs no words.
+    fn job_failed(&mut self, e: JobError) {
+        match e {
+            JobError::Cancelled => {}
+            e => self.error = Some(e.to_string()),
+        }
+    }
+
     fn poll_jobs(&mut self, ctx: &egui::Context) {
-        if let Some(opening) = &self.opening
-            && let Some(result) = opening.job.poll()
-        {
-            let path = opening.path.clone();
-            self.opening = None;
+        if let Some(result) = crate::gui::jobs::take(&mut self.jobs.open) {
             match result {
-                Ok(Ok(ckpt)) => {
+                Ok(Opened { path, ckpt }) => {
                     self.remember(&path);
                     self.doc = Some(Doc::new(Arc::new(ckpt)));
                     self.compare = None;
                 }
-                Ok(Err(message)) => self.error = Some(message),
-                Err(()) => {
-                    self.error = Some(format!("opening {} failed unexpectedly", path.display()))
-                }
+                Err(e) => self.job_failed(e),
             }
         }
-        if let Some(result) = take(&mut self.comparing) {
+        if let Some(result) = crate::gui::jobs::take(&mut self.jobs.compare) {
             match result {
-                Ok(Ok(view)) => {
+                Ok(view) => {
                     self.remember(&view.a.path.clone());
                     self.remember(&view.b.path.clone());
                     self.compare = Some(view);
                 }
-                Ok(Err(message)) => self.error = Some(message),
-                Err(()) => self.error = Some("the comparison failed unexpectedly".into()),
+                Err(e) => self.job_failed(e),
             }
         }
-        if let Some(result) = take(&mut self.converting) {
+        if let Some(result) = crate::gui::jobs::take(&mut self.jobs.convert) {
             match result {
-                Ok(Ok(report)) => {
+                Ok(report) => {
                     self.notice = Some(format!(
                         "Converted to {}: {} tensors, {}, verified{}.",
                         report.output.display(),
@@ -273,8 +298,27 @@ impl App {
                     ));
                     self.converted = Some(report.output);
                 }
-                Ok(Err(message)) => self.error = Some(message),
-                Err(()) => self.error = Some("the conversion failed unexpectedly".into()),
+                Err(e) => self.job_failed(e),
+            }
+        }
+        if let Some(result) = crate::gui::jobs::take(&mut self.jobs.set_parent) {
+            match result {
+                Ok(report) => {
+                    let keys: Vec<String> = report
+                        .keys
+                        .iter()
+                        .map(|(k, v)| format!("{k} = {v}"))
+                        .collect();
+                    self.notice = Some(format!(
+                        "Parent recorded in {}: {}.",
+                        display_name(&report.file),
+                        keys.join(", ")
+                    ));
+                    self.converted = None;
+                    // Reopen to show the new metadata (set_parent verified it).
+                    self.start_open(ctx, report.file);
+                }
+                Err(e) => self.job_failed(e),
             }
         }
         if let Some(doc) = &mut self.doc {
@@ -286,9 +330,7 @@ impl App {
     }
 
     fn busy(&self) -> bool {
-        self.opening.is_some()
-            || self.comparing.is_some()
-            || self.converting.is_some()
+        self.jobs.busy()
             || self.doc.as_ref().is_some_and(Doc::busy)
             || self.compare.as_ref().is_some_and(CompareView::busy)
     }
@@ -367,23 +409,18 @@ impl App {
                 }
                 Command::Convert(out, accept) => self.start_convert(ctx, out, accept),
                 Command::SetParentDialog => {
-                    if let Some(doc) = &self.doc
+                    if self.doc.is_some()
                         && let Some(parent) = open_dialog("Choose the parent checkpoint", frame)
                     {
-                        let file = doc.ckpt.path.clone();
-                        // Rewrites the header only; quick, but still off the UI thread.
-                        let job = Job::spawn(ctx, "writing lineage", self.sync, move |p| {
-                            crate::lineage::set_parent(&file, &parent, p).map_err(|e| e.to_string())
-                        });
-                        match job.poll() {
-                            Some(Ok(Err(e))) => self.error = Some(e),
-                            _ => {
-                                // Reopen to show the new metadata (set_parent verified it).
-                                let path = doc.ckpt.path.clone();
-                                self.doc = None;
-                                self.start_open(ctx, path);
-                            }
-                        }
+                        self.start_set_parent(ctx, parent);
+                    }
+                }
+                Command::SetParent(parent) => self.start_set_parent(ctx, parent),
+                Command::Cancel(kind) => {
+                    if !self.jobs.cancel(kind)
+                        && let Some(doc) = &mut self.doc
+                    {
+                        doc.cancel(kind);
                     }
                 }
             }
@@ -400,9 +437,14 @@ impl App {
             accept: Some(accept),
             ..Default::default()
         };
-        self.converting = Some(Job::spawn(ctx, "converting", self.sync, move |progress| {
-            crate::convert::convert(&input, &options, progress).map_err(|e| e.to_string())
-        }));
+        let job = Job::spawn(
+            ctx,
+            JobKind::Convert,
+            display_name(&input),
+            self.sync,
+            move |progress| Ok(crate::convert::convert(&input, &options, progress)?),
+        );
+        Jobs::start(&mut self.jobs.convert, job);
         self.notice = None;
         self.error = None;
     }
@@ -599,35 +641,9 @@ impl App {
                 }
             });
         }
-        let progress: Vec<(String, f32, bool)> = [
-            self.opening
-                .as_ref()
-                .map(|o| (o.job.label.clone(), o.job.progress.fraction(), false)),
-            self.comparing
-                .as_ref()
-                .map(|j| (j.label.clone(), j.progress.fraction(), true)),
-            self.converting
-                .as_ref()
-                .map(|j| (j.label.clone(), j.progress.fraction(), true)),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        for (label, fraction, cancellable) in progress {
-            if cancellable {
-                if crate::gui::widgets::progress_row(ui, &label, fraction) {
-                    if let Some(j) = &self.comparing {
-                        j.cancel();
-                    }
-                    if let Some(j) = &self.converting {
-                        j.cancel();
-                    }
-                }
-            } else {
-                ui.horizontal(|ui| {
-                    ui.spinner();
-                    ui.label(&label);
-                });
+        for status in self.jobs.running() {
+            if crate::gui::widgets::job_row(ui, &status) {
+                self.commands.push(Command::Cancel(status.kind));
             }
         }
     }
@@ -674,12 +690,7 @@ impl eframe::App for App {
         egui::Panel::top("menu").show(ui, |ui| {
             self.menu(ui);
         });
-        if self.error.is_some()
-            || self.notice.is_some()
-            || self.opening.is_some()
-            || self.comparing.is_some()
-            || self.converting.is_some()
-        {
+        if self.error.is_some() || self.notice.is_some() || self.jobs.busy() {
             egui::Panel::top("messages").show(ui, |ui| self.messages(ui));
         }
         if let Some(view) = &mut self.compare {
@@ -692,7 +703,7 @@ impl eframe::App for App {
                 crate::gui::start::start_ui(
                     ui,
                     &self.state,
-                    self.opening.is_some(),
+                    self.jobs.open.is_some(),
                     &mut self.commands,
                 );
             });

@@ -18,7 +18,7 @@ use crate::analysis::slice::View;
 use crate::analysis::stats::{self, Analysis, Histogram};
 use crate::format::Checkpoint;
 use crate::gui::app::{Command, Persisted, display_name};
-use crate::gui::jobs::{Job, take};
+use crate::gui::jobs::{Job, JobKind, take};
 use crate::gui::widgets::{
     COLOR_A, COLOR_B, COLOR_DIFF, Series, heatmap_image, heatmap_pixels, histogram_plot,
 };
@@ -115,17 +115,18 @@ impl CompareView {
             return;
         };
         let (a, b) = (self.a.clone(), self.b.clone());
-        self.sample = Some(Job::spawn(ctx, "sampling pair", sync, {
+        let name = pair.name.clone();
+        self.sample = Some(Job::spawn(ctx, JobKind::Stats, &name, sync, {
             let (a, b, pair) = (a.clone(), b.clone(), pair.clone());
-            move |p| pair_details(&a, &b, &pair, bins, true, p)
+            move |p| Ok(pair_details(&a, &b, &pair, bins, true, p))
         }));
         let large = [pair.shape_a.as_ref(), pair.shape_b.as_ref()]
             .into_iter()
             .flatten()
             .any(|s| s.iter().product::<u64>() > SAMPLE);
         if large {
-            self.exact = Some(Job::spawn(ctx, "comparing pair", sync, move |p| {
-                pair_details(&a, &b, &pair, bins, false, p)
+            self.exact = Some(Job::spawn(ctx, JobKind::Stats, &name, sync, move |p| {
+                Ok(pair_details(&a, &b, &pair, bins, false, p))
             }));
         }
         if sync {
@@ -521,6 +522,7 @@ fn pair_ui(ui: &mut Ui, v: &mut CompareView, state: &mut Persisted) {
                 )
             {
                 job.cancel();
+                v.exact = None;
             }
             let Some(r) = &v.result else {
                 ui.spinner();

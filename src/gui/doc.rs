@@ -64,6 +64,16 @@ impl Doc {
         }
     }
 
+    /// Cancels this document's job of `kind` (statistics, heatmap, lineage).
+    pub fn cancel(&mut self, kind: crate::gui::jobs::JobKind) {
+        use crate::gui::jobs::JobKind;
+        match kind {
+            JobKind::Stats | JobKind::Heatmap => self.inspector.cancel(kind),
+            JobKind::Lineage => self.lineage.cancel(),
+            JobKind::Open | JobKind::Compare | JobKind::Convert | JobKind::SetParent => {}
+        }
+    }
+
     /// True while a job runs.
     pub fn busy(&self) -> bool {
         self.inspector.busy() || self.lineage.busy()

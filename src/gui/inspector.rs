@@ -15,7 +15,7 @@ use crate::analysis::slice::{Sel, SliceSpec, View};
 use crate::analysis::stats::{self, Analysis};
 use crate::format::{ByteOrder, Checkpoint, Layout, TensorEntry};
 use crate::gui::app::Persisted;
-use crate::gui::jobs::{Job, take};
+use crate::gui::jobs::{Job, JobError, JobKind, take};
 use crate::gui::widgets::{Series, heatmap_image, heatmap_pixels, histogram_plot};
 use crate::output::human;
 
@@ -44,14 +44,15 @@ pub struct Inspector {
     slice_error: Option<String>,
     want: Option<Request>,
     have: Option<Request>,
-    sample: Option<Job<Result<Analysis, String>>>,
-    exact: Option<Job<Result<Analysis, String>>>,
+    sample: Option<Job<Analysis>>,
+    exact: Option<Job<Analysis>>,
     /// Latest result and whether it is exact.
     pub result: Option<Analysis>,
     error: Option<String>,
-    heat_preview: Option<Job<Result<Heatmap, String>>>,
-    heat_exact: Option<Job<Result<Heatmap, String>>>,
+    heat_preview: Option<Job<Heatmap>>,
+    heat_exact: Option<Job<Heatmap>>,
     heat: Option<(Heatmap, Option<egui::TextureHandle>, bool)>,
+    heat_error: Option<String>,
     grid_row: u64,
     grid_col: u64,
 }
@@ -75,30 +76,36 @@ impl Inspector {
         }
         if let Some(result) = take(&mut self.sample) {
             match result {
-                Ok(Ok(a)) => {
+                Ok(a) => {
                     // An exact answer that arrived first wins.
                     if self.result.is_none() {
                         self.result = Some(a);
                     }
                 }
-                Ok(Err(e)) => self.error = Some(e),
-                Err(()) => {}
+                Err(JobError::Cancelled) => {}
+                Err(e) => self.error = Some(e.to_string()),
             }
         }
         if let Some(result) = take(&mut self.exact) {
             match result {
-                Ok(Ok(a)) => self.result = Some(a),
-                Ok(Err(e)) if e != "cancelled" => self.error = Some(e),
-                _ => {}
+                Ok(a) => self.result = Some(a),
+                Err(JobError::Cancelled) => {}
+                Err(e) => self.error = Some(e.to_string()),
             }
         }
-        if let Some(Ok(Ok(h))) = take(&mut self.heat_preview)
-            && self.heat.as_ref().is_none_or(|(h, ..)| h.sampled)
-        {
-            self.set_heat(h);
+        if let Some(result) = take(&mut self.heat_preview) {
+            match result {
+                Ok(h) if self.heat.as_ref().is_none_or(|(h, ..)| h.sampled) => self.set_heat(h),
+                Ok(_) | Err(JobError::Cancelled) => {}
+                Err(e) => self.heat_error = Some(e.to_string()),
+            }
         }
-        if let Some(Ok(Ok(h))) = take(&mut self.heat_exact) {
-            self.set_heat(h);
+        if let Some(result) = take(&mut self.heat_exact) {
+            match result {
+                Ok(h) => self.set_heat(h),
+                Err(JobError::Cancelled) => {}
+                Err(e) => self.heat_error = Some(e.to_string()),
+            }
         }
         if self.want == self.have {
             return;
@@ -116,6 +123,7 @@ impl Inspector {
         self.result = None;
         self.error = None;
         self.heat = None;
+        self.heat_error = None;
         let Some(t) = ckpt.tensors.get(want.tensor) else {
             return;
         };
@@ -129,40 +137,58 @@ impl Inspector {
         let n = view.elements();
         let bins = want.bins;
         let (c1, v1, i) = (ckpt.clone(), view.clone(), want.tensor);
-        self.sample = Some(Job::spawn(ctx, "sampling", sync, move |_| {
-            let src = crate::analysis::source(&c1, &c1.tensors[i]).map_err(|e| e.to_string())?;
-            stats::analyze_sample(&src, &v1, bins, SAMPLE).map_err(|e| e.to_string())
+        let name = t.name.clone();
+        self.sample = Some(Job::spawn(ctx, JobKind::Stats, &name, sync, move |_| {
+            let src = crate::analysis::source(&c1, &c1.tensors[i])?;
+            Ok(stats::analyze_sample(&src, &v1, bins, SAMPLE)?)
         }));
         if n > SAMPLE {
             let (c2, v2) = (ckpt.clone(), view.clone());
-            self.exact = Some(Job::spawn(ctx, "statistics", sync, move |p| {
-                let src =
-                    crate::analysis::source(&c2, &c2.tensors[i]).map_err(|e| e.to_string())?;
-                stats::analyze(&src, &v2, bins, p).map_err(|e| e.to_string())
+            self.exact = Some(Job::spawn(ctx, JobKind::Stats, &name, sync, move |p| {
+                let src = crate::analysis::source(&c2, &c2.tensors[i])?;
+                Ok(stats::analyze(&src, &v2, bins, p)?)
             }));
         }
         if view.shape.len() == 2 && n > 0 {
             let (c3, v3) = (ckpt.clone(), view.clone());
-            self.heat_preview = Some(Job::spawn(ctx, "heatmap preview", sync, move |_| {
-                let src =
-                    crate::analysis::source(&c3, &c3.tensors[i]).map_err(|e| e.to_string())?;
-                heatmap::heatmap_preview(&src, &v3, HEAT_PIXELS, HEAT_PIXELS)
-                    .map_err(|e| e.to_string())
+            self.heat_preview = Some(Job::spawn(ctx, JobKind::Heatmap, &name, sync, move |_| {
+                let src = crate::analysis::source(&c3, &c3.tensors[i])?;
+                Ok(heatmap::heatmap_preview(
+                    &src,
+                    &v3,
+                    HEAT_PIXELS,
+                    HEAT_PIXELS,
+                )?)
             }));
             let (rows, cols) = heatmap::matrix_shape(&view);
             if rows as usize > HEAT_PIXELS || cols as usize > HEAT_PIXELS {
                 let (c4, v4) = (ckpt.clone(), view);
-                self.heat_exact = Some(Job::spawn(ctx, "heatmap", sync, move |p| {
-                    let src =
-                        crate::analysis::source(&c4, &c4.tensors[i]).map_err(|e| e.to_string())?;
-                    heatmap::heatmap(&src, &v4, HEAT_PIXELS, HEAT_PIXELS, p)
-                        .map_err(|e| e.to_string())
+                self.heat_exact = Some(Job::spawn(ctx, JobKind::Heatmap, &name, sync, move |p| {
+                    let src = crate::analysis::source(&c4, &c4.tensors[i])?;
+                    Ok(heatmap::heatmap(&src, &v4, HEAT_PIXELS, HEAT_PIXELS, p)?)
                 }));
             }
         }
         // Jobs that finished inline (tests, tiny tensors) are collected now.
         if sync {
             self.update(ckpt, selected, ctx, sync);
+        }
+    }
+
+    /// Stops the exact statistics or the exact heatmap; the sampled answer stays shown.
+    pub fn cancel(&mut self, kind: JobKind) {
+        match kind {
+            JobKind::Stats => {
+                if let Some(job) = self.exact.take() {
+                    job.cancel();
+                }
+            }
+            JobKind::Heatmap => {
+                if let Some(job) = self.heat_exact.take() {
+                    job.cancel();
+                }
+            }
+            _ => {}
         }
     }
 
@@ -395,7 +421,7 @@ fn stats_ui(ui: &mut Ui, st: &mut Inspector, state: &mut Persisted) {
         ui.strong("Statistics");
         if let Some(job) = &st.exact {
             if crate::gui::widgets::progress_row(ui, "exact statistics", job.progress.fraction()) {
-                job.cancel();
+                st.cancel(JobKind::Stats);
             }
         } else if st.sample.is_some() {
             ui.spinner();
@@ -559,6 +585,9 @@ fn values_ui(ui: &mut Ui, ckpt: &Checkpoint, t: &TensorEntry, st: &mut Inspector
 }
 
 fn heat_ui(ui: &mut Ui, st: &mut Inspector) {
+    if let Some(e) = &st.heat_error {
+        ui.colored_label(ui.visuals().error_fg_color, e);
+    }
     let Some((h, tex, diverging)) = &mut st.heat else {
         if st.heat_preview.is_some() {
             ui.spinner();
@@ -571,6 +600,7 @@ fn heat_ui(ui: &mut Ui, st: &mut Inspector) {
             && crate::gui::widgets::progress_row(ui, "block means", job.progress.fraction())
         {
             job.cancel();
+            st.heat_exact = None;
         }
     });
     if tex.is_none() {

@@ -9,14 +9,14 @@ use std::path::{Path, PathBuf};
 use egui::{Color32, RichText, Ui, pos2, vec2};
 
 use crate::gui::app::Command;
-use crate::gui::jobs::{Job, take};
+use crate::gui::jobs::{Job, JobError, JobKind, take};
 use crate::lineage::{self, Graph, LineageOptions};
 
 /// State of the view.
 #[derive(Default)]
 pub struct LineageView {
     for_path: Option<PathBuf>,
-    job: Option<Job<Result<Graph, String>>>,
+    job: Option<Job<Graph>>,
     /// The graph, once computed.
     pub graph: Option<Graph>,
     error: Option<String>,
@@ -29,12 +29,12 @@ impl LineageView {
     pub fn update(&mut self, path: &Path, ctx: &egui::Context, sync: bool) {
         if let Some(result) = take(&mut self.job) {
             match result {
-                Ok(Ok(g)) => {
+                Ok(g) => {
                     self.selected = g.find(path);
                     self.graph = Some(g);
                 }
-                Ok(Err(e)) => self.error = Some(e),
-                Err(()) => self.error = Some("the lineage scan failed unexpectedly".into()),
+                Err(JobError::Cancelled) => {}
+                Err(e) => self.error = Some(e.to_string()),
             }
         }
         if self.for_path.as_deref() == Some(path) || self.job.is_some() {
@@ -44,19 +44,32 @@ impl LineageView {
         self.error = None;
         let p = path.to_path_buf();
         let hash = self.hash;
-        self.job = Some(Job::spawn(ctx, "reading lineage", sync, move |progress| {
-            lineage::family(
-                &p,
-                &LineageOptions {
-                    extra: Vec::new(),
-                    hash,
-                },
-                progress,
-            )
-            .map_err(|e| e.to_string())
-        }));
+        let label = crate::gui::app::display_name(path);
+        self.job = Some(Job::spawn(
+            ctx,
+            JobKind::Lineage,
+            label,
+            sync,
+            move |progress| {
+                Ok(lineage::family(
+                    &p,
+                    &LineageOptions {
+                        extra: Vec::new(),
+                        hash,
+                    },
+                    progress,
+                )?)
+            },
+        ));
         if sync {
             self.update(path, ctx, sync);
+        }
+    }
+
+    /// Stops the scan; the last graph stays shown.
+    pub fn cancel(&mut self) {
+        if let Some(job) = self.job.take() {
+            job.cancel();
         }
     }
 
@@ -103,8 +116,10 @@ pub fn lineage_ui(ui: &mut Ui, path: &Path, st: &mut LineageView, commands: &mut
         if ui.button("Rescan").clicked() {
             st.for_path = None;
         }
-        if st.job.is_some() {
-            ui.spinner();
+        if let Some(job) = &st.job
+            && crate::gui::widgets::job_row(ui, &job.status())
+        {
+            st.cancel();
         }
     });
     if let Some(e) = &st.error {

@@ -344,6 +344,33 @@ pub fn progress_row(ui: &mut Ui, label: &str, fraction: f32) -> bool {
     cancel
 }
 
+/// The progress row of one job: a bar when its total is known (a spinner before that), what it
+/// does and on which file, and its own Cancel button. True when Cancel was clicked.
+pub fn job_row(ui: &mut Ui, status: &crate::gui::jobs::JobStatus) -> bool {
+    let text = status.text();
+    let mut cancel = false;
+    ui.horizontal(|ui| {
+        match status.fraction() {
+            Some(f) => {
+                ui.add(
+                    egui::ProgressBar::new(f)
+                        .desired_width(220.0)
+                        .show_percentage(),
+                );
+            }
+            None => {
+                ui.spinner();
+            }
+        }
+        ui.label(&text);
+        cancel = ui
+            .button("Cancel")
+            .on_hover_text(format!("Stop {text}"))
+            .clicked();
+    });
+    cancel
+}
+
 /// Glob matching with `*` and `?`, case-insensitive.
 pub fn glob_match(pattern: &str, text: &str) -> bool {
     let p: Vec<char> = pattern.to_lowercase().chars().collect();
