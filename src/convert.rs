@@ -148,7 +148,7 @@ pub enum ConvertError {
     Cancelled,
     /// A tensor is a stride-0 expansion of a much smaller storage.
     #[error(
-        "tensor `{name}` holds {logical} bytes of values but its storage is only {storage} bytes (a stride-0 expand, more than {factor}x); writing it would materialize every copy. Nothing was written; pass --materialize-expanded to write it anyway"
+        "tensor `{name}` holds {logical} bytes of values but its storage is only {storage} bytes (a stride-0 expand, more than {factor}x); writing it would materialize every copy. Nothing was written; pass --materialize-expanded to write it anyway, or raise the factor with --limit expansion=N"
     )]
     Expanded {
         /// The tensor.

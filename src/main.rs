@@ -125,6 +125,8 @@ struct ConvertArgs {
     skip_unreadable: bool,
     #[command(flatten)]
     trust: TrustArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
 }
 
 #[derive(Args)]
@@ -326,7 +328,7 @@ fn convert(args: &ConvertArgs) -> anyhow::Result<ExitCode> {
         all: args.all,
         accept: open.pickle.trust,
         policy: open.pickle.policy,
-        limits: open.limits,
+        limits: args.limits.limits()?,
         materialize_expanded: args.materialize_expanded,
         skip_unreadable: args.skip_unreadable,
         ..ConvertOptions::default()

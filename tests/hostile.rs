@@ -387,3 +387,23 @@ fn no_generated_input_exceeds_the_budget() {
         }
     }
 }
+
+#[test]
+fn a_member_whose_crc_does_not_match_is_reported() {
+    let mut zip = Zip::new()
+        .add("archive/data.pkl", &state_dict_pickle(1, 1))
+        .add("archive/data/0", &[0; 4]);
+    let honest = zip.bytes();
+    let r = scan_with("honest.pt", &honest, &Limits::DEFAULT);
+    assert_eq!(r.verdict, Verdict::Safe, "{:#?}", r.findings);
+    zip.crc_override = Some(0x1234_5678);
+    let r = scan_with("damaged.pt", &zip.bytes(), &Limits::DEFAULT);
+    assert_eq!(r.verdict, Verdict::Suspicious);
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| f.reason.contains("`archive/data.pkl` is damaged")),
+        "{:#?}",
+        r.findings
+    );
+}

@@ -23,11 +23,11 @@ pub fn write_human(out: &mut impl Write, r: &ConvertReport) -> io::Result<()> {
         human::bytes(r.bytes),
         r.exported
             .as_ref()
-            .map(|k| format!(" (the `{k}` weights)"))
+            .map(|k| format!(" (the `{}` weights)", human::term(k)))
             .unwrap_or_default()
     )?;
     for shard in &r.shards {
-        writeln!(out, "  shard {}", shard.display())?;
+        writeln!(out, "  shard {}", human::term(&shard.display().to_string()))?;
     }
     writeln!(
         out,
@@ -39,11 +39,18 @@ pub fn write_human(out: &mut impl Write, r: &ConvertReport) -> io::Result<()> {
     for (dropped, kept) in &r.aliases {
         writeln!(
             out,
-            "alias: `{dropped}` is the same tensor as `{kept}`; stored once, recorded in __metadata__"
+            "alias: `{}` is the same tensor as `{}`; stored once, recorded in __metadata__",
+            human::term(dropped),
+            human::term(kept)
         )?;
     }
     for s in &r.skipped {
-        writeln!(out, "skipped: `{}`: {}", s.name, s.reason)?;
+        writeln!(
+            out,
+            "skipped: `{}`: {}",
+            human::term(&s.name),
+            human::term(&s.reason)
+        )?;
     }
     Ok(())
 }

@@ -369,7 +369,22 @@ impl Runner<'_> {
             }
             self.inflated += entry.size;
         }
-        Some(container::member_bytes(bytes, entry, entry.size.min(left)))
+        let read = container::member_bytes(bytes, entry, entry.size.min(left));
+        if let Ok(data) = &read
+            && let Err(mismatch) =
+                crate::format::zip::check_crc(entry, crate::format::zip::crc32(data))
+        {
+            // torch's reader ignores CRCs, Python's zipfile (and the scanners built on it)
+            // refuses the member: a damaged member is where tools disagree about a file.
+            self.findings.push(Finding::new(
+                Risk::Suspicious,
+                None,
+                format!(
+                    "{mismatch}: the file is damaged or was altered after it was written (torch.load ignores CRCs, Python's zipfile refuses the member)"
+                ),
+            ));
+        }
+        Some(read)
     }
 
     /// Raw pickle streams, one after another until the bytes end.
