@@ -9,7 +9,6 @@
 //! loads another pickle); they are never what makes a file safe.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
 
 use crate::pickle::opcode::Op;
 use crate::pickle::value::{Arena, Node, Val};
@@ -359,9 +358,8 @@ impl Findings {
     }
 
     fn key_hash(&self, f: &Finding) -> u64 {
-        let mut h = self.hasher.build_hasher();
-        (f.risk, &f.global, &f.reason, &f.member).hash(&mut h);
-        h.finish()
+        self.hasher
+            .hash_one((f.risk, &f.global, &f.reason, &f.member))
     }
 
     /// Adds `f`, merged into an equal finding if there is one; returns where it is kept.
@@ -553,9 +551,7 @@ impl<'a> Judge<'a> {
     }
 
     fn global(&mut self, module: &str, name: &str, offset: u64, op: Op) {
-        let mut h = self.hasher.build_hasher();
-        (module, name).hash(&mut h);
-        let hash = h.finish();
+        let hash = self.hasher.hash_one((module, name));
         if let Some((m, n, kept)) = self.globals.get(&hash)
             && m == module
             && n == name
