@@ -267,13 +267,17 @@ pub fn convert(
         .clone()
         .unwrap_or_else(|| default_output(input));
     // Opening reads headers and the pickle only; it says what the input is before anything else.
-    let ckpt = open_input(input, options)?;
+    let ckpt = open_input(input, options, progress)?;
     check_output(input, &output, options.force)?;
     let plan = plan(&ckpt, options)?;
     write(&ckpt, &plan, &output, options, progress)
 }
 
-fn open_input(input: &Path, options: &ConvertOptions) -> Result<Checkpoint, ConvertError> {
+fn open_input(
+    input: &Path,
+    options: &ConvertOptions,
+    progress: &Progress,
+) -> Result<Checkpoint, ConvertError> {
     let accept = options.accept.unwrap_or(Verdict::Safe);
     let open = OpenOptions {
         limits: options.limits.clone(),
@@ -283,7 +287,10 @@ fn open_input(input: &Path, options: &ConvertOptions) -> Result<Checkpoint, Conv
         },
         progress: None,
     };
-    let ckpt = crate::format::open_with(input, &open)?;
+    let ckpt = match crate::format::open_watched(input, &open, Some(progress)) {
+        Err(crate::Error::Cancelled { .. }) => return Err(ConvertError::Cancelled),
+        other => other?,
+    };
     let Some(report) = &ckpt.pickle else {
         return Err(match ckpt.format {
             Format::Safetensors | Format::SafetensorsSharded => {

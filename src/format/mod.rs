@@ -427,6 +427,16 @@ pub fn open_with_limits(path: &Path, limits: &Limits) -> Result<Checkpoint, Erro
 
 /// [`open`] with chosen options.
 pub fn open_with(path: &Path, options: &OpenOptions) -> Result<Checkpoint, Error> {
+    open_watched(path, options, options.progress.as_deref())
+}
+
+/// [`open_with`], watched by `progress` (which takes the place of `options.progress`): for a
+/// caller that holds its progress by reference, such as `convert`.
+pub fn open_watched(
+    path: &Path,
+    options: &OpenOptions,
+    progress: Option<&crate::progress::Progress>,
+) -> Result<Checkpoint, Error> {
     let limits = &options.limits;
     if path.is_dir() {
         return open_folder(path, options);
@@ -451,13 +461,7 @@ pub fn open_with(path: &Path, options: &OpenOptions) -> Result<Checkpoint, Error
         | Format::Pickle
         | Format::Numpy
         | Format::NumpyZip
-        | Format::Zip => pytorch::open(
-            mapped,
-            format,
-            limits,
-            &options.pickle,
-            options.progress.as_deref(),
-        ),
+        | Format::Zip => pytorch::open(mapped, format, limits, &options.pickle, progress),
         Format::Gguf => Err(Error::Unsupported {
             path: path.to_path_buf(),
             what: unsupported_message(format),
