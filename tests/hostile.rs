@@ -407,3 +407,39 @@ fn a_member_whose_crc_does_not_match_is_reported() {
         r.findings
     );
 }
+
+#[test]
+fn a_flood_of_findings_cannot_hide_a_dangerous_one() {
+    let mut p = Pickle::new(2);
+    for i in 0..300 {
+        p = p.global(&format!("module{i}"), "thing").pop();
+    }
+    let bytes = p.call1("os", "system", "id").stop().0;
+    let mut limits = Limits::DEFAULT;
+    limits.apply("findings=100").unwrap();
+    let a = analyze_with(&bytes, ckptscope::Format::Pickle, &limits);
+    assert_eq!(a.verdict, Verdict::Dangerous);
+    assert!(
+        a.findings
+            .iter()
+            .any(|f| f.global.as_deref() == Some("os.system")),
+        "{:#?}",
+        &a.findings[..3]
+    );
+}
+
+#[test]
+fn a_pickle_that_breaks_is_never_safe() {
+    for (name, bytes) in [
+        ("proto only", b"\x80\x02".to_vec()),
+        ("no stop", b"\x80\x02N".to_vec()),
+        ("bad opcode", b"\x80\x02N\xff.".to_vec()),
+        ("underflow", b"\x80\x020.".to_vec()),
+    ] {
+        let a = analyze_with(&bytes, ckptscope::Format::Pickle, &Limits::DEFAULT);
+        assert_eq!(a.verdict, Verdict::Suspicious, "{name}: {:#?}", a.findings);
+    }
+    let empty = Zip::new().add("archive/version", b"3\n").bytes();
+    let a = analyze_with(&empty, ckptscope::Format::PytorchZip, &Limits::DEFAULT);
+    assert_eq!(a.verdict, Verdict::Suspicious, "{:#?}", a.findings);
+}

@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
     let ops: u64 = a.streams.iter().map(|s| s.opcodes).sum();
     assert!(ops <= 200_001);
     assert!(a.streams.len() <= 64);
-    assert!(a.findings.len() <= 67);
+    assert!(a.findings.len() <= 3 * 64 + 4);
     if a.stopped.is_some() {
         assert_ne!(a.verdict, Verdict::Safe);
     }

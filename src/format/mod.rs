@@ -115,7 +115,8 @@ impl TensorEntry {
             dtype,
             shape,
             source,
-            file_offset: data_start + data_offsets[0],
+            // Saturates: the readers reject offsets past the file before anything is read.
+            file_offset: data_start.saturating_add(data_offsets[0]),
             data_offsets,
             layout: Layout::Contiguous,
             byte_order: ByteOrder::Little,
@@ -149,12 +150,12 @@ impl TensorEntry {
 
     /// Length of the byte range the tensor reads ([`TensorEntry::data_offsets`]).
     pub fn region_len(&self) -> u64 {
-        self.data_offsets[1] - self.data_offsets[0]
+        self.data_offsets[1].saturating_sub(self.data_offsets[0])
     }
 
     /// Absolute byte range this tensor reads in its source file.
     pub fn file_range(&self) -> std::ops::Range<u64> {
-        self.file_offset..self.file_offset + self.region_len()
+        self.file_offset..self.file_offset.saturating_add(self.region_len())
     }
 
     /// True when the bytes are exactly the tensor, packed row-major, little-endian.

@@ -209,7 +209,12 @@ pub fn member_bytes<'a>(
             let limit = usize::try_from(entry.size.min(limit)).unwrap_or(usize::MAX);
             miniz_oxide::inflate::decompress_to_vec_with_limit(raw, limit.max(1))
                 .map(Cow::Owned)
-                .map_err(|e| format!("member `{}` cannot be inflated: {e:?}", entry.name))
+                .map_err(|e| {
+                    format!(
+                        "member `{}` cannot be inflated to the {limit} bytes its directory entry or the inflate limit allows ({:?})",
+                        entry.name, e.status
+                    )
+                })
         }
         m => Err(format!(
             "member `{}` uses compression method {m}, which torch cannot read either",
@@ -233,9 +238,13 @@ fn local_name_mismatch(bytes: &[u8], entries: &[ZipEntry]) -> Option<String> {
     for e in entries {
         let at = usize::try_from(e.local_header_offset).ok()?;
         let name_len = usize::from(u16::from_le_bytes(
-            bytes.get(at + 26..at + 28)?.try_into().ok()?,
+            bytes
+                .get(at.checked_add(26)?..at.checked_add(28)?)?
+                .try_into()
+                .ok()?,
         ));
-        let local = bytes.get(at + 30..at + 30 + name_len)?;
+        let start = at.checked_add(30)?;
+        let local = bytes.get(start..start.checked_add(name_len)?)?;
         if local != e.name.as_bytes() {
             return Some(e.name.clone());
         }

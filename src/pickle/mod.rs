@@ -164,7 +164,7 @@ impl Runner<'_> {
         if self.analysis.stopped.is_some() {
             return;
         }
-        self.findings.push(Finding::new(
+        self.findings.push_always(Finding::new(
             Risk::Suspicious,
             None,
             format!("{why}; the rest of the file was not scanned, so it cannot be called safe"),
@@ -227,11 +227,16 @@ impl Runner<'_> {
         {
             // Everything seen before the break is already judged. A loader would stop here too,
             // but read on without executing to report any import written after the break.
+            // A loader fails here, so the file cannot be loaded as it is; but what a stream means
+            // past a break is a guess, and a scanner that gives up there is what attackers aim
+            // for: never safe.
             self.findings.push(
                 Finding::new(
-                    Risk::Info,
+                    Risk::Suspicious,
                     None,
-                    format!("malformed pickle: {err}; a loader would fail here"),
+                    format!(
+                        "malformed pickle: {err}; a loader would fail here, and what follows could not be judged"
+                    ),
                 )
                 .at(ctx.member, ctx.base_offset + err.offset(), None),
             );
@@ -483,9 +488,9 @@ impl Runner<'_> {
             }
         } else if matches!(format, Format::PytorchZip | Format::Torchscript) {
             self.finding(Finding::new(
-                Risk::Info,
+                Risk::Suspicious,
                 None,
-                "no data.pkl in the archive: torch.load would fail",
+                "no data.pkl in the archive: torch.load would fail, and there is no pickle to judge",
             ));
         }
         // Every other member that parses as a pickle is scanned too, whatever its name.

@@ -332,8 +332,9 @@ fn check_persistent(arena: &Arena, pid: Val, kind: PersistentKind) -> Option<Fin
 }
 
 /// The findings of one file, merged as they come: one entry per (risk, global, reason, member)
-/// with a count and the first location, at most `max` entries (later distinct findings are
-/// counted per risk in one summary line each, so the verdict never loses them).
+/// with a count and the first location, at most `max` entries **per severity** (so a flood of
+/// notes cannot crowd out a dangerous finding; later distinct findings are counted per severity
+/// in one summary line each, so the verdict never loses them).
 #[derive(Debug)]
 pub struct Findings {
     list: Vec<Finding>,
@@ -343,6 +344,8 @@ pub struct Findings {
     max: usize,
     /// Findings not kept, by risk (Info, Suspicious, Dangerous).
     dropped: [u64; 3],
+    /// Distinct findings kept, by risk.
+    kept: [usize; 3],
 }
 
 impl Findings {
@@ -354,6 +357,7 @@ impl Findings {
             hasher: ahash::RandomState::new(),
             max: max.max(1),
             dropped: [0; 3],
+            kept: [0; 3],
         }
     }
 
@@ -364,6 +368,16 @@ impl Findings {
 
     /// Adds `f`, merged into an equal finding if there is one; returns where it is kept.
     pub fn push(&mut self, f: Finding) -> Option<usize> {
+        self.add(f, false)
+    }
+
+    /// [`Findings::push`] past the cap: for the few findings that must always be shown (why the
+    /// analysis stopped).
+    pub fn push_always(&mut self, f: Finding) -> Option<usize> {
+        self.add(f, true)
+    }
+
+    fn add(&mut self, f: Finding, always: bool) -> Option<usize> {
         let hash = self.key_hash(&f);
         if let Some(candidates) = self.index.get(&hash) {
             for &i in candidates {
@@ -378,11 +392,12 @@ impl Findings {
                 }
             }
         }
-        if self.list.len() >= self.max {
+        if self.kept[f.risk as usize] >= self.max && !always {
             let slot = &mut self.dropped[f.risk as usize];
             *slot = slot.saturating_add(f.count);
             return None;
         }
+        self.kept[f.risk as usize] += 1;
         self.index.entry(hash).or_default().push(self.list.len());
         self.list.push(f);
         Some(self.list.len() - 1)
@@ -410,6 +425,7 @@ impl Findings {
             .filter(|f| f.member.as_deref() != Some(member))
             .collect();
         self.index.clear();
+        self.kept = [0; 3];
         for f in kept {
             self.push(f);
         }
@@ -435,7 +451,7 @@ impl Findings {
                     risk,
                     None,
                     format!(
-                        "{n} more {} findings not listed: more than {} distinct findings, the limit (raise it with --limit findings=N)",
+                        "{n} more {} findings not listed: more than {} distinct findings of this severity, the limit (raise it with --limit findings=N)",
                         risk_name(risk),
                         self.max
                     ),

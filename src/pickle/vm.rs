@@ -53,6 +53,9 @@ impl PickleLimits {
     };
 }
 
+/// What one GLOBAL, STACK_GLOBAL or INST costs in opcodes of the budget.
+pub const GLOBAL_COST: u64 = 64;
+
 /// What the streams of one file have used of their [`PickleLimits`], and who watches.
 #[derive(Debug)]
 pub struct Budget<'p> {
@@ -699,6 +702,12 @@ impl Machine<'_, '_> {
     /// Records a GLOBAL-like import and returns the node.
     fn global(&mut self, op: Op, module: String, name: String) -> Step<Val> {
         self.charge((module.len() + name.len()) as u64)?;
+        // Judging an import costs far more than an opcode: each counts as GLOBAL_COST opcodes
+        // against the budget (real pickles import a handful of names and memoize them).
+        self.budget.ops = self.budget.ops.saturating_add(GLOBAL_COST - 1);
+        if self.budget.ops > self.limits.max_ops {
+            return Err(self.limit("opcodes", "ops", self.limits.max_ops));
+        }
         let v = self.node(Node::Global { module, name })?;
         if let Val::Ref(node) = v {
             let offset = self.offset();
