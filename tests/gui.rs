@@ -310,7 +310,7 @@ fn opening_shows_its_progress_and_cancel_then_the_document() {
     // The previous document stays usable while the new file opens.
     assert!(labels_containing(&h, "st_basic.safetensors") > 0);
     let progress = h.state().jobs.progress(JobKind::Open).unwrap();
-    h.get_by_label("Cancel").click();
+    h.get_by_label("Cancel").click_accesskit();
     h.step();
     h.step();
     assert!(h.state().jobs.open.is_none(), "control is back at once");
@@ -356,7 +356,7 @@ fn cancelling_an_open_returns_to_the_start_screen_and_drops_the_late_result() {
         .jobs
         .progress(ckptscope::gui::jobs::JobKind::Open)
         .unwrap();
-    h.get_by_label("Cancel").click();
+    h.get_by_label("Cancel").click_accesskit();
     h.step();
     h.step();
     assert!(h.state().jobs.open.is_none());

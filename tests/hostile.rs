@@ -443,3 +443,33 @@ fn a_pickle_that_breaks_is_never_safe() {
     let a = analyze_with(&empty, ckptscope::Format::PytorchZip, &Limits::DEFAULT);
     assert_eq!(a.verdict, Verdict::Suspicious, "{:#?}", a.findings);
 }
+
+#[test]
+fn diff_of_expanded_views_does_not_walk_every_copy() {
+    use ckptscope::analysis::diff::{Status, diff};
+    let pkl = view_pickle(&[("huge", "ByteStorage", 1, 1 << 40, 0)]);
+    let one = Zip::new()
+        .add("archive/data.pkl", &pkl)
+        .add("archive/data/0", &[7])
+        .bytes();
+    let other = Zip::new()
+        .add("archive/data.pkl", &pkl)
+        .add("archive/data/0", &[8])
+        .bytes();
+    let (_d1, p1) = write_temp("one.pt", &one);
+    let (_d2, p2) = write_temp("other.pt", &other);
+    let a = ckptscope::format::open(&p1).unwrap();
+    let b = ckptscope::format::open(&p2).unwrap();
+    let same = diff(&a, &a, &Progress::new());
+    assert_eq!(same.tensors[0].status, Status::Identical);
+    let changed = diff(&a, &b, &Progress::new());
+    assert_eq!(changed.tensors[0].status, Status::ValuesChanged);
+    assert!(
+        changed.tensors[0]
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("expanded view")),
+        "{:?}",
+        changed.tensors[0]
+    );
+}
