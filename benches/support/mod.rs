@@ -260,8 +260,8 @@ pub fn random_f32_bytes(state: &mut u32, n: usize) -> Vec<u8> {
     out
 }
 
-/// A zip writer for stored members whose sizes are only known once written (data descriptors
-/// are not needed: sizes are patched into the local header, as torch's writer does).
+/// A zip writer for stored members whose sizes and CRC-32s are only known once written (data
+/// descriptors are not needed: they are patched into the local header, as torch's writer does).
 pub struct StreamingZip {
     file: std::fs::File,
     at: u64,
@@ -295,20 +295,24 @@ impl StreamingZip {
         header.extend(std::iter::repeat_n(b'Z', pad as usize));
         self.file.write_all(&header).unwrap();
         let mut size = 0u64;
+        let mut crc = crc32fast::Hasher::new();
         for chunk in chunks {
             self.file.write_all(&chunk).unwrap();
+            crc.update(&chunk);
             size += chunk.len() as u64;
         }
+        let crc = crc.finalize().to_le_bytes();
         let end = offset + header.len() as u64 + size;
-        // CRCs are left at 0: torch's reader (and ckptscope) do not check them.
-        self.file.seek(SeekFrom::Start(offset + 18)).unwrap();
+        self.file.seek(SeekFrom::Start(offset + 14)).unwrap();
+        self.file.write_all(&crc).unwrap();
         self.file.write_all(&(size as u32).to_le_bytes()).unwrap();
         self.file.write_all(&(size as u32).to_le_bytes()).unwrap();
         self.file.seek(SeekFrom::Start(end)).unwrap();
         self.at = end;
         let c = &mut self.central;
         c.extend_from_slice(&0x0201_4b50u32.to_le_bytes());
-        c.extend_from_slice(&[20, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        c.extend_from_slice(&[20, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        c.extend_from_slice(&crc);
         c.extend_from_slice(&(size as u32).to_le_bytes());
         c.extend_from_slice(&(size as u32).to_le_bytes());
         c.extend_from_slice(&(name.len() as u16).to_le_bytes());
