@@ -10,7 +10,6 @@
 
 mod support;
 
-
 use support::*;
 
 const TORCH_ROUTE: &str = "import sys, torch\nfrom safetensors.torch import save_file\nsd = torch.load(sys.argv[1], weights_only=True)\nsave_file({k: v.contiguous() for k, v in sd.items()}, sys.argv[2])\n";
