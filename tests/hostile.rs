@@ -154,49 +154,16 @@ fn inflating_past_the_budget_stops_the_analysis() {
     // Three deflated members of 600 KB of zeros each, under an inflate budget of 1 MiB.
     let zeros = vec![0u8; 600_000];
     let deflated = miniz_oxide::deflate::compress_to_vec(&zeros, 6);
-    let bytes = deflated_zip(&[("archive/a.pkl", &deflated, zeros.len()); 3]);
+    let crc = common::crc32(&zeros);
+    let bytes = (0..3)
+        .fold(Zip::new(), |z, i| {
+            z.add_deflated(&format!("archive/{i}.pkl"), &deflated, zeros.len(), crc)
+        })
+        .bytes();
     let mut limits = Limits::DEFAULT;
     limits.apply("inflated=1M").unwrap();
     let a = analyze_with(&bytes, ckptscope::Format::PytorchZip, &limits);
     assert_stopped_by(&a.findings, a.verdict, "inflated");
-}
-
-/// A zip of deflated `members` (name, deflated data, inflated size).
-fn deflated_zip(members: &[(&str, &Vec<u8>, usize)]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut central = Vec::new();
-    for (name, data, size) in members {
-        let offset = out.len() as u32;
-        for (sig, buf) in [(0x0403_4b50u32, &mut out), (0x0201_4b50u32, &mut central)] {
-            buf.extend_from_slice(&sig.to_le_bytes());
-            if sig == 0x0201_4b50 {
-                buf.extend_from_slice(&[20, 0]);
-            }
-            buf.extend_from_slice(&[20, 0, 0, 0, 8, 0, 0, 0, 0, 0]);
-            buf.extend_from_slice(&0u32.to_le_bytes());
-            buf.extend_from_slice(&(data.len() as u32).to_le_bytes());
-            buf.extend_from_slice(&(*size as u32).to_le_bytes());
-            buf.extend_from_slice(&(name.len() as u16).to_le_bytes());
-            buf.extend_from_slice(&[0, 0]);
-            if sig == 0x0201_4b50 {
-                buf.extend_from_slice(&[0; 10]);
-                buf.extend_from_slice(&offset.to_le_bytes());
-            }
-            buf.extend_from_slice(name.as_bytes());
-        }
-        out.extend_from_slice(data);
-    }
-    let cd_offset = out.len() as u32;
-    out.extend_from_slice(&central);
-    out.extend_from_slice(&0x0605_4b50u32.to_le_bytes());
-    out.extend_from_slice(&[0, 0, 0, 0]);
-    let n = members.len() as u16;
-    out.extend_from_slice(&n.to_le_bytes());
-    out.extend_from_slice(&n.to_le_bytes());
-    out.extend_from_slice(&(central.len() as u32).to_le_bytes());
-    out.extend_from_slice(&cd_offset.to_le_bytes());
-    out.extend_from_slice(&[0, 0]);
-    out
 }
 
 #[test]

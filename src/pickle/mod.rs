@@ -466,11 +466,9 @@ impl Runner<'_> {
         let mut referenced: Vec<String> = Vec::new();
         if let Some(i) = data_pkl {
             let entry = &archive.entries[i];
-            match self
-                .member(bytes, entry)
-                .unwrap_or_else(|| Err(String::new()))
-            {
-                Ok(b) => {
+            // `None`: the inflate budget is spent and the analysis already says so.
+            match self.member(bytes, entry) {
+                Some(Ok(b)) => {
                     let stream = Stream {
                         member: Some(entry.name.clone()),
                         bytes: b,
@@ -483,8 +481,8 @@ impl Runner<'_> {
                     referenced = torch::storage_keys(&program.arena);
                     self.analysis.object = Some(program);
                 }
-                Err(e) if e.is_empty() => {}
-                Err(e) => self.finding(Finding::new(Risk::Suspicious, None, e)),
+                Some(Err(e)) => self.finding(Finding::new(Risk::Suspicious, None, e)),
+                None => {}
             }
         } else if matches!(format, Format::PytorchZip | Format::Torchscript) {
             self.finding(Finding::new(

@@ -431,16 +431,6 @@ impl Findings {
         }
     }
 
-    /// The worst risk seen so far, kept or not.
-    pub fn verdict(&self) -> Verdict {
-        let dropped = [Risk::Info, Risk::Suspicious, Risk::Dangerous]
-            .into_iter()
-            .filter(|r| self.dropped[*r as usize] > 0)
-            .map(|r| Finding::new(r, None, ""))
-            .collect::<Vec<_>>();
-        Verdict::of(self.list.iter().chain(dropped.iter()))
-    }
-
     /// The findings, worst first (in the order they were found within a risk), with one summary
     /// finding per risk for those not kept.
     pub fn finish(mut self) -> Vec<Finding> {

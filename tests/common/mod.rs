@@ -155,7 +155,8 @@ impl Pickle {
 /// A zip archive with stored members, written the way torch.save writes them (64-byte aligned
 /// data, data-descriptor flag), with knobs for tampering.
 pub struct Zip {
-    members: Vec<(String, Vec<u8>)>,
+    /// Name, bytes as written, compression method, CRC-32 and size of the inflated bytes.
+    members: Vec<(String, Vec<u8>, u16, u32, u32)>,
     pub crc_override: Option<u32>,
     pub flags: u16,
     /// Name written in local headers instead of the real one (central directory keeps the real).
@@ -172,13 +173,26 @@ impl Zip {
         }
     }
     pub fn add(mut self, name: &str, data: &[u8]) -> Self {
-        self.members.push((name.to_string(), data.to_vec()));
+        self.members.push((
+            name.to_string(),
+            data.to_vec(),
+            0,
+            crc32(data),
+            data.len() as u32,
+        ));
+        self
+    }
+    /// A deflated member holding `deflated`, which inflates to `size` bytes with CRC-32 `crc`
+    /// (the caller may lie about either).
+    pub fn add_deflated(mut self, name: &str, deflated: &[u8], size: usize, crc: u32) -> Self {
+        self.members
+            .push((name.to_string(), deflated.to_vec(), 8, crc, size as u32));
         self
     }
     pub fn bytes(&self) -> Vec<u8> {
         let mut out = Vec::new();
         let mut central = Vec::new();
-        for (name, data) in &self.members {
+        for (name, data, method, crc, size) in &self.members {
             let local_name = self
                 .local_name_override
                 .clone()
@@ -189,14 +203,15 @@ impl Zip {
             let header_len = 30 + local_name.len();
             let pad = (64 - (out.len() + header_len + 4) % 64) % 64;
             let extra_len = 4 + pad;
-            let crc = self.crc_override.unwrap_or_else(|| crc32(data));
+            let crc = self.crc_override.unwrap_or(*crc);
             out.extend_from_slice(&0x0403_4b50u32.to_le_bytes());
             out.extend_from_slice(&[20, 0]);
             out.extend_from_slice(&self.flags.to_le_bytes());
-            out.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+            out.extend_from_slice(&method.to_le_bytes());
+            out.extend_from_slice(&[0, 0, 0, 0]);
             out.extend_from_slice(&crc.to_le_bytes());
             out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-            out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            out.extend_from_slice(&size.to_le_bytes());
             out.extend_from_slice(&(local_name.len() as u16).to_le_bytes());
             out.extend_from_slice(&(extra_len as u16).to_le_bytes());
             out.extend_from_slice(local_name.as_bytes());
@@ -208,10 +223,11 @@ impl Zip {
             central.extend_from_slice(&0x0201_4b50u32.to_le_bytes());
             central.extend_from_slice(&[20, 0, 20, 0]);
             central.extend_from_slice(&self.flags.to_le_bytes());
-            central.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+            central.extend_from_slice(&method.to_le_bytes());
+            central.extend_from_slice(&[0, 0, 0, 0]);
             central.extend_from_slice(&crc.to_le_bytes());
             central.extend_from_slice(&(data.len() as u32).to_le_bytes());
-            central.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            central.extend_from_slice(&size.to_le_bytes());
             central.extend_from_slice(&(name.len() as u16).to_le_bytes());
             central.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
             central.extend_from_slice(&offset.to_le_bytes());
