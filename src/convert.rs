@@ -71,8 +71,12 @@ pub struct ConvertReport {
     pub output: PathBuf,
     /// The input's scan verdict.
     pub verdict: Verdict,
-    /// The root key whose tensors were exported (`state_dict`), if one was.
+    /// The top-level entry whose tensors were exported (`state_dict`), if one was: it is a
+    /// nested mapping of tensors, and its key is taken off their names.
     pub exported: Option<String>,
+    /// Tensors of the file that are not under that entry (optimizer state...) and were left
+    /// out; `--all` keeps them.
+    pub left_out: Vec<String>,
     /// Tensors written.
     pub tensors: usize,
     /// Bytes of tensor data written.
@@ -341,6 +345,7 @@ struct Plan<'a> {
     aliases: Vec<(String, String)>,
     skipped: Vec<UnsupportedTensor>,
     exported: Option<String>,
+    left_out: Vec<String>,
     metadata: BTreeMap<String, String>,
 }
 
@@ -352,22 +357,27 @@ fn plan<'a>(ckpt: &'a Checkpoint, options: &ConvertOptions) -> Result<Plan<'a>, 
             hint: String::new(),
         });
     };
-    // The weights: the first preferred root key that holds tensors, unless --all.
+    // The weights: the first preferred top-level entry that is a nested mapping holding
+    // tensors (Lightning's `state_dict`, `{"model": ..., "optimizer": ...}`), unless --all. A
+    // flat state dict (`model.embed_tokens.weight`, `lm_head.weight`) keeps every name as is.
     let exported = if all {
         None
     } else {
         WEIGHT_KEYS
             .iter()
             .find(|k| {
-                ckpt.tensors
-                    .iter()
-                    .any(|t| t.name.starts_with(&format!("{k}.")))
+                ckpt.tensors.iter().any(|t| t.root.as_deref() == Some(**k))
+                    || report
+                        .unsupported
+                        .iter()
+                        .any(|u| u.root.as_deref() == Some(**k))
             })
             .map(|k| k.to_string())
     };
-    let rename = |name: &str| -> Option<String> {
+    let rename = |name: &str, root: Option<&str>| -> Option<String> {
         let out = match &exported {
-            Some(k) => name.strip_prefix(&format!("{k}."))?.to_string(),
+            Some(k) if root == Some(k.as_str()) => name.strip_prefix(&format!("{k}."))?.to_string(),
+            Some(_) => return None,
             None => name.to_string(),
         };
         Some(if out.is_empty() {
@@ -376,21 +386,25 @@ fn plan<'a>(ckpt: &'a Checkpoint, options: &ConvertOptions) -> Result<Plan<'a>, 
             out
         })
     };
-    let mut chosen: Vec<(String, &TensorEntry)> = ckpt
-        .tensors
-        .iter()
-        .filter_map(|t| rename(&t.name).map(|n| (n, t)))
-        .collect();
-    let skipped: Vec<UnsupportedTensor> = report
-        .unsupported
-        .iter()
-        .filter_map(|u| {
-            rename(&u.name).map(|name| UnsupportedTensor {
+    let mut chosen = Vec::new();
+    let mut left_out = Vec::new();
+    for t in &ckpt.tensors {
+        match rename(&t.name, t.root.as_deref()) {
+            Some(name) => chosen.push((name, t)),
+            None => left_out.push(t.name.clone()),
+        }
+    }
+    let mut skipped = Vec::new();
+    for u in &report.unsupported {
+        match rename(&u.name, u.root.as_deref()) {
+            Some(name) => skipped.push(UnsupportedTensor {
                 name,
                 reason: u.reason.clone(),
-            })
-        })
-        .collect();
+                root: None,
+            }),
+            None => left_out.push(u.name.clone()),
+        }
+    }
     if !skipped.is_empty() && !options.skip_unreadable {
         return Err(ConvertError::Unreadable {
             path: ckpt.path.clone(),
@@ -422,8 +436,10 @@ fn plan<'a>(ckpt: &'a Checkpoint, options: &ConvertOptions) -> Result<Plan<'a>, 
     }
 
     // Exact aliases (same storage, offset, shape, strides, dtype) are stored once, under the
-    // first name in sorted order, like HF's convert.
-    chosen.sort_by(|a, b| a.0.cmp(&b.0));
+    // first name in sorted order, like HF's convert; but a tied output head gives way to the
+    // embedding it is tied to, since that is the name `transformers` loads and ties back
+    // (keeping `lm_head.weight` would leave `embed_tokens` to a fresh initialisation).
+    chosen.sort_by(|a, b| (is_tied_head(&a.0), &a.0).cmp(&(is_tied_head(&b.0), &b.0)));
     let mut kept: HashMap<(Option<String>, String, DType, Vec<u64>), String> = HashMap::new();
     let mut aliases = Vec::new();
     let mut tensors = Vec::new();
@@ -443,6 +459,12 @@ fn plan<'a>(ckpt: &'a Checkpoint, options: &ConvertOptions) -> Result<Plan<'a>, 
 
     let mut metadata = BTreeMap::new();
     metadata.insert("format".to_string(), "pt".to_string());
+    if !left_out.is_empty() {
+        metadata.insert(
+            "ckptscope.left_out".to_string(),
+            serde_json::to_string(&left_out).unwrap_or_default(),
+        );
+    }
     for (dropped, kept) in &aliases {
         metadata.insert(dropped.clone(), kept.clone());
     }
@@ -477,8 +499,16 @@ fn plan<'a>(ckpt: &'a Checkpoint, options: &ConvertOptions) -> Result<Plan<'a>, 
         aliases,
         skipped,
         exported,
+        left_out,
         metadata,
     })
+}
+
+/// Names of output heads that models tie to their input embedding (`lm_head.weight`,
+/// GPT-NeoX's `embed_out.weight`).
+fn is_tied_head(name: &str) -> bool {
+    name.split('.')
+        .any(|part| part == "lm_head" || part == "embed_out")
 }
 
 /// Refuses a tensor whose packed bytes exceed the storage it views by more than the expansion
@@ -793,6 +823,7 @@ fn write(
         output: output.to_path_buf(),
         verdict: report.verdict,
         exported: plan.exported.clone(),
+        left_out: plan.left_out.clone(),
         tensors: plan.tensors.len(),
         bytes: total,
         aliases: plan.aliases.clone(),
@@ -1185,6 +1216,7 @@ fn convert_sharded(
         output: out_index.clone(),
         verdict: Verdict::Safe,
         exported: None,
+        left_out: Vec::new(),
         tensors: 0,
         bytes: 0,
         aliases: Vec::new(),

@@ -142,3 +142,14 @@ fn malicious_files_are_dangerous_and_their_tensors_withheld() {
     assert_eq!(ckpt.tensors.len(), 1);
     assert_eq!(ckpt.tensors[0].name, "w");
 }
+
+#[test]
+fn ordered_dict_built_from_a_list_of_pairs_matches_torch() {
+    // `collections.OrderedDict([[name, tensor], ...])`, as checkpoints saved around 2018 are.
+    check_against_truth("ordered_pairs_legacy.pt");
+    check_against_truth("ordered_pairs_zip.pt");
+    assert_eq!(
+        open("ordered_pairs_legacy.pt").format,
+        Format::PytorchLegacy
+    );
+}

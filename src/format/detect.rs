@@ -94,9 +94,26 @@ impl std::fmt::Display for Format {
     }
 }
 
-/// The pickle that opens every legacy `torch.save` file: PROTO 2, then LONG1 of the magic number
-/// 0x1950a86a20f9469cfc6c.
+/// The pickle that opens every legacy `torch.save` file with the default protocol: PROTO 2,
+/// then LONG1 of the magic number 0x1950a86a20f9469cfc6c.
 pub const LEGACY_MAGIC_PICKLE: &[u8] = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19";
+
+/// Whether `bytes` opens with the legacy magic-number pickle in any protocol `torch.save`
+/// writes (`pickle_protocol=2..5`; protocols 4 and 5 put a FRAME before the number).
+pub fn is_legacy_magic(bytes: &[u8]) -> bool {
+    let number = &LEGACY_MAGIC_PICKLE[2..];
+    let Some(&[0x80, protocol]) = bytes.get(..2) else {
+        return false;
+    };
+    let rest = &bytes[2..];
+    match protocol {
+        2 | 3 => rest.starts_with(number),
+        4 | 5 => {
+            rest.first() == Some(&0x95) && rest.get(9..).is_some_and(|r| r.starts_with(number))
+        }
+        _ => false,
+    }
+}
 
 /// Decides what `bytes` (a whole file, usually a memory map) holds.
 pub fn detect(bytes: &[u8]) -> Format {
@@ -116,7 +133,7 @@ pub fn detect(bytes: &[u8]) -> Format {
             Format::Unknown
         };
     }
-    if bytes.starts_with(LEGACY_MAGIC_PICKLE) {
+    if is_legacy_magic(bytes) {
         return Format::PytorchLegacy;
     }
     if looks_like_safetensors(bytes) {

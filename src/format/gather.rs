@@ -218,6 +218,8 @@ mod tests {
             },
             byte_order: order,
             storage: None,
+            device: None,
+            root: None,
         }
     }
 

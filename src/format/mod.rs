@@ -72,6 +72,12 @@ pub struct TensorEntry {
     pub byte_order: ByteOrder,
     /// Key of the PyTorch storage this tensor views (`"0"`, `"17"`); `None` for safetensors.
     pub storage: Option<String>,
+    /// The device a PyTorch tensor was saved from (`cpu`, `cuda:0`), as its storage records it;
+    /// `None` for formats that do not say.
+    pub device: Option<String>,
+    /// For pickles: the top-level entry holding the nested mapping this tensor is in
+    /// (`state_dict`, `model`), see [`crate::pickle::torch::PickledTensor::root`].
+    pub root: Option<String>,
 }
 
 /// How a tensor's elements are placed in its bytes.
@@ -121,6 +127,8 @@ impl TensorEntry {
             layout: Layout::Contiguous,
             byte_order: ByteOrder::Little,
             storage: None,
+            device: None,
+            root: None,
         }
     }
 

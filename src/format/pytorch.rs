@@ -110,6 +110,7 @@ pub fn open(
                     Err(reason) => report.unsupported.push(UnsupportedTensor {
                         name: t.name.clone(),
                         reason,
+                        root: t.root.clone(),
                     }),
                 }
             }
@@ -125,6 +126,7 @@ pub fn open(
             Err(reason) => report.unsupported.push(UnsupportedTensor {
                 name: "array".into(),
                 reason,
+                root: None,
             }),
         }
     }
@@ -168,6 +170,7 @@ fn tar_tensor_map(layout: &pickle::tar::TarLayout) -> HashMap<String, PickledTen
                 },
                 parameter: false,
                 node: 0,
+                root: None,
             },
         );
     }
@@ -321,6 +324,8 @@ fn entry(
             byte_order
         },
         storage: Some(t.storage.key.clone()),
+        device: (!t.storage.location.is_empty()).then(|| t.storage.location.clone()),
+        root: t.root.clone(),
     })
 }
 
@@ -397,6 +402,8 @@ fn npy_entry(
             byte_order
         },
         storage: None,
+        device: None,
+        root: None,
     })
 }
 
@@ -425,6 +432,7 @@ fn npz_entries(
             Err(reason) => unsupported.push(UnsupportedTensor {
                 name: name.to_string(),
                 reason,
+                root: None,
             }),
         }
     }

@@ -29,6 +29,8 @@ pub fn key_label(key: &str) -> Option<String> {
         "ckptscope.version" => "Converted by ckptscope",
         "ckptscope.scan_verdict" => "Source scan verdict",
         "ckptscope.exported" => "Exported part of the source",
+        "ckptscope.left_out" => "Tensors of the source left out",
+        "ckptscope.skipped" => "Tensors that could not be read",
         "ss_sd_model_name" => "kohya: base model",
         "ss_sd_model_hash" => "kohya: base model hash (short)",
         "ss_new_sd_model_hash" => "kohya: base model SHA-256",

@@ -44,6 +44,26 @@ pub fn write_human(out: &mut impl Write, r: &ConvertReport) -> io::Result<()> {
             human::term(kept)
         )?;
     }
+    if !r.left_out.is_empty() {
+        let shown: Vec<String> = r
+            .left_out
+            .iter()
+            .take(8)
+            .map(|n| format!("`{}`", human::term(n)))
+            .collect();
+        writeln!(
+            out,
+            "left out: {} tensors outside `{}` (pass --all to keep them; listed in `ckptscope.left_out`): {}{}",
+            r.left_out.len(),
+            human::term(r.exported.as_deref().unwrap_or("")),
+            shown.join(", "),
+            if r.left_out.len() > shown.len() {
+                ", …"
+            } else {
+                ""
+            }
+        )?;
+    }
     for s in &r.skipped {
         writeln!(
             out,

@@ -260,7 +260,7 @@ impl Policy {
             let (m, n) = normalize(m, n);
             matches!(
                 (m.as_str(), n.as_str()),
-                ("collections", "OrderedDict" | "Counter")
+                ("collections", "OrderedDict" | "Counter" | "defaultdict")
                     | ("builtins", "set" | "dict" | "list" | "bytearray")
             )
         });
@@ -823,7 +823,7 @@ fn is_ident(s: &str) -> bool {
 /// The built-in allowlist.
 pub fn is_allowlisted(module: &str, name: &str) -> bool {
     match module {
-        "collections" => matches!(name, "OrderedDict" | "Counter"),
+        "collections" => matches!(name, "OrderedDict" | "Counter" | "defaultdict"),
         "torch.nn.parameter" => name == "Parameter",
         "torch.serialization" => name == "_get_layout",
         "_codecs" => name == "encode",
@@ -1241,7 +1241,7 @@ mod tests {
             ("numpy.core.multiarray", "_reconstruct"),
             ("__main__", "Config"),
             ("mylib.layers", "Block"),
-            ("collections", "defaultdict"),
+            ("collections", "ChainMap"),
             ("torch", "nn"),
         ] {
             assert!(matches!(class(m, n), Class::Unknown(_)), "{m}.{n}");

@@ -152,6 +152,10 @@ pub struct PickledTensor {
     pub parameter: bool,
     /// The arena node of the rebuild call (same node = same Python tensor object).
     pub node: NodeId,
+    /// The key of the top-level entry this tensor sits under, when the root is a mapping and
+    /// that entry is itself a mapping (`state_dict` of a Lightning checkpoint, `model` of
+    /// `{"model": ..., "optimizer": ...}`); `None` for a flat state dict.
+    pub root: Option<String>,
 }
 
 /// A tensor ckptscope recognises but cannot read (quantized, sparse, meta...).
@@ -161,6 +165,9 @@ pub struct UnsupportedTensor {
     pub name: String,
     /// Why it is not read.
     pub reason: String,
+    /// As [`PickledTensor::root`].
+    #[serde(skip)]
+    pub root: Option<String>,
 }
 
 /// What the walk found.
@@ -198,6 +205,8 @@ pub fn extract_with(
         seen: HashMap::new(),
         json_nodes: 0,
         by_key,
+        root: None,
+        item_work: 0,
     };
     walker.out.objects = walker.walk(root, "", 0);
     walker.out
@@ -210,7 +219,17 @@ struct Walker<'a> {
     seen: HashMap<NodeId, String>,
     json_nodes: usize,
     by_key: Option<&'a HashMap<String, PickledTensor>>,
+    /// The top-level mapping entry being walked (see [`PickledTensor::root`]).
+    root: Option<String>,
+    /// Dict items gathered from constructor arguments and SETITEMs so far.
+    item_work: usize,
 }
+
+/// Most dict items gathered for the view in all (see [`Walker::mapping_items`]).
+const MAX_ITEM_WORK: usize = 4 * MAX_JSON_NODES;
+
+/// Deepest chain of dict-like objects built from one another (`OrderedDict(OrderedDict(...))`).
+const MAX_MAPPING_NESTING: usize = 16;
 
 fn join(path: &str, key: &str) -> String {
     if path.is_empty() {
@@ -313,6 +332,7 @@ impl Walker<'_> {
                         let mut t = t.clone();
                         t.name = path.to_string();
                         t.node = id;
+                        t.root = self.root.clone();
                         let text = format!("<tensor {} {:?}>", t.dtype.label(), t.shape);
                         self.out.tensors.push(t);
                         Json::String(text)
@@ -326,13 +346,118 @@ impl Walker<'_> {
     }
 
     fn dict(&mut self, entries: &[(Val, Val)], path: &str, depth: usize) -> Json {
+        let top = depth == 0 && path.is_empty();
         let mut map = Map::new();
         for (k, val) in entries {
             let key = self.key_text(*k);
+            if top {
+                self.root = self.is_mapping(*val).then(|| key.clone());
+            }
             let child = self.walk(*val, &join(path, &key), depth + 1);
             map.insert(key, child);
         }
+        if top {
+            self.root = None;
+        }
         Json::Object(map)
+    }
+
+    /// The bytes of a `bytes`/`bytearray` value, or of `_codecs.encode(text, 'latin1')` (how
+    /// protocols 0-2 write bytes), or of `text` with a latin-1 encoding argument.
+    fn bytes_of(&self, v: Val) -> Option<Vec<u8>> {
+        match self.arena.node(v)? {
+            Node::Bytes(b) | Node::ByteArray(b) => Some(b.clone()),
+            Node::Str(text) => Some(latin1(text)),
+            Node::Object(obj) => codecs_bytes(self.arena, obj),
+            _ => None,
+        }
+    }
+
+    /// Whether `v` is a dict or a dict-like object (`OrderedDict`, `defaultdict`...).
+    fn is_mapping(&self, v: Val) -> bool {
+        match self.arena.node(v) {
+            Some(Node::Dict(_)) => true,
+            Some(Node::Object(obj)) => self.mapping_class(obj),
+            _ => false,
+        }
+    }
+
+    fn mapping_class(&self, obj: &crate::pickle::value::Object) -> bool {
+        self.arena
+            .global(obj.callable)
+            .map(|(m, n)| normalize(m, n))
+            .is_some_and(|(m, n)| is_mapping_class(&m, &n))
+    }
+
+    /// The items of a dict-like object, as Python would hold them after unpickling: those of
+    /// its constructor argument (a mapping or an iterable of pairs), then those set by
+    /// SETITEM(S), a repeated key keeping its first position and taking the last value.
+    fn mapping_items(
+        &mut self,
+        obj: &crate::pickle::value::Object,
+        path: &str,
+        nesting: usize,
+    ) -> Vec<(Val, Val)> {
+        // Each item gathered costs one unit of the view's budget, so objects built from one
+        // shared mapping many times cannot multiply the work.
+        if self.item_work > MAX_ITEM_WORK || nesting > MAX_MAPPING_NESTING {
+            self.out.notes.push(format!(
+                "`{}`: too many dict items to gather (a mapping built from mappings more than {MAX_MAPPING_NESTING} deep, or more than {MAX_ITEM_WORK} items in all); its items are not shown",
+                if path.is_empty() { "(root)" } else { path },
+            ));
+            return Vec::new();
+        }
+        let args = self.arena.seq(obj.args).unwrap_or(&[]).to_vec();
+        let callable = self
+            .arena
+            .global(obj.callable)
+            .map(|(m, n)| normalize(m, n))
+            .unwrap_or_default();
+        // defaultdict(default_factory, [mapping]): the items are the second argument.
+        let source = if callable.1 == "defaultdict" {
+            args.get(1).copied()
+        } else {
+            args.first().copied()
+        };
+        let mut items: Vec<(Val, Val)> = Vec::new();
+        if let Some(source) = source {
+            match self.initial_items(source, nesting) {
+                Some(initial) => items = initial,
+                None => self.out.notes.push(format!(
+                    "`{}`: {}.{} is built from {}, which ckptscope does not read as key/value pairs",
+                    if path.is_empty() { "(root)" } else { path },
+                    callable.0,
+                    callable.1,
+                    self.arena.repr(source, 60)
+                )),
+            }
+        }
+        items.extend(obj.entries.iter().copied());
+        self.item_work += items.len();
+        dedupe_items(self.arena, items)
+    }
+
+    /// Key/value pairs of a constructor argument: a mapping, or a sequence of 2-item lists or
+    /// tuples. `None` for anything else.
+    fn initial_items(&mut self, source: Val, nesting: usize) -> Option<Vec<(Val, Val)>> {
+        if source == Val::None {
+            return Some(Vec::new());
+        }
+        match self.arena.node(source)? {
+            Node::Dict(entries) => Some(entries.clone()),
+            Node::Object(obj) if self.mapping_class(obj) => {
+                let obj = (**obj).clone();
+                Some(self.mapping_items(&obj, "", nesting + 1))
+            }
+            Node::List(items) | Node::Tuple(items) => items
+                .iter()
+                .map(|pair| match self.arena.seq(*pair) {
+                    Some([k, v]) => Some((*k, *v)),
+                    _ => None,
+                })
+                .collect(),
+            _ => None,
+        }
     }
 
     fn key_text(&self, k: Val) -> String {
@@ -355,27 +480,11 @@ impl Walker<'_> {
             .map(|(m, n)| format!("{m}.{n}"))
             .unwrap_or_else(|| self.arena.repr(obj.callable, 60));
         match callable.as_ref().map(|(m, n)| (m.as_str(), n.as_str())) {
-            // Dict-like classes: their items are the value.
-            Some(("collections", "OrderedDict" | "Counter" | "defaultdict"))
-            | Some(("builtins", "dict")) => {
-                let mut map = match self.dict(&obj.entries, path, depth) {
-                    Json::Object(m) => m,
-                    _ => Map::new(),
-                };
-                // OrderedDict's BUILD state carries `_metadata` (module versions), not data.
-                for state in &obj.state {
-                    if let Some(Node::Dict(entries)) = self.arena.node(*state) {
-                        for (k, v) in entries.clone() {
-                            let key = self.key_text(k);
-                            if key == "_metadata" {
-                                continue;
-                            }
-                            let child = self.walk(v, &join(path, &key), depth + 1);
-                            map.insert(key, child);
-                        }
-                    }
-                }
-                Json::Object(map)
+            // Dict-like classes: their items are the value. A BUILD state sets the object's
+            // attributes (OrderedDict's `_metadata`), not items: it is not part of the value.
+            Some((m, n)) if is_mapping_class(m, n) => {
+                let items = self.mapping_items(obj, path, 0);
+                self.dict(&items, path, depth)
             }
             Some(("torch", "Size"))
             | Some(("builtins", "list" | "tuple" | "set" | "frozenset")) => {
@@ -385,32 +494,59 @@ impl Walker<'_> {
                 }
             }
             Some(("torch", "device")) => {
-                let args = self
-                    .arena
-                    .seq(obj.args)
-                    .map(<[Val]>::to_vec)
-                    .unwrap_or_default();
-                Json::String(format!(
-                    "<device {}>",
-                    args.iter()
-                        .map(|a| self.arena.repr(*a, 40))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
+                let args = self.arena.seq(obj.args).unwrap_or(&[]);
+                let kind = args.first().and_then(|a| self.arena.text(*a));
+                let index = args.get(1).and_then(|a| self.arena.int(*a));
+                Json::String(match (kind, index) {
+                    (Some(kind), Some(i)) => format!("<device {kind}:{i}>"),
+                    (Some(kind), None) => format!("<device {kind}>"),
+                    _ => format!("<device {}>", self.arena.repr(obj.args, 40)),
+                })
+            }
+            Some(("builtins", "complex")) => {
+                let args = self.arena.seq(obj.args).unwrap_or(&[]);
+                let part = |i: usize| match args.get(i) {
+                    Some(Val::Float(f)) => Some(*f),
+                    Some(Val::Int(n)) => Some(*n as f64),
+                    Some(Val::Bool(b)) => Some(f64::from(u8::from(*b))),
+                    None => Some(0.0),
+                    _ => None,
+                };
+                match (part(0), part(1)) {
+                    (Some(re), Some(im)) => {
+                        Json::String(format!("<complex {}>", complex_repr(re, im)))
+                    }
+                    _ => Json::String(format!("<complex{}>", self.arena.repr(obj.args, 60))),
+                }
+            }
+            Some(("builtins", kind @ ("slice" | "range"))) => {
+                let args = self.arena.seq(obj.args).unwrap_or(&[]);
+                let mut parts: Vec<String> = args.iter().map(|a| self.arena.repr(*a, 40)).collect();
+                // range's repr leaves out a step of 1.
+                if kind == "range" && parts.len() == 3 && parts[2] == "1" {
+                    parts.pop();
+                }
+                Json::String(format!("<{kind}({})>", parts.join(", ")))
+            }
+            Some(("builtins", "bytearray")) => {
+                let args = self.arena.seq(obj.args).unwrap_or(&[]);
+                match args.first() {
+                    None => bytes_json(&[]),
+                    Some(data) => match self.bytes_of(*data) {
+                        Some(b) => bytes_json(&b),
+                        None => {
+                            Json::String(format!("<bytearray{}>", self.arena.repr(obj.args, 60)))
+                        }
+                    },
+                }
             }
             Some(("torch", dtype)) if dtype_from_torch_name(dtype).is_some() => {
                 Json::String(format!("<torch.{dtype}>"))
             }
-            Some(("_codecs", "encode")) => {
-                // numpy and torch pickle bytes as _codecs.encode(latin1 text, 'latin1').
-                let text = self
-                    .arena
-                    .seq(obj.args)
-                    .and_then(|a| a.first())
-                    .and_then(|v| self.arena.text(*v))
-                    .unwrap_or_default();
-                Json::String(format!("<{} bytes>", text.chars().count()))
-            }
+            Some(("_codecs", "encode")) => match codecs_bytes(self.arena, obj) {
+                Some(b) => bytes_json(&b),
+                None => Json::String(format!("<_codecs.encode{}>", self.arena.repr(obj.args, 60))),
+            },
             _ => {
                 // Any other object: its class, arguments and state, for display only.
                 let mut map = Map::new();
@@ -452,7 +588,8 @@ impl Walker<'_> {
         };
         let name = path.to_string();
         match read_tensor(self.arena, v, &name, node, 0)? {
-            Ok(t) => {
+            Ok(mut t) => {
+                t.root = self.root.clone();
                 let text = format!(
                     "<tensor {} {:?}{}>",
                     t.dtype.label(),
@@ -463,6 +600,7 @@ impl Walker<'_> {
                     self.out.unsupported.push(UnsupportedTensor {
                         name: name.clone(),
                         reason: format!("dtype torch.{dt} has no safetensors equivalent"),
+                        root: self.root.clone(),
                     });
                 } else {
                     self.out.tensors.push(t);
@@ -471,13 +609,122 @@ impl Walker<'_> {
             }
             Err(reason) => {
                 let text = format!("<tensor not read: {reason}>");
-                self.out
-                    .unsupported
-                    .push(UnsupportedTensor { name, reason });
+                self.out.unsupported.push(UnsupportedTensor {
+                    name,
+                    reason,
+                    root: self.root.clone(),
+                });
                 Some(Json::String(text))
             }
         }
     }
+}
+
+/// The bytes `_codecs.encode(text, 'latin1')` returns (how protocols 0-2 pickle `bytes`).
+fn codecs_bytes(arena: &Arena, obj: &crate::pickle::value::Object) -> Option<Vec<u8>> {
+    let (m, n) = arena.global(obj.callable).map(|(m, n)| normalize(m, n))?;
+    if (m.as_str(), n.as_str()) != ("_codecs", "encode") {
+        return None;
+    }
+    let args = arena.seq(obj.args)?;
+    let text = arena.text(*args.first()?)?;
+    let encoding = args
+        .get(1)
+        .and_then(|e| arena.text(*e))
+        .unwrap_or_else(|| "utf-8".into())
+        .to_ascii_lowercase()
+        .replace(['-', '_'], "");
+    match encoding.as_str() {
+        "latin1" | "iso88591" | "l1" => Some(latin1(&text)),
+        "utf8" => Some(text.into_bytes()),
+        _ => None,
+    }
+}
+
+/// Classes whose pickled value is their items.
+fn is_mapping_class(module: &str, name: &str) -> bool {
+    matches!(
+        (module, name),
+        ("collections", "OrderedDict" | "Counter" | "defaultdict") | ("builtins", "dict")
+    )
+}
+
+/// Python's equality of dict keys, for the keys a pickle can hold: `1`, `1.0` and `True` are
+/// one key; strings and bytes compare by content; other values by identity.
+#[derive(PartialEq, Eq, Hash)]
+enum KeyId {
+    Number(i64),
+    Float(u64),
+    Text(String),
+    Bytes(Vec<u8>),
+    Node(NodeId),
+    None,
+}
+
+fn key_id(arena: &Arena, k: Val) -> KeyId {
+    match k {
+        Val::None => KeyId::None,
+        Val::Bool(b) => KeyId::Number(i64::from(b)),
+        Val::Int(i) => KeyId::Number(i),
+        Val::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => KeyId::Number(f as i64),
+        Val::Float(f) => KeyId::Float(f.to_bits()),
+        Val::Ref(id) => match arena.get(id) {
+            Some(Node::Str(s)) => KeyId::Text(s.clone()),
+            Some(Node::Bytes(b)) => KeyId::Bytes(b.clone()),
+            Some(Node::BigInt(s)) => KeyId::Text(format!("int:{s}")),
+            _ => KeyId::Node(id),
+        },
+    }
+}
+
+/// Dict insertion semantics: a repeated key keeps its first position and takes the last value.
+fn dedupe_items(arena: &Arena, items: Vec<(Val, Val)>) -> Vec<(Val, Val)> {
+    let mut index: HashMap<KeyId, usize> = HashMap::with_capacity(items.len());
+    let mut out: Vec<(Val, Val)> = Vec::with_capacity(items.len());
+    for (k, v) in items {
+        match index.entry(key_id(arena, k)) {
+            std::collections::hash_map::Entry::Occupied(at) => out[*at.get()].1 = v,
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(out.len());
+                out.push((k, v));
+            }
+        }
+    }
+    out
+}
+
+/// Latin-1 bytes of text (characters past U+00FF, which latin-1 cannot hold, become `?`).
+fn latin1(text: &str) -> Vec<u8> {
+    text.chars()
+        .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))
+        .collect()
+}
+
+/// A float as Python's `repr` writes it inside a complex: shortest round-trip digits, no
+/// trailing `.0`, an exponent with its sign.
+fn python_float_repr(f: f64) -> String {
+    if f.is_nan() {
+        return "nan".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    let text = format!("{f:?}");
+    let text = text.strip_suffix(".0").unwrap_or(&text).to_string();
+    match text.split_once('e') {
+        Some((mantissa, exp)) if !exp.starts_with('-') => format!("{mantissa}e+{exp}"),
+        _ => text,
+    }
+}
+
+/// `repr(complex(re, im))`.
+fn complex_repr(re: f64, im: f64) -> String {
+    let imag = python_float_repr(im);
+    if re == 0.0 && re.is_sign_positive() {
+        return format!("{imag}j");
+    }
+    let sign = if imag.starts_with('-') { "" } else { "+" };
+    format!("({}{sign}{imag}j)", python_float_repr(re))
 }
 
 fn truncate(s: &str) -> String {
@@ -648,6 +895,7 @@ fn rebuild(
         storage,
         parameter: false,
         node,
+        root: None,
     })
 }
 

@@ -672,15 +672,21 @@ impl Machine<'_, '_> {
             buf[..bytes.len()].copy_from_slice(bytes);
             return Ok(Val::Int(i64::from_le_bytes(buf)));
         }
-        // Beyond 64 bits: kept as hex of the two's-complement bytes, for display only.
-        let mut text = String::from("0x");
-        for b in bytes.iter().rev() {
-            text.push_str(&format!("{b:02x}"));
-        }
+        // Beyond 64 bits: kept as text, for display only; in decimal as Python prints it up
+        // to a few hundred digits (the conversion is quadratic), as hex beyond.
         let negative = bytes.last().is_some_and(|b| b & 0x80 != 0);
-        if negative {
-            text.push_str(" (negative, two's complement)");
-        }
+        let text = if bytes.len() <= MAX_DECIMAL_LONG_BYTES {
+            decimal_from_le(bytes)
+        } else {
+            let mut text = String::from("0x");
+            for b in bytes.iter().rev() {
+                text.push_str(&format!("{b:02x}"));
+            }
+            if negative {
+                text.push_str(" (negative, two's complement)");
+            }
+            text
+        };
         self.charge(text.len() as u64)?;
         self.node(Node::BigInt(text))
     }
@@ -1324,6 +1330,58 @@ enum Found {
 }
 
 /// Parses Python's `repr(float)` forms: `1.5`, `1e-05`, `inf`, `-inf`, `nan`.
+/// Longest LONG1/LONG4 operand shown in decimal (1024 bits, 309 digits).
+const MAX_DECIMAL_LONG_BYTES: usize = 128;
+
+/// Decimal text of a little-endian two's-complement integer.
+fn decimal_from_le(bytes: &[u8]) -> String {
+    let negative = bytes.last().is_some_and(|b| b & 0x80 != 0);
+    // Magnitude, little-endian: negate a negative number (invert, add one).
+    let mut magnitude: Vec<u8> = bytes.to_vec();
+    if negative {
+        let mut carry = true;
+        for b in &mut magnitude {
+            *b = !*b;
+            if carry {
+                let (v, overflow) = b.overflowing_add(1);
+                *b = v;
+                carry = overflow;
+            }
+        }
+    }
+    // Big-endian base-2^32 limbs, divided by 10^9 until zero.
+    let mut limbs: Vec<u32> = magnitude
+        .chunks(4)
+        .rev()
+        .map(|c| {
+            let mut buf = [0u8; 4];
+            buf[..c.len()].copy_from_slice(c);
+            u32::from_le_bytes(buf)
+        })
+        .collect();
+    let mut groups = Vec::new();
+    while limbs.iter().any(|&l| l != 0) {
+        let mut rem = 0u64;
+        for limb in &mut limbs {
+            let cur = (rem << 32) | u64::from(*limb);
+            *limb = (cur / 1_000_000_000) as u32;
+            rem = cur % 1_000_000_000;
+        }
+        groups.push(rem as u32);
+    }
+    let mut text = String::from(if negative { "-" } else { "" });
+    match groups.split_last() {
+        None => text.push('0'),
+        Some((most, rest)) => {
+            text.push_str(&most.to_string());
+            for g in rest.iter().rev() {
+                text.push_str(&format!("{g:09}"));
+            }
+        }
+    }
+    text
+}
+
 fn parse_python_float(text: &str) -> Option<f64> {
     let t = text.trim();
     match t {

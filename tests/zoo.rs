@@ -1,0 +1,311 @@
+//! The idiom zoo (`tests/gen/zoo.py`): files written by real torch in many of the ways real code
+//! saves checkpoints, each read by ckptscope exactly as `torch.load` read it back — every
+//! tensor's name, dtype, shape, strides, storage offset, device, bytes and storage sharing, and
+//! the non-tensor values — and converted bit-exactly.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use ckptscope::format::{Layout, gather};
+use ckptscope::pickle::policy::Verdict;
+use ckptscope::{Checkpoint, TensorEntry};
+use common::sha256_hex;
+use serde_json::Value;
+
+#[derive(Debug, serde::Deserialize)]
+struct Tensor {
+    dtype: String,
+    shape: Vec<u64>,
+    stride: Vec<u64>,
+    storage_offset: u64,
+    sha256: String,
+    device: String,
+    shares_storage_with: Option<String>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct Truth {
+    weights_only: bool,
+    tensors: BTreeMap<String, Tensor>,
+    values: Value,
+}
+
+fn zoo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/zoo")
+}
+
+fn files() -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(zoo())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pt"))
+        .collect();
+    out.sort();
+    assert!(out.len() >= 30, "the zoo has {} files", out.len());
+    out
+}
+
+fn truth(path: &Path) -> Truth {
+    let text = std::fs::read_to_string(format!("{}.expected.json", path.display())).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// ckptscope's value tree in the zoo's canonical form: tensors are `<tensor>`.
+fn canonical(v: &Value) -> Value {
+    match v {
+        Value::String(s) if s.starts_with("<tensor ") => Value::String("<tensor>".into()),
+        Value::Array(items) => Value::Array(items.iter().map(canonical).collect()),
+        Value::Object(map) => {
+            Value::Object(map.iter().map(|(k, v)| (k.clone(), canonical(v))).collect())
+        }
+        other => other.clone(),
+    }
+}
+
+fn check_tensors(name: &str, ckpt: &Checkpoint, truth: &Truth) {
+    let ours: BTreeMap<&str, &TensorEntry> =
+        ckpt.tensors.iter().map(|t| (t.name.as_str(), t)).collect();
+    assert_eq!(
+        ours.keys().copied().collect::<Vec<_>>(),
+        truth.tensors.keys().map(String::as_str).collect::<Vec<_>>(),
+        "{name}: tensor names"
+    );
+    for (tname, want) in &truth.tensors {
+        let t = ours[tname.as_str()];
+        let at = format!("{name}/{tname}");
+        assert_eq!(t.dtype.name(), want.dtype, "{at} dtype");
+        assert_eq!(t.shape, want.shape, "{at} shape");
+        match &t.layout {
+            Layout::Strided { offset, strides } => {
+                assert_eq!(*strides, want.stride, "{at} stride");
+                assert_eq!(*offset, want.storage_offset, "{at} storage offset");
+            }
+            Layout::Contiguous => panic!("{at}: a pickled tensor has a strided layout"),
+        }
+        assert_eq!(
+            t.device.as_deref(),
+            Some(want.device.as_str()),
+            "{at} device"
+        );
+        let region = ckpt.tensor_bytes(t).unwrap();
+        let packed = gather::to_vec(t, region).unwrap();
+        assert_eq!(sha256_hex(&packed), want.sha256, "{at} bytes");
+        match &want.shares_storage_with {
+            Some(other) => assert_eq!(t.storage, ours[other.as_str()].storage, "{at} shares"),
+            None => {
+                // Owners of a storage share it with no earlier tensor.
+                for (earlier, e) in &truth.tensors {
+                    if earlier == tname {
+                        break;
+                    }
+                    if e.shares_storage_with.is_none() {
+                        assert_ne!(
+                            t.storage,
+                            ours[earlier.as_str()].storage,
+                            "{at} / {earlier}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn every_idiom_reads_as_torch_reads_it() {
+    let mut failures = Vec::new();
+    for path in files() {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let truth = truth(&path);
+        let result = std::panic::catch_unwind(|| {
+            let ckpt = ckptscope::open(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let report = ckpt.pickle.as_ref().expect("a pickle report");
+            assert_eq!(
+                report.verdict,
+                Verdict::Safe,
+                "{name}: a benign file is safe: {:#?}",
+                report.findings
+            );
+            assert!(
+                report.unsupported.is_empty(),
+                "{name}: {:?}",
+                report.unsupported
+            );
+            check_tensors(&name, &ckpt, &truth);
+            assert_eq!(
+                canonical(&report.objects),
+                truth.values,
+                "{name}: values (weights_only={})",
+                truth.weights_only
+            );
+        });
+        if let Err(e) = result {
+            let text = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            failures.push(text);
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of the zoo differ from torch:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}
+
+fn convert(path: &Path, all: bool) -> (tempfile::TempDir, ckptscope::convert::ConvertReport) {
+    let dir = tempfile::tempdir().unwrap();
+    let options = ckptscope::convert::ConvertOptions {
+        output: Some(dir.path().join("out.safetensors")),
+        all,
+        ..Default::default()
+    };
+    let report = ckptscope::convert::convert(path, &options, &Default::default())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    (dir, report)
+}
+
+/// The names a converted file holds: its tensors and the aliases its metadata records.
+fn output_names(report: &ckptscope::convert::ConvertReport) -> Vec<String> {
+    let out = ckptscope::open(&report.output).unwrap();
+    let mut names: Vec<String> = out.tensors.iter().map(|t| t.name.clone()).collect();
+    names.extend(report.aliases.iter().map(|(dropped, _)| dropped.clone()));
+    names.sort();
+    names
+}
+
+#[test]
+fn every_idiom_converts_bit_exactly() {
+    for path in files() {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let truth = truth(&path);
+        if truth.tensors.is_empty() {
+            continue;
+        }
+        let (_dir, report) = convert(&path, true);
+        assert!(report.verified, "{name}");
+        let out = ckptscope::open(&report.output).unwrap();
+        let aliases: BTreeMap<&str, &str> = report
+            .aliases
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        for (tname, want) in &truth.tensors {
+            let stored = if tname.is_empty() { "tensor" } else { tname };
+            let stored = aliases.get(stored).copied().unwrap_or(stored);
+            let t = out
+                .tensor(stored)
+                .unwrap_or_else(|| panic!("{name}: `{tname}` is not in the output"));
+            assert_eq!(t.dtype.name(), want.dtype, "{name}/{tname}");
+            assert_eq!(t.shape, want.shape, "{name}/{tname}");
+            let bytes = out.tensor_bytes(t).unwrap();
+            assert_eq!(sha256_hex(bytes), want.sha256, "{name}/{tname} bytes");
+        }
+    }
+}
+
+fn names(list: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = list.iter().map(|s| s.to_string()).collect();
+    v.sort();
+    v
+}
+
+const MLP: [&str; 6] = [
+    "0.weight", "0.bias", "1.weight", "1.bias", "3.weight", "3.bias",
+];
+
+#[test]
+fn a_flat_hugging_face_state_dict_keeps_every_name() {
+    for file in ["hf_flat_tied.pt", "hf_flat_tied_legacy.pt"] {
+        let (_dir, report) = convert(&zoo().join(file), false);
+        assert_eq!(report.exported, None, "{file}");
+        assert!(report.left_out.is_empty(), "{file}: {:?}", report.left_out);
+        assert_eq!(
+            output_names(&report),
+            names(&[
+                "lm_head.weight",
+                "model.embed_tokens.weight",
+                "model.layers.0.input_layernorm.weight",
+                "model.layers.0.self_attn.q_proj.weight",
+                "model.norm.weight",
+            ]),
+            "{file}"
+        );
+        // The tied head is stored once, as the embedding `transformers` ties it back to, and
+        // recorded as an alias.
+        assert_eq!(
+            report.aliases,
+            vec![(
+                "lm_head.weight".to_string(),
+                "model.embed_tokens.weight".to_string()
+            )],
+            "{file}"
+        );
+    }
+}
+
+#[test]
+fn ddp_module_prefixes_stay() {
+    let (_dir, report) = convert(&zoo().join("ddp_module.pt"), false);
+    assert_eq!(report.exported, None);
+    let want: Vec<String> = MLP.iter().map(|n| format!("module.{n}")).collect();
+    let want: Vec<&str> = want.iter().map(String::as_str).collect();
+    assert_eq!(output_names(&report), names(&want));
+}
+
+#[test]
+fn lightning_exports_its_state_dict_and_lists_what_it_left_out() {
+    let path = zoo().join("lightning.pt");
+    let (_dir, report) = convert(&path, false);
+    assert_eq!(report.exported.as_deref(), Some("state_dict"));
+    let want: Vec<String> = MLP.iter().map(|n| format!("model.{n}")).collect();
+    let want: Vec<&str> = want.iter().map(String::as_str).collect();
+    assert_eq!(output_names(&report), names(&want));
+    // Every optimizer tensor is named as left out, in the report and the file's metadata.
+    let truth = truth(&path);
+    let optimizer: Vec<&String> = truth
+        .tensors
+        .keys()
+        .filter(|k| k.starts_with("optimizer_states."))
+        .collect();
+    assert_eq!(optimizer.len(), 18);
+    let mut left_out = report.left_out.clone();
+    left_out.sort();
+    assert_eq!(left_out.iter().collect::<Vec<_>>(), optimizer);
+    let out = ckptscope::open(&report.output).unwrap();
+    let listed: Vec<String> =
+        serde_json::from_str(out.metadata_value("ckptscope.left_out").unwrap()).unwrap();
+    assert_eq!(listed.len(), 18);
+    assert_eq!(out.metadata_value("ckptscope.exported"), Some("state_dict"));
+    assert_eq!(out.metadata_value("epoch"), Some("3"));
+
+    // --all keeps everything under its full name.
+    let (_dir, all) = convert(&path, true);
+    assert_eq!(all.exported, None);
+    assert!(all.left_out.is_empty());
+    assert_eq!(output_names(&all).len(), truth.tensors.len());
+}
+
+#[test]
+fn model_optimizer_epoch_exports_the_model() {
+    let (_dir, report) = convert(&zoo().join("model_optimizer_epoch.pt"), false);
+    assert_eq!(report.exported.as_deref(), Some("model"));
+    assert_eq!(output_names(&report), names(&MLP));
+    assert_eq!(report.left_out.len(), 18);
+    assert!(report.left_out.iter().all(|n| n.starts_with("optimizer.")));
+}
+
+#[test]
+fn a_bare_tensor_and_a_list_of_tensors_keep_their_names() {
+    let (_dir, bare) = convert(&zoo().join("bare_tensor.pt"), false);
+    assert_eq!(output_names(&bare), names(&["tensor"]));
+    let (_dir, list) = convert(&zoo().join("tensor_list.pt"), false);
+    assert_eq!(output_names(&list), names(&["0", "1", "2"]));
+    let (_dir, pairs) = convert(&zoo().join("pairs_lists_legacy.pt"), false);
+    assert_eq!(output_names(&pairs), names(&MLP));
+}
