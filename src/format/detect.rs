@@ -99,8 +99,12 @@ impl std::fmt::Display for Format {
 pub const LEGACY_MAGIC_PICKLE: &[u8] = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19";
 
 /// Whether `bytes` opens with the legacy magic-number pickle in any protocol `torch.save`
-/// writes (`pickle_protocol=2..5`; protocols 4 and 5 put a FRAME before the number).
+/// writes (`pickle_protocol=1..5`: protocol 1 writes the number as text, with no PROTO;
+/// protocols 4 and 5 put a FRAME before it).
 pub fn is_legacy_magic(bytes: &[u8]) -> bool {
+    if bytes.starts_with(b"L119547037146038801333356L\n") {
+        return true;
+    }
     let number = &LEGACY_MAGIC_PICKLE[2..];
     let Some(&[0x80, protocol]) = bytes.get(..2) else {
         return false;

@@ -787,6 +787,8 @@ const REBUILD_FUNCTIONS: &[&str] = &[
     "_rebuild_wrapper_subclass",
     "_rebuild_device_tensor_from_numpy",
     "_rebuild_device_tensor_from_cpu_tensor",
+    // Not in torch's weights_only allowlist, but it only views a buffer tensor: data.
+    "_rebuild_nested_tensor",
 ];
 
 const QSCHEMES: &[&str] = &[

@@ -14,11 +14,13 @@ For every `NAME.pt` it writes `NAME.pt.expected.json`:
 - `values`: the non-tensor tree in the canonical form ckptscope's tests compare against
   (see `canon` below): tensors are "<tensor>", a container seen before is
   "<same object as `path`>";
+- `unsupported`: tensors safetensors cannot hold (quantized, sparse, nested, meta, complex128),
+  with what they are;
 - `weights_only`: whether `torch.load(f, weights_only=True)` reads the file in this torch; when
   it does not, the values come from `weights_only=False` (every file here is benign).
 
-The files are tiny; the script is deterministic (fixed seed) so a rerun rewrites them unchanged
-apart from torch's own version record.
+The files are tiny; values come from fixed seeds, but a rerun still changes some bytes (legacy
+files name their storages by memory address).
 """
 
 import collections
@@ -118,7 +120,26 @@ def key_text(k):
     return str(k)
 
 
+def special_kind(t):
+    """Why safetensors cannot hold `t` (None when it can)."""
+    if t.is_quantized:
+        return "quantized"
+    if t.layout != torch.strided:
+        return "sparse"
+    if t.is_nested:
+        return "nested"
+    if t.device.type == "meta":
+        return "meta"
+    if t.dtype not in ST_DTYPE:
+        return f"dtype {t.dtype}"
+    return None
+
+
 def record_tensor(t, name, tensors, devices):
+    kind = special_kind(t)
+    if kind is not None:
+        tensors[name] = {"unsupported": kind, "_storage": None}
+        return
     storage = t.untyped_storage()
     shares = None
     for other, info in tensors.items():
@@ -151,12 +172,15 @@ def truth(path, devices):
         loaded = torch.load(path, weights_only=False, map_location="cpu")
     tensors = {}
     values = canon(loaded, "", {}, tensors, devices)
+    unsupported = {n: info["unsupported"] for n, info in tensors.items() if "unsupported" in info}
+    tensors = {n: info for n, info in tensors.items() if "unsupported" not in info}
     for info in tensors.values():
         del info["_storage"]
     return {
         "weights_only": error is None,
         "weights_only_error": error,
         "tensors": tensors,
+        "unsupported": unsupported,
         "values": values,
     }
 
@@ -304,6 +328,18 @@ def idioms():
         "range": range(0, 10, 3),
         "default": collections.defaultdict(list, {"a": [1]}),
     }, {}
+    yield "flat_legacy_p1", sd, {"_use_new_zipfile_serialization": False, "pickle_protocol": 1}
+    yield "flat_legacy_p5", sd, {"_use_new_zipfile_serialization": False, "pickle_protocol": 5}
+    dense = torch.tensor([[0.0, 1.5], [2.5, 0.0]])
+    yield "special_tensors", {
+        "plain": torch.ones(2),
+        "quantized": torch.quantize_per_tensor(torch.tensor([0.5, 1.0]), 0.1, 0, torch.qint8),
+        "sparse_coo": dense.to_sparse(),
+        "sparse_csr": dense.to_sparse_csr(),
+        "meta": torch.empty(3, 4, device="meta"),
+        "complex128": torch.zeros(2, dtype=torch.complex128),
+    }, {}
+    yield "nested_tensor", {"nested": torch.nested.nested_tensor([torch.ones(2), torch.ones(3)])}, {}
     yield "cuda_saved", {"w": torch.randn(2, 2), "b": torch.zeros(2)}, {"_location": "cuda:0"}
     yield "cuda_saved_legacy", {"w": torch.randn(2, 2)}, {"_location": "cuda:0", "_use_new_zipfile_serialization": False}
 
