@@ -314,6 +314,9 @@ fn storage_text(t: &TensorEntry) -> String {
         }
         s.push_str(&format!(" {}", human::shape(strides)));
     }
+    if let Some(device) = t.device.as_deref().filter(|d| *d != "cpu") {
+        s.push_str(&format!(" {device}"));
+    }
     s
 }
 

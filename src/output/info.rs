@@ -79,6 +79,9 @@ struct TensorJson<'a> {
     /// `"big"` for big-endian storages.
     #[serde(skip_serializing_if = "Option::is_none")]
     byte_order: Option<&'static str>,
+    /// The device a PyTorch tensor was saved from (`cpu`, `cuda:0`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -115,6 +118,7 @@ impl<'a> TensorJson<'a> {
                 Layout::Contiguous => None,
             },
             byte_order: (t.byte_order == ByteOrder::Big).then_some("big"),
+            device: t.device.as_deref(),
         }
     }
 }
@@ -201,6 +205,10 @@ pub fn write_json(out: &mut impl Write, ckpt: &Checkpoint) -> io::Result<()> {
         if let Some(order) = t.byte_order {
             buf.extend_from_slice(b",\"byte_order\":");
             push_str(&mut buf, order)?;
+        }
+        if let Some(device) = t.device {
+            buf.extend_from_slice(b",\"device\":");
+            push_str(&mut buf, device)?;
         }
         buf.push(b'}');
         if buf.len() > 1 << 20 {
@@ -488,7 +496,7 @@ fn write_table(out: &mut impl Write, ckpt: &Checkpoint) -> io::Result<()> {
     Ok(())
 }
 
-/// `0 +16 stride [8, 1] big-endian`.
+/// `0 +16 stride [8, 1] big-endian cuda:0` (the device only when it is not the CPU).
 fn storage_cell(t: &TensorEntry) -> String {
     let mut cell = term(t.storage.as_deref().unwrap_or_default()).into_owned();
     if let Layout::Strided { offset, strides } = &t.layout {
@@ -499,6 +507,10 @@ fn storage_cell(t: &TensorEntry) -> String {
     }
     if t.byte_order == ByteOrder::Big {
         cell.push_str(" big-endian");
+    }
+    if let Some(device) = t.device.as_deref().filter(|d| *d != "cpu") {
+        cell.push(' ');
+        cell.push_str(&term(device));
     }
     cell
 }
