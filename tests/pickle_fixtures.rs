@@ -153,3 +153,57 @@ fn ordered_dict_built_from_a_list_of_pairs_matches_torch() {
         Format::PytorchLegacy
     );
 }
+
+#[test]
+fn a_dict_built_from_an_iterator_says_so_and_loses_no_tensor() {
+    // `OrderedDict(zip(names, tensors))`: not pairs ckptscope can read, so the argument is shown
+    // as `__args__` (its tensors listed under it) and a note says why.
+    let path = common::fixture("zoo_odd/ordered_from_zip.pt");
+    let options = OpenOptions {
+        pickle: PickleOptions {
+            trust: Some(Verdict::Suspicious),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let ckpt = ckptscope::format::open_with(&path, &options).unwrap();
+    let report = ckpt.pickle.as_ref().unwrap();
+    assert_eq!(report.verdict, Verdict::Suspicious);
+    assert_eq!(ckpt.tensors.len(), 6, "{:?}", report.notes);
+    assert!(
+        ckpt.tensors.iter().all(|t| t.name.starts_with("__args__.")),
+        "{:?}",
+        ckpt.tensors.iter().map(|t| &t.name).collect::<Vec<_>>()
+    );
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains("does not read as key/value pairs")),
+        "{:?}",
+        report.notes
+    );
+}
+
+#[test]
+fn storages_no_tensor_views_are_noted() {
+    // `torch.save(tensor.untyped_storage())`: no tensor at all, but the file holds data, and
+    // the viewer must not pass that off as an empty checkpoint.
+    let ckpt = open("zoo_odd/storage_root.pt");
+    let report = ckpt.pickle.as_ref().unwrap();
+    assert!(ckpt.tensors.is_empty());
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains("viewed by no tensor listed here")),
+        "{:?}",
+        report.notes
+    );
+    // Every zoo file that reads completely has no such note.
+    for name in ["zoo/flat_p2.pt", "zoo/lightning.pt", "zoo/views.pt"] {
+        let ckpt = open(name);
+        let notes = &ckpt.pickle.as_ref().unwrap().notes;
+        assert!(notes.is_empty(), "{name}: {notes:?}");
+    }
+}

@@ -92,6 +92,11 @@ pub fn open(
         report.objects = extracted.objects;
         report.notes = extracted.notes;
         report.unsupported = extracted.unsupported;
+        if let Some(note) =
+            unviewed_storages(&program.arena, &extracted.tensors, &report.unsupported)
+        {
+            report.notes.push(note);
+        }
         if options.trusts(analysis.verdict) {
             let records = Records::new(bytes, &analysis);
             for t in extracted.tensors {
@@ -139,6 +144,44 @@ pub fn open(
     let mut ckpt = Checkpoint::new(path, format, Vec::new(), tensors, vec![source], Vec::new());
     ckpt.pickle = Some(Box::new(report));
     Ok(ckpt)
+}
+
+/// A note when the pickle names storages that no tensor found views: the file builds some
+/// tensors in a way ckptscope does not follow, and a viewer must say so rather than show fewer
+/// tensors than the file holds. (Storages inside unsupported tensors, sparse ones say, are not
+/// attributed, so the check is skipped when there are any.)
+fn unviewed_storages(
+    arena: &pickle::value::Arena,
+    tensors: &[PickledTensor],
+    unsupported: &[UnsupportedTensor],
+) -> Option<String> {
+    if !unsupported.is_empty() {
+        return None;
+    }
+    let viewed: std::collections::HashSet<&str> = tensors
+        .iter()
+        .flat_map(|t| {
+            [
+                Some(t.storage.key.as_str()),
+                t.storage.view.as_ref().map(|v| v.0.as_str()),
+            ]
+        })
+        .flatten()
+        .collect();
+    let mut unviewed: Vec<String> = torch::storage_keys(arena)
+        .into_iter()
+        .filter(|k| !viewed.contains(k.as_str()))
+        .collect();
+    if unviewed.is_empty() {
+        return None;
+    }
+    let total = unviewed.len();
+    unviewed.truncate(5);
+    Some(format!(
+        "{total} storage(s) named by the pickle are viewed by no tensor listed here ({}{}): the file builds some tensors in a way ckptscope does not follow, so the list may be incomplete",
+        unviewed.join(", "),
+        if total > 5 { ", …" } else { "" }
+    ))
 }
 
 /// Tensors of a tar file, by the key its object pickle uses for them.

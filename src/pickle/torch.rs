@@ -207,6 +207,7 @@ pub fn extract_with(
         by_key,
         root: None,
         item_work: 0,
+        unread_source: None,
     };
     walker.out.objects = walker.walk(root, "", 0);
     walker.out
@@ -223,6 +224,8 @@ struct Walker<'a> {
     root: Option<String>,
     /// Dict items gathered from constructor arguments and SETITEMs so far.
     item_work: usize,
+    /// The constructor argument of the dict-like object being read, when it is not pairs.
+    unread_source: Option<Val>,
 }
 
 /// Most dict items gathered for the view in all (see [`Walker::mapping_items`]).
@@ -423,13 +426,18 @@ impl Walker<'_> {
         if let Some(source) = source {
             match self.initial_items(source, nesting) {
                 Some(initial) => items = initial,
-                None => self.out.notes.push(format!(
-                    "`{}`: {}.{} is built from {}, which ckptscope does not read as key/value pairs",
-                    if path.is_empty() { "(root)" } else { path },
-                    callable.0,
-                    callable.1,
-                    self.arena.repr(source, 60)
-                )),
+                None => {
+                    self.out.notes.push(format!(
+                        "`{}`: {}.{} is built from {}, which ckptscope does not read as key/value pairs; it is shown as `__args__`",
+                        if path.is_empty() { "(root)" } else { path },
+                        callable.0,
+                        callable.1,
+                        self.arena.repr(source, 60)
+                    ));
+                    if nesting == 0 {
+                        self.unread_source = Some(source);
+                    }
+                }
             }
         }
         items.extend(obj.entries.iter().copied());
@@ -484,7 +492,14 @@ impl Walker<'_> {
             // attributes (OrderedDict's `_metadata`), not items: it is not part of the value.
             Some((m, n)) if is_mapping_class(m, n) => {
                 let items = self.mapping_items(obj, path, 0);
-                self.dict(&items, path, depth)
+                // An argument that is not pairs is still walked, so no tensor in it is lost.
+                let unread = self.unread_source.take();
+                let mut json = self.dict(&items, path, depth);
+                if let (Some(source), Json::Object(map)) = (unread, &mut json) {
+                    let child = self.walk(source, &join(path, "__args__"), depth + 1);
+                    map.insert("__args__".into(), child);
+                }
+                json
             }
             Some(("torch", "Size"))
             | Some(("builtins", "list" | "tuple" | "set" | "frozenset")) => {

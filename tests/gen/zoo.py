@@ -208,6 +208,17 @@ class FromMapping:
         return (collections.OrderedDict, (dict(self.mapping),))
 
 
+class FromZip:
+    """Pickles as `OrderedDict(zip(names, tensors))`: a constructor argument ckptscope cannot
+    read as pairs (an iterator built by a call), so it must say its list may be incomplete."""
+
+    def __init__(self, mapping):
+        self.mapping = mapping
+
+    def __reduce__(self):
+        return (collections.OrderedDict, (zip(list(self.mapping), list(self.mapping.values())),))
+
+
 def mlp(seed=0):
     torch.manual_seed(seed)
     return nn.Sequential(nn.Linear(4, 8), nn.LayerNorm(8), nn.ReLU(), nn.Linear(8, 2))
@@ -344,6 +355,13 @@ def idioms():
     yield "cuda_saved_legacy", {"w": torch.randn(2, 2)}, {"_location": "cuda:0", "_use_new_zipfile_serialization": False}
 
 
+def odd_idioms():
+    """Benign files ckptscope cannot fully follow (they are not weights_only-loadable either)."""
+    yield "ordered_from_zip", FromZip(mlp().state_dict()), {}
+    # A bare storage, no tensor: the note about storages no tensor views must show.
+    yield "storage_root", torch.arange(4, dtype=torch.float32).untyped_storage(), {}
+
+
 def save(obj, path, opts):
     opts = dict(opts)
     location = opts.pop("_location", None)
@@ -374,6 +392,17 @@ def main():
         names.append(name)
         print(f"{name}: {len(data['tensors'])} tensors, weights_only={data['weights_only']}")
     print(f"{len(names)} files in {OUT}", file=sys.stderr)
+    odd = OUT.parent / "zoo_odd"
+    odd.mkdir(exist_ok=True)
+    for name, obj, opts in odd_idioms():
+        path = odd / f"{name}.pt"
+        save(obj, path, opts)
+        try:
+            data = truth(path, {})
+        except TypeError:
+            data = {"weights_only": None, "tensors": {}, "values": None}
+        (odd / f"{name}.pt.expected.json").write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+        print(f"{name}: {len(data['tensors'])} tensors, weights_only={data['weights_only']}")
 
 
 if __name__ == "__main__":
