@@ -285,16 +285,28 @@ impl App {
         if let Some(result) = crate::gui::jobs::take(&mut self.jobs.convert) {
             match result {
                 Ok(report) => {
+                    let mut parts = Vec::new();
+                    if let Some(root) = &report.exported {
+                        parts.push(format!("the `{root}` weights"));
+                    }
+                    if !report.aliases.is_empty() {
+                        parts.push(format!("{} aliases stored once", report.aliases.len()));
+                    }
+                    if !report.left_out.is_empty() {
+                        parts.push(format!(
+                            "{} other tensors left out (listed in its metadata; the CLI's --all keeps them)",
+                            report.left_out.len()
+                        ));
+                    }
+                    if !report.skipped.is_empty() {
+                        parts.push(format!("{} unreadable tensors skipped", report.skipped.len()));
+                    }
                     self.notice = Some(format!(
                         "Converted to {}: {} tensors, {}, verified{}.",
                         report.output.display(),
                         report.tensors,
                         crate::output::human::bytes(report.bytes),
-                        if report.aliases.is_empty() {
-                            String::new()
-                        } else {
-                            format!(", {} aliases stored once", report.aliases.len())
-                        }
+                        parts.iter().map(|p| format!("; {p}")).collect::<String>()
                     ));
                     self.converted = Some(report.output);
                 }
