@@ -37,15 +37,23 @@ fn zoo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/zoo")
 }
 
+/// The zoo, then the real checkpoints of `tests/fixtures/real` (files from public packages,
+/// written by their authors; truth by `tests/gen/real.py`).
 fn files() -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = std::fs::read_dir(zoo())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "pt"))
-        .collect();
-    out.sort();
-    assert!(out.len() >= 30, "the zoo has {} files", out.len());
-    out
+    let list = |dir: PathBuf| {
+        let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "pt" || e == "pth"))
+            .collect();
+        out.sort();
+        out
+    };
+    let zoo_files = list(zoo());
+    assert!(zoo_files.len() >= 30, "the zoo has {} files", zoo_files.len());
+    let real = list(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/real"));
+    assert!(real.len() >= 4, "{} real files", real.len());
+    zoo_files.into_iter().chain(real).collect()
 }
 
 fn truth(path: &Path) -> Truth {

@@ -153,23 +153,34 @@ def record_tensor(t, name, tensors, devices):
         "storage_offset": t.storage_offset(),
         "sha256": hashlib.sha256(tensor_bytes(t)).hexdigest(),
         "parameter": isinstance(t, nn.Parameter),
-        "device": devices.get(name, "cpu"),
+        "device": devices["_locations"].get(storage.data_ptr(), "cpu"),
         "shares_storage_with": shares,
         "_storage": (storage.data_ptr(), storage.nbytes()),
     }
 
 
-def truth(path, devices):
+def truth(path, devices=None):
+    """What torch reads back from `path`. The device of each tensor is the location its storage
+    records in the file (torch hands it to map_location); `devices` is unused and kept for the
+    callers' convenience."""
+    locations = {}
+
+    def remember(storage, location):
+        locations[storage.data_ptr()] = location
+        return storage
+
     error = None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            loaded = torch.load(path, weights_only=True, map_location="cpu")
+            loaded = torch.load(path, weights_only=True, map_location=remember)
     except Exception as e:
         # The line of torch's message that says what it refused.
         text = str(e).split("WeightsUnpickler error:", 1)[-1].strip()
         error = text.splitlines()[0] if text else str(e)
-        loaded = torch.load(path, weights_only=False, map_location="cpu")
+        locations.clear()
+        loaded = torch.load(path, weights_only=False, map_location=remember)
+    devices = {"_locations": locations}
     tensors = {}
     values = canon(loaded, "", {}, tensors, devices)
     unsupported = {n: info["unsupported"] for n, info in tensors.items() if "unsupported" in info}
