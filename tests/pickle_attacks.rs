@@ -444,3 +444,107 @@ fn real_malicious_fixtures_are_dangerous() {
         assert_dangerous(&r, global);
     }
 }
+
+/// One real code-running function per gadget family, each called the way a payload calls it
+/// (`GLOBAL module name`, one string argument, `REDUCE`): every one must be `dangerous`.
+#[test]
+fn code_running_gadgets_of_every_family_are_dangerous() {
+    let gadgets = [
+        // Commands behind innocent names in the standard library.
+        ("_osx_support", "_read_output"),
+        ("_aix_support", "_read_cmd_output"),
+        ("_pyrepl.pager", "pipe_pager"),
+        ("test.support.script_helper", "assert_python_ok"),
+        ("uuid", "_get_command_stdout"),
+        ("distutils.spawn", "spawn"),
+        ("asyncio.subprocess", "create_subprocess_shell"),
+        ("multiprocessing.popen_spawn_posix", "Popen"),
+        ("pydoc", "pipepager"),
+        ("webbrowser", "open"),
+        ("pipes", "Template"),
+        ("pexpect", "run"),
+        ("tkinter", "Tcl"),
+        ("platform", "popen"),
+        // Python source or bytecode run from a string.
+        ("code", "InteractiveInterpreter.runsource"),
+        ("codeop", "compile_command"),
+        ("timeit", "timeit"),
+        ("trace", "Trace.runctx"),
+        ("cProfile", "run"),
+        ("profile", "run"),
+        ("pdb", "run"),
+        ("bdb", "Bdb.run"),
+        ("doctest", "debug_script"),
+        ("idlelib.pyshell", "ModifiedInterpreter.runcode"),
+        ("lib2to3.pgen2.grammar", "Grammar.loads"),
+        ("numpy.testing._private.utils", "runstring"),
+        ("_interpreters", "run_string"),
+        ("builtins", "help"),
+        ("builtins", "breakpoint"),
+        ("builtins", "__build_class__"),
+        ("types", "FunctionType"),
+        ("types", "CodeType"),
+        ("marshal", "loads"),
+        // Imports of arbitrary code.
+        ("importlib", "import_module"),
+        ("imp", "load_source"),
+        ("_imp", "create_dynamic"),
+        ("pkgutil", "resolve_name"),
+        ("zipimport", "zipimporter"),
+        ("unittest", "main"),
+        ("ctypes", "CDLL"),
+        ("cffi", "FFI"),
+        ("torch.ops", "load_library"),
+        // Installers.
+        ("setuptools.sandbox", "run_setup"),
+        ("pip._internal.cli.main", "main"),
+        ("ensurepip", "_run_pip"),
+        ("venv", "create"),
+        // Indirect calls.
+        ("operator", "attrgetter"),
+        ("operator", "methodcaller"),
+        ("functools", "partial"),
+        ("functools", "reduce"),
+        ("builtins", "getattr"),
+        ("builtins", "__import__"),
+        // Files and nested pickles.
+        ("shutil", "rmtree"),
+        ("tempfile", "mkstemp"),
+        ("pathlib", "Path.write_text"),
+        ("tarfile", "open"),
+        ("sqlite3", "connect"),
+        ("logging", "FileHandler"),
+        ("logging.config", "listen"),
+        ("compileall", "compile_dir"),
+        ("pandas.io.pickle", "read_pickle"),
+        ("numpy", "fromfile"),
+        ("torch.utils._config_module", "ConfigModule.load_config"),
+        ("atexit", "register"),
+    ];
+    for (module, name) in gadgets {
+        let p = Pickle::new(2).call1(module, name, "id").stop();
+        let r = scan(&format!("{module}.pkl"), &p.0);
+        assert_dangerous(&r, &format!("{module}.{name}"));
+    }
+}
+
+/// The data classes of those modules stay what they are: unknown (so `suspicious`), not
+/// `dangerous`.
+#[test]
+fn data_classes_near_gadget_modules_are_not_dangerous() {
+    for (module, name) in [
+        ("uuid", "UUID"),
+        ("pathlib", "PosixPath"),
+        ("logging", "getLogger"),
+        ("test", "Net"),
+    ] {
+        let p = Pickle::new(2).call1(module, name, "x").stop();
+        let r = scan(&format!("{module}.pkl"), &p.0);
+        assert_eq!(
+            r.verdict,
+            Verdict::Suspicious,
+            "{module}.{name}: {:#?}",
+            r.findings
+        );
+    }
+}
