@@ -403,6 +403,21 @@ impl Findings {
         Some(self.list.len() - 1)
     }
 
+    /// Whether a finding equal to `f` (same risk, global, reason and member) is kept.
+    pub fn has(&self, f: &Finding) -> bool {
+        let hash = self.key_hash(f);
+        self.index.get(&hash).is_some_and(|candidates| {
+            candidates.iter().any(|&i| {
+                self.list.get(i).is_some_and(|e| {
+                    e.risk == f.risk
+                        && e.global == f.global
+                        && e.reason == f.reason
+                        && e.member == f.member
+                })
+            })
+        })
+    }
+
     /// Counts `n` more occurrences of the finding kept at `i`.
     pub fn bump(&mut self, i: usize, n: u64) {
         if let Some(f) = self.list.get_mut(i) {
