@@ -243,6 +243,136 @@ fn payload_then_garbage_is_still_dangerous() {
 }
 
 #[test]
+fn a_stream_hidden_after_one_junk_byte_is_found_and_judged() {
+    // A benign stream, one NUL, then os.system: a loader that calls pickle.load twice (or
+    // seeks) runs it; a scanner that stops at the NUL calls the file safe.
+    let mut bytes = Pickle::new(2).empty_dict().stop().0;
+    bytes.push(0);
+    bytes.extend_from_slice(&os_system().stop().0);
+    let r = scan("hidden.pkl", &bytes);
+    assert_dangerous(&r, "os.system");
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| f.reason.contains("hidden at offset 5")),
+        "{:#?}",
+        r.findings
+    );
+    // Protocol 4, STACK_GLOBAL (invisible to a GLOBAL-line walk), behind junk that starts like
+    // a pickle.
+    let mut bytes = Pickle::new(2).empty_dict().stop().0;
+    bytes.extend_from_slice(b"N\xff\xfe");
+    bytes.extend_from_slice(
+        &Pickle::new(4)
+            .str("posix")
+            .str("system")
+            .stack_global()
+            .str("id")
+            .tuple1()
+            .reduce()
+            .stop()
+            .0,
+    );
+    assert_dangerous(&scan("hidden4.pkl", &bytes), "posix.system");
+}
+
+#[test]
+fn junk_after_stop_with_no_stream_in_it_stays_safe() {
+    let mut bytes = Pickle::new(2).empty_dict().stop().0;
+    // Pseudo-random junk (a fixed LCG), with the odd PROTO-looking pair in it.
+    let mut x = 0x2545_f491_u32;
+    for _ in 0..(1 << 20) {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        bytes.push((x >> 16) as u8);
+    }
+    let r = scan("junk.pkl", &bytes);
+    assert_eq!(r.verdict, Verdict::Safe, "{:#?}", r.findings);
+}
+
+/// The search of a tail is bounded by the file's opcode budget, whatever the tail: here every
+/// third byte starts a candidate stream that fails at once. With the default budget a tail of
+/// any size costs at most `max_ops / RESYNC_COST` tries; a smaller budget shows the bound (and
+/// that running out of it is reported, never `safe`) without a timed test.
+#[test]
+fn a_large_junk_tail_costs_at_most_the_opcode_budget() {
+    let mut bytes = Pickle::new(2).empty_dict().stop().0;
+    bytes.push(0);
+    for _ in 0..(16 << 20) / 3 {
+        bytes.extend_from_slice(b"\x80\x02\xff");
+    }
+    let mut limits = ckptscope::Limits::DEFAULT;
+    limits.pickle.max_ops = 1_000_000;
+    let a = ckptscope::pickle::analyze(&bytes, Format::Pickle, &Policy::default(), &limits, None);
+    let ops: u64 = a.streams.iter().map(|s| s.opcodes).sum();
+    assert!(ops <= limits.pickle.max_ops);
+    assert!(
+        a.stopped
+            .as_deref()
+            .is_some_and(|s| s.contains("hidden streams")),
+        "{:?}",
+        a.stopped
+    );
+    assert_eq!(a.verdict, Verdict::Suspicious);
+    // A tail with no candidate at all is one pass over its bytes.
+    let mut bytes = Pickle::new(2).empty_dict().stop().0;
+    bytes.extend(std::iter::repeat_n(0u8, 64 << 20));
+    let r = scan("zeros.pkl", &bytes);
+    assert_eq!(r.verdict, Verdict::Safe);
+}
+
+/// `data.pkl` whose BINUNICODE runs past its FRAME. Read through the boundary (pickle.loads,
+/// pickletools, most scanners) it is the string 'aFFFFFFF'; read the way torch.load reads a
+/// zip's data.pkl (the C unpickler over io.BytesIO drops the rest of the frame) it calls
+/// posix.system. Checked with CPython 3.11: `pickle.loads(b)` -> 'aFFFFFFF',
+/// `pickle.Unpickler(io.BytesIO(b)).load()` calls the function, `pickle._loads(b)` raises
+/// "pickle exhausted before end of frame".
+fn frame_straddle_pickle(hidden: &[u8]) -> Vec<u8> {
+    let len: u32 = 8;
+    let mut body = vec![b'X'];
+    body.extend_from_slice(&len.to_le_bytes());
+    body.push(b'a');
+    let mut out = vec![0x80, 4, 0x95];
+    out.extend_from_slice(&(body.len() as u64).to_le_bytes());
+    out.extend_from_slice(&body);
+    out.extend(std::iter::repeat_n(b'F', len as usize - 1));
+    out.push(b'.');
+    out.push(b'0');
+    out.extend_from_slice(hidden);
+    out
+}
+
+#[test]
+fn a_string_running_past_its_frame_is_read_as_torch_reads_it_and_the_divergence_reported() {
+    let hidden = Pickle(Vec::new())
+        .global("posix", "system")
+        .str("id")
+        .tuple1()
+        .reduce()
+        .stop()
+        .0;
+    let pkl = frame_straddle_pickle(&hidden);
+    let zip = Zip::new()
+        .add("archive/data.pkl", &pkl)
+        .add("archive/version", b"3\n");
+    let r = scan("straddle.pt", &zip.bytes());
+    assert_dangerous(&r, "posix.system");
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| f.risk >= Risk::Suspicious && f.reason.contains("frame-boundary divergence")),
+        "{:#?}",
+        r.findings
+    );
+    // As a plain pickle file it is read through first; the torch reading is judged too.
+    let r = scan("straddle.pkl", &pkl);
+    assert_dangerous(&r, "posix.system");
+    // The divergence alone, with nothing hidden behind it, is suspicious.
+    let benign = Pickle(Vec::new()).none().stop().0;
+    let r = scan("straddle_benign.pkl", &frame_straddle_pickle(&benign));
+    assert_eq!(r.verdict, Verdict::Suspicious, "{:#?}", r.findings);
+}
+
+#[test]
 fn concatenated_pickles_are_all_scanned() {
     let benign = Pickle::new(2).empty_dict().stop().0;
     let mut bytes = benign.clone();
@@ -442,5 +572,109 @@ fn real_malicious_fixtures_are_dangerous() {
         )
         .unwrap();
         assert_dangerous(&r, global);
+    }
+}
+
+/// One real code-running function per gadget family, each called the way a payload calls it
+/// (`GLOBAL module name`, one string argument, `REDUCE`): every one must be `dangerous`.
+#[test]
+fn code_running_gadgets_of_every_family_are_dangerous() {
+    let gadgets = [
+        // Commands behind innocent names in the standard library.
+        ("_osx_support", "_read_output"),
+        ("_aix_support", "_read_cmd_output"),
+        ("_pyrepl.pager", "pipe_pager"),
+        ("test.support.script_helper", "assert_python_ok"),
+        ("uuid", "_get_command_stdout"),
+        ("distutils.spawn", "spawn"),
+        ("asyncio.subprocess", "create_subprocess_shell"),
+        ("multiprocessing.popen_spawn_posix", "Popen"),
+        ("pydoc", "pipepager"),
+        ("webbrowser", "open"),
+        ("pipes", "Template"),
+        ("pexpect", "run"),
+        ("tkinter", "Tcl"),
+        ("platform", "popen"),
+        // Python source or bytecode run from a string.
+        ("code", "InteractiveInterpreter.runsource"),
+        ("codeop", "compile_command"),
+        ("timeit", "timeit"),
+        ("trace", "Trace.runctx"),
+        ("cProfile", "run"),
+        ("profile", "run"),
+        ("pdb", "run"),
+        ("bdb", "Bdb.run"),
+        ("doctest", "debug_script"),
+        ("idlelib.pyshell", "ModifiedInterpreter.runcode"),
+        ("lib2to3.pgen2.grammar", "Grammar.loads"),
+        ("numpy.testing._private.utils", "runstring"),
+        ("_interpreters", "run_string"),
+        ("builtins", "help"),
+        ("builtins", "breakpoint"),
+        ("builtins", "__build_class__"),
+        ("types", "FunctionType"),
+        ("types", "CodeType"),
+        ("marshal", "loads"),
+        // Imports of arbitrary code.
+        ("importlib", "import_module"),
+        ("imp", "load_source"),
+        ("_imp", "create_dynamic"),
+        ("pkgutil", "resolve_name"),
+        ("zipimport", "zipimporter"),
+        ("unittest", "main"),
+        ("ctypes", "CDLL"),
+        ("cffi", "FFI"),
+        ("torch.ops", "load_library"),
+        // Installers.
+        ("setuptools.sandbox", "run_setup"),
+        ("pip._internal.cli.main", "main"),
+        ("ensurepip", "_run_pip"),
+        ("venv", "create"),
+        // Indirect calls.
+        ("operator", "attrgetter"),
+        ("operator", "methodcaller"),
+        ("functools", "partial"),
+        ("functools", "reduce"),
+        ("builtins", "getattr"),
+        ("builtins", "__import__"),
+        // Files and nested pickles.
+        ("shutil", "rmtree"),
+        ("tempfile", "mkstemp"),
+        ("pathlib", "Path.write_text"),
+        ("tarfile", "open"),
+        ("sqlite3", "connect"),
+        ("logging", "FileHandler"),
+        ("logging.config", "listen"),
+        ("compileall", "compile_dir"),
+        ("pandas.io.pickle", "read_pickle"),
+        ("numpy", "fromfile"),
+        ("torch.utils._config_module", "ConfigModule.load_config"),
+        ("atexit", "register"),
+    ];
+    for (module, name) in gadgets {
+        let p = Pickle::new(2).call1(module, name, "id").stop();
+        let r = scan(&format!("{module}.pkl"), &p.0);
+        assert_dangerous(&r, &format!("{module}.{name}"));
+    }
+}
+
+/// The data classes of those modules stay what they are: unknown (so `suspicious`), not
+/// `dangerous`.
+#[test]
+fn data_classes_near_gadget_modules_are_not_dangerous() {
+    for (module, name) in [
+        ("uuid", "UUID"),
+        ("pathlib", "PosixPath"),
+        ("logging", "getLogger"),
+        ("test", "Net"),
+    ] {
+        let p = Pickle::new(2).call1(module, name, "x").stop();
+        let r = scan(&format!("{module}.pkl"), &p.0);
+        assert_eq!(
+            r.verdict,
+            Verdict::Suspicious,
+            "{module}.{name}: {:#?}",
+            r.findings
+        );
     }
 }

@@ -28,7 +28,7 @@ use crate::pickle::opcode::Op;
 use crate::pickle::policy::{
     Class, Context, Finding, Findings, Judge, PersistentKind, Policy, Risk, Verdict,
 };
-use crate::pickle::vm::{Budget, PickleError, Program};
+use crate::pickle::vm::{Budget, Framing, PickleError, Program, Straddle};
 use crate::progress::Progress;
 
 pub use policy::{Risk as FindingRisk, Verdict as ScanVerdict};
@@ -213,12 +213,22 @@ impl Runner<'_> {
             base_offset: stream.base_offset,
             persistent: stream.persistent,
         };
+        let framing = framing_of(stream);
         let program = {
             let mut judge = Judge::new(self.policy, ctx, &mut self.findings, None);
-            vm::run(&stream.bytes, stream.start, &mut self.budget, &mut judge)
+            vm::run_framed(
+                &stream.bytes,
+                stream.start,
+                framing,
+                &mut self.budget,
+                &mut judge,
+            )
         };
         self.after_run(&program);
         self.nested(&program, &ctx, 0);
+        if let Some(straddle) = program.straddle {
+            self.other_reading(stream, &ctx, framing, straddle);
+        }
         if let Some(err) = &program.error
             && !matches!(
                 err,
@@ -285,6 +295,137 @@ impl Runner<'_> {
             error: program.error.as_ref().map(ToString::to_string),
         });
         program
+    }
+
+    /// A stream whose operand runs past its FRAME is a different pickle to different readers:
+    /// the divergence is a finding, and the other reading is judged too (its findings that the
+    /// first reading did not make are added, saying which reader sees them).
+    fn other_reading(
+        &mut self,
+        stream: &Stream<'_>,
+        ctx: &Context<'_>,
+        framing: Framing,
+        straddle: Straddle,
+    ) {
+        self.findings.push(
+            Finding::new(
+                Risk::Suspicious,
+                None,
+                format!(
+                    "frame-boundary divergence: {} at offset {} reads past the end of its FRAME (offset {}), which CPython's picklers never write; pickle.py refuses the stream (\"pickle exhausted before end of frame\"), pickle.loads reads on through the boundary, and the C unpickler over a file (torch.load's reader of a zip's data.pkl) drops the rest of the frame and reads from after it, so loaders and scanners see different pickles in the same bytes; both readings are judged",
+                    straddle.op,
+                    ctx.base_offset + straddle.offset,
+                    ctx.base_offset + straddle.frame_end
+                ),
+            )
+            .at(ctx.member, ctx.base_offset + straddle.offset, None),
+        );
+        if !self.admit_stream() {
+            return;
+        }
+        let other = framing.other();
+        let mut seen = Findings::new(self.limits.max_findings);
+        let program = {
+            let mut judge = Judge::new(self.policy, *ctx, &mut seen, None);
+            vm::run_framed(
+                &stream.bytes,
+                stream.start,
+                other,
+                &mut self.budget,
+                &mut judge,
+            )
+        };
+        self.after_run(&program);
+        for mut f in seen.finish() {
+            if f.risk == Risk::Info || self.findings.has(&f) {
+                continue;
+            }
+            f.reason = format!("as {} reads it: {}", other.reader(), f.reason);
+            self.findings.push(f);
+        }
+        self.nested(&program, ctx, 0);
+    }
+
+    /// Looks for pickle streams in `bytes[from..]`, the bytes after the last STOP that are not a
+    /// pickle: a second stream hidden behind junk is invisible to a loader that stops at the junk
+    /// and to a scanner that does, but not to one that searches for it (or seeks to it).
+    ///
+    /// Candidates are the offsets where a stream can plausibly start ([`Candidates`]);
+    /// each try is charged [`RESYNC_COST`] opcodes on top of those it runs, from the file's
+    /// budget, so a tail of any size costs at most `max_ops / RESYNC_COST` tries and one pass
+    /// over its bytes. A try counts as a stream when it reaches STOP or imports something
+    /// `dangerous`; the others are junk and leave no trace.
+    fn hidden_streams(&mut self, bytes: &[u8], from: usize, member: Option<&str>) {
+        let mut at = from;
+        let mut candidates = Candidates::new(bytes);
+        while at < bytes.len() {
+            if self.analysis.stopped.is_some() {
+                return;
+            }
+            let Some(found) = candidates.next_from(at) else {
+                return;
+            };
+            self.budget.ops = self.budget.ops.saturating_add(RESYNC_COST);
+            if self.budget.ops > self.limits.pickle.max_ops {
+                self.stop(format!(
+                    "analysis stopped at offset {found}: more than {} opcodes spent searching the {} bytes after the last pickle for hidden streams, the limit (raise it with --limit ops=N)",
+                    self.limits.pickle.max_ops,
+                    bytes.len() - from
+                ));
+                return;
+            }
+            let ctx = Context {
+                member,
+                base_offset: 0,
+                persistent: PersistentKind::None,
+            };
+            let mut seen = Findings::new(self.limits.max_findings);
+            let program = {
+                let mut judge = Judge::new(self.policy, ctx, &mut seen, None);
+                vm::run(bytes, found, &mut self.budget, &mut judge)
+            };
+            self.after_run(&program);
+            let findings = seen.finish();
+            let complete = program.error.is_none() && program.ops > 1;
+            let dangerous = findings.iter().any(|f| f.risk == Risk::Dangerous);
+            if !complete && !dangerous {
+                at = found + 1;
+                continue;
+            }
+            if !self.admit_stream() {
+                return;
+            }
+            self.findings.push(
+                Finding::new(
+                    Risk::Suspicious,
+                    None,
+                    format!(
+                        "a pickle stream is hidden at offset {found}, after {} bytes of junk that follow the last STOP: torch.load and a single pickle.load never read it, but a loader that seeks there or calls pickle.load again does, and a scanner that stops at the junk never sees it",
+                        found - from
+                    ),
+                )
+                .at(member, found as u64, None),
+            );
+            for mut f in findings {
+                if f.risk != Risk::Info {
+                    f.reason = format!("in the stream hidden at offset {found}: {}", f.reason);
+                    self.findings.push(f);
+                }
+            }
+            self.nested(&program, &ctx, 0);
+            self.analysis.streams.push(StreamReport {
+                member: member.map(str::to_string),
+                offset: found as u64,
+                length: program.end.saturating_sub(found as u64),
+                protocol: program.protocol,
+                opcodes: program.ops,
+                role: "hidden after junk",
+                error: program.error.as_ref().map(ToString::to_string),
+            });
+            at = usize::try_from(program.end)
+                .unwrap_or(bytes.len())
+                .max(found + 1);
+        }
     }
 
     /// Scans pickles hidden in bytes or str values (the argument of `pickle.loads`,
@@ -415,6 +556,10 @@ impl Runner<'_> {
                 self.analysis.object = Some(program);
             }
             if failed {
+                if index > 0 {
+                    // Junk that merely starts like a pickle may hide a real one further on.
+                    self.hidden_streams(bytes, at + 1, None);
+                }
                 return;
             }
             at = end;
@@ -428,12 +573,13 @@ impl Runner<'_> {
                         Risk::Info,
                         None,
                         format!(
-                            "{} bytes follow the last pickle and are not a pickle",
+                            "{} bytes follow the last pickle and are not a pickle (searched for hidden streams)",
                             rest.len()
                         ),
                     )
                     .at(None, at as u64, None),
                 );
+                self.hidden_streams(bytes, at, None);
                 return;
             }
             if index == 0 {
@@ -479,6 +625,10 @@ impl Runner<'_> {
                     };
                     let program = self.run(&stream);
                     referenced = torch::storage_keys(&program.arena);
+                    let end = usize::try_from(program.end).unwrap_or(usize::MAX);
+                    if program.error.is_none() && end < stream.bytes.len() {
+                        self.hidden_streams(&stream.bytes, end, Some(&entry.name));
+                    }
                     self.analysis.object = Some(program);
                 }
                 Some(Err(e)) => self.finding(Finding::new(Risk::Suspicious, None, e)),
@@ -707,6 +857,120 @@ impl Runner<'_> {
             }
             Err(e) => self.finding(Finding::new(Risk::Info, None, e)),
         }
+    }
+}
+
+/// How the loader of `stream` reads frames: `torch.load` reads a zip's `data.pkl` from an
+/// `io.BytesIO`; everything else is read here as `pickle.loads` reads bytes (the other reading
+/// is judged too whenever the two differ).
+fn framing_of(stream: &Stream<'_>) -> Framing {
+    let data_pkl = stream
+        .member
+        .as_deref()
+        .is_some_and(|m| m == "data.pkl" || m.ends_with("/data.pkl"));
+    if stream.role == Role::Object && data_pkl {
+        Framing::FileNoPeek
+    } else {
+        Framing::ReadThrough
+    }
+}
+
+/// Opcodes charged for each try at starting a stream in the junk after the last STOP.
+pub const RESYNC_COST: u64 = 64;
+
+/// Longest module or name line a protocol 0 GLOBAL candidate may have.
+const MAX_NAME_LINE: usize = 256;
+
+/// Finds, left to right, the offsets where a pickle stream plausibly starts: PROTO with a
+/// protocol up to 5, or a protocol 0/1 GLOBAL or INST (optionally after a MARK) whose module and
+/// name are dotted identifiers on lines of their own. One pass: each line is scanned a bounded
+/// number of times, whatever the bytes, so searching a tail costs time linear in its length.
+pub struct Candidates<'a> {
+    bytes: &'a [u8],
+    line: Option<NameLine>,
+}
+
+/// What is known of the line a position is in.
+#[derive(Clone, Copy)]
+struct NameLine {
+    /// First position it describes.
+    start: usize,
+    /// Its `\n` (or the end of the bytes).
+    end: usize,
+    /// The last byte in `start..end` that cannot be part of a dotted name.
+    last_bad: Option<usize>,
+    /// Whether the line after it is a dotted name of at most [`MAX_NAME_LINE`] bytes.
+    next_is_name: bool,
+}
+
+fn name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'.'
+}
+
+impl<'a> Candidates<'a> {
+    /// A search over `bytes`.
+    pub fn new(bytes: &'a [u8]) -> Self {
+        Candidates { bytes, line: None }
+    }
+
+    /// The first candidate at or after `from` (calls must not go backwards).
+    pub fn next_from(&mut self, from: usize) -> Option<usize> {
+        (from..self.bytes.len()).find(|&i| self.is_candidate(i))
+    }
+
+    fn is_candidate(&mut self, i: usize) -> bool {
+        match self.bytes.get(i) {
+            Some(0x80) => self.bytes.get(i + 1).is_some_and(|p| *p <= 5),
+            Some(b'(') => self.global_at(i + 1),
+            Some(_) => self.global_at(i),
+            None => false,
+        }
+    }
+
+    fn global_at(&mut self, j: usize) -> bool {
+        if !matches!(self.bytes.get(j), Some(b'c' | b'i')) {
+            return false;
+        }
+        let from = j + 1;
+        let line = self.line_at(from);
+        from < line.end
+            && line.end < self.bytes.len()
+            && line.end - from <= MAX_NAME_LINE
+            && line.last_bad.is_none_or(|b| b < from)
+            && !self.bytes[from].is_ascii_digit()
+            && line.next_is_name
+    }
+
+    fn line_at(&mut self, pos: usize) -> NameLine {
+        if let Some(line) = self.line
+            && line.start <= pos
+            && pos <= line.end
+        {
+            return line;
+        }
+        let rest = self.bytes.get(pos..).unwrap_or(&[]);
+        let end = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(self.bytes.len(), |n| pos + n);
+        let last_bad = self.bytes[pos..end]
+            .iter()
+            .rposition(|&b| !name_byte(b))
+            .map(|n| pos + n);
+        let next = self.bytes.get(end + 1..).unwrap_or(&[]);
+        let window = &next[..next.len().min(MAX_NAME_LINE + 1)];
+        let next_is_name = window
+            .iter()
+            .position(|&b| b == b'\n')
+            .is_some_and(|n| n > 0 && window[..n].iter().all(|&b| name_byte(b)));
+        let line = NameLine {
+            start: pos,
+            end,
+            last_bad,
+            next_is_name,
+        };
+        self.line = Some(line);
+        line
     }
 }
 

@@ -403,6 +403,21 @@ impl Findings {
         Some(self.list.len() - 1)
     }
 
+    /// Whether a finding equal to `f` (same risk, global, reason and member) is kept.
+    pub fn has(&self, f: &Finding) -> bool {
+        let hash = self.key_hash(f);
+        self.index.get(&hash).is_some_and(|candidates| {
+            candidates.iter().any(|&i| {
+                self.list.get(i).is_some_and(|e| {
+                    e.risk == f.risk
+                        && e.global == f.global
+                        && e.reason == f.reason
+                        && e.member == f.member
+                })
+            })
+        })
+    }
+
     /// Counts `n` more occurrences of the finding kept at `i`.
     pub fn bump(&mut self, i: usize, n: u64) {
         if let Some(f) = self.list.get_mut(i) {
@@ -942,8 +957,76 @@ const DANGEROUS_MODULES: &[(&str, &str)] = &[
     ("platform", "runs commands"),
     ("_winapi", "operating-system access"),
     ("winreg", "operating-system access"),
+    ("_winreg", "operating-system access"),
     ("msvcrt", "operating-system access"),
     ("builtins.__import__", "imports arbitrary modules"),
+    (
+        "__builtins__",
+        "the builtins under another name (eval, exec, open)",
+    ),
+    // Standard-library modules with a function that runs a command or Python source behind an
+    // innocent name (the gadgets picklescan, fickling and ModelAudit list, checked in CPython).
+    (
+        "_osx_support",
+        "runs shell commands (_read_output, _find_build_tool)",
+    ),
+    ("_aix_support", "runs shell commands (_read_cmd_output)"),
+    (
+        "_pyrepl",
+        "runs pagers and an interactive console (pager.pipe_pager runs a command)",
+    ),
+    (
+        "imp",
+        "imports source and native files (load_source, load_dynamic)",
+    ),
+    ("_imp", "imports native modules"),
+    ("_frozen_importlib", "imports arbitrary modules"),
+    ("_frozen_importlib_external", "imports files as modules"),
+    ("unittest", "imports and runs test modules"),
+    ("_interpreters", "runs Python source in a subinterpreter"),
+    (
+        "_xxsubinterpreters",
+        "runs Python source in a subinterpreter",
+    ),
+    ("interpreters", "runs Python source in a subinterpreter"),
+    ("compileall", "compiles sources and writes bytecode files"),
+    ("py_compile", "compiles sources and writes bytecode files"),
+    ("_pyio", "opens files"),
+    ("fileinput", "reads files"),
+    ("linecache", "reads files"),
+    ("glob", "lists files"),
+    ("filecmp", "reads files"),
+    ("tarfile", "extracts and writes files"),
+    ("zipfile", "extracts and writes files"),
+    ("dbm", "opens database files"),
+    (
+        "sqlite3",
+        "opens database files and loads native extensions",
+    ),
+    (
+        "_sqlite3",
+        "opens database files and loads native extensions",
+    ),
+    ("mmap", "maps files into memory"),
+    ("readline", "reads and writes history files"),
+    ("atexit", "runs callables when the interpreter exits"),
+    ("_signal", "installs signal handlers"),
+    ("select", "waits on sockets and files"),
+    ("selectors", "waits on sockets and files"),
+    ("syslog", "writes to the system log"),
+    ("xmlrpc", "opens network connections and servers"),
+    ("nntplib", "opens network connections"),
+    ("smtpd", "opens network servers"),
+    ("asyncore", "opens network connections"),
+    ("asynchat", "opens network connections"),
+    ("wsgiref", "opens network servers"),
+    ("aiohttp", "opens network connections"),
+    ("httpx", "opens network connections"),
+    ("pexpect", "spawns processes"),
+    ("paramiko", "opens SSH connections and runs remote commands"),
+    ("pipes", "runs shell pipelines (pipes.Template)"),
+    ("tkinter", "runs Tcl code, which can run commands"),
+    ("_tkinter", "runs Tcl code, which can run commands"),
 ];
 
 /// Single globals elsewhere that run code.
@@ -1007,6 +1090,18 @@ const DANGEROUS_GLOBALS: &[(&str, &str, &str)] = &[
         "executes Python source",
     ),
     ("numpy.f2py", "compile", "compiles and imports native code"),
+    (
+        "builtins",
+        "help",
+        "starts pydoc, which imports modules and runs a pager",
+    ),
+    (
+        "builtins",
+        "__build_class__",
+        "runs a function body to build a class",
+    ),
+    ("logging", "FileHandler", "creates and writes files"),
+    ("torch", "compile", "compiles and runs generated code"),
 ];
 
 /// Module prefixes inside larger packages that run code.
@@ -1025,6 +1120,42 @@ const DANGEROUS_PREFIXES: &[(&str, &str)] = &[
     ("torch.jit", "compiles and runs TorchScript"),
     ("numpy.distutils", "runs build commands"),
     ("numpy.f2py", "compiles native code"),
+    (
+        "numpy.testing",
+        "runs Python source (runstring) and spawns processes",
+    ),
+    (
+        "torch.utils._config_module",
+        "loads configuration from a nested pickle",
+    ),
+    (
+        "torch.utils.data.datapipes.utils.decoder",
+        "decodes nested pickles (basichandlers)",
+    ),
+    ("torch.distributed.rpc", "runs functions on remote workers"),
+    (
+        "logging.config",
+        "reads configuration that names callables, and opens a listening socket",
+    ),
+    (
+        "logging.handlers",
+        "writes files and opens network connections",
+    ),
+    ("distutils.spawn", "spawns processes"),
+    // Not the whole `test` package: a user's own `test.py` shadows it, and its classes are
+    // merely unknown.
+    (
+        "test.support",
+        "CPython's test helpers spawn interpreters and run code (script_helper)",
+    ),
+    (
+        "test.libregrtest",
+        "CPython's test runner imports and runs code",
+    ),
+    (
+        "test.regrtest",
+        "CPython's test runner imports and runs code",
+    ),
 ];
 
 /// Last name components that mean "runs something", in any module.
@@ -1086,6 +1217,24 @@ const DANGEROUS_NAMES: &[&str] = &[
     "create_subprocess_shell",
     "compile",
     "interact",
+    "open",
+    "load_library",
+    "load_source",
+    "load_dynamic",
+    "read_pickle",
+    "to_pickle",
+    "unsafe_load",
+    "full_load",
+    "save",
+    "savez",
+    "savetxt",
+    "tofile",
+    "fromfile",
+    "loadtxt",
+    "genfromtxt",
+    "pipe_pager",
+    "tempfile_pager",
+    "pager",
 ];
 
 fn dangerous_reason(module: &str, name: &str) -> Option<String> {
@@ -1105,6 +1254,18 @@ fn dangerous_reason(module: &str, name: &str) -> Option<String> {
         if module == *prefix || module.starts_with(&format!("{prefix}.")) {
             return Some(format!("module `{module}`: {why}"));
         }
+    }
+    // `uuid.UUID` is data; the module's functions look for the MAC address by running
+    // `ifconfig`, `ip`, `arp`, `netstat`... (`_get_command_stdout`).
+    if module == "uuid" && !matches!(name, "UUID" | "SafeUUID" | "uuid3" | "uuid4" | "uuid5") {
+        return Some(format!(
+            "`{full}`: module `uuid`'s other functions find the MAC address by running commands (_get_command_stdout)"
+        ));
+    }
+    if root == "pathlib" && name.contains('.') {
+        return Some(format!(
+            "`{full}` reaches a method of a path object, which reads, writes or deletes files"
+        ));
     }
     if name.contains('.') && name.split('.').any(|part| part.starts_with("__")) {
         return Some(format!(

@@ -292,6 +292,57 @@ impl PickleError {
     }
 }
 
+/// How the modelled unpickler reads its input. It only matters where an operand runs past the
+/// end of a FRAME, which CPython's picklers never write (they close the frame before a large
+/// payload) and readers disagree on (see [`Straddle`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Framing {
+    /// `pickle.loads(bytes)`, the C unpickler over memory: FRAME only checks that its bytes are
+    /// there, and reads run on through its end.
+    #[default]
+    ReadThrough,
+    /// The C unpickler over a file object without `peek`, which is how `torch.load` reads a zip's
+    /// `data.pkl` (an `io.BytesIO`): a FRAME's bytes are read into a buffer, and a read that does
+    /// not fit in what is left of it drops that rest and reads from the file after it
+    /// (`_Unpickler_ReadImpl`); only the payloads of the bytes opcodes (`_Unpickler_ReadInto`)
+    /// run on through.
+    FileNoPeek,
+}
+
+impl Framing {
+    /// The other reading.
+    pub fn other(self) -> Framing {
+        match self {
+            Framing::ReadThrough => Framing::FileNoPeek,
+            Framing::FileNoPeek => Framing::ReadThrough,
+        }
+    }
+
+    /// Who reads this way.
+    pub fn reader(self) -> &'static str {
+        match self {
+            Framing::ReadThrough => "pickle.loads (reading through the frame boundary)",
+            Framing::FileNoPeek => {
+                "torch.load's reader of a zip's data.pkl (the C unpickler over io.BytesIO, dropping the rest of the frame)"
+            }
+        }
+    }
+}
+
+/// An operand that runs past the end of the bytes its FRAME declared: `pickle.py` refuses the
+/// stream ("pickle exhausted before end of frame"), `pickle.loads` reads on, the C unpickler over
+/// a file drops the rest of the frame. The same bytes are different pickles to different
+/// readers, a way to show a scanner one program and a loader another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Straddle {
+    /// Offset of the opcode whose operand crosses the boundary.
+    pub offset: u64,
+    /// The opcode.
+    pub op: &'static str,
+    /// Where the frame ends.
+    pub frame_end: u64,
+}
+
 /// What running one pickle stream produced: always the events seen, and either the result or
 /// the error that stopped it.
 #[derive(Clone, Debug)]
@@ -310,6 +361,8 @@ pub struct Program {
     pub protocol: u8,
     /// Opcodes executed.
     pub ops: u64,
+    /// The first operand that ran past the end of its FRAME, if one did.
+    pub straddle: Option<Straddle>,
 }
 
 impl Program {
@@ -329,17 +382,33 @@ impl Program {
             end: start as u64,
             protocol: 0,
             ops: 0,
+            straddle: None,
         }
     }
 }
 
 /// Runs the pickle that starts at `start` in `input` up to its STOP, charging `budget` and
-/// handing every event to `sink`.
+/// handing every event to `sink`, reading it as `pickle.loads` does.
 pub fn run(input: &[u8], start: usize, budget: &mut Budget<'_>, sink: &mut dyn Sink) -> Program {
+    run_framed(input, start, Framing::ReadThrough, budget, sink)
+}
+
+/// [`run`], reading frames as `framing` says.
+pub fn run_framed(
+    input: &[u8],
+    start: usize,
+    framing: Framing,
+    budget: &mut Budget<'_>,
+    sink: &mut dyn Sink,
+) -> Program {
     let limits = budget.limits;
     let mut m = Machine {
         input,
         pos: start,
+        framing,
+        buffered_to: start,
+        frame_end: None,
+        straddle: None,
         limits,
         budget,
         sink,
@@ -371,12 +440,20 @@ pub fn run(input: &[u8], start: usize, budget: &mut Budget<'_>, sink: &mut dyn S
         end: m.pos as u64,
         protocol: m.protocol,
         ops: m.ops,
+        straddle: m.straddle,
     }
 }
 
 struct Machine<'a, 'b> {
     input: &'a [u8],
     pos: usize,
+    framing: Framing,
+    /// [`Framing::FileNoPeek`]: how far the file has been read into the buffer (past `pos`
+    /// only after a FRAME).
+    buffered_to: usize,
+    /// [`Framing::ReadThrough`]: the end of the last FRAME while `pos` is inside it.
+    frame_end: Option<usize>,
+    straddle: Option<Straddle>,
     limits: PickleLimits,
     budget: &'a mut Budget<'b>,
     sink: &'a mut dyn Sink,
@@ -476,16 +553,72 @@ impl Machine<'_, '_> {
 
     // ---- reading operands ---------------------------------------------------------------------
 
-    fn take(&mut self, op: Op, n: u64) -> Step<&[u8]> {
-        let truncated = PickleError::Truncated {
+    fn truncated(&self, op: Op) -> PickleError {
+        PickleError::Truncated {
             op: op.name(),
             offset: self.offset(),
+        }
+    }
+
+    /// The end of the frame `pos` is in, if any.
+    fn boundary(&self) -> Option<usize> {
+        match self.framing {
+            Framing::ReadThrough => self.frame_end.filter(|&end| self.pos < end),
+            Framing::FileNoPeek => (self.pos < self.buffered_to).then_some(self.buffered_to),
+        }
+    }
+
+    /// Notes the first read of `n` bytes that crosses the end of a frame.
+    fn check_straddle(&mut self, op: Op, n: usize) {
+        if self.straddle.is_some() {
+            return;
+        }
+        if let Some(end) = self.boundary()
+            && self.pos.saturating_add(n) > end
+        {
+            self.straddle = Some(Straddle {
+                offset: self.offset(),
+                op: op.name(),
+                frame_end: end as u64,
+            });
+        }
+    }
+
+    /// Where the next `n` bytes come from, as `[start, end)` of the input: the C unpickler over a
+    /// file reads what does not fit in its buffer from the file after the buffer, except for
+    /// `through` reads (`readinto`), which first drain the buffer.
+    fn span(&self, n: usize, through: bool) -> Option<(usize, usize)> {
+        let here = self.pos.checked_add(n)?;
+        let (start, end) = match self.boundary() {
+            Some(buffered)
+                if self.framing == Framing::FileNoPeek && here > buffered && !through =>
+            {
+                (buffered, buffered.checked_add(n)?)
+            }
+            _ => (self.pos, here),
         };
-        let n = usize::try_from(n).map_err(|_| truncated.clone())?;
-        let end = self.pos.checked_add(n).ok_or(truncated.clone())?;
-        let bytes = self.input.get(self.pos..end).ok_or(truncated)?;
+        (end <= self.input.len()).then_some((start, end))
+    }
+
+    /// Reads `n` bytes the way the modelled unpickler does.
+    fn read(&mut self, op: Op, n: u64, through: bool) -> Step<&[u8]> {
+        let n = usize::try_from(n).map_err(|_| self.truncated(op))?;
+        self.check_straddle(op, n);
+        let (start, end) = self.span(n, through).ok_or_else(|| self.truncated(op))?;
+        self.advance_to(end);
+        Ok(&self.input[start..end])
+    }
+
+    fn advance_to(&mut self, end: usize) {
         self.pos = end;
-        Ok(bytes)
+        self.buffered_to = self.buffered_to.max(end);
+        if self.frame_end.is_some_and(|e| end >= e) {
+            self.frame_end = None;
+        }
+    }
+
+    fn take(&mut self, op: Op, n: u64) -> Step<&[u8]> {
+        self.read(op, n, false)
     }
 
     fn take_array<const N: usize>(&mut self, op: Op) -> Step<[u8; N]> {
@@ -511,18 +644,35 @@ impl Machine<'_, '_> {
         Ok(u64::from_le_bytes(self.take_array(op)?))
     }
 
-    /// A text operand up to (not including) the next `\n`.
+    /// A text operand up to (not including) the next `\n`. Over a file, the C unpickler looks
+    /// for it in its buffer and, failing that, reads a whole new line from the file after the
+    /// buffer.
     fn line(&mut self, op: Op) -> Step<&[u8]> {
-        let rest = self.input.get(self.pos..).unwrap_or(&[]);
-        let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
-            return Err(PickleError::Truncated {
-                op: op.name(),
-                offset: self.offset(),
-            });
+        let newline = |from: usize| {
+            self.input
+                .get(from..)
+                .and_then(|rest| rest.iter().position(|&b| b == b'\n'))
+                .map(|nl| from + nl)
         };
-        let start = self.pos;
-        self.pos += nl + 1;
-        Ok(&self.input[start..start + nl])
+        let mut start = self.pos;
+        let mut nl = newline(start).ok_or_else(|| self.truncated(op))?;
+        if let Some(end) = self.boundary()
+            && nl >= end
+        {
+            if self.straddle.is_none() {
+                self.straddle = Some(Straddle {
+                    offset: self.offset(),
+                    op: op.name(),
+                    frame_end: end as u64,
+                });
+            }
+            if self.framing == Framing::FileNoPeek {
+                start = end;
+                nl = newline(start).ok_or_else(|| self.truncated(op))?;
+            }
+        }
+        self.advance_to(nl + 1);
+        Ok(&self.input[start..nl])
     }
 
     fn line_text(&mut self, op: Op) -> Step<String> {
@@ -555,17 +705,17 @@ impl Machine<'_, '_> {
         Ok(())
     }
 
-    /// Reads a length-prefixed payload, checking the length against the input first.
-    fn payload(&mut self, op: Op, len: u64) -> Step<Vec<u8>> {
-        let remaining = (self.input.len() - self.pos) as u64;
-        if len > remaining {
-            return Err(PickleError::Truncated {
-                op: op.name(),
-                offset: self.offset(),
-            });
+    /// Reads a length-prefixed payload, checking the length against the input first. `through`:
+    /// the C unpickler reads it with `readinto` (the bytes opcodes), draining a frame's buffer
+    /// before reading on.
+    fn payload(&mut self, op: Op, len: u64, through: bool) -> Step<Vec<u8>> {
+        let n = usize::try_from(len).map_err(|_| self.truncated(op))?;
+        self.check_straddle(op, n);
+        if self.span(n, through).is_none() {
+            return Err(self.truncated(op));
         }
         self.charge(len)?;
-        Ok(self.take(op, len)?.to_vec())
+        Ok(self.read(op, len, through)?.to_vec())
     }
 
     // ---- the stack ----------------------------------------------------------------------------
@@ -912,14 +1062,23 @@ impl Machine<'_, '_> {
                 self.protocol = proto;
             }
             Op::Frame => {
-                // Framing is an I/O hint; CPython only checks that the frame is really there.
+                // The C unpickler reads the frame's bytes (into its buffer, over a file) and steps
+                // back to their start; over memory that only checks they are there.
                 let len = self.u64(op)?;
-                let remaining = (self.input.len() - self.pos) as u64;
-                if len > remaining {
-                    return Err(PickleError::Truncated {
-                        op: op.name(),
+                let n = usize::try_from(len).map_err(|_| self.truncated(op))?;
+                if self.boundary().is_some() && self.straddle.is_none() {
+                    // pickle.py refuses a frame that starts before the last one ends.
+                    self.straddle = Some(Straddle {
                         offset: self.offset(),
+                        op: op.name(),
+                        frame_end: self.boundary().unwrap_or(self.pos) as u64,
                     });
+                }
+                let (start, end) = self.span(n, false).ok_or_else(|| self.truncated(op))?;
+                self.pos = start;
+                self.buffered_to = self.buffered_to.max(end);
+                if self.framing == Framing::ReadThrough {
+                    self.frame_end = (end > start).then_some(end);
                 }
             }
             Op::Mark => {
@@ -988,7 +1147,7 @@ impl Machine<'_, '_> {
                 let n = i32::from_le_bytes(self.take_array(op)?);
                 let n =
                     u64::try_from(n).map_err(|_| self.bad_operand(op, "negative byte count"))?;
-                let bytes = self.payload(op, n)?;
+                let bytes = self.payload(op, n, false)?;
                 let v = self.int_from_le(&bytes)?;
                 self.push(v)?;
             }
@@ -1016,12 +1175,12 @@ impl Machine<'_, '_> {
                 let n = i32::from_le_bytes(self.take_array(op)?);
                 let n =
                     u64::try_from(n).map_err(|_| self.bad_operand(op, "negative byte count"))?;
-                let bytes = self.payload(op, n)?;
+                let bytes = self.payload(op, n, false)?;
                 self.push_node(Node::Str(String::from_utf8_lossy(&bytes).into_owned()))?;
             }
             Op::ShortBinString => {
                 let n = self.u8(op)?;
-                let bytes = self.payload(op, u64::from(n))?;
+                let bytes = self.payload(op, u64::from(n), false)?;
                 self.push_node(Node::Str(String::from_utf8_lossy(&bytes).into_owned()))?;
             }
             Op::Unicode => {
@@ -1037,7 +1196,7 @@ impl Machine<'_, '_> {
                     Op::BinUnicode => u64::from(self.u32(op)?),
                     _ => self.u64(op)?,
                 };
-                let bytes = self.payload(op, n)?;
+                let bytes = self.payload(op, n, false)?;
                 // CPython decodes with "surrogatepass"; lone surrogates only matter for display.
                 let text = String::from_utf8(bytes)
                     .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
@@ -1049,7 +1208,7 @@ impl Machine<'_, '_> {
                     Op::BinBytes => u64::from(self.u32(op)?),
                     _ => self.u64(op)?,
                 };
-                let bytes = self.payload(op, n)?;
+                let bytes = self.payload(op, n, true)?;
                 let node = if op == Op::ByteArray8 {
                     Node::ByteArray(bytes)
                 } else {
@@ -1485,6 +1644,119 @@ mod tests {
 
     fn run_all(bytes: &[u8]) -> Program {
         run_with(bytes, PickleLimits::DEFAULT).0
+    }
+
+    fn framed(framing: Framing, bytes: &[u8]) -> (Program, Vec<Event>) {
+        let mut events = Vec::new();
+        let p = run_framed(
+            bytes,
+            0,
+            framing,
+            &mut Budget::new(PickleLimits::DEFAULT, None),
+            &mut events,
+        );
+        (p, events)
+    }
+
+    /// `FRAME` holding `body`.
+    fn frame(body: &[u8]) -> Vec<u8> {
+        let mut out = vec![0x95];
+        out.extend_from_slice(&(body.len() as u64).to_le_bytes());
+        out.extend_from_slice(body);
+        out
+    }
+
+    fn cat(parts: &[&[u8]]) -> Vec<u8> {
+        parts.concat()
+    }
+
+    // Each expectation below is what CPython 3.11 does with the same bytes: `pickle.loads(b)`
+    // for ReadThrough, `pickle.Unpickler(io.BytesIO(b)).load()` for FileNoPeek.
+
+    #[test]
+    fn binunicode_past_its_frame_reads_through_in_memory_and_from_after_the_frame_over_a_file() {
+        let b = cat(&[b"\x80\x04", &frame(b"X\x0a\x00\x00\x00abc"), b"defghij."]);
+        let (p, _) = framed(Framing::ReadThrough, &b);
+        assert_eq!(p.arena.str(p.root.unwrap()), Some("abcdefghij"));
+        let s = p.straddle.unwrap();
+        assert_eq!((s.offset, s.op, s.frame_end), (11, "BINUNICODE", 19));
+        // Over a file the 10 bytes come from after the frame: "defghij." and then nothing.
+        let (p, _) = framed(Framing::FileNoPeek, &b);
+        assert!(
+            matches!(p.error, Some(PickleError::Truncated { .. })),
+            "{:?}",
+            p.error
+        );
+        assert!(p.straddle.is_some());
+
+        let b = cat(&[b"\x80\x04", &frame(b"X\x04\x00\x00\x00ab"), b"WXYZ."]);
+        let (p, _) = framed(Framing::FileNoPeek, &b);
+        assert_eq!(p.arena.str(p.root.unwrap()), Some("WXYZ"));
+        let (p, _) = framed(Framing::ReadThrough, &b);
+        assert!(matches!(
+            p.error,
+            Some(PickleError::UnknownOpcode { byte: b'Y', .. })
+        ));
+    }
+
+    #[test]
+    fn bytes_payloads_past_their_frame_read_through_in_both_readers() {
+        let b = cat(&[b"\x80\x04", &frame(b"B\x0a\x00\x00\x00abc"), b"defghij."]);
+        for framing in [Framing::ReadThrough, Framing::FileNoPeek] {
+            let (p, _) = framed(framing, &b);
+            assert!(
+                matches!(p.arena.node(p.root.unwrap()), Some(Node::Bytes(v)) if v == b"abcdefghij")
+            );
+            // pickle.py still refuses it: a divergence all the same.
+            assert!(p.straddle.is_some());
+        }
+    }
+
+    #[test]
+    fn lines_and_fixed_operands_past_their_frame_come_from_after_it_over_a_file() {
+        let b = cat(&[b"\x80\x02", &frame(b"cxx"), b"builtins\nlen\n."]);
+        let (_, events) = framed(Framing::ReadThrough, &b);
+        let (p, events_file) = framed(Framing::FileNoPeek, &b);
+        assert!(p.error.is_none(), "{:?}", p.error);
+        let global = |p: &Program, e: &[Event]| match e.first() {
+            Some(Event::Global { node, .. }) => match p.arena.get(*node) {
+                Some(Node::Global { module, name }) => format!("{module}.{name}"),
+                _ => String::new(),
+            },
+            _ => String::new(),
+        };
+        assert_eq!(global(&p, &events_file), "builtins.len");
+        let (p2, _) = framed(Framing::ReadThrough, &b);
+        assert_eq!(global(&p2, &events), "xxbuiltins.len");
+
+        let b = cat(&[b"\x80\x02", &frame(b"J\x01\x02"), b"\x03\x04\x05\x06."]);
+        let (p, _) = framed(Framing::FileNoPeek, &b);
+        assert_eq!(p.root, Some(Val::Int(100_992_003)));
+    }
+
+    #[test]
+    fn a_frame_inside_a_frame_keeps_the_outer_buffer_over_a_file() {
+        let b = cat(&[
+            b"\x80\x04",
+            &frame(&cat(&[&frame(b"N"), b"X\x02\x00\x00\x00a"])),
+            b"b.",
+        ]);
+        let (p, _) = framed(Framing::ReadThrough, &b);
+        assert_eq!(p.arena.str(p.root.unwrap()), Some("ab"));
+        assert_eq!(p.straddle.unwrap().op, "FRAME");
+        let (p, _) = framed(Framing::FileNoPeek, &b);
+        assert!(p.error.is_some());
+    }
+
+    #[test]
+    fn frames_as_picklers_write_them_are_read_alike_and_no_straddle() {
+        let b = cat(&[b"\x80\x04", &frame(b"]\x94(\x8c\x01a\x94K\x01e.")]);
+        for framing in [Framing::ReadThrough, Framing::FileNoPeek] {
+            let (p, _) = framed(framing, &b);
+            assert!(p.error.is_none(), "{framing:?}: {:?}", p.error);
+            assert_eq!(p.straddle, None);
+            assert_eq!(p.arena.seq(p.root.unwrap()).map(<[Val]>::len), Some(2));
+        }
     }
 
     #[test]
