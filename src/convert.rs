@@ -302,7 +302,7 @@ fn open_input(
             },
         });
     };
-    if report.verdict > accept {
+    if report.read_verdict() > accept {
         let summary = report
             .findings
             .iter()
@@ -353,7 +353,8 @@ fn plan<'a>(ckpt: &'a Checkpoint, options: &ConvertOptions) -> Result<Plan<'a>, 
         });
     };
     // The weights: the first preferred root key that holds tensors, unless --all.
-    let exported = if all {
+    // A TorchScript module's tensors are its state dict, named as torch names them.
+    let exported = if all || ckpt.format == Format::Torchscript {
         None
     } else {
         WEIGHT_KEYS
