@@ -306,7 +306,7 @@ fn open_input(
             },
         });
     };
-    if report.verdict > accept {
+    if report.read_verdict() > accept {
         let summary = report
             .findings
             .iter()
@@ -359,8 +359,9 @@ fn plan<'a>(ckpt: &'a Checkpoint, options: &ConvertOptions) -> Result<Plan<'a>, 
     };
     // The weights: the first preferred top-level entry that is a nested mapping holding
     // tensors (Lightning's `state_dict`, `{"model": ..., "optimizer": ...}`), unless --all. A
-    // flat state dict (`model.embed_tokens.weight`, `lm_head.weight`) keeps every name as is.
-    let exported = if all {
+    // flat state dict (`model.embed_tokens.weight`, `lm_head.weight`) keeps every name as is,
+    // and so does a TorchScript module's state dict.
+    let exported = if all || ckpt.format == Format::Torchscript {
         None
     } else {
         WEIGHT_KEYS

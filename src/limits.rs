@@ -50,6 +50,10 @@ pub struct Limits {
     /// factor (a stride-0 expand) is listed, but `convert` refuses it unless asked to
     /// materialize expanded tensors.
     pub max_expansion: u64,
+    /// Bytes of TorchScript source (`code/*.py`) read and scanned for one archive.
+    pub max_code_bytes: u64,
+    /// TorchScript source files read for one archive.
+    pub max_code_files: usize,
 }
 
 impl Limits {
@@ -64,6 +68,8 @@ impl Limits {
         max_inflated_bytes: 1 << 30,
         max_findings: 10_000,
         max_expansion: 64,
+        max_code_bytes: 64 << 20,
+        max_code_files: 10_000,
     };
 
     /// Names accepted by [`Limits::set`], with what each bounds.
@@ -82,6 +88,11 @@ impl Limits {
         (
             "expansion",
             "logical bytes over storage bytes a tensor may have for convert",
+        ),
+        ("code", "bytes of TorchScript source read for one archive"),
+        (
+            "code-files",
+            "TorchScript source files read for one archive",
         ),
         ("header", "bytes of a safetensors JSON header"),
         ("index", "bytes of a sharded checkpoint's index"),
@@ -104,6 +115,8 @@ impl Limits {
             "inflated" => self.max_inflated_bytes = value,
             "findings" => self.max_findings = as_usize()?.max(1),
             "expansion" => self.max_expansion = value.max(1),
+            "code" => self.max_code_bytes = value,
+            "code-files" => self.max_code_files = as_usize()?,
             "header" => self.max_header_bytes = value,
             "index" => self.max_index_bytes = value,
             "shards" => self.max_shards = as_usize()?,

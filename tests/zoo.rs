@@ -50,7 +50,11 @@ fn files() -> Vec<PathBuf> {
         out
     };
     let zoo_files = list(zoo());
-    assert!(zoo_files.len() >= 30, "the zoo has {} files", zoo_files.len());
+    assert!(
+        zoo_files.len() >= 30,
+        "the zoo has {} files",
+        zoo_files.len()
+    );
     let real = list(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/real"));
     assert!(real.len() >= 4, "{} real files", real.len());
     zoo_files.into_iter().chain(real).collect()

@@ -187,6 +187,15 @@ fn looks_like_pickle(bytes: &[u8]) -> bool {
     }
 }
 
+/// True for a (lower-cased) member name only TorchScript archives have: `constants.pkl` or
+/// anything under `code/`.
+pub fn is_torchscript_member(lower: &str) -> bool {
+    lower.ends_with("/constants.pkl")
+        || lower == "constants.pkl"
+        || lower.contains("/code/")
+        || lower.starts_with("code/")
+}
+
 fn detect_zip(bytes: &[u8]) -> Format {
     let Ok(entries) = zip::entries(bytes) else {
         return Format::Zip;
@@ -195,10 +204,7 @@ fn detect_zip(bytes: &[u8]) -> Format {
         .iter()
         .map(|e| e.name.to_ascii_lowercase())
         .collect();
-    if lower
-        .iter()
-        .any(|n| n.ends_with("/constants.pkl") || n == "constants.pkl" || n.contains("/code/"))
-    {
+    if lower.iter().any(|n| is_torchscript_member(n)) {
         return Format::Torchscript;
     }
     if lower.iter().any(|n| n.ends_with("data.pkl")) {

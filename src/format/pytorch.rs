@@ -17,6 +17,8 @@ use crate::format::{ByteOrder, Checkpoint, Format, Layout, Source, TensorEntry};
 use crate::limits::Limits;
 use crate::pickle::policy::{Finding, Policy, Verdict};
 use crate::pickle::torch::{self, PickledTensor, StorageRef, TorchDType, UnsupportedTensor};
+use crate::pickle::torchscript::{self, Code};
+use crate::pickle::value::{Arena, Val};
 use crate::pickle::{self, Analysis, StreamReport, container};
 
 /// How a pickle-based file is opened.
@@ -53,6 +55,20 @@ pub struct PickleReport {
     pub withheld: bool,
     /// Limits the reading ran into.
     pub notes: Vec<String>,
+    /// TorchScript archives: the program's files and flagged lines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub torchscript: Option<Code>,
+}
+
+impl PickleReport {
+    /// The verdict that decides whether tensors are listed and converted: the scan verdict
+    /// without the one finding that says a TorchScript archive is a program. ckptscope never
+    /// runs that program and a safetensors export holds none of it, while everything the
+    /// program does beyond tensors (files, network, native code) is a finding of its own.
+    pub fn read_verdict(&self) -> Verdict {
+        let program = self.torchscript.as_ref().and_then(|c| c.program.as_ref());
+        Verdict::of(self.findings.iter().filter(|f| Some(*f) != program))
+    }
 }
 
 /// Opens a mapped pickle-based file.
@@ -77,7 +93,9 @@ pub fn open(
         unsupported: Vec::new(),
         withheld: false,
         notes: Vec::new(),
+        torchscript: analysis.torchscript.clone(),
     };
+    let read_verdict = report.read_verdict();
     let mut tensors = Vec::new();
     let byte_order = match &analysis.zip {
         Some(z) if z.big_endian => ByteOrder::Big,
@@ -88,16 +106,21 @@ pub fn open(
     if let Some(program) = &analysis.object
         && let Some(root) = program.root
     {
-        let extracted = torch::extract_with(&program.arena, root, tar_tensors.as_ref());
+        let mut extracted = torch::extract_with(&program.arena, root, tar_tensors.as_ref());
+        if let Some(code) = &analysis.torchscript {
+            torchscript_state_dict(&program.arena, root, code, &mut extracted);
+        }
         report.objects = extracted.objects;
         report.notes = extracted.notes;
         report.unsupported = extracted.unsupported;
-        if let Some(note) =
-            unviewed_storages(&program.arena, &extracted.tensors, &report.unsupported)
+        // (A TorchScript module's state dict leaves out tensor attributes on purpose.)
+        if analysis.torchscript.is_none()
+            && let Some(note) =
+                unviewed_storages(&program.arena, &extracted.tensors, &report.unsupported)
         {
             report.notes.push(note);
         }
-        if options.trusts(analysis.verdict) {
+        if options.trusts(read_verdict) {
             let records = Records::new(bytes, &analysis);
             for t in extracted.tensors {
                 match entry(&t, &records, byte_order) {
@@ -182,6 +205,45 @@ fn unviewed_storages(
         unviewed.join(", "),
         if total > 5 { ", …" } else { "" }
     ))
+}
+
+/// Replaces the tensors found by dotted path with the module tree's `state_dict()`, as
+/// `torch.jit.load(f).state_dict()` names them (attributes that are neither parameters nor
+/// buffers are left out, as torch leaves them out).
+fn torchscript_state_dict(arena: &Arena, root: Val, code: &Code, extracted: &mut torch::Extracted) {
+    let Some(sd) = torchscript::state_dict(arena, root, code) else {
+        extracted.notes.push(
+            "the object pickle is not a TorchScript module (no `__torch__` module class at its root): tensors are listed by their pickle paths".into(),
+        );
+        return;
+    };
+    extracted.tensors.clear();
+    extracted.unsupported.clear();
+    extracted.notes.extend(sd.notes);
+    for (name, value) in sd.entries {
+        let one = torch::extract(arena, value);
+        match (
+            one.tensors.into_iter().next(),
+            one.unsupported.into_iter().next(),
+        ) {
+            (Some(mut t), _) => {
+                t.name = name;
+                extracted.tensors.push(t);
+            }
+            (None, Some(mut u)) => {
+                u.name = name;
+                extracted.unsupported.push(u);
+            }
+            (None, None) => extracted.unsupported.push(UnsupportedTensor {
+                reason: format!(
+                    "listed as a parameter or buffer, but it holds {}",
+                    arena.repr(value, 60)
+                ),
+                name,
+                root: None,
+            }),
+        }
+    }
 }
 
 /// Tensors of a tar file, by the key its object pickle uses for them.

@@ -299,7 +299,10 @@ impl App {
                         ));
                     }
                     if !report.skipped.is_empty() {
-                        parts.push(format!("{} unreadable tensors skipped", report.skipped.len()));
+                        parts.push(format!(
+                            "{} unreadable tensors skipped",
+                            report.skipped.len()
+                        ));
                     }
                     self.notice = Some(format!(
                         "Converted to {}: {} tensors, {}, verified{}.",

@@ -415,6 +415,9 @@ fn write_scan(out: &mut impl Write, report: &PickleReport) -> io::Result<()> {
         match report.verdict {
             crate::pickle::policy::Verdict::Safe =>
                 " (only allowlisted globals: loadable with torch.load(weights_only=True))",
+            crate::pickle::policy::Verdict::Suspicious
+                if report.read_verdict() == crate::pickle::policy::Verdict::Safe =>
+                " (a TorchScript program: torch.jit.load compiles and runs its code; its pickles hold only data)",
             crate::pickle::policy::Verdict::Suspicious =>
                 " (imports or calls things outside the allowlist)",
             crate::pickle::policy::Verdict::Dangerous =>
@@ -423,6 +426,15 @@ fn write_scan(out: &mut impl Write, report: &PickleReport) -> io::Result<()> {
     )?;
     for f in &report.findings {
         writeln!(out, "  {}", crate::output::scan::finding_line(f))?;
+    }
+    if let Some(code) = &report.torchscript {
+        writeln!(
+            out,
+            "code: {} TorchScript source files, {} lines, {} flagged (`--json`: scan.torchscript)",
+            code.files.len(),
+            code.lines,
+            code.flagged.len()
+        )?;
     }
     if report.withheld {
         writeln!(

@@ -123,16 +123,11 @@ pub fn torch_zip(bytes: &[u8]) -> Result<TorchZip, String> {
         .iter()
         .map(|e| e.name.to_ascii_lowercase())
         .collect();
+    // The same rule as format detection; what the archive's code does is judged by
+    // `pickle::torchscript` once its members are read.
     out.torchscript = lower
         .iter()
-        .any(|n| n.ends_with("constants.pkl") || n.contains("/code/") || n.starts_with("code/"));
-    if out.torchscript {
-        out.findings.push(Finding::new(
-            Risk::Suspicious,
-            None,
-            "TorchScript archive: torch.jit.load compiles and runs the code in its `code/` folder; ckptscope scans its pickles but cannot vouch for that code, and it cannot be loaded safely with torch.load(weights_only=True)",
-        ));
-    }
+        .any(|n| crate::format::detect::is_torchscript_member(n));
     if let Some(e) = entries
         .iter()
         .find(|e| e.name.eq_ignore_ascii_case(&format!("{prefix}byteorder")))

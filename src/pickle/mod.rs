@@ -15,6 +15,7 @@ pub mod policy;
 pub mod scan;
 pub mod tar;
 pub mod torch;
+pub mod torchscript;
 pub mod value;
 pub mod vm;
 
@@ -78,6 +79,8 @@ pub struct Analysis {
     pub tar: Option<tar::TarLayout>,
     /// For `.npy` files: the array header.
     pub npy: Option<container::NpyHeader>,
+    /// For TorchScript archives: the program in `code/`.
+    pub torchscript: Option<torchscript::Code>,
     /// Why the analysis stopped before the end of the file, if a limit stopped it (the verdict
     /// is then at least suspicious).
     pub stopped: Option<String>,
@@ -115,8 +118,17 @@ pub fn analyze(
         legacy_keys: None,
         tar: None,
         npy: None,
+        torchscript: None,
         stopped: None,
         cancelled: false,
+    };
+    // TorchScript's own unpickler knows `__torch__` classes and `torch.jit._pickle` helpers.
+    let torchscript_policy;
+    let policy = if format == Format::Torchscript {
+        torchscript_policy = policy.for_torchscript();
+        &torchscript_policy
+    } else {
+        policy
     };
     if let Some(p) = progress {
         p.add_total(bytes.len() as u64);
@@ -654,6 +666,7 @@ impl Runner<'_> {
             if Some(i) == data_pkl
                 || entry.name.ends_with('/')
                 || referenced.contains(&entry.local_header_offset)
+                || (archive.torchscript && torchscript::is_source(&entry.name))
             {
                 continue;
             }
@@ -701,7 +714,7 @@ impl Runner<'_> {
             }
             let lower = entry.name.to_ascii_lowercase();
             let expected = lower.ends_with("constants.pkl")
-                || (archive.torchscript && lower.ends_with(".pkl"));
+                || (archive.torchscript && torchscript::is_read_pickle(&lower));
             if !expected {
                 self.finding(Finding::new(
                     Risk::Info,
@@ -712,6 +725,9 @@ impl Runner<'_> {
                     ),
                 ));
             }
+        }
+        if archive.torchscript {
+            self.torchscript_code(bytes, &archive);
         }
         self.analysis.zip = Some(archive);
     }

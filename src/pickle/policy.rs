@@ -143,6 +143,8 @@ pub enum Class {
 pub struct Policy {
     /// Globals the user allows (`module.name`, or `module.*` for a whole module).
     pub user_allow: Vec<String>,
+    /// Judging the pickles of a TorchScript archive (see [`crate::pickle::torchscript`]).
+    pub torchscript: bool,
 }
 
 impl Policy {
@@ -150,6 +152,15 @@ impl Policy {
     pub fn with_allow(allow: impl IntoIterator<Item = String>) -> Policy {
         Policy {
             user_allow: allow.into_iter().collect(),
+            torchscript: false,
+        }
+    }
+
+    /// This policy for the pickles of a TorchScript archive.
+    pub fn for_torchscript(&self) -> Policy {
+        Policy {
+            torchscript: true,
+            ..self.clone()
         }
     }
 
@@ -157,7 +168,9 @@ impl Policy {
     pub fn classify(&self, module: &str, name: &str) -> Class {
         let (module, name) = normalize(module, name);
         let full = format!("{module}.{name}");
-        if is_allowlisted(&module, &name) {
+        if is_allowlisted(&module, &name)
+            || (self.torchscript && crate::pickle::torchscript::is_allowlisted(&module, &name))
+        {
             return Class::Allowed;
         }
         let dangerous = dangerous_reason(&module, &name);

@@ -502,7 +502,13 @@ impl Walker<'_> {
                 json
             }
             Some(("torch", "Size"))
-            | Some(("builtins", "list" | "tuple" | "set" | "frozenset")) => {
+            | Some(("builtins", "list" | "tuple" | "set" | "frozenset"))
+            // TorchScript's typed containers: each helper returns its first argument.
+            | Some((
+                "torch.jit._pickle",
+                "build_intlist" | "build_tensorlist" | "build_doublelist" | "build_boollist"
+                | "restore_type_tag",
+            )) => {
                 match self.arena.seq(obj.args).and_then(|a| a.first()).copied() {
                     Some(inner) => self.walk(inner, path, depth + 1),
                     None => Json::Array(Vec::new()),
