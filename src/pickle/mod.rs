@@ -478,6 +478,11 @@ impl Runner<'_> {
             if self.analysis.stopped.is_some() {
                 return;
             }
+            // A value with no PROTO header is only a guess (text such as "Pads tensor." in a
+            // TorchScript debug pickle reads as PERSID): what it does counts when it reads to
+            // its STOP or imports something, not when it is text that breaks at once.
+            let header = bytes.first() == Some(&0x80);
+            let mut found = Findings::new(self.limits.max_findings);
             let inner = {
                 let mut judge = Judge::new(
                     self.policy,
@@ -485,11 +490,15 @@ impl Runner<'_> {
                         base_offset: 0,
                         ..*ctx
                     },
-                    &mut self.findings,
+                    &mut found,
                     Some(bytes.len()),
                 );
                 vm::run(&bytes, 0, &mut self.budget, &mut judge)
             };
+            let found = found.finish();
+            if header || inner.error.is_none() || found.iter().any(|f| f.global.is_some()) {
+                self.findings.extend(found);
+            }
             self.after_run(&inner);
             // Names and text that only start like a pickle fail at once; they cost opcodes from
             // the budget but do not count as streams.

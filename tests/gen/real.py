@@ -14,8 +14,32 @@ import zoo
 REAL = Path(__file__).resolve().parent.parent / "fixtures" / "real"
 
 
+def torchscript_truth(path):
+    """`torch.jit.load(f).state_dict()` in the shared fixtures' schema."""
+    import hashlib
+    import torch
+
+    sd = torch.jit.load(path, map_location="cpu").state_dict()
+    out, seen = {}, {}
+    for name, t in sd.items():
+        key = (t.untyped_storage().data_ptr(), t.untyped_storage().nbytes())
+        out[name] = {
+            "dtype": zoo.ST_DTYPE[t.dtype],
+            "shape": list(t.shape),
+            "sha256": hashlib.sha256(zoo.tensor_bytes(t)).hexdigest(),
+            "shares_storage_with": seen.get(key) if key[1] else None,
+        }
+        seen.setdefault(key, name)
+    return out
+
+
 def main():
     for path in sorted(REAL.iterdir()):
+        if path.suffix == ".jit":
+            data = torchscript_truth(path)
+            Path(f"{path}.expected.json").write_text(json.dumps(data, indent=1) + "\n")
+            print(f"{path.name}: {len(data)} tensors (TorchScript state dict)")
+            continue
         if path.suffix not in (".pt", ".pth", ".bin", ".ckpt"):
             continue
         data = zoo.truth(path, {})
