@@ -101,7 +101,7 @@ fn an_object_array_is_safe_only_while_what_it_holds_is() {
 fn evil_npy() -> Vec<u8> {
     let header = "{'descr': '|O', 'fortran_order': False, 'shape': (1,), }";
     let mut h = header.to_string();
-    while (10 + h.len() + 1) % 64 != 0 {
+    while !(10 + h.len() + 1).is_multiple_of(64) {
         h.push(' ');
     }
     h.push('\n');
@@ -133,4 +133,34 @@ fn evil_npy() -> Vec<u8> {
         .stop();
     out.extend_from_slice(&p.0);
     out
+}
+
+#[test]
+fn scan_and_info_show_both_answers() {
+    let path = dir().join("rng_state.pth");
+    let p = path.to_str().unwrap();
+    let (code, out, _) = common::run(&["scan", "--json", p]);
+    assert_eq!(code, 0, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v[0]["verdict"], "safe");
+    assert_eq!(v[0]["weights_only"]["loads"], false);
+    assert_eq!(
+        v[0]["weights_only"]["needs"][0],
+        "numpy._core.multiarray._reconstruct"
+    );
+    let (_, out, _) = common::run(&["scan", p]);
+    assert!(
+        out.contains("SAFE") && out.contains("add_safe_globals"),
+        "{out}"
+    );
+    let (code, out, _) = common::run(&["info", "--json", p]);
+    assert_eq!(code, 0, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["scan"]["verdict"], "safe");
+    assert_eq!(v["scan"]["weights_only"]["loads"], false);
+    let (_, out, _) = common::run(&["info", dir().join("state_dict.pt").to_str().unwrap()]);
+    assert!(
+        out.contains("compat: loads with torch.load(weights_only=True)"),
+        "{out}"
+    );
 }

@@ -53,6 +53,9 @@ pub struct PickleReport {
     pub withheld: bool,
     /// Limits the reading ran into.
     pub notes: Vec<String>,
+    /// Whether `torch.load(weights_only=True)` loads the file: a question apart from the verdict.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weights_only: Option<crate::pickle::compat::WeightsOnly>,
 }
 
 /// Opens a mapped pickle-based file.
@@ -77,6 +80,7 @@ pub fn open(
         unsupported: Vec::new(),
         withheld: false,
         notes: Vec::new(),
+        weights_only: analysis.weights_only.clone(),
     };
     let mut tensors = Vec::new();
     let byte_order = match &analysis.zip {

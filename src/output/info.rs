@@ -406,7 +406,7 @@ fn write_scan(out: &mut impl Write, report: &PickleReport) -> io::Result<()> {
         report.verdict.name().to_uppercase(),
         match report.verdict {
             crate::pickle::policy::Verdict::Safe =>
-                " (only allowlisted globals: loadable with torch.load(weights_only=True))",
+                " (only allowlisted globals: loading it runs no code)",
             crate::pickle::policy::Verdict::Suspicious =>
                 " (imports or calls things outside the allowlist)",
             crate::pickle::policy::Verdict::Dangerous =>
@@ -415,6 +415,9 @@ fn write_scan(out: &mut impl Write, report: &PickleReport) -> io::Result<()> {
     )?;
     for f in &report.findings {
         writeln!(out, "  {}", crate::output::scan::finding_line(f))?;
+    }
+    if let Some(w) = &report.weights_only {
+        writeln!(out, "compat: {}", term(&w.line()))?;
     }
     if report.withheld {
         writeln!(

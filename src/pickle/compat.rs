@@ -435,8 +435,8 @@ impl Checker {
         Checker::default()
     }
 
-    /// Runs the weights-only model over the pickle at `bytes[start..]`; `persistent`: whether
-    /// a `('storage', ...)` persistent id is what the loader expects there.
+    /// Runs the weights-only model over the next pickle torch reads, at `bytes[start..]` (after
+    /// a refusal, the rest are not run: torch stops there too).
     pub fn stream(&mut self, bytes: &[u8], start: usize, limits: &PickleLimits) {
         if self.blocker.is_some() {
             return;
@@ -579,8 +579,7 @@ impl Model<'_> {
         Ok(std::mem::replace(&mut self.stack, below))
     }
 
-    fn tuple(items: &[V], len: usize) -> V {
-        let _ = len;
+    fn tuple(items: &[V]) -> V {
         V::Tuple(Rc::new(TupleHead {
             items: items.iter().take(2).cloned().collect(),
         }))
@@ -709,7 +708,7 @@ impl Model<'_> {
                 }
                 b't' => {
                     let items = self.pop_mark()?;
-                    let v = Self::tuple(&items, items.len());
+                    let v = Self::tuple(&items);
                     self.push(v)?;
                 }
                 0x85..=0x87 => {
@@ -718,12 +717,12 @@ impl Model<'_> {
                         return refuse("TUPLE on too short a stack (IndexError)");
                     }
                     let items = self.stack.split_off(self.stack.len() - n);
-                    let v = Self::tuple(&items, n);
+                    let v = Self::tuple(&items);
                     self.push(v)?;
                 }
                 b'N' => self.push(V::Other("builtins.NoneType"))?,
                 0x88 | 0x89 => self.push(V::Other("builtins.bool"))?,
-                b')' => self.push(Self::tuple(&[], 0))?,
+                b')' => self.push(Self::tuple(&[]))?,
                 b']' => self.push(V::List)?,
                 b'}' => self.push(V::Dict)?,
                 0x8f => self.push(V::Other("builtins.set"))?,
