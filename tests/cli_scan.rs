@@ -81,10 +81,15 @@ fn an_unreadable_file_exits_2() {
 #[test]
 fn allow_flag_extends_the_allowlist() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("np.pkl");
-    std::fs::write(&path, b"\x80\x02cnumpy\ndtype\nX\x02\x00\x00\x00f4\x85R.").unwrap();
+    let path = dir.path().join("ns.pkl");
+    std::fs::write(&path, b"\x80\x02cargparse\nNamespace\n)R.").unwrap();
     let (code, _, _) = run(&["scan", path.to_str().unwrap()]);
     assert_eq!(code, 1);
-    let (code, out, _) = run(&["scan", "--allow", "numpy.dtype", path.to_str().unwrap()]);
+    let (code, out, _) = run(&[
+        "scan",
+        "--allow",
+        "argparse.Namespace",
+        path.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{out}");
 }

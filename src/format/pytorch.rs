@@ -58,6 +58,9 @@ pub struct PickleReport {
     /// TorchScript archives: the program's files and flagged lines.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub torchscript: Option<Code>,
+    /// Whether `torch.load(weights_only=True)` loads the file: a question apart from the verdict.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weights_only: Option<crate::pickle::compat::WeightsOnly>,
 }
 
 impl PickleReport {
@@ -94,6 +97,7 @@ pub fn open(
         withheld: false,
         notes: Vec::new(),
         torchscript: analysis.torchscript.clone(),
+        weights_only: analysis.weights_only.clone(),
     };
     let read_verdict = report.read_verdict();
     let mut tensors = Vec::new();

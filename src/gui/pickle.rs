@@ -13,7 +13,7 @@ use crate::pickle::policy::{Risk, Verdict};
 fn verdict_text(v: Verdict) -> &'static str {
     match v {
         Verdict::Safe => {
-            "SAFE pickle: it imports only allowlisted torch and collection types (torch.load(weights_only=True) accepts it). \
+            "SAFE pickle: it imports only allowlisted data types (torch, collections, NumPy arrays...): loading it runs no code. \
              Still a pickle: converting it to safetensors removes the question for good."
         }
         Verdict::Suspicious => {
@@ -40,6 +40,13 @@ pub fn banner_ui(ui: &mut Ui, report: &PickleReport, commands: &mut Vec<Command>
             ui.horizontal_wrapped(|ui| {
                 ui.label(RichText::new(verdict_text(report.verdict)).color(color).strong());
             });
+            if let Some(w) = &report.weights_only {
+                // The second question, apart from the verdict: will torch's default loader take it?
+                ui.horizontal_wrapped(|ui| {
+                    ui.label(RichText::new("torch.load:").strong());
+                    ui.label(w.line());
+                });
+            }
             let serious: Vec<_> = report.findings.iter().filter(|f| f.risk > Risk::Info).collect();
             for f in serious.iter().take(3) {
                 ui.horizontal_wrapped(|ui| {

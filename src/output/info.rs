@@ -414,7 +414,7 @@ fn write_scan(out: &mut impl Write, report: &PickleReport) -> io::Result<()> {
         report.verdict.name().to_uppercase(),
         match report.verdict {
             crate::pickle::policy::Verdict::Safe =>
-                " (only allowlisted globals: loadable with torch.load(weights_only=True))",
+                " (only allowlisted globals: loading it runs no code)",
             crate::pickle::policy::Verdict::Suspicious
                 if report.read_verdict() == crate::pickle::policy::Verdict::Safe =>
                 " (a TorchScript program: torch.jit.load compiles and runs its code; its pickles hold only data)",
@@ -435,6 +435,9 @@ fn write_scan(out: &mut impl Write, report: &PickleReport) -> io::Result<()> {
             code.lines,
             code.flagged.len()
         )?;
+    }
+    if let Some(w) = &report.weights_only {
+        writeln!(out, "compat: {}", term(&w.line()))?;
     }
     if report.withheld {
         writeln!(

@@ -33,6 +33,9 @@ pub fn write_human(out: &mut impl Write, run: &ScanRun) -> io::Result<()> {
                 {
                     writeln!(out, "  {}", finding_line(f))?;
                 }
+                if let Some(w) = &r.weights_only {
+                    writeln!(out, "  {:<10} {}", "compat", term(&w.line()))?;
+                }
             }
             Err(e) => {
                 errors += 1;

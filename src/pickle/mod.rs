@@ -9,6 +9,7 @@
 //! [`analyze`] ties them together for one file: every pickle stream in it is run and judged;
 //! the stream a loader would return is kept for tensor extraction.
 
+pub mod compat;
 pub mod container;
 pub mod opcode;
 pub mod policy;
@@ -86,6 +87,9 @@ pub struct Analysis {
     pub stopped: Option<String>,
     /// True when the user cancelled it.
     pub cancelled: bool,
+    /// Whether `torch.load(weights_only=True)` loads the file, a question apart from the
+    /// verdict ([`compat`]).
+    pub weights_only: Option<compat::WeightsOnly>,
 }
 
 /// Where a legacy file's raw storages begin.
@@ -121,6 +125,7 @@ pub fn analyze(
         torchscript: None,
         stopped: None,
         cancelled: false,
+        weights_only: None,
     };
     // TorchScript's own unpickler knows `__torch__` classes and `torch.jit._pickle` helpers.
     let torchscript_policy;
@@ -140,6 +145,8 @@ pub fn analyze(
         findings: Findings::new(limits.max_findings),
         streams: 0,
         inflated: 0,
+        format,
+        compat: compat::Checker::new(),
         analysis: &mut a,
     };
     match format {
@@ -152,6 +159,8 @@ pub fn analyze(
         _ => runner.raw(bytes),
     }
     let findings = std::mem::replace(&mut runner.findings, Findings::new(1));
+    let checker = std::mem::take(&mut runner.compat);
+    a.weights_only = Some(checker.finish(format));
     a.findings = findings.finish();
     a.verdict = Verdict::of(&a.findings);
     a
@@ -167,6 +176,9 @@ struct Runner<'r> {
     streams: usize,
     /// Bytes inflated from compressed members so far.
     inflated: u64,
+    format: Format,
+    /// The weights-only model, fed the streams `torch.load` reads.
+    compat: compat::Checker,
     analysis: &'r mut Analysis,
 }
 
@@ -226,6 +238,18 @@ impl Runner<'_> {
             persistent: stream.persistent,
         };
         let framing = framing_of(stream);
+        let torch_reads = match self.format {
+            Format::PytorchZip => framing == Framing::FileNoPeek,
+            Format::PytorchLegacy => {
+                stream.member.is_none()
+                    && matches!(stream.role, Role::Header | Role::Object | Role::Records)
+            }
+            _ => false,
+        };
+        if torch_reads {
+            self.compat
+                .stream(&stream.bytes, stream.start, &self.limits.pickle);
+        }
         let program = {
             let mut judge = Judge::new(self.policy, ctx, &mut self.findings, None);
             vm::run_framed(

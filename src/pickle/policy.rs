@@ -850,8 +850,52 @@ fn is_ident(s: &str) -> bool {
     !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// Globals that build plain data and run nothing, beyond torch's weights-only allowlist: NumPy
+/// arrays, dtypes, scalars and random states (Hugging Face's `rng_state.pth`), `decimal`,
+/// `fractions`, `datetime` values. They are `safe` for the verdict (what they hold is judged as
+/// the rest of the pickle is), while `torch.load(weights_only=True)` still refuses them until
+/// they are allowed ([`crate::pickle::compat`] says which).
+const DATA_ONLY: &[(&str, &str)] = &[
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy.random._pickle", "__randomstate_ctor"),
+    ("numpy.random._pickle", "__bit_generator_ctor"),
+    ("numpy.random._pickle", "__generator_ctor"),
+    ("numpy.random.mtrand", "RandomState"),
+    ("numpy.random._generator", "Generator"),
+    ("numpy.random._mt19937", "MT19937"),
+    ("numpy.random._pcg64", "PCG64"),
+    ("numpy.random._pcg64", "PCG64DXSM"),
+    ("numpy.random._philox", "Philox"),
+    ("numpy.random._sfc64", "SFC64"),
+    ("numpy.random.bit_generator", "SeedSequence"),
+    ("numpy.random.bit_generator", "__pyx_unpickle_SeedSequence"),
+    ("decimal", "Decimal"),
+    ("fractions", "Fraction"),
+    ("datetime", "date"),
+    ("datetime", "time"),
+    ("datetime", "datetime"),
+    ("datetime", "timedelta"),
+    ("datetime", "timezone"),
+];
+
+/// Whether `module.name` is one of the [`DATA_ONLY`] globals (or a NumPy dtype class).
+pub fn is_data_only(module: &str, name: &str) -> bool {
+    DATA_ONLY.contains(&(module, name))
+        || (module == "numpy.dtypes" && is_ident(name) && name.ends_with("DType"))
+}
+
 /// The built-in allowlist.
 pub fn is_allowlisted(module: &str, name: &str) -> bool {
+    if is_data_only(module, name) {
+        return true;
+    }
     match module {
         "collections" => matches!(name, "OrderedDict" | "Counter" | "defaultdict"),
         "torch.nn.parameter" => name == "Parameter",
@@ -1414,7 +1458,7 @@ mod tests {
     #[test]
     fn unlisted_globals_are_unknown_not_safe() {
         for (m, n) in [
-            ("numpy.core.multiarray", "_reconstruct"),
+            ("numpy", "vectorize"),
             ("__main__", "Config"),
             ("mylib.layers", "Block"),
             ("collections", "ChainMap"),
@@ -1427,18 +1471,15 @@ mod tests {
     #[test]
     fn user_allowlist_extends_but_cannot_unblock_os() {
         let p = Policy::with_allow([
-            "numpy.core.multiarray._reconstruct".to_string(),
+            "argparse.Namespace".to_string(),
             "os.*".into(),
             "mylib.*".into(),
         ]);
-        assert_eq!(
-            p.classify("numpy.core.multiarray", "_reconstruct"),
-            Class::UserAllowed
-        );
+        assert_eq!(p.classify("argparse", "Namespace"), Class::UserAllowed);
         assert_eq!(p.classify("mylib.layers", "Block"), Class::UserAllowed);
         assert!(matches!(p.classify("os", "system"), Class::Dangerous(_)));
         assert!(matches!(
-            p.classify("numpy.core.multiarray", "scalar"),
+            p.classify("argparse", "Action"),
             Class::Unknown(_)
         ));
     }

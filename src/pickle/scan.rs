@@ -28,6 +28,10 @@ pub struct ScanResult {
     /// The pickle streams that were run.
     #[serde(skip)]
     pub streams: Vec<StreamReport>,
+    /// Whether `torch.load(weights_only=True)` loads it (pickle-based files only): a question
+    /// apart from the verdict.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weights_only: Option<crate::pickle::compat::WeightsOnly>,
 }
 
 fn format_name<S: serde::Serializer>(f: &Format, s: S) -> Result<S::Ok, S::Error> {
@@ -105,12 +109,13 @@ fn scan_one(path: &Path, policy: &Policy, limits: &Limits) -> Result<ScanResult,
             false,
         ));
     }
-    let result = |verdict, findings, streams| ScanResult {
+    let result = |verdict, findings, streams, weights_only| ScanResult {
         path: path.to_path_buf(),
         format,
         verdict,
         findings,
         streams,
+        weights_only,
     };
     if !format.is_pickle_based() && !matches!(format, Format::Zip) {
         let note = match format {
@@ -123,6 +128,7 @@ fn scan_one(path: &Path, policy: &Policy, limits: &Limits) -> Result<ScanResult,
             Verdict::Safe,
             vec![Finding::new(Risk::Info, None, note)],
             Vec::new(),
+            None,
         ));
     }
     let analysis = analyze(bytes, format, policy, limits, None);
@@ -130,6 +136,7 @@ fn scan_one(path: &Path, policy: &Policy, limits: &Limits) -> Result<ScanResult,
         analysis.verdict,
         analysis.findings,
         analysis.streams,
+        analysis.weights_only,
     ))
 }
 
