@@ -28,6 +28,7 @@ struct Tensor {
 #[derive(Debug, serde::Deserialize)]
 struct Truth {
     weights_only: bool,
+    weights_only_error: Option<String>,
     tensors: BTreeMap<String, Tensor>,
     unsupported: BTreeMap<String, String>,
     values: Value,
@@ -350,4 +351,91 @@ fn a_bare_tensor_and_a_list_of_tensors_keep_their_names() {
     assert_eq!(output_names(&list), names(&["0", "1", "2"]));
     let (_dir, pairs) = convert(&zoo().join("pairs_lists_legacy.pt"), false);
     assert_eq!(output_names(&pairs), names(&MLP));
+}
+
+/// The weights-only answer agrees with what `torch.load(weights_only=True)` really did to each
+/// file: it loads, or it fails on the global or the opcode torch named.
+#[test]
+fn the_weights_only_answer_matches_torch() {
+    for path in files() {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let truth = truth(&path);
+        let ckpt = ckptscope::open(&path).unwrap();
+        let answer = ckpt
+            .pickle
+            .as_ref()
+            .and_then(|r| r.weights_only.clone())
+            .unwrap_or_else(|| panic!("{name}: no weights-only answer"));
+        assert_eq!(answer.loads, truth.weights_only, "{name}: {answer:?}");
+        let Some(error) = &truth.weights_only_error else {
+            continue;
+        };
+        if let Some(rest) = error.strip_prefix("Unsupported global: GLOBAL ") {
+            let global = rest.split_whitespace().next().unwrap();
+            let global = if global.contains('.') {
+                global.to_string()
+            } else {
+                format!("builtins.{global}")
+            };
+            assert_eq!(
+                answer.needs.first(),
+                Some(&global),
+                "{name}: torch said {error}"
+            );
+        } else if error.starts_with("Unsupported operand") {
+            let blocker = answer.blocker.as_deref().unwrap_or_default();
+            assert!(
+                blocker.contains(error.as_str()),
+                "{name}: torch said {error}, we {blocker}"
+            );
+        } else {
+            panic!("{name}: a refusal the test does not know: {error}");
+        }
+    }
+}
+
+/// `scan` of a folder of benign files from everywhere (the zoo, real checkpoints from public
+/// packages, a TorchScript model, Hugging Face's `rng_state.pth`, NumPy payloads, Lightning and
+/// optimizer checkpoints, the shared fixtures) calls none of them dangerous, and every one of
+/// them safe but the TorchScript programs, which are suspicious for their code alone.
+#[test]
+fn a_folder_of_benign_real_world_files_has_nothing_dangerous() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut copied = 0;
+    for sub in ["zoo", "zoo_odd", "real", "compat", "torchscript", ""] {
+        for entry in std::fs::read_dir(fixtures.join(sub)).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let hostile =
+                name.starts_with("malicious") || name == "writes_file.pt" || name == "custom_op.pt";
+            if !path.is_file() || name.ends_with(".json") || name.ends_with(".md") || hostile {
+                continue;
+            }
+            std::fs::copy(
+                &path,
+                dir.path().join(format!("{}{name}", sub.replace('/', "_"))),
+            )
+            .unwrap();
+            copied += 1;
+        }
+    }
+    assert!(copied >= 60, "{copied} files");
+    let (code, out, err) = common::run(&["scan", "--json", dir.path().to_str().unwrap()]);
+    let entries: Vec<Value> =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    assert_eq!(entries.len(), copied, "{out}");
+    for e in &entries {
+        let path = e["path"].as_str().unwrap();
+        let verdict = e["verdict"].as_str().unwrap();
+        let torchscript = e["format"] == "torchscript";
+        let odd = path.contains("zoo_oddordered_from_zip");
+        let want = if torchscript || odd {
+            "suspicious"
+        } else {
+            "safe"
+        };
+        assert_eq!(verdict, want, "{path}: {e:#}");
+    }
+    assert_eq!(code, 1, "some are suspicious: exit 1");
 }
