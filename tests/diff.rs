@@ -267,3 +267,21 @@ fn renames_are_suggested() {
     );
     assert_eq!(d.renames, [("old.w".to_string(), "new.w".to_string())]);
 }
+
+#[test]
+fn two_versions_of_a_real_ordered_pairs_checkpoint_differ() {
+    // LPIPS v0.0 and v0.1 weights (2018, legacy `OrderedDict([[name, tensor], ...])`): once read
+    // as one and the same empty model; every tensor changed between the versions.
+    let (a, b) = (
+        open("real/lpips_v0.0_alex.pth"),
+        open("real/lpips_v0.1_alex.pth"),
+    );
+    assert_eq!(a.tensors.len(), 5);
+    let d = diff::diff(&a, &b, &Progress::default());
+    assert_eq!(d.tensors.len(), 5);
+    assert!(
+        d.tensors.iter().all(|t| t.status == Status::ValuesChanged),
+        "{:?}",
+        d.tensors.iter().map(|t| (&t.name, t.status)).collect::<Vec<_>>()
+    );
+}
