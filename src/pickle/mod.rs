@@ -389,8 +389,9 @@ impl Runner<'_> {
     /// Candidates are the offsets where a stream can plausibly start ([`Candidates`]);
     /// each try is charged [`RESYNC_COST`] opcodes on top of those it runs, from the file's
     /// budget, so a tail of any size costs at most `max_ops / RESYNC_COST` tries and one pass
-    /// over its bytes. A try counts as a stream when it reaches STOP or imports something
-    /// `dangerous`; the others are junk and leave no trace.
+    /// over its bytes, and each try copies at most [`TRY_BYTES`] of strings. A try counts as a
+    /// stream when it imports something not allowlisted and either reaches STOP or the import
+    /// is `dangerous`; the others are junk and leave no trace.
     fn hidden_streams(&mut self, bytes: &[u8], from: usize, member: Option<&str>) {
         let mut at = from;
         let mut candidates = Candidates::new(bytes);
@@ -416,15 +417,43 @@ impl Runner<'_> {
                 persistent: PersistentKind::None,
             };
             let mut seen = Findings::new(self.limits.max_findings);
+            // A try may copy at most TRY_BYTES of strings (random lengths in junk would otherwise
+            // copy and charge up to the whole tail each time); junk gives its bytes back.
+            let bytes_before = self.budget.bytes;
+            let file_max = self.budget.limits.max_bytes;
+            self.budget.limits.max_bytes = file_max.min(bytes_before.saturating_add(TRY_BYTES));
             let program = {
                 let mut judge = Judge::new(self.policy, ctx, &mut seen, None);
                 vm::run(bytes, found, &mut self.budget, &mut judge)
             };
-            self.after_run(&program);
+            self.budget.limits.max_bytes = file_max;
             let findings = seen.finish();
-            let complete = program.error.is_none() && program.ops > 1;
             let dangerous = findings.iter().any(|f| f.risk == Risk::Dangerous);
-            if !complete && !dangerous {
+            let over_try = matches!(
+                program.error,
+                Some(PickleError::Limit { name: "bytes", .. })
+            ) && self.budget.bytes <= file_max;
+            if over_try && !dangerous {
+                self.budget.bytes = bytes_before;
+                self.findings.push(Finding::new(
+                    Risk::Suspicious,
+                    None,
+                    format!(
+                        "a pickle-like run in the junk after the last STOP holds a string of more than {TRY_BYTES} bytes and was not followed; what it hides is unknown"
+                    ),
+                ));
+                at = found + 1;
+                continue;
+            }
+            self.after_run(&program);
+            // Random bytes often make a short valid pickle, and one that calls what it built; only
+            // a stream that imports something it cannot vouch for is worth reporting.
+            let imports = findings.iter().any(|f| {
+                f.risk > Risk::Info && matches!(f.opcode, Some("GLOBAL" | "STACK_GLOBAL" | "INST"))
+            });
+            let complete = program.error.is_none();
+            if !imports || !(complete || dangerous) {
+                self.budget.bytes = bytes_before;
                 at = found + 1;
                 continue;
             }
@@ -926,6 +955,9 @@ fn framing_of(stream: &Stream<'_>) -> Framing {
 
 /// Opcodes charged for each try at starting a stream in the junk after the last STOP.
 pub const RESYNC_COST: u64 = 64;
+
+/// Most bytes of strings one such try may copy.
+pub const TRY_BYTES: u64 = 16 << 20;
 
 /// Longest module or name line a protocol 0 GLOBAL candidate may have.
 const MAX_NAME_LINE: usize = 256;
