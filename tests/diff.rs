@@ -282,6 +282,9 @@ fn two_versions_of_a_real_ordered_pairs_checkpoint_differ() {
     assert!(
         d.tensors.iter().all(|t| t.status == Status::ValuesChanged),
         "{:?}",
-        d.tensors.iter().map(|t| (&t.name, t.status)).collect::<Vec<_>>()
+        d.tensors
+            .iter()
+            .map(|t| (&t.name, t.status))
+            .collect::<Vec<_>>()
     );
 }

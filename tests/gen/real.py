@@ -34,13 +34,15 @@ def torchscript_truth(path):
 
 
 def main():
-    for path in sorted(REAL.iterdir()):
+    for path in sorted(REAL.rglob("*")):
+        if path.name == "training_args.bin":
+            continue  # a pickled transformers class: suspicious, not a weights file
         if path.suffix == ".jit":
             data = torchscript_truth(path)
             Path(f"{path}.expected.json").write_text(json.dumps(data, indent=1) + "\n")
             print(f"{path.name}: {len(data)} tensors (TorchScript state dict)")
             continue
-        if path.suffix not in (".pt", ".pth", ".bin", ".ckpt"):
+        if path.suffix not in (".pt", ".pth", ".bin", ".ckpt") or not path.is_file():
             continue
         data = zoo.truth(path, {})
         Path(f"{path}.expected.json").write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")

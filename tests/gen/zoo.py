@@ -100,6 +100,8 @@ def canon(value, path, seen, tensors, devices):
         return f"<slice({value.start!r}, {value.stop!r}, {value.step!r})>"
     if isinstance(value, range):
         return f"<{value!r}>"
+    if type(value).__module__.split(".")[0] == "numpy":
+        return "<numpy>"  # arrays, scalars and dtypes: compared by kind only
     # Containers: described once.
     if id(value) in seen:
         return f"<same object as `{seen[id(value)]}`>"
