@@ -389,3 +389,36 @@ fn huge_or_numerous_source_files_stop_at_the_code_limits() {
     );
     assert!(Path::new(&fixture("torchscript")).is_dir());
 }
+
+#[test]
+fn a_call_repeated_on_many_lines_is_one_finding_naming_its_first_line() {
+    let mut source = MODULE.to_vec();
+    for _ in 0..20_000 {
+        source.extend_from_slice(b"    torch.save(x, \"/tmp/a\")\n");
+    }
+    // One dotted name of 10 MB: judged by its start, in bounded memory.
+    source.extend_from_slice(&b"a.".repeat(5 << 20));
+    source.extend_from_slice(b"b()\n");
+    let r = scan_bytes(&archive(&[("__torch__.py", &source)]), &Limits::DEFAULT);
+    let dangerous: Vec<&Finding> = r
+        .findings
+        .iter()
+        .filter(|f| f.risk == Risk::Dangerous)
+        .collect();
+    assert_eq!(dangerous.len(), 1, "{dangerous:#?}");
+    assert!(
+        dangerous[0]
+            .reason
+            .starts_with("TorchScript code, line 7: ")
+            && dangerous[0]
+                .reason
+                .ends_with("(and on 9999 more lines of this file)"),
+        "{}",
+        dangerous[0].reason
+    );
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| f.reason.starts_with("more than 10000 flagged lines"))
+    );
+}

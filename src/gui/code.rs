@@ -6,6 +6,7 @@
 //! (`ScrollArea::show_rows`), a file's line starts are found once when it is selected, and a
 //! very long line is shown cut.
 
+use std::collections::HashMap;
 use std::ops::Range;
 
 use egui::{RichText, Ui};
@@ -22,12 +23,26 @@ const MAX_LINE_CHARS: usize = 2000;
 pub struct CodeView {
     /// Index into `Code::files` (`None`: not chosen yet).
     file: Option<usize>,
-    /// Byte ranges of the lines of the file they were computed for.
-    lines: Option<(usize, Vec<Range<usize>>)>,
+    /// What is computed once per file shown.
+    shown: Option<Shown>,
+    /// Per file: flagged lines and the worst risk among them (computed once).
+    summary: Option<Vec<(usize, Option<Risk>)>>,
     /// A row to bring into view on the next frame.
     scroll_to: Option<usize>,
     /// The flagged row "Next flagged line" went to last.
     last_jump: Option<usize>,
+}
+
+/// The file on screen, prepared.
+struct Shown {
+    /// Index into `Code::files`.
+    file: usize,
+    /// Byte range of each line.
+    lines: Vec<Range<usize>>,
+    /// Indexes into `Code::flagged`, by line number.
+    flags: HashMap<u64, Vec<usize>>,
+    /// Rows (from 0) of the flagged lines, sorted.
+    flagged_rows: Vec<usize>,
 }
 
 impl CodeView {
@@ -93,42 +108,88 @@ pub fn code_ui(ui: &mut Ui, code: &Code, view: &mut CodeView) {
         .default_size(220.0)
         .size_range(120.0..=800.0)
         .show(ui, |ui| {
+            let summary = view.summary.get_or_insert_with(|| {
+                let mut out = vec![(0usize, None::<Risk>); code.files.len()];
+                let index: HashMap<&str, usize> = code
+                    .files
+                    .iter()
+                    .enumerate()
+                    .map(|(i, f)| (f.path.as_str(), i))
+                    .collect();
+                for f in &code.flagged {
+                    if let Some(slot) = index.get(f.file.as_str()).and_then(|&i| out.get_mut(i)) {
+                        slot.0 += 1;
+                        slot.1 = slot.1.max(Some(f.risk));
+                    }
+                }
+                out
+            });
+            let row_height = ui
+                .spacing()
+                .interact_size
+                .y
+                .max(ui.text_style_height(&egui::TextStyle::Monospace));
+            let mut clicked = None;
             egui::ScrollArea::vertical()
                 .id_salt("code_file_list")
                 .auto_shrink([false, false])
-                .show(ui, |ui| {
-                    for (i, f) in code.files.iter().enumerate() {
-                        let worst = code.flags_of(&f.path).map(|g| g.risk).max();
-                        let n = code.flags_of(&f.path).count();
+                .show_rows(ui, row_height, code.files.len(), |ui, rows| {
+                    for i in rows {
+                        let (Some(f), Some(&(n, worst))) = (code.files.get(i), summary.get(i))
+                        else {
+                            continue;
+                        };
                         let mut text = RichText::new(short(&f.path)).monospace();
                         if let Some(r) = worst.filter(|r| *r > Risk::Info) {
                             text = text.color(risk_color(r, ui));
                         }
-                        let label = ui.selectable_label(i == file, text);
+                        let label = ui.add(
+                            egui::Button::selectable(i == file, text)
+                                .wrap_mode(egui::TextWrapMode::Truncate),
+                        );
                         let label = if n > 0 {
-                            label.on_hover_text(format!("{n} flagged lines"))
+                            label.on_hover_text(format!("{}: {n} flagged lines", f.path))
                         } else {
-                            label.on_hover_text(format!("{} lines", f.lines))
+                            label.on_hover_text(format!("{}: {} lines", f.path, f.lines))
                         };
                         if label.clicked() && i != file {
-                            view.file = Some(i);
-                            view.scroll_to = Some(0);
-                            view.last_jump = None;
+                            clicked = Some(i);
                         }
                     }
                 });
+            if let Some(i) = clicked {
+                view.file = Some(i);
+                view.scroll_to = Some(0);
+                view.last_jump = None;
+            }
         });
 
     let Some(source) = code.files.get(file) else {
         return;
     };
-    if view.lines.as_ref().is_none_or(|(f, _)| *f != file) {
-        view.lines = Some((file, line_ranges(&source.text)));
+    if view.shown.as_ref().is_none_or(|s| s.file != file) {
+        let mut flags: HashMap<u64, Vec<usize>> = HashMap::new();
+        for (i, f) in code.flagged.iter().enumerate() {
+            if f.file == source.path {
+                flags.entry(f.line).or_default().push(i);
+            }
+        }
+        let mut flagged_rows: Vec<usize> = flags
+            .keys()
+            .map(|l| usize::try_from(l.saturating_sub(1)).unwrap_or(usize::MAX))
+            .collect();
+        flagged_rows.sort_unstable();
+        view.shown = Some(Shown {
+            file,
+            lines: line_ranges(&source.text),
+            flags,
+            flagged_rows,
+        });
     }
-    let Some((_, lines)) = &view.lines else {
+    let Some(shown) = view.shown.as_ref() else {
         return;
     };
-    let flags: Vec<&Flag> = code.flags_of(&source.path).collect();
+    let lines = &shown.lines;
 
     ui.horizontal_wrapped(|ui| {
         ui.label(RichText::new(&source.path).monospace().strong());
@@ -136,12 +197,8 @@ pub fn code_ui(ui: &mut Ui, code: &Code, view: &mut CodeView) {
             "{} lines, {} bytes, read-only",
             source.lines, source.bytes
         ));
-        if !flags.is_empty() && ui.button("Next flagged line").clicked() {
-            let mut rows: Vec<usize> = flags
-                .iter()
-                .map(|f| usize::try_from(f.line.saturating_sub(1)).unwrap_or(usize::MAX))
-                .collect();
-            rows.sort_unstable();
+        if !shown.flagged_rows.is_empty() && ui.button("Next flagged line").clicked() {
+            let rows = &shown.flagged_rows;
             let next = rows
                 .iter()
                 .copied()
@@ -171,14 +228,20 @@ pub fn code_ui(ui: &mut Ui, code: &Code, view: &mut CodeView) {
             };
             let text = source.text.get(range.clone()).unwrap_or("");
             let number = row as u64 + 1;
-            let here: Vec<&&Flag> = flags.iter().filter(|f| f.line == number).collect();
+            let here: Vec<&Flag> = shown
+                .flags
+                .get(&number)
+                .into_iter()
+                .flatten()
+                .filter_map(|&i| code.flagged.get(i))
+                .collect();
             line_ui(ui, number, digits, text, &here);
         }
     });
 }
 
 /// One row: the gutter marker, the line number and the text.
-fn line_ui(ui: &mut Ui, number: u64, digits: usize, text: &str, flags: &[&&Flag]) {
+fn line_ui(ui: &mut Ui, number: u64, digits: usize, text: &str, flags: &[&Flag]) {
     let worst = flags.iter().map(|f| f.risk).max();
     let background = ui.painter().add(egui::Shape::Noop);
     let row = ui.horizontal(|ui| {
@@ -191,11 +254,15 @@ fn line_ui(ui: &mut Ui, number: u64, digits: usize, text: &str, flags: &[&&Flag]
                 .monospace()
                 .weak(),
         );
-        let shown: std::borrow::Cow<'_, str> = if text.chars().count() > MAX_LINE_CHARS {
-            let cut: String = text.chars().take(MAX_LINE_CHARS).collect();
-            format!("{cut} … ({} characters)", text.chars().count()).into()
-        } else {
-            text.into()
+        // Only the start of a very long line is laid out (and looked at).
+        let shown: std::borrow::Cow<'_, str> = match text.char_indices().nth(MAX_LINE_CHARS) {
+            Some((cut, _)) => format!(
+                "{} … ({} bytes in this line)",
+                text.get(..cut).unwrap_or(""),
+                text.len()
+            )
+            .into(),
+            None => text.into(),
         };
         let label = ui.add(
             egui::Label::new(RichText::new(shown.as_ref()).monospace())
