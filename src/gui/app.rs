@@ -398,7 +398,9 @@ impl App {
                                 .ckpt
                                 .pickle
                                 .as_ref()
-                                .map_or(Verdict::Safe, |p| p.verdict);
+                                .map_or(Verdict::Safe, |p| p.read_verdict());
+                            // As on the command line: a TorchScript program's weights convert
+                            // without a confirmation unless its code reaches the system.
                             if verdict == Verdict::Safe {
                                 self.commands.push(Command::Convert(out, Verdict::Safe));
                             } else {
