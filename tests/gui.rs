@@ -153,6 +153,39 @@ fn a_safe_pickle_lists_its_tensors_and_values() {
 }
 
 #[test]
+fn a_torchscript_program_opens_on_its_flagged_code_line() {
+    let mut h = harness(vec![fixture("torchscript/writes_file.pt")]);
+    h.run();
+    assert!(labels_containing(&h, "DANGEROUS TorchScript program") > 0);
+    // The Code tab comes first: the flagged line, with the reason in the banner and on hover.
+    assert!(labels_containing(&h, "1 line reaches files") == 1);
+    assert!(
+        labels_containing(&h, "torch.save(x, _0)") >= 2,
+        "line and banner"
+    );
+    assert!(labels_containing(&h, "writes a file (aten::save)") >= 1);
+    snapshot(&mut h, "code_view");
+    // Another source file of the program, read-only.
+    h.get_by_label_contains("torch_mangle_9.py").click();
+    h.run();
+    assert!(labels_containing(&h, "return torch.linear(input, weight, bias)") == 1);
+}
+
+#[test]
+fn a_benign_torchscript_lists_its_state_dict_and_shows_its_code() {
+    let mut h = harness(vec![fixture("torchscript/scripted.pt")]);
+    h.run();
+    assert!(labels_containing(&h, "TorchScript program (suspicious)") > 0);
+    for name in ["bn.num_batches_tracked", "out.weight", "blocks.2.bias"] {
+        assert!(h.query_all_by_label(name).count() >= 1, "{name}");
+    }
+    h.get_by_label("Code").click();
+    h.run();
+    assert!(labels_containing(&h, "No line reaches files") == 1);
+    assert!(labels_containing(&h, "class Scripted(Module):") == 1);
+}
+
+#[test]
 fn compare_view_shows_both_histograms_of_the_changed_head() {
     let mut h = harness(vec![
         fixture("st_lineage_v1.safetensors"),

@@ -4,13 +4,10 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
-use ckptscope::format::gather;
 use ckptscope::format::{OpenOptions, PickleOptions};
 use ckptscope::pickle::policy::Verdict;
 use ckptscope::{Checkpoint, Format};
-use common::{expected, fixture, sha256_hex};
+use common::{assert_tensors_match_truth, fixture};
 
 fn open(name: &str) -> Checkpoint {
     ckptscope::open(&fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
@@ -30,40 +27,7 @@ fn check_against_truth(name: &str) {
         "{name}: {:?}",
         report.unsupported
     );
-    let truth = expected(name);
-    let ours: BTreeMap<&str, &ckptscope::TensorEntry> =
-        ckpt.tensors.iter().map(|t| (t.name.as_str(), t)).collect();
-    assert_eq!(
-        ours.keys().copied().collect::<Vec<_>>(),
-        truth.keys().map(String::as_str).collect::<Vec<_>>(),
-        "{name}: tensor names"
-    );
-    for (tname, want) in &truth {
-        let t = ours[tname.as_str()];
-        assert_eq!(t.dtype.name(), want.dtype, "{name}/{tname} dtype");
-        assert_eq!(t.shape, want.shape, "{name}/{tname} shape");
-        let region = ckpt.tensor_bytes(t).unwrap();
-        let packed = gather::to_vec(t, region).unwrap();
-        assert_eq!(sha256_hex(&packed), want.sha256, "{name}/{tname} bytes");
-        if let Some(other) = &want.shares_storage_with {
-            assert_eq!(
-                t.storage,
-                ours[other.as_str()].storage,
-                "{name}/{tname} should share storage with {other}"
-            );
-        }
-    }
-    // Tensors that torch says own their storage do not share one with each other.
-    let owners: Vec<&str> = truth
-        .iter()
-        .filter(|(_, e)| e.shares_storage_with.is_none())
-        .map(|(k, _)| k.as_str())
-        .collect();
-    for (i, a) in owners.iter().enumerate() {
-        for b in &owners[i + 1..] {
-            assert_ne!(ours[a].storage, ours[b].storage, "{name}: {a} and {b}");
-        }
-    }
+    assert_tensors_match_truth(name, &ckpt);
 }
 
 #[test]

@@ -5,15 +5,15 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use ckptscope::convert::{ConvertError, ConvertOptions, convert};
-use ckptscope::format::gather;
 use ckptscope::pickle::policy::{Finding, Risk, Verdict};
 use ckptscope::progress::Progress;
 use ckptscope::{Checkpoint, Format, Limits};
-use common::{Pickle, Zip, expected, fixture, run, sha256_hex, write_temp};
+use common::{
+    Pickle, Zip, assert_tensors_match_truth, expected, fixture, run, sha256_hex, write_temp,
+};
 
 const BENIGN: &[&str] = &[
     "torchscript_small.pt",
@@ -45,32 +45,7 @@ fn benign_archives_list_the_state_dict_torch_gives() {
         assert_eq!(ckpt.format, Format::Torchscript, "{name}");
         let report = ckpt.pickle.as_ref().unwrap();
         assert!(!report.withheld && report.unsupported.is_empty(), "{name}");
-        let truth = expected(name);
-        let ours: BTreeMap<&str, &ckptscope::TensorEntry> =
-            ckpt.tensors.iter().map(|t| (t.name.as_str(), t)).collect();
-        assert_eq!(ours.len(), ckpt.tensors.len(), "{name}: a name twice");
-        assert_eq!(
-            ours.keys().copied().collect::<Vec<_>>(),
-            truth.keys().map(String::as_str).collect::<Vec<_>>(),
-            "{name}: tensor names"
-        );
-        for (tname, want) in &truth {
-            let t = ours[tname.as_str()];
-            assert_eq!(t.dtype.name(), want.dtype, "{name}/{tname}");
-            assert_eq!(t.shape, want.shape, "{name}/{tname}");
-            let packed = gather::to_vec(t, ckpt.tensor_bytes(t).unwrap()).unwrap();
-            assert_eq!(sha256_hex(&packed), want.sha256, "{name}/{tname} bytes");
-            match &want.shares_storage_with {
-                Some(other) => assert_eq!(t.storage, ours[other.as_str()].storage, "{tname}"),
-                None => {
-                    for (o, e) in &truth {
-                        if o != tname && e.shares_storage_with.is_none() {
-                            assert_ne!(t.storage, ours[o.as_str()].storage, "{tname} / {o}");
-                        }
-                    }
-                }
-            }
-        }
+        assert_tensors_match_truth(name, &ckpt);
     }
 }
 
@@ -390,4 +365,37 @@ fn huge_or_numerous_source_files_stop_at_the_code_limits() {
         r.findings
     );
     assert!(Path::new(&fixture("torchscript")).is_dir());
+}
+
+#[test]
+fn a_call_repeated_on_many_lines_is_one_finding_naming_its_first_line() {
+    let mut source = MODULE.to_vec();
+    for _ in 0..20_000 {
+        source.extend_from_slice(b"    torch.save(x, \"/tmp/a\")\n");
+    }
+    // One dotted name of 10 MB: judged by its start, in bounded memory.
+    source.extend_from_slice(&b"a.".repeat(5 << 20));
+    source.extend_from_slice(b"b()\n");
+    let r = scan_bytes(&archive(&[("__torch__.py", &source)]), &Limits::DEFAULT);
+    let dangerous: Vec<&Finding> = r
+        .findings
+        .iter()
+        .filter(|f| f.risk == Risk::Dangerous)
+        .collect();
+    assert_eq!(dangerous.len(), 1, "{dangerous:#?}");
+    assert!(
+        dangerous[0]
+            .reason
+            .starts_with("TorchScript code, line 7: ")
+            && dangerous[0]
+                .reason
+                .ends_with("(and on 9999 more lines of this file)"),
+        "{}",
+        dangerous[0].reason
+    );
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| f.reason.starts_with("more than 10000 flagged lines"))
+    );
 }

@@ -413,7 +413,9 @@ impl App {
                                 .ckpt
                                 .pickle
                                 .as_ref()
-                                .map_or(Verdict::Safe, |p| p.verdict);
+                                .map_or(Verdict::Safe, |p| p.read_verdict());
+                            // As on the command line: a TorchScript program's weights convert
+                            // without a confirmation unless its code reaches the system.
                             if verdict == Verdict::Safe {
                                 self.commands.push(Command::Convert(out, Verdict::Safe));
                             } else {
@@ -820,7 +822,19 @@ impl Doc {
     /// The tab shown first for this file.
     pub fn first_tab(ckpt: &Checkpoint) -> Tab {
         match &ckpt.pickle {
-            Some(p) if ckpt.tensors.is_empty() || p.verdict != Verdict::Safe => Tab::Scan,
+            // TorchScript whose code reaches the system: the flagged lines first.
+            Some(p)
+                if p.torchscript.as_ref().is_some_and(|c| {
+                    c.flagged
+                        .iter()
+                        .any(|f| f.risk == crate::pickle::policy::Risk::Dangerous)
+                }) =>
+            {
+                Tab::Code
+            }
+            // A benign TorchScript archive is suspicious only for being a program: its tensors
+            // come first, its code is one tab away.
+            Some(p) if ckpt.tensors.is_empty() || p.read_verdict() != Verdict::Safe => Tab::Scan,
             _ => Tab::Inspector,
         }
     }

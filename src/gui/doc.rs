@@ -1,5 +1,6 @@
 //! One open checkpoint: its view state and its layout: summary and pickle banner on top, the
-//! tensor list on the left, the inspector, metadata, lineage and scan tabs in the middle.
+//! tensor list on the left, the inspector, metadata, lineage, scan and (TorchScript) code tabs in
+//! the middle.
 
 use std::sync::Arc;
 
@@ -20,6 +21,8 @@ pub enum Tab {
     Lineage,
     /// The pickle scan and non-tensor values.
     Scan,
+    /// The source files of a TorchScript archive.
+    Code,
 }
 
 /// An open checkpoint.
@@ -34,6 +37,8 @@ pub struct Doc {
     pub inspector: Inspector,
     /// Lineage, computed when its tab is first shown.
     pub lineage: LineageView,
+    /// The Code tab's state (TorchScript archives).
+    pub code: crate::gui::code::CodeView,
     /// Shown tab.
     pub tab: Tab,
     /// The summary line (computed once: it walks every tensor).
@@ -50,6 +55,7 @@ impl Doc {
             selected: (!ckpt.tensors.is_empty()).then_some(0),
             inspector: Inspector::default(),
             lineage: LineageView::default(),
+            code: Default::default(),
             tab,
             summary: crate::output::info::summary_line(&ckpt),
             ckpt,
@@ -134,6 +140,9 @@ pub fn doc_ui(
             if doc.ckpt.pickle.is_some() {
                 ui.selectable_value(&mut doc.tab, Tab::Scan, "Scan & values");
             }
+            if torchscript(&doc.ckpt).is_some() {
+                ui.selectable_value(&mut doc.tab, Tab::Code, "Code");
+            }
         });
         ui.separator();
         match doc.tab {
@@ -158,6 +167,15 @@ pub fn doc_ui(
                     doc.tab = Tab::Inspector;
                 }
             },
+            Tab::Code => match torchscript(&doc.ckpt) {
+                Some(code) => crate::gui::code::code_ui(ui, code, &mut doc.code),
+                None => doc.tab = Tab::Inspector,
+            },
         }
     });
+}
+
+/// The program of a TorchScript archive.
+fn torchscript(ckpt: &Checkpoint) -> Option<&crate::pickle::torchscript::Code> {
+    ckpt.pickle.as_ref()?.torchscript.as_ref()
 }

@@ -1,10 +1,11 @@
 //! The explorer window (feature `gui`): the only part of ckptscope that uses egui.
 //!
 //! [`app`] holds the state and the command loop; [`doc`] lays out one open checkpoint;
-//! [`table`], [`inspector`], [`metadata`], [`pickle`], [`lineage`] and [`compare`] are the
-//! views; [`jobs`] runs everything that reads files on worker threads.
+//! [`table`], [`inspector`], [`metadata`], [`pickle`], [`code`], [`lineage`] and [`compare`]
+//! are the views; [`jobs`] runs everything that reads files on worker threads.
 
 pub mod app;
+pub mod code;
 pub mod compare;
 pub mod demo;
 pub mod doc;

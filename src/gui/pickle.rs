@@ -10,8 +10,24 @@ use crate::gui::doc::Tab;
 use crate::gui::widgets::{risk_color, verdict_color};
 use crate::pickle::policy::{Risk, Verdict};
 
-fn verdict_text(v: Verdict) -> &'static str {
-    match v {
+fn verdict_text(report: &PickleReport) -> &'static str {
+    if report.torchscript.is_some() {
+        return match report.verdict {
+            Verdict::Dangerous => {
+                "DANGEROUS TorchScript program: torch.jit.load compiles and runs its code, and that code (or a pickle) reaches files, other processes, the network or native code (see below and the Code tab). \
+                 ckptscope read it without running anything. Do not load it."
+            }
+            _ if report.read_verdict() == Verdict::Safe => {
+                "TorchScript program (suspicious): torch.jit.load compiles and runs the code in code/ (the Code tab shows it). \
+                 Its pickles hold only data and no line reaches files, processes, the network or native code; converting keeps the weights and drops the code."
+            }
+            _ => {
+                "SUSPICIOUS TorchScript program: torch.jit.load compiles and runs its code, and its pickles hold things outside the allowlist. \
+                 ckptscope read it without running anything."
+            }
+        };
+    }
+    match report.verdict {
         Verdict::Safe => {
             "SAFE pickle: it imports only allowlisted data types (torch, collections, NumPy arrays...): loading it runs no code. \
              Still a pickle: converting it to safetensors removes the question for good."
@@ -38,7 +54,7 @@ pub fn banner_ui(ui: &mut Ui, report: &PickleReport, commands: &mut Vec<Command>
         .show(ui, |ui| {
             ui.set_width(ui.available_width());
             ui.horizontal_wrapped(|ui| {
-                ui.label(RichText::new(verdict_text(report.verdict)).color(color).strong());
+                ui.label(RichText::new(verdict_text(report)).color(color).strong());
             });
             if let Some(w) = &report.weights_only {
                 // The second question, apart from the verdict: will torch's default loader take it?
@@ -71,6 +87,9 @@ pub fn banner_ui(ui: &mut Ui, report: &PickleReport, commands: &mut Vec<Command>
                 }
                 if ui.button("All findings and values").clicked() {
                     *tab = Tab::Scan;
+                }
+                if report.torchscript.is_some() && ui.button("Show the code").on_hover_text("The TorchScript source files, read-only, flagged lines marked").clicked() {
+                    *tab = Tab::Code;
                 }
             });
             if report.withheld {

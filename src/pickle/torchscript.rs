@@ -180,6 +180,19 @@ const SYSTEM_CALLS: &[(&str, &str)] = &[
     ("rpc_remote", "calls a function on another process (RPC)"),
 ];
 
+/// Longest dotted name judged, in bytes: every rule looks at its first four components, so a
+/// longer name (a hostile file can write one of any length) is judged by its start.
+const MAX_NAME: usize = 256;
+
+/// `name` cut to at most [`MAX_NAME`] bytes at a dot.
+fn bounded(name: &str) -> &str {
+    if name.len() <= MAX_NAME {
+        return name;
+    }
+    let head = name.get(..MAX_NAME).unwrap_or("");
+    head.rfind('.').and_then(|i| head.get(..i)).unwrap_or(head)
+}
+
 /// Judges one dotted name written in the code; `call` when a `(` follows it.
 fn rule(name: &str, call: bool) -> Option<(Risk, String)> {
     let name = name
@@ -190,7 +203,7 @@ fn rule(name: &str, call: bool) -> Option<(Risk, String)> {
                 .map(|rest| format!("torch.classes.{rest}"))
         })
         .unwrap_or_else(|| name.to_string());
-    let parts: Vec<&str> = name.split('.').collect();
+    let parts: Vec<&str> = name.splitn(5, '.').collect();
     let danger = |why: &str| Some((Risk::Dangerous, why.to_string()));
     match parts.as_slice() {
         ["ops", "load_library", ..] | ["torch", "_C", "_load_library" | "load_library", ..] => {
@@ -328,6 +341,7 @@ impl Code {
             if self.flagged.len() + flags.len() >= MAX_FLAGS {
                 return;
             }
+            let name = bounded(name);
             if let Some((risk, reason)) = rule(name, call) {
                 flags.push(Flag {
                     file: path.to_string(),
@@ -367,15 +381,18 @@ impl Code {
         });
     }
 
-    /// The flags of file `path`.
-    pub fn flags_of<'a>(&'a self, path: &'a str) -> impl Iterator<Item = &'a Flag> + 'a {
-        self.flagged.iter().filter(move |f| f.file == path)
-    }
-
-    /// The findings the code makes: the program itself, then one per flagged line.
+    /// The findings the code makes: the program itself, then one per call and file, naming
+    /// its first line and counting the others (the Code tab marks each of them).
     fn findings(&self) -> Vec<Finding> {
         let mut out: Vec<Finding> = self.program.iter().cloned().collect();
+        let mut index: HashMap<(&str, &str, &str), usize> = HashMap::new();
         for f in &self.flagged {
+            let key = (f.file.as_str(), f.call.as_str(), f.reason.as_str());
+            if let Some(kept) = index.get(&key).and_then(|&i| out.get_mut(i)) {
+                kept.count += 1;
+                continue;
+            }
+            index.insert(key, out.len());
             let mut finding = Finding::new(
                 f.risk,
                 Some(f.call.clone()),
@@ -386,6 +403,20 @@ impl Code {
             );
             finding.member = Some(f.file.clone());
             out.push(finding);
+        }
+        if self.flagged.len() >= MAX_FLAGS {
+            out.push(Finding::new(
+                Risk::Info,
+                None,
+                format!("more than {MAX_FLAGS} flagged lines of TorchScript code: the first {MAX_FLAGS} are listed"),
+            ));
+        }
+        for f in out.iter_mut().filter(|f| f.count > 1) {
+            f.reason.push_str(&format!(
+                " (and on {} more lines of this file)",
+                f.count - 1
+            ));
+            f.count = 1;
         }
         out
     }

@@ -52,6 +52,47 @@ pub fn expected(name: &str) -> BTreeMap<String, Expected> {
     serde_json::from_str(&text).unwrap()
 }
 
+/// The tensors of `ckpt` are exactly those of the ground truth of fixture `name`: the same
+/// names, dtypes, shapes and SHA-256 of the contiguous bytes, sharing a storage where torch's
+/// tensors share one and only there.
+pub fn assert_tensors_match_truth(name: &str, ckpt: &ckptscope::Checkpoint) {
+    let truth = expected(name);
+    let ours: BTreeMap<&str, &ckptscope::TensorEntry> =
+        ckpt.tensors.iter().map(|t| (t.name.as_str(), t)).collect();
+    assert_eq!(ours.len(), ckpt.tensors.len(), "{name}: a name twice");
+    assert_eq!(
+        ours.keys().copied().collect::<Vec<_>>(),
+        truth.keys().map(String::as_str).collect::<Vec<_>>(),
+        "{name}: tensor names"
+    );
+    for (tname, want) in &truth {
+        let t = ours[tname.as_str()];
+        assert_eq!(t.dtype.name(), want.dtype, "{name}/{tname} dtype");
+        assert_eq!(t.shape, want.shape, "{name}/{tname} shape");
+        let region = ckpt.tensor_bytes(t).unwrap();
+        let packed = ckptscope::format::gather::to_vec(t, region).unwrap();
+        assert_eq!(sha256_hex(&packed), want.sha256, "{name}/{tname} bytes");
+        if let Some(other) = &want.shares_storage_with {
+            assert_eq!(
+                t.storage,
+                ours[other.as_str()].storage,
+                "{name}/{tname} should share storage with {other}"
+            );
+        }
+    }
+    // Tensors that torch says own their storage do not share one with each other.
+    let owners: Vec<&str> = truth
+        .iter()
+        .filter(|(_, e)| e.shares_storage_with.is_none())
+        .map(|(k, _)| k.as_str())
+        .collect();
+    for (i, a) in owners.iter().enumerate() {
+        for b in &owners[i + 1..] {
+            assert_ne!(ours[a].storage, ours[b].storage, "{name}: {a} and {b}");
+        }
+    }
+}
+
 /// Runs the real binary and returns (exit code, stdout, stderr).
 pub fn run(args: &[&str]) -> (i32, String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ckptscope"))
