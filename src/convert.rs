@@ -57,6 +57,9 @@ pub struct ConvertOptions {
     /// Convert the other tensors when some cannot be read (a truncated file, a missing or
     /// damaged record); the output's metadata (`ckptscope.skipped`) and the report list them.
     pub skip_unreadable: bool,
+    /// Where to remember the input's hash, so lineage links the output back to it without
+    /// reading it again (default: nowhere).
+    pub cache: crate::hash::CacheDir,
     /// Test hook: fail with an I/O error after writing this many data bytes.
     #[doc(hidden)]
     pub fail_after: Option<u64>,
@@ -200,7 +203,7 @@ pub enum ConvertError {
         /// The input.
         path: PathBuf,
         /// Which member and both checksums.
-        mismatch: crate::format::zip::CrcMismatch,
+        mismatch: crate::archive::zip::CrcMismatch,
         /// The tensors read from it.
         tensors: Vec<String>,
     },
@@ -762,7 +765,7 @@ fn write(
         // A damaged member is the most useful thing to report: check it before the copy.
         for (member, crc) in members.iter().zip(&crcs) {
             if !progress.is_cancelled()
-                && let Err(mismatch) = crate::format::zip::check_crc(&member.entry, *crc)
+                && let Err(mismatch) = crate::archive::zip::check_crc(&member.entry, *crc)
             {
                 return Err(ConvertError::Damaged {
                     path: ckpt.path.clone(),
@@ -818,7 +821,11 @@ fn write(
         _ => write_err(e),
     })?;
     // Lineage links the output back to this input by its hash without reading it again.
-    crate::lineage::remember_hash(&ckpt.path, crate::lineage::HashKind::File, &sha);
+    if options.cache != crate::hash::CacheDir::Off {
+        let mut cache = crate::hash::HashCache::load(&options.cache);
+        cache.put(&ckpt.path, crate::hash::HashKind::File, &sha);
+        cache.save();
+    }
     Ok(ConvertReport {
         input: ckpt.path.clone(),
         output: output.to_path_buf(),
@@ -1000,7 +1007,7 @@ impl Checksum {
 
 /// A stored zip member that planned tensors are copied from, with its recorded CRC-32.
 struct Member {
-    entry: crate::format::zip::ZipEntry,
+    entry: crate::archive::zip::ZipEntry,
     range: std::ops::Range<u64>,
     /// Output names of the tensors read from it.
     tensors: Vec<String>,
@@ -1009,7 +1016,7 @@ struct Member {
 /// The archive members the plan reads (none for files that are not zip archives), found by the
 /// byte range each tensor's storage occupies.
 fn zip_members(ckpt: &Checkpoint, plan: &Plan<'_>) -> Result<Vec<Member>, ConvertError> {
-    use crate::format::zip;
+    use crate::archive::zip;
     let Some(source) = ckpt.sources.first() else {
         return Ok(Vec::new());
     };
@@ -1103,7 +1110,7 @@ fn hash_source(
         ranges.iter().map(|r| r.clone().unwrap_or(0..0)).collect();
     let mut order: Vec<usize> = (0..ranges.len()).filter(|&i| ranges[i].is_some()).collect();
     order.sort_by_key(|&i| flat[i].start);
-    let mut crcs: Vec<crate::format::zip::Crc32> = vec![Default::default(); crc_ranges.len()];
+    let mut crcs: Vec<crate::archive::zip::Crc32> = vec![Default::default(); crc_ranges.len()];
     let mut crc_order: Vec<usize> = (0..crc_ranges.len()).collect();
     crc_order.sort_by_key(|&i| crc_ranges[i].start);
     let mut crc_first = 0usize;
@@ -1138,31 +1145,12 @@ fn hash_source(
         at += n as u64;
     }
     Ok((
-        hex(&sha.finalize()),
+        crate::hash::hex(&sha.finalize()),
         sums.into_iter().map(|s| s.map(Checksum::finish)).collect(),
         crcs.into_iter()
-            .map(crate::format::zip::Crc32::finish)
+            .map(crate::archive::zip::Crc32::finish)
             .collect(),
     ))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// SHA-256 of a whole file, read in 4 MiB chunks.
-pub fn file_sha256(path: &Path) -> Result<String, Error> {
-    let mut f = std::fs::File::open(path).map_err(|e| Error::io("open", path, e))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 22];
-    loop {
-        let n = f.read(&mut buf).map_err(|e| Error::io("read", path, e))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex(&h.finalize()))
 }
 
 // ---- sharded pickle models ---------------------------------------------------------------------
@@ -1222,7 +1210,7 @@ fn convert_sharded(
         bytes: 0,
         aliases: Vec::new(),
         skipped: Vec::new(),
-        source_sha256: file_sha256(index)?,
+        source_sha256: crate::hash::file_sha256(index)?,
         shards: Vec::new(),
         verified: true,
     };

@@ -50,8 +50,8 @@ pub enum Error {
         /// Size now.
         actual: u64,
     },
-    /// Opening was cancelled by the user.
-    #[error("opening was cancelled ({})", path.display())]
+    /// The user cancelled the operation (opening, hashing).
+    #[error("cancelled ({})", path.display())]
     Cancelled {
         /// The file.
         path: PathBuf,

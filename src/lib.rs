@@ -17,19 +17,23 @@
 //! ```
 
 pub mod analysis;
+pub mod archive;
 pub mod convert;
 pub mod desktop;
+pub mod detect;
 pub mod dtype;
 pub mod error;
 pub mod format;
 pub mod fsutil;
 #[cfg(feature = "gui")]
 pub mod gui;
+pub mod hash;
 pub mod limits;
 pub mod lineage;
 pub mod output;
 pub mod pickle;
 pub mod progress;
+pub mod scan;
 pub mod timefmt;
 
 pub use dtype::DType;

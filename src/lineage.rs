@@ -15,10 +15,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
 use crate::error::{Error, Problem};
 use crate::format::{Checkpoint, Format};
+use crate::hash::{CacheDir, HashCache, HashKind};
 use crate::progress::Progress;
 
 /// How a parent is referred to.
@@ -303,177 +302,6 @@ fn find_key(v: &serde_json::Value, key: &str, depth: usize) -> Option<String> {
     }
 }
 
-// ---- identity ------------------------------------------------------------------------------------
-
-/// SHA-256 of a checkpoint's tensor data only: for safetensors the bytes after the header, for
-/// sharded models the shards' data sections in order, for other files the whole file.
-pub fn content_id(ckpt: &Checkpoint, progress: &Progress) -> Result<String, Error> {
-    let mut h = Sha256::new();
-    progress.add_total(
-        ckpt.sources
-            .iter()
-            .map(|s| s.file_size - s.data_start.min(s.file_size))
-            .sum(),
-    );
-    for s in &ckpt.sources {
-        let bytes = s.mapped()?.bytes();
-        let data = bytes.get(s.data_start as usize..).unwrap_or(&[]);
-        for chunk in data.chunks(1 << 22) {
-            if progress.is_cancelled() {
-                return Err(Error::Unsupported {
-                    path: s.path.clone(),
-                    what: "cancelled".into(),
-                });
-            }
-            h.update(chunk);
-            progress.add_done(chunk.len() as u64);
-        }
-    }
-    Ok(hex(&h.finalize()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Where cached ids live: `$XDG_CACHE_HOME/ckptscope` or the platform's cache folder.
-pub fn cache_dir() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("CKPTSCOPE_CACHE_DIR") {
-        return Some(PathBuf::from(dir));
-    }
-    let base = if cfg!(target_os = "macos") {
-        std::env::var_os("HOME").map(|h| PathBuf::from(h).join("Library/Caches"))
-    } else if cfg!(windows) {
-        std::env::var_os("LOCALAPPDATA").map(PathBuf::from)
-    } else {
-        std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-    };
-    base.map(|b| b.join("ckptscope"))
-}
-
-/// Hash cache keyed by (canonical path, size, mtime).
-#[derive(Default, serde::Serialize, serde::Deserialize)]
-struct Cache {
-    entries: BTreeMap<String, CacheEntry>,
-}
-
-#[derive(Clone, serde::Serialize, serde::Deserialize)]
-struct CacheEntry {
-    size: u64,
-    mtime_ns: u128,
-    #[serde(default)]
-    content_id: Option<String>,
-    #[serde(default)]
-    file_sha256: Option<String>,
-}
-
-fn cache_key(path: &Path) -> Option<(String, u64, u128)> {
-    let meta = std::fs::metadata(path).ok()?;
-    let mtime = meta
-        .modified()
-        .ok()?
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()?
-        .as_nanos();
-    let canon = path.canonicalize().ok()?;
-    Some((canon.to_string_lossy().into_owned(), meta.len(), mtime))
-}
-
-fn load_cache() -> Cache {
-    cache_dir()
-        .and_then(|d| std::fs::read(d.join("hashes.json")).ok())
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default()
-}
-
-fn store_cache(update: impl FnOnce(&mut Cache)) {
-    let Some(dir) = cache_dir() else { return };
-    let mut cache = load_cache();
-    update(&mut cache);
-    // Forget files that are gone, and keep the cache small.
-    cache.entries.retain(|path, _| Path::new(path).exists());
-    while cache.entries.len() > 20_000 {
-        cache.entries.pop_first();
-    }
-    // Best effort: a cache that cannot be written only costs a recomputation.
-    if std::fs::create_dir_all(&dir).is_ok() {
-        let _ = crate::fsutil::atomic_write(
-            &dir.join("hashes.json"),
-            crate::fsutil::Replace::Always,
-            |f| {
-                let mut w = std::io::BufWriter::new(f);
-                serde_json::to_writer(&mut w, &cache)?;
-                w.flush()
-            },
-        );
-    }
-}
-
-/// Which hash.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum HashKind {
-    /// SHA-256 of the tensor data ([`content_id`]).
-    Content,
-    /// SHA-256 of the whole file (what most tools record).
-    File,
-}
-
-/// A cached hash of `path`, if one was computed for its current size and mtime.
-pub fn cached_hash(path: &Path, kind: HashKind) -> Option<String> {
-    let (key, size, mtime) = cache_key(path)?;
-    let e = load_cache().entries.get(&key).cloned()?;
-    if e.size != size || e.mtime_ns != mtime {
-        return None;
-    }
-    match kind {
-        HashKind::Content => e.content_id,
-        HashKind::File => e.file_sha256,
-    }
-}
-
-/// Records a hash computed elsewhere (the converter hashes its input) so lineage can use it.
-pub fn remember_hash(path: &Path, kind: HashKind, value: &str) {
-    let Some((key, size, mtime)) = cache_key(path) else {
-        return;
-    };
-    let v = value.to_string();
-    store_cache(move |c| {
-        let e = c.entries.entry(key).or_insert(CacheEntry {
-            size,
-            mtime_ns: mtime,
-            content_id: None,
-            file_sha256: None,
-        });
-        if e.size != size || e.mtime_ns != mtime {
-            *e = CacheEntry {
-                size,
-                mtime_ns: mtime,
-                content_id: None,
-                file_sha256: None,
-            };
-        }
-        match kind {
-            HashKind::Content => e.content_id = Some(v),
-            HashKind::File => e.file_sha256 = Some(v),
-        }
-    });
-}
-
-/// The hash of `path`, from the cache or computed (and cached).
-pub fn hash_of(path: &Path, kind: HashKind, progress: &Progress) -> Result<String, Error> {
-    if let Some(h) = cached_hash(path, kind) {
-        return Ok(h);
-    }
-    let value = match kind {
-        HashKind::Content => content_id(&crate::format::open(path)?, progress)?,
-        HashKind::File => crate::convert::file_sha256(path)?,
-    };
-    remember_hash(path, kind, &value);
-    Ok(value)
-}
-
 // ---- the family -------------------------------------------------------------------------------
 
 /// A node of the lineage graph.
@@ -573,6 +401,8 @@ pub struct LineageOptions {
     /// Compute (and cache) hashes of candidate parents to resolve hash references; without it
     /// only cached and declared hashes are used.
     pub hash: bool,
+    /// Where hashes computed before are remembered (and new ones written).
+    pub cache: CacheDir,
 }
 
 fn is_checkpoint_name(p: &Path) -> bool {
@@ -648,6 +478,7 @@ pub fn family(path: &Path, options: &LineageOptions, progress: &Progress) -> Res
     files.sort();
     files.dedup();
 
+    let mut cache = HashCache::load(&options.cache);
     let mut g = Graph::default();
     for f in &files {
         let Ok((record, format)) = read_record(f) else {
@@ -655,7 +486,7 @@ pub fn family(path: &Path, options: &LineageOptions, progress: &Progress) -> Res
         };
         g.nodes.push(Node {
             path: Some(f.clone()),
-            id: cached_hash(f, HashKind::Content),
+            id: cache.get(f, HashKind::Content),
             name: record.name.clone(),
             version: record.version.clone(),
             created: record.created.clone(),
@@ -666,7 +497,8 @@ pub fn family(path: &Path, options: &LineageOptions, progress: &Progress) -> Res
             record,
         });
     }
-    link(&mut g, options, progress);
+    link(&mut g, options, &mut cache, progress);
+    cache.save();
     g.timelines = timelines(&g);
     Ok(g)
 }
@@ -693,7 +525,7 @@ fn kind_word(kind: RefKind) -> &'static str {
     }
 }
 
-fn link(g: &mut Graph, options: &LineageOptions, progress: &Progress) {
+fn link(g: &mut Graph, options: &LineageOptions, cache: &mut HashCache, progress: &Progress) {
     let n = g.nodes.len();
     let name_of = |p: &Path| {
         p.file_name()
@@ -712,8 +544,8 @@ fn link(g: &mut Graph, options: &LineageOptions, progress: &Progress) {
         .map(|node| {
             let mut h = node.record.own_hashes.clone();
             if let Some(p) = &node.path {
-                h.extend(cached_hash(p, HashKind::File));
-                h.extend(cached_hash(p, HashKind::Content));
+                h.extend(cache.get(p, HashKind::File));
+                h.extend(cache.get(p, HashKind::Content));
             }
             h
         })
@@ -726,7 +558,7 @@ fn link(g: &mut Graph, options: &LineageOptions, progress: &Progress) {
         for (i, node) in g.nodes.iter().enumerate() {
             let Some(p) = &node.path else { continue };
             for kind in [HashKind::File, HashKind::Content] {
-                if let Ok(h) = hash_of(p, kind, progress)
+                if let Ok(h) = cache.hash_of(p, kind, progress)
                     && !hashes[i].contains(&h)
                 {
                     hashes[i].push(h);
@@ -893,6 +725,7 @@ pub struct SetParentReport {
 pub fn set_parent(
     file: &Path,
     parent: &Path,
+    cache: &CacheDir,
     progress: &Progress,
 ) -> Result<SetParentReport, Error> {
     let ckpt = crate::format::open(file)?;
@@ -923,7 +756,9 @@ pub fn set_parent(
             .to_string_lossy()
             .into_owned(),
     };
-    let parent_sha = hash_of(parent, HashKind::File, progress)?;
+    let mut cache = HashCache::load(cache);
+    let parent_sha = cache.hash_of(parent, HashKind::File, progress)?;
+    cache.save();
     let keys = vec![
         ("parent".to_string(), parent_ref),
         ("parent_sha256".to_string(), parent_sha),
@@ -935,9 +770,9 @@ pub fn set_parent(
         .cloned()
         .collect();
     metadata.extend(keys.iter().cloned());
-    let before = content_id(&ckpt, &Progress::default())?;
+    let before = crate::hash::content_id(&ckpt, &Progress::default())?;
     rewrite_metadata(&ckpt, &metadata)?;
-    let after = content_id(&crate::format::open(file)?, &Progress::default())?;
+    let after = crate::hash::content_id(&crate::format::open(file)?, &Progress::default())?;
     if before != after {
         return Err(Error::invalid(
             file,

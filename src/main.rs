@@ -303,7 +303,7 @@ fn scan(args: &ScanArgs) -> anyhow::Result<ExitCode> {
     use ckptscope::pickle::policy::Policy;
     let policy = Policy::with_allow(args.allow.iter().cloned());
     let limits = args.limits.limits()?;
-    let run = ckptscope::pickle::scan::scan_paths(&args.paths, &policy, &limits);
+    let run = ckptscope::scan::scan_paths(&args.paths, &policy, &limits);
     write_out(|out| {
         if args.json {
             ckptscope::output::scan::write_json(out, &run)
@@ -331,6 +331,7 @@ fn convert(args: &ConvertArgs) -> anyhow::Result<ExitCode> {
         limits: args.limits.limits()?,
         materialize_expanded: args.materialize_expanded,
         skip_unreadable: args.skip_unreadable,
+        cache: ckptscope::hash::CacheDir::User,
         ..ConvertOptions::default()
     };
     let progress = ckptscope::progress::Progress::new();
@@ -403,6 +404,7 @@ fn lineage(args: &LineageArgs) -> anyhow::Result<ExitCode> {
     let options = ckptscope::lineage::LineageOptions {
         extra: args.also.clone(),
         hash: args.hash,
+        cache: ckptscope::hash::CacheDir::User,
     };
     let progress = ckptscope::progress::Progress::new();
     let graph = with_progress_line(&progress, "hashing", || {
@@ -420,7 +422,12 @@ fn lineage(args: &LineageArgs) -> anyhow::Result<ExitCode> {
 
 fn set_parent(args: &SetParentArgs) -> anyhow::Result<ExitCode> {
     let progress = ckptscope::progress::Progress::new();
-    let report = ckptscope::lineage::set_parent(&args.file, &args.parent, &progress)?;
+    let report = ckptscope::lineage::set_parent(
+        &args.file,
+        &args.parent,
+        &ckptscope::hash::CacheDir::User,
+        &progress,
+    )?;
     write_out(|out| {
         for (k, v) in &report.keys {
             writeln!(

@@ -18,6 +18,10 @@ const TIMEOUT: Duration = Duration::from_secs(20);
 /// [`TIMEOUT`]. Returns (exit code, stdout bytes, stderr).
 fn run_bounded(args: &[&str]) -> (i32, Vec<u8>, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ckptscope"))
+        .env(
+            "CKPTSCOPE_CACHE_DIR",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/hash-cache"),
+        )
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -367,6 +371,10 @@ fn a_closed_pipe_ends_quietly_without_a_panic() {
 
     let (mut reader, writer) = std::io::pipe().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_ckptscope"))
+        .env(
+            "CKPTSCOPE_CACHE_DIR",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/hash-cache"),
+        )
         .args(["info", s(&path)])
         .stdin(Stdio::null())
         .stdout(writer.try_clone().unwrap())
@@ -382,6 +390,10 @@ fn a_closed_pipe_ends_quietly_without_a_panic() {
 
     // With stderr kept apart, nothing is printed there either.
     let mut child = Command::new(env!("CARGO_BIN_EXE_ckptscope"))
+        .env(
+            "CKPTSCOPE_CACHE_DIR",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/hash-cache"),
+        )
         .args(["info", s(&path)])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

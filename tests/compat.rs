@@ -7,7 +7,7 @@
 mod common;
 
 use ckptscope::pickle::policy::{Policy, Verdict};
-use ckptscope::pickle::scan::scan_file;
+use ckptscope::scan::scan_file;
 
 #[derive(serde::Deserialize, Debug)]
 struct Truth {

@@ -308,6 +308,10 @@ fn a_killed_conversion_leaves_no_partial_output() {
     let output = dir.path().join("big.safetensors");
     for delay_ms in [5u64, 40, 120] {
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ckptscope"))
+            .env(
+                "CKPTSCOPE_CACHE_DIR",
+                concat!(env!("CARGO_TARGET_TMPDIR"), "/hash-cache"),
+            )
             .args([
                 "convert",
                 "--force",

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use ckptscope::Limits;
 use ckptscope::format::{OpenOptions, PickleOptions, open_with};
 use ckptscope::pickle::policy::{Policy, Risk, Verdict};
-use ckptscope::pickle::scan::{ScanResult, scan_file};
 use ckptscope::pickle::{Analysis, analyze};
 use ckptscope::progress::Progress;
+use ckptscope::scan::{ScanResult, scan_file};
 use common::bombs::{build_bomb, setitem_bomb, state_dict_pickle};
 use common::{Pickle, Zip, write_temp};
 
@@ -335,7 +335,7 @@ fn no_generated_input_exceeds_the_budget() {
                 })
                 .collect()
         };
-        let format = ckptscope::format::detect::detect(&bytes);
+        let format = ckptscope::detect::detect(&bytes);
         let a = analyze_with(&bytes, format, &limits);
         let ops: u64 = a.streams.iter().map(|s| s.opcodes).sum();
         assert!(ops <= 20_001, "case {case}: {ops} opcodes");

@@ -26,6 +26,7 @@ fn family(path: &Path, hash: bool) -> lineage::Graph {
         &LineageOptions {
             extra: Vec::new(),
             hash,
+            cache: ckptscope::hash::CacheDir::Off,
         },
         &Progress::default(),
     )
@@ -246,7 +247,7 @@ fn set_parent_rewrites_only_the_header() {
     let child = dir.path().join("child.safetensors");
     std::fs::copy(fixture("st_basic.safetensors"), &child).unwrap();
     let before = ckptscope::open(&child).unwrap();
-    let id_before = lineage::content_id(&before, &Progress::default()).unwrap();
+    let id_before = ckptscope::hash::content_id(&before, &Progress::default()).unwrap();
     let data_before: Vec<Vec<u8>> = before
         .tensors
         .iter()
@@ -267,7 +268,7 @@ fn set_parent_rewrites_only_the_header() {
     assert!(out.contains("tensor data unchanged"), "{out}");
     let after = ckptscope::open(&child).unwrap();
     assert_eq!(
-        lineage::content_id(&after, &Progress::default()).unwrap(),
+        ckptscope::hash::content_id(&after, &Progress::default()).unwrap(),
         id_before
     );
     let data_after: Vec<Vec<u8>> = after

@@ -5,7 +5,7 @@ mod common;
 
 use ckptscope::Format;
 use ckptscope::pickle::policy::{Policy, Risk, Verdict};
-use ckptscope::pickle::scan::{ScanResult, scan_file};
+use ckptscope::scan::{ScanResult, scan_file};
 use common::{Pickle, Zip, fixture, write_temp};
 
 fn scan(name: &str, bytes: &[u8]) -> ScanResult {

@@ -255,9 +255,9 @@ fn archive(code: &[(&str, &[u8])]) -> Vec<u8> {
     zip.bytes()
 }
 
-fn scan_bytes(bytes: &[u8], limits: &Limits) -> ckptscope::pickle::scan::ScanResult {
+fn scan_bytes(bytes: &[u8], limits: &Limits) -> ckptscope::scan::ScanResult {
     let (_dir, path) = write_temp("m.pt", bytes);
-    ckptscope::pickle::scan::scan_file(&path, &Default::default(), limits).unwrap()
+    ckptscope::scan::scan_file(&path, &Default::default(), limits).unwrap()
 }
 
 const MODULE: &[u8] = b"class M(Module):\n  __parameters__ = []\n  __buffers__ = []\n  training : bool\n  def forward(self: __torch__.M) -> int:\n    return 1\n";

@@ -186,9 +186,9 @@ fn a_legacy_file_cut_short_fails_unless_skipping_is_asked_for() {
 #[test]
 fn a_zip_storage_with_flipped_bytes_fails_its_crc_naming_member_and_tensor() {
     let mut bytes = std::fs::read(fixture("torch_zip_basic.pt")).unwrap();
-    let entries = ckptscope::format::zip::entries(&bytes).unwrap();
+    let entries = ckptscope::archive::zip::entries(&bytes).unwrap();
     let data0 = entries.iter().find(|e| e.name.ends_with("data/0")).unwrap();
-    let range = ckptscope::format::zip::data_range(&bytes, data0).unwrap();
+    let range = ckptscope::archive::zip::data_range(&bytes, data0).unwrap();
     for b in &mut bytes[range.start as usize + 16..range.start as usize + 24] {
         *b ^= 0xA5;
     }

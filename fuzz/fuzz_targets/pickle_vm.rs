@@ -13,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
     let mut events = Vec::new();
     let _ = vm::run(data, 0, &mut vm::Budget::new(limits.pickle, None), &mut events);
     let policy = Policy::with_allow(Vec::new());
-    let format = ckptscope::format::detect::detect(data);
+    let format = ckptscope::detect::detect(data);
     let a = pickle::analyze(data, format, &policy, &limits, None);
     let ops: u64 = a.streams.iter().map(|s| s.opcodes).sum();
     assert!(ops <= 200_001);

@@ -4,19 +4,17 @@
 //! and then they are borrowed from it, never copied: listing a 100 GB model costs what reading
 //! its header costs.
 
-pub mod detect;
 pub mod gather;
 pub mod mapped;
 pub mod pytorch;
 pub mod safetensors;
 pub mod sharded;
-pub mod zip;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-pub use detect::{Format, detect};
+pub use crate::detect::{Format, detect};
 pub use mapped::MappedFile;
 pub use pytorch::{PickleOptions, PickleReport};
 

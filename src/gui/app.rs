@@ -246,7 +246,14 @@ impl App {
             JobKind::SetParent,
             display_name(&file),
             self.sync,
-            move |p| Ok(crate::lineage::set_parent(&file, &parent, p)?),
+            move |p| {
+                Ok(crate::lineage::set_parent(
+                    &file,
+                    &parent,
+                    &crate::hash::CacheDir::User,
+                    p,
+                )?)
+            },
         );
         Jobs::start(&mut self.jobs.set_parent, job);
         self.notice = None;
@@ -452,6 +459,7 @@ impl App {
             // The save dialog already asked about replacing an existing file.
             force: true,
             accept: Some(accept),
+            cache: crate::hash::CacheDir::User,
             ..Default::default()
         };
         let job = Job::spawn(

@@ -56,6 +56,7 @@ impl LineageView {
                     &LineageOptions {
                         extra: Vec::new(),
                         hash,
+                        cache: crate::hash::CacheDir::User,
                     },
                     progress,
                 )?)

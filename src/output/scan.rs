@@ -4,7 +4,7 @@ use std::io::{self, Write};
 
 use crate::output::human::term;
 use crate::pickle::policy::{Finding, Risk, Verdict};
-use crate::pickle::scan::{ScanResult, ScanRun};
+use crate::scan::{ScanResult, ScanRun};
 
 /// Writes the human report. Text from files (paths, globals, reasons) is escaped for terminals.
 pub fn write_human(out: &mut impl Write, run: &ScanRun) -> io::Result<()> {

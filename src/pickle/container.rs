@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ops::Range;
 
-use crate::format::zip::{self, ZipEntry};
+use crate::archive::zip::{self, ZipEntry};
 use crate::pickle::policy::{Finding, PersistentKind, Risk};
 
 /// What a pickle stream is for.
@@ -127,7 +127,7 @@ pub fn torch_zip(bytes: &[u8]) -> Result<TorchZip, String> {
     // `pickle::torchscript` once its members are read.
     out.torchscript = lower
         .iter()
-        .any(|n| crate::format::detect::is_torchscript_member(n));
+        .any(|n| crate::detect::is_torchscript_member(n));
     if let Some(e) = entries
         .iter()
         .find(|e| e.name.eq_ignore_ascii_case(&format!("{prefix}byteorder")))

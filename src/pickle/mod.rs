@@ -13,7 +13,6 @@ pub mod compat;
 pub mod container;
 pub mod opcode;
 pub mod policy;
-pub mod scan;
 pub mod tar;
 pub mod torch;
 pub mod torchscript;
@@ -573,7 +572,7 @@ impl Runner<'_> {
     fn member<'b>(
         &mut self,
         bytes: &'b [u8],
-        entry: &crate::format::zip::ZipEntry,
+        entry: &crate::archive::zip::ZipEntry,
     ) -> Option<Result<Cow<'b, [u8]>, String>> {
         if self.analysis.stopped.is_some() {
             return None;
@@ -592,7 +591,7 @@ impl Runner<'_> {
         let read = container::member_bytes(bytes, entry, entry.size.min(left));
         if let Ok(data) = &read
             && let Err(mismatch) =
-                crate::format::zip::check_crc(entry, crate::format::zip::crc32(data))
+                crate::archive::zip::check_crc(entry, crate::archive::zip::crc32(data))
         {
             // torch's reader ignores CRCs, Python's zipfile (and the scanners built on it)
             // refuses the member: a damaged member is where tools disagree about a file.
@@ -844,7 +843,7 @@ impl Runner<'_> {
 
     fn tar(&mut self, bytes: &[u8]) {
         let mut layout = tar::TarLayout::default();
-        let members = tar::members(bytes);
+        let members = crate::archive::tar::members(bytes);
         for name in ["sys_info", "pickle", "storages", "tensors"] {
             if !members.iter().any(|m| m.name == name) {
                 self.finding(Finding::new(

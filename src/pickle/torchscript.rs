@@ -16,7 +16,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::format::zip::ZipEntry;
+use crate::archive::zip::ZipEntry;
 use crate::pickle::Runner;
 use crate::pickle::container::TorchZip;
 use crate::pickle::policy::{Finding, Risk};

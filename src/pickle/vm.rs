@@ -15,43 +15,7 @@ use std::hash::{BuildHasher, Hash, Hasher};
 use crate::pickle::opcode::Op;
 use crate::pickle::value::{Arena, CallKind, Node, NodeId, Object, Val};
 
-/// Bounds on what the pickles of one file may make the machine do. Opcodes, nodes, stored
-/// values and bytes are counted over the whole file (every stream draws from one [`Budget`]);
-/// memo, stack and marks are what one stream may hold at once.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PickleLimits {
-    /// Opcodes executed, whole file.
-    pub max_ops: u64,
-    /// Memo entries of one stream.
-    pub max_memo: usize,
-    /// Values on the stack of one stream.
-    pub max_stack: usize,
-    /// MARKs open at once in one stream (how deep `(` … `t` can nest).
-    pub max_marks: usize,
-    /// Nodes built (strings, containers, objects...), whole file.
-    pub max_nodes: usize,
-    /// Values stored in containers (list items, dict entries, tuple members, object states),
-    /// whole file.
-    pub max_items: u64,
-    /// Bytes of strings and bytes materialized, whole file.
-    pub max_bytes: u64,
-}
-
-impl PickleLimits {
-    /// Far above what real checkpoints need (a 100,000-tensor state dict takes about 6M opcodes,
-    /// 1M nodes and 2M stored values), and small enough that the worst file costs a few seconds
-    /// and at most about 3 GiB (16M nodes of at most 64 bytes, 64M stored values of 16 bytes,
-    /// 1 GiB of strings).
-    pub const DEFAULT: PickleLimits = PickleLimits {
-        max_ops: 100_000_000,
-        max_memo: 16_000_000,
-        max_stack: 16_000_000,
-        max_marks: 10_000,
-        max_nodes: 16_000_000,
-        max_items: 64_000_000,
-        max_bytes: 1 << 30,
-    };
-}
+pub use crate::limits::PickleLimits;
 
 /// What one GLOBAL, STACK_GLOBAL or INST costs in opcodes of the budget.
 pub const GLOBAL_COST: u64 = 64;

@@ -96,6 +96,10 @@ pub fn assert_tensors_match_truth(name: &str, ckpt: &ckptscope::Checkpoint) {
 /// Runs the real binary and returns (exit code, stdout, stderr).
 pub fn run(args: &[&str]) -> (i32, String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ckptscope"))
+        .env(
+            "CKPTSCOPE_CACHE_DIR",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/hash-cache"),
+        )
         .args(args)
         .output()
         .unwrap();

@@ -6,9 +6,10 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::archive::zip;
 use crate::error::Error;
 use crate::format::mapped::file_kind;
-use crate::format::{Format, MappedFile, detect, zip};
+use crate::format::{Format, MappedFile, detect};
 use crate::limits::Limits;
 use crate::pickle::policy::{Finding, Policy, Risk, Verdict};
 use crate::pickle::{StreamReport, analyze};

@@ -4,7 +4,7 @@
 //! torch; a pickle named `.txt` is still a pickle. The extension is only used afterwards, to give
 //! a better error for a file that is *meant* to be safetensors but is broken.
 
-use crate::format::zip;
+use crate::archive::{tar, zip};
 
 /// The kinds of file ckptscope recognises.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -130,8 +130,8 @@ pub fn detect(bytes: &[u8]) -> Format {
     if zip::looks_like_zip(bytes) {
         return detect_zip(bytes);
     }
-    if is_tar(bytes) {
-        return if tar_member_names(bytes).iter().any(|n| n == "pickle") {
+    if tar::is_tar(bytes) {
+        return if tar::member_names(bytes).iter().any(|n| n == "pickle") {
             Format::PytorchTar
         } else {
             Format::Unknown
@@ -216,18 +216,6 @@ fn detect_zip(bytes: &[u8]) -> Format {
     Format::Zip
 }
 
-fn is_tar(bytes: &[u8]) -> bool {
-    bytes.get(257..262) == Some(b"ustar")
-}
-
-/// Names of the members of a tar archive, stopping at the first bad header.
-pub fn tar_member_names(bytes: &[u8]) -> Vec<String> {
-    crate::pickle::tar::members(bytes)
-        .into_iter()
-        .map(|m| m.name)
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,9 +263,9 @@ mod tests {
         tar[..6].copy_from_slice(b"pickle");
         tar[124..135].copy_from_slice(b"00000000012");
         tar[257..262].copy_from_slice(b"ustar");
-        assert_eq!(tar_member_names(&tar), ["pickle"]);
+        assert_eq!(tar::member_names(&tar), ["pickle"]);
         assert_eq!(detect(&tar), Format::PytorchTar);
         tar[124..135].copy_from_slice(b"77777777777");
-        assert_eq!(tar_member_names(&tar), ["pickle"]);
+        assert_eq!(tar::member_names(&tar), ["pickle"]);
     }
 }
