@@ -6,7 +6,7 @@
 
 mod support;
 
-use ckptscope::analysis::{self, Control, View, stats};
+use ckptscope::analysis::{self, Control, View};
 use support::*;
 
 const NUMPY: &str = "import sys, time\nimport numpy as np\nfrom safetensors import safe_open\nt = time.perf_counter()\nwith safe_open(sys.argv[1], 'np') as f:\n    x = f.get_tensor('t')\nx = x.astype(np.float32) if x.dtype != np.float32 else x\nfinite = x[np.isfinite(x)]\nh = np.histogram(finite, bins=256)\nr = (finite.min(), finite.max(), finite.mean(), finite.std())\nprint(time.perf_counter() - t)\n";
@@ -22,14 +22,14 @@ fn bench(label: &str, path: &std::path::Path, bytes: u64, numpy: Option<&str>) {
     let src = analysis::source(&ckpt, t).unwrap();
     let view = View::of(t);
     let timing = time(5, || {
-        std::hint::black_box(stats::analyze(&src, &view, 256, &Control::default()).unwrap());
+        std::hint::black_box(analysis::analyze(&src, &view, 256, &Control::default()).unwrap());
     });
     let (_, anon) =
-        anon_growth_kib(|| stats::analyze(&src, &view, 256, &Control::default()).unwrap());
+        anon_growth_kib(|| analysis::analyze(&src, &view, 256, &Control::default()).unwrap());
     let gbs = bytes as f64 / timing.median.as_secs_f64() / 1e9;
     println!("{label}: {timing} = {gbs:.2} GB/s, anonymous memory +{anon} KiB");
     let sample = time(20, || {
-        std::hint::black_box(stats::analyze_sample(&src, &view, 256, 16_384).unwrap());
+        std::hint::black_box(analysis::analyze_sample(&src, &view, 256, 16_384).unwrap());
     });
     println!("{label}, first (sampled) answer: {sample}");
     if let Some(script) = numpy {

@@ -8,6 +8,10 @@
 //!   headers, and detects every other checkpoint format by content.
 //! - [`dtype`] names the 22 element types of safetensors 0.8.
 //!
+//! A module imports only the layers below it (checked by `tests/layers.rs`):
+//!
+//! Layers, bottom to top: `dtype` < `timefmt` < `progress` < `fsutil` < `desktop` < `error` < `limits` < `archive` < `detect` < `pickle` < `format` < `analysis` < `hash` < `lineage` < `convert` < `scan` < `output` < `gui`.
+//!
 //! ```no_run
 //! let ckpt = ckptscope::format::open("model.safetensors".as_ref())?;
 //! for t in &ckpt.tensors {

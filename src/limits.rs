@@ -165,7 +165,7 @@ fn parse_amount(text: &str) -> Option<u64> {
 }
 
 /// Bounds on what the pickles of one file may make the machine do. Opcodes, nodes, stored
-/// values and bytes are counted over the whole file (every stream draws from one [`Budget`](crate::pickle::vm::Budget));
+/// values and bytes are counted over the whole file (every stream draws from one `pickle::vm::Budget`);
 /// memo, stack and marks are what one stream may hold at once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PickleLimits {

@@ -4,14 +4,14 @@
 
 mod common;
 
-use ckptscope::analysis::{self, Control, SliceSpec, View, stats};
+use ckptscope::analysis::{self, Control, SliceSpec, View};
 use common::fixture;
 
-fn analyze(ckpt: &ckptscope::Checkpoint, name: &str, slice: &str) -> stats::Analysis {
+fn analyze(ckpt: &ckptscope::Checkpoint, name: &str, slice: &str) -> analysis::Analysis {
     let t = ckpt.require(name).unwrap();
     let src = analysis::source(ckpt, t).unwrap();
     let view = View::select(t, &SliceSpec::parse(slice).unwrap()).unwrap();
-    stats::analyze(&src, &view, 16, &Control::default()).unwrap()
+    analysis::analyze(&src, &view, 16, &Control::default()).unwrap()
 }
 
 #[test]

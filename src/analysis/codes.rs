@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use crate::analysis::decode::{decode_at, sub_byte_bits};
 use crate::analysis::kernels::{codes_u8, codes_u16};
 use crate::analysis::slice::View;
-use crate::analysis::stats::{
+use crate::analysis::summary::{
     Analysis, Histogram, PERCENTILES, Source, Stats, StatsError, coarsen, fine_bins, range_of,
     scale,
 };
@@ -312,7 +312,7 @@ mod tests {
             .collect();
         let a = run(DType::F16, ByteOrder::Little, &f16, &[50, 100], 16);
         let n = values.len() as f64;
-        let (mean, std) = crate::analysis::stats::reference_mean_std(&values);
+        let (mean, std) = crate::analysis::summary::reference_mean_std(&values);
         assert!((a.stats.mean - mean).abs() < 1e-12);
         assert!((a.stats.std - std).abs() < 1e-12);
         let mut sorted: Vec<f64> = values.iter().map(|&v| f64::from(v)).collect();

@@ -11,8 +11,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use rayon::prelude::*;
 
+use crate::analysis::element::Element;
 use crate::analysis::slice::View;
-use crate::analysis::stats::{Element, Histogram, Source, StatsError};
+use crate::analysis::summary::{Histogram, Source, StatsError};
 use crate::dtype::DType;
 use crate::format::{ByteOrder, Checkpoint, TensorEntry};
 use crate::progress::Progress;

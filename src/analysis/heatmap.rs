@@ -8,7 +8,7 @@ use rayon::prelude::*;
 
 use crate::analysis::decode::{decode_at, element_text};
 use crate::analysis::slice::View;
-use crate::analysis::stats::{Source, StatsError};
+use crate::analysis::{Source, StatsError};
 use crate::progress::Progress as Control;
 
 /// A downsampled image of a 2-D selection.

@@ -2,21 +2,30 @@
 //!
 //! Everything here reads bytes borrowed from the memory map and decodes only the selected
 //! elements; nothing is copied into a whole-tensor buffer.
+//!
+//! Statistics take one of two sibling paths, chosen here by [`analyze`]: types of at most 16
+//! bits are counted by bit pattern ([`codes`]), wider ones in two decoding passes ([`moments`]).
+//! Both build the result types of [`summary`].
+//!
+//! Owns: decoding, slicing, statistics, heatmaps, tensor comparison. Must not import: `hash`,
+//! `lineage`, `convert`, `scan`, `output`, `gui`.
 
 pub mod codes;
 pub mod decode;
 pub mod diff;
+pub mod element;
 pub mod heatmap;
 pub mod kernels;
+pub mod moments;
 pub mod slice;
-pub mod stats;
+pub mod summary;
 
 use crate::error::Error;
 use crate::format::{Checkpoint, TensorEntry};
 
 pub use crate::progress::Progress as Control;
 pub use slice::{SliceSpec, View};
-pub use stats::{Analysis, Histogram, Source, Stats};
+pub use summary::{Analysis, FINE_BINS, Histogram, PERCENTILES, Source, Stats, StatsError};
 
 /// The decoding source of a tensor of `ckpt`.
 pub fn source<'a>(ckpt: &'a Checkpoint, t: &TensorEntry) -> Result<Source<'a>, Error> {
@@ -25,4 +34,40 @@ pub fn source<'a>(ckpt: &'a Checkpoint, t: &TensorEntry) -> Result<Source<'a>, E
         dtype: t.dtype,
         order: t.byte_order,
     })
+}
+
+/// Computes statistics and a `bins`-bin histogram of every selected element, in parallel. Types
+/// of at most 16 bits are counted by bit pattern ([`codes`]: one pass, exact percentiles);
+/// wider ones take two decoding passes ([`moments`]: moments, then bins) with percentiles read
+/// from a fine histogram.
+pub fn analyze(
+    src: &Source<'_>,
+    view: &View,
+    bins: usize,
+    control: &Control,
+) -> Result<Analysis, StatsError> {
+    if codes::table_len(src.dtype).is_some() {
+        codes::analyze(src, view, bins, control)
+    } else if decode::fits_f32(src.dtype) {
+        moments::analyze::<f32>(src, view, bins, control)
+    } else {
+        moments::analyze::<f64>(src, view, bins, control)
+    }
+}
+
+/// Statistics of about `size` elements spread evenly over the selection: a first answer that
+/// costs `size` decodes whatever the tensor's size.
+pub fn analyze_sample(
+    src: &Source<'_>,
+    view: &View,
+    bins: usize,
+    size: u64,
+) -> Result<Analysis, StatsError> {
+    let n = view.elements();
+    if n <= size.max(1) {
+        // The sample would be every element: the exact analysis costs the same, and gives the
+        // exact percentiles of the types counted by bit pattern.
+        return analyze(src, view, bins, &Control::default());
+    }
+    moments::sample(src, view, bins, n, size.max(1))
 }

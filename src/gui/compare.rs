@@ -15,7 +15,7 @@ use crate::analysis::decode::format_float;
 use crate::analysis::diff::{self, Diff, Status, TensorDiff};
 use crate::analysis::heatmap::{self, Heatmap};
 use crate::analysis::slice::View;
-use crate::analysis::stats::{self, Analysis, Histogram};
+use crate::analysis::{self as stats, Analysis, Histogram};
 use crate::format::Checkpoint;
 use crate::gui::app::{Command, Persisted, display_name};
 use crate::gui::jobs::{Job, JobKind, take};

@@ -12,7 +12,7 @@ use egui::{RichText, Ui};
 use crate::analysis::decode::format_float;
 use crate::analysis::heatmap::{self, Heatmap};
 use crate::analysis::slice::{Sel, SliceSpec, View};
-use crate::analysis::stats::{self, Analysis};
+use crate::analysis::{self as stats, Analysis};
 use crate::format::{ByteOrder, Checkpoint, Layout, TensorEntry};
 use crate::gui::app::Persisted;
 use crate::gui::jobs::{Job, JobError, JobKind, take};

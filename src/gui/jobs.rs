@@ -90,10 +90,10 @@ impl From<crate::convert::ConvertError> for JobError {
     }
 }
 
-impl From<crate::analysis::stats::StatsError> for JobError {
-    fn from(e: crate::analysis::stats::StatsError) -> JobError {
+impl From<crate::analysis::StatsError> for JobError {
+    fn from(e: crate::analysis::StatsError) -> JobError {
         match e {
-            crate::analysis::stats::StatsError::Cancelled => JobError::Cancelled,
+            crate::analysis::StatsError::Cancelled => JobError::Cancelled,
             e => JobError::failed(e),
         }
     }

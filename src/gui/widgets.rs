@@ -4,9 +4,9 @@
 use egui::{Color32, RichText, Ui};
 use egui_plot::{Bar, BarChart, GridInput, GridMark, Legend, Plot};
 
+use crate::analysis::Histogram;
 use crate::analysis::decode::format_float;
 use crate::analysis::heatmap::Heatmap;
-use crate::analysis::stats::Histogram;
 use crate::pickle::policy::{Risk, Verdict};
 
 /// Colour of a verdict.

@@ -4,9 +4,9 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
+use crate::analysis::Histogram;
 use crate::analysis::decode::format_float;
 use crate::analysis::diff::{Diff, Measures, Status, TensorDiff};
-use crate::analysis::stats::Histogram;
 use crate::format::Checkpoint;
 use crate::output::human::{self, term};
 use crate::output::info::one_line;

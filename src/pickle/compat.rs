@@ -18,7 +18,7 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use crate::format::Format;
+use crate::detect::Format;
 use crate::pickle::vm::PickleLimits;
 
 /// The compatibility answer for one file.

@@ -22,7 +22,7 @@ pub mod vm;
 use std::borrow::Cow;
 use std::collections::HashSet;
 
-use crate::format::Format;
+use crate::detect::Format;
 use crate::limits::Limits;
 use crate::pickle::container::{Role, Stream, TorchZip};
 use crate::pickle::opcode::Op;

@@ -1,269 +1,29 @@
-//! Statistics and histograms of a tensor slice, streamed from the memory map.
+//! Statistics of the wider types in two decoding passes over the selected elements, each split
+//! into blocks run on rayon's pool: the first gathers counts, min, max and moments (combined
+//! across blocks with Chan's formula, so the variance stays accurate for billions of values);
+//! the second bins the finite values into the requested histogram and into a fine one used for
+//! percentiles. Memory is one small decode buffer per thread plus the bins: O(bins), never
+//! O(tensor). NaN and ±Inf are counted, never binned.
 //!
-//! Two passes over the selected elements, each split into blocks run on rayon's pool: the first
-//! gathers counts, min, max and moments (combined across blocks with Chan's formula, so the
-//! variance stays accurate for billions of values); the second bins the finite values into the
-//! requested histogram and into a fine one used for percentiles. Memory is one small decode
-//! buffer per thread plus the bins: O(bins), never O(tensor). NaN and ±Inf are counted, never
-//! binned. A strided sample gives a first answer in microseconds; the exact one follows.
+//! Owns: moments and the two passes. Must not import: `codes` (its sibling path).
 
 use rayon::prelude::*;
 
-use crate::analysis::decode::{decode_at, decode_run};
-use crate::analysis::kernels;
+use crate::analysis::decode::decode_at;
+use crate::analysis::element::Element;
 use crate::analysis::slice::View;
-use crate::dtype::DType;
-use crate::format::ByteOrder;
+use crate::analysis::summary::{
+    Analysis, Histogram, Source, Stats, StatsError, coarsen, fine_bins, finish, range_of, scale,
+};
 use crate::progress::Progress as Control;
 
 /// Elements per parallel block (4 MiB of F32).
 const BLOCK: u64 = 1 << 20;
 /// Elements decoded at once into a thread's buffer.
 const BATCH: u64 = 1 << 12;
-/// Bins of the fine histogram percentiles are read from.
-pub const FINE_BINS: usize = 4096;
-/// Percentiles reported.
-pub const PERCENTILES: [f64; 7] = [1.0, 5.0, 25.0, 50.0, 75.0, 95.0, 99.0];
-
-/// Why a computation did not finish.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum StatsError {
-    /// Cancelled by the user.
-    #[error("cancelled")]
-    Cancelled,
-    /// The view reaches outside the tensor's bytes.
-    #[error("the selection reads outside the tensor's bytes")]
-    OutOfRange,
-}
-
-/// What is being measured: which elements of which bytes, and how to decode them.
-#[derive(Clone, Copy, Debug)]
-pub struct Source<'a> {
-    /// The bytes the tensor reads ([`crate::Checkpoint::tensor_bytes`]).
-    pub bytes: &'a [u8],
-    /// Element type.
-    pub dtype: DType,
-    /// Byte order.
-    pub order: ByteOrder,
-}
-
-/// Summary statistics of the finite values, and counts of the others.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
-pub struct Stats {
-    /// Elements examined.
-    pub count: u64,
-    /// NaNs.
-    pub nan: u64,
-    /// +Inf.
-    pub pos_inf: u64,
-    /// -Inf.
-    pub neg_inf: u64,
-    /// Exact zeros (±0).
-    pub zeros: u64,
-    /// Finite values.
-    pub finite: u64,
-    /// Smallest finite value (NaN when none).
-    pub min: f64,
-    /// Largest finite value (NaN when none).
-    pub max: f64,
-    /// Mean of the finite values.
-    pub mean: f64,
-    /// Population standard deviation of the finite values.
-    pub std: f64,
-    /// Root mean square of the finite values.
-    pub rms: f64,
-}
-
-/// A histogram over `[lo, hi]` with equal-width bins.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
-pub struct Histogram {
-    /// Left edge of the first bin.
-    pub lo: f64,
-    /// Right edge of the last bin.
-    pub hi: f64,
-    /// Count per bin.
-    pub counts: Vec<u64>,
-}
-
-impl Histogram {
-    /// Width of one bin (0 when all values are equal).
-    pub fn width(&self) -> f64 {
-        if self.counts.is_empty() {
-            0.0
-        } else {
-            (self.hi - self.lo) / self.counts.len() as f64
-        }
-    }
-
-    /// Centre of bin `i`.
-    pub fn center(&self, i: usize) -> f64 {
-        self.lo + (i as f64 + 0.5) * self.width()
-    }
-
-    pub(crate) fn new(lo: f64, hi: f64, bins: usize) -> Histogram {
-        Histogram {
-            lo,
-            hi,
-            counts: vec![0; bins.max(1)],
-        }
-    }
-
-    /// Adds `count` times a finite value; values outside `[lo, hi]` go to the end bins.
-    #[inline(always)]
-    pub(crate) fn add(&mut self, v: f64, scale: f64, count: u64) {
-        let last = self.counts.len() - 1;
-        let i = ((v - self.lo) * scale) as usize;
-        self.counts[i.min(last)] += count;
-    }
-
-    fn merge(&mut self, other: &Histogram) {
-        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
-            *a += b;
-        }
-    }
-
-    /// The value below which `p` percent of the counted values fall, interpolated inside its
-    /// bin (exact to one bin width).
-    pub fn percentile(&self, p: f64) -> f64 {
-        let total: u64 = self.counts.iter().sum();
-        if total == 0 {
-            return f64::NAN;
-        }
-        let rank = p / 100.0 * total as f64;
-        let mut seen = 0u64;
-        for (i, &c) in self.counts.iter().enumerate() {
-            if c > 0 && (seen + c) as f64 >= rank {
-                let within = ((rank - seen as f64) / c as f64).clamp(0.0, 1.0);
-                return self.lo + (i as f64 + within) * self.width();
-            }
-            seen += c;
-        }
-        self.hi
-    }
-}
-
-/// The result of analysing a selection.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
-pub struct Analysis {
-    /// Summary statistics.
-    pub stats: Stats,
-    /// The requested histogram of finite values over `[min, max]`.
-    pub histogram: Histogram,
-    /// Approximate percentiles `(p, value)`, read from a fine histogram.
-    pub percentiles: Vec<(f64, f64)>,
-    /// Resolution of the percentiles (one fine bin).
-    pub percentile_resolution: f64,
-    /// `Some(n)` when computed from a strided sample of `n` elements, not from all of them.
-    pub sampled: Option<u64>,
-}
-
-/// A decoded element: `f32` for the dtypes that fit it exactly (half the memory traffic), `f64`
-/// otherwise. Statistics and comparisons ([`crate::analysis::diff`]) share it: how to decode,
-/// how to read in place, and which kernels to run.
-pub(crate) trait Element: Copy + Send + Sync + 'static {
-    fn f64(self) -> f64;
-    fn finite(self) -> bool;
-    /// Decodes `n` consecutive elements from element `first`, appending to `out`; `false` when
-    /// they do not all lie inside the bytes.
-    fn run(src: &Source<'_>, first: u64, n: usize, out: &mut Vec<Self>) -> bool;
-    /// Element `i`, decoded.
-    fn at(src: &Source<'_>, i: u64) -> Option<Self>;
-    /// Elements `first..first + n` read in place, without decoding, when the bytes already are
-    /// this type in native order and suitably aligned.
-    fn borrow<'a>(src: &Source<'a>, first: u64, n: usize) -> Option<&'a [Self]>;
-    /// The moment kernel for this type.
-    fn sums(values: &[Self], shift: f64) -> kernels::BatchSums;
-    /// The histogram kernel for this type (`counts`: bins, then one slot for NaN/Inf).
-    fn bins(values: &[Self], lo: f64, scale: f64, counts: &mut [u32]);
-    /// The comparison kernel for this type.
-    fn pairs(a: &[Self], b: &[Self]) -> kernels::PairSums;
-}
-
-/// Elements `first..first + n` of `src` read in place as `T`, when `src` holds `dtype` (which
-/// is `T`) in native byte order and its bytes are aligned for `T`.
-fn borrow_native<'a, T: bytemuck::Pod>(
-    src: &Source<'a>,
-    dtype: DType,
-    first: u64,
-    n: usize,
-) -> Option<&'a [T]> {
-    let native = if cfg!(target_endian = "little") {
-        ByteOrder::Little
-    } else {
-        ByteOrder::Big
-    };
-    if src.dtype != dtype || src.order != native {
-        return None;
-    }
-    let size = std::mem::size_of::<T>();
-    let start = usize::try_from(first).ok()?.checked_mul(size)?;
-    let bytes = src
-        .bytes
-        .get(start..start.checked_add(n.checked_mul(size)?)?)?;
-    bytemuck::try_cast_slice(bytes).ok()
-}
-
-impl Element for f32 {
-    #[inline(always)]
-    fn f64(self) -> f64 {
-        f64::from(self)
-    }
-    #[inline(always)]
-    fn finite(self) -> bool {
-        self.is_finite()
-    }
-    fn run(src: &Source<'_>, first: u64, n: usize, out: &mut Vec<Self>) -> bool {
-        crate::analysis::decode::decode_run_f32(src.dtype, src.order, src.bytes, first, n, out)
-    }
-    fn at(src: &Source<'_>, i: u64) -> Option<Self> {
-        decode_at(src.dtype, src.order, src.bytes, i).map(|v| v as f32)
-    }
-    fn borrow<'a>(src: &Source<'a>, first: u64, n: usize) -> Option<&'a [Self]> {
-        borrow_native(src, DType::F32, first, n)
-    }
-    fn sums(values: &[Self], shift: f64) -> kernels::BatchSums {
-        kernels::moments_f32(values, shift)
-    }
-    fn bins(values: &[Self], lo: f64, scale: f64, counts: &mut [u32]) {
-        kernels::bins_f32(values, lo as f32, scale as f32, counts);
-    }
-    fn pairs(a: &[Self], b: &[Self]) -> kernels::PairSums {
-        kernels::pairs_f32(a, b)
-    }
-}
-
-impl Element for f64 {
-    #[inline(always)]
-    fn f64(self) -> f64 {
-        self
-    }
-    #[inline(always)]
-    fn finite(self) -> bool {
-        self.is_finite()
-    }
-    fn run(src: &Source<'_>, first: u64, n: usize, out: &mut Vec<Self>) -> bool {
-        decode_run(src.dtype, src.order, src.bytes, first, n, out)
-    }
-    fn at(src: &Source<'_>, i: u64) -> Option<Self> {
-        decode_at(src.dtype, src.order, src.bytes, i)
-    }
-    fn borrow<'a>(src: &Source<'a>, first: u64, n: usize) -> Option<&'a [Self]> {
-        borrow_native(src, DType::F64, first, n)
-    }
-    fn sums(values: &[Self], shift: f64) -> kernels::BatchSums {
-        kernels::moments_f64(values, shift)
-    }
-    fn bins(values: &[Self], lo: f64, scale: f64, counts: &mut [u32]) {
-        kernels::bins_f64(values, lo, scale, counts);
-    }
-    fn pairs(a: &[Self], b: &[Self]) -> kernels::PairSums {
-        kernels::pairs_f64(a, b)
-    }
-}
-
 /// Partial moments of one block.
 #[derive(Clone, Copy, Debug)]
-struct Moments {
+pub(crate) struct Moments {
     count: u64,
     nan: u64,
     pos_inf: u64,
@@ -297,7 +57,7 @@ impl Moments {
     /// Accumulates a batch: sums shifted by the batch's first finite value (numerically safe),
     /// merged into the running moments. A batch with no NaN or Inf (the usual case) takes a
     /// branch-free path.
-    fn add_batch<T: Element>(&mut self, values: &[T]) {
+    pub(crate) fn add_batch<T: Element>(&mut self, values: &[T]) {
         let mut b = Moments {
             count: values.len() as u64,
             ..Moments::default()
@@ -372,7 +132,7 @@ impl Moments {
         self.n += o.n;
     }
 
-    fn stats(&self) -> Stats {
+    pub(crate) fn stats(&self) -> Stats {
         let finite = self.n;
         if finite == 0 {
             return Stats {
@@ -461,33 +221,7 @@ fn blocks(n: u64) -> Vec<(u64, u64)> {
         .collect()
 }
 
-/// Bins of the fine histogram: at least [`FINE_BINS`], and a multiple of `bins` so the requested
-/// histogram is exactly a sum of fine bins (one bin update per element, not two).
-pub(crate) fn fine_bins(bins: usize) -> usize {
-    let bins = bins.max(1);
-    bins * FINE_BINS.div_ceil(bins)
-}
-
-/// Computes statistics and a `bins`-bin histogram of every selected element, in parallel. Types
-/// of at most 16 bits are counted by bit pattern ([`crate::analysis::codes`]: one pass, exact
-/// percentiles); wider ones take two decoding passes (moments, then bins) with percentiles read
-/// from a fine histogram.
-pub fn analyze(
-    src: &Source<'_>,
-    view: &View,
-    bins: usize,
-    control: &Control,
-) -> Result<Analysis, StatsError> {
-    if crate::analysis::codes::table_len(src.dtype).is_some() {
-        crate::analysis::codes::analyze(src, view, bins, control)
-    } else if crate::analysis::decode::fits_f32(src.dtype) {
-        analyze_as::<f32>(src, view, bins, control)
-    } else {
-        analyze_as::<f64>(src, view, bins, control)
-    }
-}
-
-fn analyze_as<T: Element>(
+pub(crate) fn analyze<T: Element>(
     src: &Source<'_>,
     view: &View,
     bins: usize,
@@ -552,32 +286,14 @@ fn analyze_as<T: Element>(
     Ok(finish(stats, hist, &fine, None))
 }
 
-/// The `bins`-bin histogram made of a fine one whose bin count is a multiple of `bins`.
-pub(crate) fn coarsen(fine: &Histogram, bins: usize) -> Histogram {
-    let bins = bins.max(1);
-    let per = (fine.counts.len() / bins).max(1);
-    Histogram {
-        lo: fine.lo,
-        hi: fine.hi,
-        counts: fine.counts.chunks(per).map(|c| c.iter().sum()).collect(),
-    }
-}
-
-/// Statistics of about `size` elements spread evenly over the selection: a first answer that
-/// costs `size` decodes whatever the tensor's size.
-pub fn analyze_sample(
+/// Statistics of `take` elements spread evenly over a selection of `n > take` elements.
+pub(crate) fn sample(
     src: &Source<'_>,
     view: &View,
     bins: usize,
-    size: u64,
+    n: u64,
+    take: u64,
 ) -> Result<Analysis, StatsError> {
-    let n = view.elements();
-    if n <= size.max(1) {
-        // The sample would be every element: the exact analysis costs the same, and gives the
-        // exact percentiles of the types counted by bit pattern.
-        return analyze(src, view, bins, &Control::default());
-    }
-    let take = size.max(1);
     let mut values = Vec::with_capacity(take as usize);
     for i in 0..take {
         // Evenly spaced positions; u128 keeps i·n exact for huge tensors.
@@ -600,58 +316,14 @@ pub fn analyze_sample(
     Ok(finish(stats, hist, &fine, sampled))
 }
 
-pub(crate) fn range_of(stats: &Stats) -> (f64, f64) {
-    if stats.finite == 0 {
-        (0.0, 1.0)
-    } else if stats.min == stats.max {
-        // One value: a bin of width 1 centred on it.
-        (stats.min - 0.5, stats.max + 0.5)
-    } else {
-        (stats.min, stats.max)
-    }
-}
-
-pub(crate) fn scale(h: &Histogram) -> f64 {
-    let w = h.hi - h.lo;
-    if w > 0.0 {
-        h.counts.len() as f64 / w
-    } else {
-        0.0
-    }
-}
-
-fn finish(stats: Stats, histogram: Histogram, fine: &Histogram, sampled: Option<u64>) -> Analysis {
-    let percentiles = PERCENTILES
-        .iter()
-        .map(|&p| (p, fine.percentile(p)))
-        .collect();
-    Analysis {
-        stats,
-        percentile_resolution: fine.width(),
-        histogram,
-        percentiles,
-        sampled,
-    }
-}
-
-/// Mean and population standard deviation computed directly in `f64`, for tests to check the
-/// streamed figures against.
-#[cfg(test)]
-pub(crate) fn reference_mean_std(values: &[f32]) -> (f64, f64) {
-    let n = values.len() as f64;
-    let mean = values.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-    let var = values
-        .iter()
-        .map(|&v| (f64::from(v) - mean).powi(2))
-        .sum::<f64>()
-        / n;
-    (mean, var.sqrt())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::analysis::slice::SliceSpec;
+    use crate::analysis::summary::reference_mean_std;
+    use crate::analysis::{analyze, analyze_sample};
+    use crate::dtype::DType;
+    use crate::format::ByteOrder;
     use crate::format::TensorEntry;
 
     fn f32_tensor(values: &[f32], shape: &[u64]) -> (TensorEntry, Vec<u8>) {
