@@ -195,7 +195,7 @@ pub fn diff(a: &Checkpoint, b: &Checkpoint, progress: &Progress) -> Diff {
     });
     Diff {
         renames: renames(a, b),
-        metadata: metadata_diff(&metadata_pairs(a), &metadata_pairs(b)),
+        metadata: metadata_diff(&a.metadata_pairs(), &b.metadata_pairs()),
         tensors,
     }
 }
@@ -744,16 +744,6 @@ fn renames(a: &Checkpoint, b: &Checkpoint) -> Vec<(String, String)> {
                 break;
             }
         }
-    }
-    out
-}
-
-/// Key/value pairs compared as metadata: safetensors `__metadata__`, or for pickle files their
-/// non-tensor values flattened to dotted keys.
-pub fn metadata_pairs(c: &Checkpoint) -> Vec<(String, String)> {
-    let mut out = c.metadata.clone();
-    if let Some(report) = &c.pickle {
-        out.extend(crate::pickle::value_leaves(&report.objects, 10_000));
     }
     out
 }

@@ -327,6 +327,16 @@ impl Checkpoint {
         })
     }
 
+    /// Key/value pairs as metadata is compared and searched: safetensors `__metadata__`, then
+    /// for pickle files their non-tensor values flattened to dotted keys (at most 10,000).
+    pub fn metadata_pairs(&self) -> Vec<(String, String)> {
+        let mut out = self.metadata.clone();
+        if let Some(report) = &self.pickle {
+            out.extend(crate::pickle::value_leaves(&report.objects, 10_000));
+        }
+        out
+    }
+
     /// A metadata value.
     pub fn metadata_value(&self, key: &str) -> Option<&str> {
         self.metadata

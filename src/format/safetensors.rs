@@ -8,6 +8,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::io::Write as _;
 
 use safetensors::tensor::{Metadata, TensorInfo};
 use serde::Deserialize;
@@ -620,6 +621,86 @@ impl<'de> Visitor<'de> for OrderedEntries {
         }
         Ok(out)
     }
+}
+
+/// Replaces a single safetensors file's `__metadata__` (tensor entries unchanged, data bytes
+/// copied), atomically, after verifying the new file opens with the same data section.
+pub fn rewrite_metadata(
+    ckpt: &super::Checkpoint,
+    metadata: &[(String, String)],
+) -> Result<(), crate::Error> {
+    let path = &ckpt.path;
+    let source = ckpt
+        .sources
+        .first()
+        .ok_or_else(|| crate::Error::invalid(path, Problem::Other("no source".into())))?;
+    let bytes = source.mapped()?.bytes();
+    let header_end = usize::try_from(source.header_size)
+        .ok()
+        .and_then(|n| n.checked_add(8))
+        .filter(|&end| end <= bytes.len())
+        .ok_or_else(|| crate::Error::invalid(path, Problem::Other("header out of range".into())))?;
+    let old_header = bytes.get(8..header_end).unwrap_or_default();
+    let old: serde_json::Value = serde_json::from_slice(old_header).map_err(|e| {
+        crate::Error::invalid(
+            path,
+            Problem::HeaderNotJson {
+                message: e.to_string(),
+            },
+        )
+    })?;
+    let mut text = String::from("{\"__metadata__\":{");
+    for (i, (k, v)) in metadata.iter().enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        text.push_str(&serde_json::to_string(k).unwrap_or_default());
+        text.push(':');
+        text.push_str(&serde_json::to_string(v).unwrap_or_default());
+    }
+    text.push('}');
+    for t in &ckpt.tensors {
+        if let Some(entry) = old.get(&t.name) {
+            text.push(',');
+            text.push_str(&serde_json::to_string(&t.name).unwrap_or_default());
+            text.push(':');
+            text.push_str(&entry.to_string());
+        }
+    }
+    text.push('}');
+    let mut header = text.into_bytes();
+    header.resize(header.len().next_multiple_of(8), b' ');
+    let data = bytes.get(header_end..).unwrap_or_default();
+    let werr = |e: std::io::Error| crate::Error::io("write", path, e);
+    // A symbolic link (the Hugging Face cache's snapshots/<rev>/x -> ../../blobs/<sha>) stays a
+    // link: its target is rewritten, keeping its mode.
+    let mut tmp = crate::fsutil::AtomicFile::new(path).map_err(werr)?;
+    {
+        let mut w = std::io::BufWriter::with_capacity(1 << 22, tmp.file_mut());
+        w.write_all(&(header.len() as u64).to_le_bytes())
+            .map_err(werr)?;
+        w.write_all(&header).map_err(werr)?;
+        w.write_all(data).map_err(werr)?;
+        w.flush().map_err(werr)?;
+    }
+    tmp.file().sync_all().map_err(werr)?;
+    // Verify before replacing: the new file opens and its data section is the old one.
+    let check = super::open(&tmp.reopen_path())?;
+    let new_source = check
+        .sources
+        .first()
+        .ok_or_else(|| crate::Error::invalid(path, Problem::Other("no source".into())))?;
+    let new_bytes = new_source.mapped()?.bytes();
+    if new_bytes.get(8 + header.len()..) != Some(data) || check.tensors.len() != ckpt.tensors.len()
+    {
+        return Err(crate::Error::invalid(
+            path,
+            Problem::Other("the rewritten file did not verify; the original is unchanged".into()),
+        ));
+    }
+    drop(check);
+    tmp.commit(crate::fsutil::Replace::Always).map_err(werr)?;
+    Ok(())
 }
 
 #[cfg(test)]
