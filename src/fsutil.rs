@@ -379,6 +379,21 @@ fn link_hidden(proc_path: &Path, folder: &Path) -> io::Result<PathBuf> {
     Err(last.unwrap_or_else(|| io::Error::other("no free temporary name")))
 }
 
+/// Fills `buf` from `file` at offset `at` (a positioned read: the file's cursor is not used
+/// on Unix).
+pub fn read_exact_at(file: &std::fs::File, buf: &mut [u8], at: u64) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::read_exact_at(file, buf, at)
+    }
+    #[cfg(not(unix))]
+    {
+        let mut f = file;
+        std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(at))?;
+        std::io::Read::read_exact(&mut f, buf)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,248 @@
+//! What a conversion will write: which tensors under which names, which root was taken,
+//! what is left out or aliased, and which tensors copy as plain byte ranges.
+//!
+//! Owns: [`Plan`]. Must not import: `write`, `verify`, `sharded`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::{ConvertError, ConvertOptions, WEIGHT_KEYS};
+use crate::dtype::DType;
+use crate::format::gather;
+use crate::format::{Checkpoint, Format, Layout, TensorEntry};
+use crate::pickle::torch::UnsupportedTensor;
+
+/// What will be written.
+pub(super) struct Plan<'a> {
+    /// `(output name, tensor)`, in file order.
+    pub(super) tensors: Vec<(String, &'a TensorEntry)>,
+    pub(super) aliases: Vec<(String, String)>,
+    pub(super) skipped: Vec<UnsupportedTensor>,
+    pub(super) exported: Option<String>,
+    pub(super) left_out: Vec<String>,
+    pub(super) metadata: BTreeMap<String, String>,
+}
+
+pub(super) fn plan<'a>(
+    ckpt: &'a Checkpoint,
+    options: &ConvertOptions,
+) -> Result<Plan<'a>, ConvertError> {
+    let all = options.all;
+    let Some(report) = ckpt.pickle.as_ref() else {
+        return Err(ConvertError::NoTensors {
+            path: ckpt.path.clone(),
+            hint: String::new(),
+        });
+    };
+    // The weights: the first preferred top-level entry that is a nested mapping holding
+    // tensors (Lightning's `state_dict`, `{"model": ..., "optimizer": ...}`), unless --all. A
+    // flat state dict (`model.embed_tokens.weight`, `lm_head.weight`) keeps every name as is,
+    // and so does a TorchScript module's state dict.
+    let exported = if all || ckpt.format == Format::Torchscript {
+        None
+    } else {
+        WEIGHT_KEYS
+            .iter()
+            .find(|k| {
+                ckpt.tensors.iter().any(|t| t.root.as_deref() == Some(**k))
+                    || report
+                        .unsupported
+                        .iter()
+                        .any(|u| u.root.as_deref() == Some(**k))
+            })
+            .map(|k| k.to_string())
+    };
+    let rename = |name: &str, root: Option<&str>| -> Option<String> {
+        let out = match &exported {
+            Some(k) if root == Some(k.as_str()) => name.strip_prefix(&format!("{k}."))?.to_string(),
+            Some(_) => return None,
+            None => name.to_string(),
+        };
+        Some(if out.is_empty() {
+            "tensor".to_string()
+        } else {
+            out
+        })
+    };
+    let mut chosen = Vec::new();
+    let mut left_out = Vec::new();
+    for t in &ckpt.tensors {
+        match rename(&t.name, t.root.as_deref()) {
+            Some(name) => chosen.push((name, t)),
+            None => left_out.push(t.name.clone()),
+        }
+    }
+    let mut skipped = Vec::new();
+    for u in &report.unsupported {
+        match rename(&u.name, u.root.as_deref()) {
+            Some(name) => skipped.push(UnsupportedTensor {
+                name,
+                reason: u.reason.clone(),
+                root: None,
+            }),
+            None => left_out.push(u.name.clone()),
+        }
+    }
+    if !skipped.is_empty() && !options.skip_unreadable {
+        return Err(ConvertError::Unreadable {
+            path: ckpt.path.clone(),
+            tensors: skipped,
+        });
+    }
+    if chosen.is_empty() {
+        return Err(ConvertError::NoTensors {
+            path: ckpt.path.clone(),
+            hint: if skipped.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " ({} tensors are not supported: {})",
+                    skipped.len(),
+                    skipped[0].reason
+                )
+            },
+        });
+    }
+    for (name, t) in &chosen {
+        check_expansion(ckpt, name, t, options)?;
+    }
+    let mut seen = HashMap::new();
+    for (name, _) in &chosen {
+        if seen.insert(name.clone(), ()).is_some() {
+            return Err(ConvertError::NameClash(name.clone()));
+        }
+    }
+
+    // Exact aliases (same storage, offset, shape, strides, dtype) are stored once, under the
+    // first name in sorted order, like HF's convert; but a tied output head gives way to the
+    // embedding it is tied to, since that is the name `transformers` loads and ties back
+    // (keeping `lm_head.weight` would leave `embed_tokens` to a fresh initialisation).
+    chosen.sort_by(|a, b| (is_tied_head(&a.0), &a.0).cmp(&(is_tied_head(&b.0), &b.0)));
+    let mut kept: HashMap<(Option<String>, String, DType, Vec<u64>), String> = HashMap::new();
+    let mut aliases = Vec::new();
+    let mut tensors = Vec::new();
+    for (name, t) in chosen {
+        let key = (t.storage.clone(), layout_key(t), t.dtype, t.shape.clone());
+        if t.storage.is_some()
+            && let Some(first) = kept.get(&key)
+        {
+            aliases.push((name, first.clone()));
+            continue;
+        }
+        kept.insert(key, name.clone());
+        tensors.push((name, t));
+    }
+    // The safetensors crate's order: descending dtype alignment, then name.
+    tensors.sort_by(|(an, a), (bn, b)| b.dtype.cmp(&a.dtype).then(an.cmp(bn)));
+
+    let mut metadata = BTreeMap::new();
+    metadata.insert("format".to_string(), "pt".to_string());
+    if !left_out.is_empty() {
+        metadata.insert(
+            "ckptscope.left_out".to_string(),
+            serde_json::to_string(&left_out).unwrap_or_default(),
+        );
+    }
+    for (dropped, kept) in &aliases {
+        metadata.insert(dropped.clone(), kept.clone());
+    }
+    if !skipped.is_empty() {
+        let list: BTreeMap<&str, &str> = skipped
+            .iter()
+            .map(|u| (u.name.as_str(), u.reason.as_str()))
+            .collect();
+        metadata.insert(
+            "ckptscope.skipped".to_string(),
+            serde_json::to_string(&list).unwrap_or_default(),
+        );
+    }
+    // Non-tensor values of the root (epoch, global_step, hyper_parameters...), as JSON.
+    if let serde_json::Value::Object(root) = &report.objects {
+        for (key, value) in root {
+            let text = match value {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            if text.contains("<tensor ") || metadata.contains_key(key) || text.len() > 1 << 20 {
+                continue;
+            }
+            if Some(key) == exported.as_ref() {
+                continue;
+            }
+            metadata.insert(key.clone(), text);
+        }
+    }
+    Ok(Plan {
+        tensors,
+        aliases,
+        skipped,
+        exported,
+        left_out,
+        metadata,
+    })
+}
+
+/// Names of output heads that models tie to their input embedding (`lm_head.weight`,
+/// GPT-NeoX's `embed_out.weight`).
+pub(super) fn is_tied_head(name: &str) -> bool {
+    name.split('.')
+        .any(|part| part == "lm_head" || part == "embed_out")
+}
+
+/// Refuses a tensor whose packed bytes exceed the storage it views by more than the expansion
+/// limit, unless the user asked for expanded tensors to be materialized.
+pub(super) fn check_expansion(
+    ckpt: &Checkpoint,
+    name: &str,
+    t: &TensorEntry,
+    options: &ConvertOptions,
+) -> Result<(), ConvertError> {
+    let logical = packed_len(ckpt, t)?;
+    let storage = t.data_offsets[1].saturating_sub(t.data_offsets[0]);
+    let factor = options.limits.max_expansion.max(1);
+    let allowed = storage.saturating_mul(factor);
+    if logical > allowed && !options.materialize_expanded {
+        return Err(ConvertError::Expanded {
+            name: name.to_string(),
+            logical,
+            storage,
+            factor,
+        });
+    }
+    Ok(())
+}
+
+/// Bytes of a tensor once packed, computed with checked arithmetic from its shape.
+pub(super) fn packed_len(ckpt: &Checkpoint, t: &TensorEntry) -> Result<u64, ConvertError> {
+    t.shape
+        .iter()
+        .try_fold(1u64, |a, &d| a.checked_mul(d))
+        .and_then(|n| t.dtype.bytes_for(n))
+        .ok_or_else(|| ConvertError::TooLarge {
+            path: ckpt.path.clone(),
+            what: format!("the size of tensor `{}`", t.name),
+        })
+}
+
+pub(super) fn layout_key(t: &TensorEntry) -> String {
+    match &t.layout {
+        Layout::Contiguous => format!("c{}", t.data_offsets[0]),
+        Layout::Strided { offset, strides } => format!("s{offset}:{strides:?}"),
+    }
+}
+
+/// The absolute file range of a tensor whose packed bytes are a plain range of its file
+/// (row-major, little-endian, whole bytes): most tensors of most checkpoints.
+pub(super) fn plain_range(ckpt: &Checkpoint, t: &TensorEntry) -> Option<std::ops::Range<u64>> {
+    let size = t.dtype.byte_size()?;
+    if t.byte_order == crate::format::ByteOrder::Big && size > 1 {
+        return None;
+    }
+    let (offset, strides) = gather::effective_strides(t);
+    if !gather::is_row_major(&t.shape, &strides) {
+        return None;
+    }
+    let start = t.file_offset.checked_add(offset.checked_mul(size)?)?;
+    let end = start.checked_add(t.byte_len())?;
+    let source = ckpt.sources.get(t.source)?;
+    (t.source == 0 && end <= source.file_size && end <= t.file_range().end).then_some(start..end)
+}
