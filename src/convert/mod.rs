@@ -260,6 +260,9 @@ mod tests {
             tensor: "w".into(),
             reason: "the input ended early".into(),
         };
-        assert!(e.to_string().starts_with("cannot read tensor `w` from in.pt"));
+        assert!(
+            e.to_string()
+                .starts_with("cannot read tensor `w` from in.pt")
+        );
     }
 }
