@@ -336,7 +336,7 @@ fn opening_shows_its_progress_and_cancel_then_the_document() {
     let mut h = threaded_harness(vec![fixture("st_basic.safetensors")]);
     step_until(&mut h, "first document", |h| h.state().doc.is_some());
     h.state_mut()
-        .push(ckptscope::gui::app::Command::Open(stuck.clone()));
+        .push(ckptscope::gui::Command::Open(stuck.clone()));
     step_until(&mut h, "open job", |h| h.state().jobs.open.is_some());
     h.step();
     assert!(h.query_by_label("opening stuck.safetensors").is_some());
@@ -361,10 +361,9 @@ fn opening_shows_its_progress_and_cancel_then_the_document() {
     // The engine saw the cancel and stopped; its answer is dropped.
     wait_for_worker(progress);
     // Opening another file on a real thread: the document replaces the first one.
-    h.state_mut()
-        .push(ckptscope::gui::app::Command::Open(fixture(
-            "lightning_like.ckpt",
-        )));
+    h.state_mut().push(ckptscope::gui::Command::Open(fixture(
+        "lightning_like.ckpt",
+    )));
     step_until(&mut h, "second document", |h| {
         h.state()
             .doc
@@ -413,7 +412,7 @@ fn cancelling_an_open_returns_to_the_start_screen_and_drops_the_late_result() {
 
 #[test]
 fn cancelling_convert_leaves_compare_running() {
-    use ckptscope::gui::app::Command;
+    use ckptscope::gui::Command;
     use ckptscope::gui::jobs::JobKind;
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("model.pt");
@@ -474,7 +473,7 @@ fn cancelling_convert_leaves_compare_running() {
 
 #[test]
 fn a_set_parent_failure_is_shown_to_the_user() {
-    use ckptscope::gui::app::Command;
+    use ckptscope::gui::Command;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("child.safetensors");
     std::fs::copy(fixture("st_lineage_v2.safetensors"), &file).unwrap();
@@ -529,7 +528,7 @@ fn hostile_files_on_real_threads_show_the_scan_verdict_or_an_error() {
     assert!(labels_containing(&h, "DANGEROUS pickle") > 0);
     assert!(h.query_all_by_label("posix.system").count() >= 1);
     let (_dir, junk) = common::write_temp("junk.pt", b"\x00\x01 not a checkpoint at all");
-    h.state_mut().push(ckptscope::gui::app::Command::Open(junk));
+    h.state_mut().push(ckptscope::gui::Command::Open(junk));
     step_until(&mut h, "error", |h| h.state().error.is_some());
     h.step();
     assert!(labels_containing(&h, "junk.pt") > 0);

@@ -8,10 +8,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::format::{Checkpoint, OpenOptions, PickleOptions};
+use crate::format::{OpenOptions, PickleOptions};
+use crate::gui::command::Command;
 use crate::gui::compare::{CompareView, compare_ui};
-use crate::gui::doc::{Doc, Tab};
+use crate::gui::doc::Doc;
 use crate::gui::jobs::{Job, JobError, JobKind, Jobs, Opened};
+use crate::gui::state::{Persisted, ThemeChoice};
+use crate::gui::widgets::display_name;
 use crate::pickle::policy::Verdict;
 
 /// How the app starts.
@@ -23,85 +26,6 @@ pub struct StartupArgs {
     pub sync_jobs: bool,
     /// With no file given and no recent file (a first run), open the demo at once.
     pub demo_on_first_run: bool,
-}
-
-/// The colour theme.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum ThemeChoice {
-    /// Follow the system.
-    #[default]
-    System,
-    /// Dark.
-    Dark,
-    /// Light.
-    Light,
-}
-
-/// What survives a restart (window size and panel widths are kept by eframe itself).
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
-pub struct Persisted {
-    /// Most recent first.
-    pub recent: Vec<PathBuf>,
-    /// Colour theme.
-    pub theme: ThemeChoice,
-    /// Tensors as a tree of name prefixes instead of a flat table.
-    pub tree_view: bool,
-    /// Histogram bins.
-    pub bins: usize,
-    /// Log-scaled histogram counts.
-    pub log_counts: bool,
-}
-
-impl Default for Persisted {
-    fn default() -> Self {
-        Persisted {
-            recent: Vec::new(),
-            theme: ThemeChoice::System,
-            tree_view: false,
-            bins: 64,
-            log_counts: false,
-        }
-    }
-}
-
-const MAX_RECENT: usize = 12;
-
-/// Something a view asks the app to do.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Command {
-    /// Show the open dialog.
-    OpenDialog,
-    /// Open a file (or folder).
-    Open(PathBuf),
-    /// Open the demo checkpoint shipped in the binary.
-    OpenDemo,
-    /// Pick a second file to compare with the open one.
-    CompareDialog,
-    /// Compare two files.
-    Compare(PathBuf, PathBuf),
-    /// Back to the start screen.
-    Close,
-    /// Forget a recent file.
-    ForgetRecent(PathBuf),
-    /// Show a file in the system's file manager.
-    Reveal(PathBuf),
-    /// Re-run the pickle scan of the open file.
-    Rescan,
-    /// List the tensors of a suspicious or dangerous pickle (nothing is executed).
-    ShowWithheldTensors,
-    /// Ask where to write the safetensors export of the open pickle.
-    ConvertDialog,
-    /// Convert the open pickle to `out`, accepting files up to `accept`.
-    Convert(PathBuf, Verdict),
-    /// Record a parent for the open safetensors file (asks which file).
-    SetParentDialog,
-    /// Record `parent` as the parent of the open safetensors file.
-    SetParent(PathBuf),
-    /// Stop a running job (and only that one).
-    Cancel(JobKind),
-    /// Leave the compare view, back to the file explored before.
-    LeaveCompare,
 }
 
 /// A question waiting for the user.
@@ -189,13 +113,6 @@ impl App {
         }
     }
 
-    fn remember(&mut self, path: &Path) {
-        let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-        self.state.recent.retain(|p| p != &path);
-        self.state.recent.insert(0, path);
-        self.state.recent.truncate(MAX_RECENT);
-    }
-
     fn start_open(&mut self, ctx: &egui::Context, path: PathBuf) {
         let trust = self.trust;
         let job = Job::spawn(
@@ -265,7 +182,7 @@ impl App {
         if let Some(result) = crate::gui::jobs::take(&mut self.jobs.open) {
             match result {
                 Ok(Opened { path, ckpt }) => {
-                    self.remember(&path);
+                    self.state.remember(&path);
                     self.doc = Some(Doc::new(Arc::new(ckpt)));
                     self.compare = None;
                 }
@@ -275,8 +192,8 @@ impl App {
         if let Some(result) = crate::gui::jobs::take(&mut self.jobs.compare) {
             match result {
                 Ok(view) => {
-                    self.remember(&view.a.path.clone());
-                    self.remember(&view.b.path.clone());
+                    self.state.remember(&view.a.path.clone());
+                    self.state.remember(&view.b.path.clone());
                     self.compare = Some(view);
                 }
                 Err(e) => self.job_failed(e),
@@ -752,13 +669,6 @@ fn apply_theme(ctx: &egui::Context, theme: ThemeChoice) {
     });
 }
 
-/// The file name, for titles and labels.
-pub fn display_name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| path.display().to_string())
-}
-
 const CHECKPOINT_EXTENSIONS: [&str; 8] = [
     "safetensors",
     "json",
@@ -816,26 +726,4 @@ fn reveal(path: &Path) -> std::io::Result<()> {
         c
     };
     cmd.spawn().map(drop)
-}
-
-impl Doc {
-    /// The tab shown first for this file.
-    pub fn first_tab(ckpt: &Checkpoint) -> Tab {
-        match &ckpt.pickle {
-            // TorchScript whose code reaches the system: the flagged lines first.
-            Some(p)
-                if p.torchscript.as_ref().is_some_and(|c| {
-                    c.flagged
-                        .iter()
-                        .any(|f| f.risk == crate::pickle::policy::Risk::Dangerous)
-                }) =>
-            {
-                Tab::Code
-            }
-            // A benign TorchScript archive is suspicious only for being a program: its tensors
-            // come first, its code is one tab away.
-            Some(p) if ckpt.tensors.is_empty() || p.read_verdict() != Verdict::Safe => Tab::Scan,
-            _ => Tab::Inspector,
-        }
-    }
 }

@@ -17,8 +17,10 @@ use crate::analysis::heatmap::{self, Heatmap};
 use crate::analysis::slice::View;
 use crate::analysis::stats::{self, Analysis, Histogram};
 use crate::format::Checkpoint;
-use crate::gui::app::{Command, Persisted, display_name};
+use crate::gui::command::Command;
 use crate::gui::jobs::{Job, JobKind, take};
+use crate::gui::state::Persisted;
+use crate::gui::widgets::display_name;
 use crate::gui::widgets::{
     COLOR_A, COLOR_B, COLOR_DIFF, Series, heatmap_image, heatmap_pixels, histogram_plot,
 };

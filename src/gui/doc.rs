@@ -5,10 +5,12 @@
 use std::sync::Arc;
 
 use crate::format::Checkpoint;
-use crate::gui::app::{Command, Persisted};
+use crate::gui::command::Command;
 use crate::gui::inspector::{Inspector, inspector_ui};
 use crate::gui::lineage::{LineageView, lineage_ui};
+use crate::gui::state::Persisted;
 use crate::gui::table::{TableState, table_ui};
+use crate::pickle::policy::{Risk, Verdict};
 
 /// The tabs of the central area.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,6 +88,26 @@ impl Doc {
     }
 }
 
+impl Doc {
+    /// The tab shown first for this file.
+    pub fn first_tab(ckpt: &Checkpoint) -> Tab {
+        match &ckpt.pickle {
+            // TorchScript whose code reaches the system: the flagged lines first.
+            Some(p)
+                if p.torchscript
+                    .as_ref()
+                    .is_some_and(|c| c.flagged.iter().any(|f| f.risk == Risk::Dangerous)) =>
+            {
+                Tab::Code
+            }
+            // A benign TorchScript archive is suspicious only for being a program: its tensors
+            // come first, its code is one tab away.
+            Some(p) if ckpt.tensors.is_empty() || p.read_verdict() != Verdict::Safe => Tab::Scan,
+            _ => Tab::Inspector,
+        }
+    }
+}
+
 /// Draws the explorer of one checkpoint.
 pub fn doc_ui(
     ui: &mut egui::Ui,
@@ -97,7 +119,9 @@ pub fn doc_ui(
     egui::Panel::top("summary").show(ui, |ui| {
         ui.add_space(2.0);
         ui.horizontal_wrapped(|ui| {
-            ui.label(egui::RichText::new(crate::gui::app::display_name(&doc.ckpt.path)).strong());
+            ui.label(
+                egui::RichText::new(crate::gui::widgets::display_name(&doc.ckpt.path)).strong(),
+            );
             ui.label(&doc.summary);
         });
         for f in &doc.ckpt.findings {

@@ -14,8 +14,8 @@ use crate::analysis::heatmap::{self, Heatmap};
 use crate::analysis::slice::{Sel, SliceSpec, View};
 use crate::analysis::stats::{self, Analysis};
 use crate::format::{ByteOrder, Checkpoint, Layout, TensorEntry};
-use crate::gui::app::Persisted;
 use crate::gui::jobs::{Job, JobError, JobKind, take};
+use crate::gui::state::Persisted;
 use crate::gui::widgets::{Series, heatmap_image, heatmap_pixels, histogram_plot};
 use crate::output::human;
 

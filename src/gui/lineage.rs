@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use egui::{Color32, RichText, Ui, pos2, vec2};
 
-use crate::gui::app::Command;
+use crate::gui::command::Command;
 use crate::gui::jobs::{Job, JobError, JobKind, take};
 use crate::lineage::{self, Graph, LineageOptions};
 
@@ -44,7 +44,7 @@ impl LineageView {
         self.error = None;
         let p = path.to_path_buf();
         let hash = self.hash;
-        let label = crate::gui::app::display_name(path);
+        let label = crate::gui::widgets::display_name(path);
         self.job = Some(Job::spawn(
             ctx,
             JobKind::Lineage,
@@ -192,7 +192,7 @@ pub fn lineage_ui(ui: &mut Ui, path: &Path, st: &mut LineageView, commands: &mut
                     facts.push("not found".into());
                 }
                 let title = match &node.path {
-                    Some(p) => crate::gui::app::display_name(p),
+                    Some(p) => crate::gui::widgets::display_name(p),
                     None => node.name.clone(),
                 };
                 let text = format!("{title}\n{}", facts.join(" · "));

@@ -5,7 +5,7 @@
 use egui::{RichText, Ui};
 
 use crate::format::Checkpoint;
-use crate::gui::app::Command;
+use crate::gui::command::Command;
 use crate::gui::doc::Tab;
 use crate::output::human;
 

@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod code;
+pub mod command;
 pub mod compare;
 pub mod demo;
 pub mod doc;
@@ -15,10 +16,13 @@ pub mod lineage;
 pub mod metadata;
 pub mod pickle;
 pub mod start;
+pub mod state;
 pub mod table;
 pub mod widgets;
 
 pub use app::{App, StartupArgs};
+pub use command::Command;
+pub use state::Persisted;
 
 /// The window's icon.
 pub const ICON_PNG: &[u8] = include_bytes!("../../assets/icon.png");

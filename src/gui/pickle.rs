@@ -5,7 +5,7 @@
 use egui::{RichText, Ui};
 
 use crate::format::PickleReport;
-use crate::gui::app::Command;
+use crate::gui::command::Command;
 use crate::gui::doc::Tab;
 use crate::gui::widgets::{risk_color, verdict_color};
 use crate::pickle::policy::{Risk, Verdict};

@@ -2,7 +2,8 @@
 
 use egui::{RichText, Ui};
 
-use crate::gui::app::{Command, Persisted};
+use crate::gui::command::Command;
+use crate::gui::state::Persisted;
 
 /// Draws the start screen.
 pub fn start_ui(ui: &mut Ui, state: &Persisted, opening: bool, commands: &mut Vec<Command>) {

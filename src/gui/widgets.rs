@@ -410,6 +410,13 @@ pub fn filter_match(filter: &str, name: &str) -> bool {
     })
 }
 
+/// The file name, for titles and labels.
+pub fn display_name(path: &std::path::Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
