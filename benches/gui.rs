@@ -8,7 +8,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use ckptscope::gui::app::Command;
+use ckptscope::gui::Command;
 use ckptscope::gui::{App, StartupArgs};
 use egui_kittest::Harness;
 use support::*;

@@ -337,7 +337,7 @@ fn opening_shows_its_progress_and_cancel_then_the_document() {
     step_until(&mut h, "first document", |h| h.state().doc.is_some());
     h.state_mut()
         .push(ckptscope::gui::Command::Open(stuck.clone()));
-    step_until(&mut h, "open job", |h| h.state().jobs.open.is_some());
+    step_until(&mut h, "open job", |h| h.state().jobs.open.running());
     h.step();
     assert!(h.query_by_label("opening stuck.safetensors").is_some());
     // The previous document stays usable while the new file opens.
@@ -346,7 +346,7 @@ fn opening_shows_its_progress_and_cancel_then_the_document() {
     h.get_by_label("Cancel").click_accesskit();
     h.step();
     h.step();
-    assert!(h.state().jobs.open.is_none(), "control is back at once");
+    assert!(!h.state().jobs.open.running(), "control is back at once");
     assert!(progress.is_cancelled());
     assert!(h.query_by_label("opening stuck.safetensors").is_none());
     assert!(
@@ -391,7 +391,7 @@ fn cancelling_an_open_returns_to_the_start_screen_and_drops_the_late_result() {
     h.get_by_label("Cancel").click_accesskit();
     h.step();
     h.step();
-    assert!(h.state().jobs.open.is_none());
+    assert!(!h.state().jobs.open.running());
     assert!(
         h.query_by_label("Open checkpoint…").is_some(),
         "start screen"
@@ -425,16 +425,17 @@ fn cancelling_convert_leaves_compare_running() {
     let other = dir.path().join("other.pt");
     slow_file(&other);
     let out = dir.path().join("model.safetensors");
-    h.state_mut().push(Command::Convert(
-        out.clone(),
-        ckptscope::pickle::policy::Verdict::Safe,
-    ));
-    h.state_mut().push(Command::Compare(
-        other.clone(),
-        fixture("st_basic.safetensors"),
-    ));
+    h.state_mut().push(Command::Convert {
+        source: input.clone(),
+        dest: out.clone(),
+        accept: Some(ckptscope::pickle::policy::Verdict::Safe),
+    });
+    h.state_mut().push(Command::Compare {
+        a: other.clone(),
+        b: fixture("st_basic.safetensors"),
+    });
     step_until(&mut h, "both jobs", |h| {
-        h.state().jobs.convert.is_some() && h.state().jobs.compare.is_some()
+        h.state().jobs.convert.running() && h.state().jobs.compare.running()
     });
     h.step();
     assert!(h.query_by_label("converting model.pt").is_some());
@@ -452,8 +453,8 @@ fn cancelling_convert_leaves_compare_running() {
     h.step();
     assert!(convert.is_cancelled());
     assert!(!compare.is_cancelled(), "compare has its own cancel");
-    assert!(h.state().jobs.convert.is_none());
-    assert!(h.state().jobs.compare.is_some());
+    assert!(!h.state().jobs.convert.running());
+    assert!(h.state().jobs.compare.running());
     assert!(h.query_by_label("converting model.pt").is_none());
     wait_for_worker(convert);
     for _ in 0..5 {
@@ -466,7 +467,7 @@ fn cancelling_convert_leaves_compare_running() {
     assert!(!out.exists());
     // The comparison goes on, uncancelled, and delivers its own outcome.
     step_until(&mut h, "compare outcome", |h| {
-        h.state().jobs.compare.is_none()
+        !h.state().jobs.compare.running()
     });
     assert!(!compare.is_cancelled());
 }
@@ -480,9 +481,12 @@ fn a_set_parent_failure_is_shown_to_the_user() {
     let mut h = threaded_harness(vec![file.clone()]);
     step_until(&mut h, "document", |h| h.state().doc.is_some());
     let missing = dir.path().join("no-such-parent.safetensors");
-    h.state_mut().push(Command::SetParent(missing));
+    h.state_mut().push(Command::SetParent {
+        file: file.clone(),
+        parent: missing,
+    });
     step_until(&mut h, "set-parent outcome", |h| {
-        h.state().jobs.set_parent.is_none() && h.state().error.is_some()
+        !h.state().jobs.set_parent.running() && h.state().error.is_some()
     });
     h.step();
     assert!(labels_containing(&h, "no-such-parent.safetensors") > 0);
@@ -498,10 +502,13 @@ fn a_set_parent_failure_is_shown_to_the_user() {
     // A parent that exists is recorded, said so, and the file is reopened with it.
     let parent = dir.path().join("parent.safetensors");
     std::fs::copy(fixture("st_lineage_v1.safetensors"), &parent).unwrap();
-    h.state_mut().push(Command::SetParent(parent));
+    h.state_mut().push(Command::SetParent {
+        file: file.clone(),
+        parent,
+    });
     step_until(&mut h, "set-parent success", |h| {
-        h.state().jobs.set_parent.is_none()
-            && h.state().jobs.open.is_none()
+        !h.state().jobs.set_parent.running()
+            && !h.state().jobs.open.running()
             && h.state().notice.is_some()
     });
     let notice = h.state().notice.clone().unwrap();

@@ -18,7 +18,7 @@ use crate::analysis::slice::View;
 use crate::analysis::stats::{self, Analysis, Histogram};
 use crate::format::Checkpoint;
 use crate::gui::command::Command;
-use crate::gui::jobs::{Job, JobKind, take};
+use crate::gui::jobs::{Compared, Ended, Job, JobKind, JobStatus, Slot};
 use crate::gui::state::Persisted;
 use crate::gui::widgets::display_name;
 use crate::gui::widgets::{
@@ -50,30 +50,32 @@ pub struct CompareView {
     pub diff: Diff,
     shown: BTreeSet<Status>,
     filter: String,
+    /// The pairs the status boxes and the filter let through, and the choice they were made for.
+    rows: Vec<usize>,
+    rows_for: Option<(BTreeSet<Status>, String)>,
     /// Selected pair (index into `diff.tensors`).
     pub selected: Option<usize>,
     metadata_tab: bool,
     computed_for: Option<(usize, usize)>,
-    sample: Option<Job<PairResult>>,
-    exact: Option<Job<PairResult>>,
+    sample: Slot<PairResult>,
+    exact: Slot<PairResult>,
     /// The latest details of the selected pair.
     result: Option<PairResult>,
     textures: Vec<(String, egui::TextureHandle, Heatmap, bool)>,
 }
 
 impl CompareView {
-    /// Compares `a` with `b` (on the caller's worker).
-    pub fn compute(
-        a: Arc<Checkpoint>,
-        b: Arc<Checkpoint>,
-        progress: &Progress,
-        _ctx: &egui::Context,
-        _sync: bool,
-    ) -> CompareView {
+    /// Compares `a` with `b`, on the caller's worker: the compare job runs this.
+    pub fn diff(a: Arc<Checkpoint>, b: Arc<Checkpoint>, progress: &Progress) -> Compared {
         let diff = diff::diff(&a, &b, progress);
+        Compared { a, b, diff }
+    }
+
+    /// The view of a finished comparison.
+    pub fn new(Compared { a, b, diff }: Compared) -> CompareView {
         // Open on the largest change compared by value.
         let selected = diff.tensors.iter().position(|t| t.measures.is_some());
-        CompareView {
+        let mut view = CompareView {
             a,
             b,
             diff,
@@ -82,24 +84,28 @@ impl CompareView {
                 .filter(|s| *s != Status::Identical)
                 .collect(),
             filter: String::new(),
+            rows: Vec::new(),
+            rows_for: None,
             selected,
             metadata_tab: false,
             computed_for: None,
-            sample: None,
-            exact: None,
+            sample: Slot::default(),
+            exact: Slot::default(),
             result: None,
             textures: Vec::new(),
-        }
+        };
+        view.refresh_rows();
+        view
     }
 
     /// Starts and collects the jobs of the selected pair.
     pub fn update(&mut self, ctx: &egui::Context, sync: bool) {
-        if let Some(Ok(r)) = take(&mut self.sample)
+        if let Some(Ok(r)) = self.sample.take()
             && self.result.is_none()
         {
             self.set_result(r);
         }
-        if let Some(Ok(r)) = take(&mut self.exact) {
+        if let Some(Ok(r)) = self.exact.take() {
             self.set_result(r);
         }
         let Some(sel) = self.selected else { return };
@@ -108,9 +114,8 @@ impl CompareView {
             return;
         }
         self.computed_for = Some((sel, bins));
-        for j in [&self.sample, &self.exact].into_iter().flatten() {
-            j.cancel();
-        }
+        self.sample.drop_job();
+        self.exact.drop_job();
         self.result = None;
         self.textures.clear();
         let Some(pair) = self.diff.tensors.get(sel).cloned() else {
@@ -118,18 +123,20 @@ impl CompareView {
         };
         let (a, b) = (self.a.clone(), self.b.clone());
         let name = pair.name.clone();
-        self.sample = Some(Job::spawn(ctx, JobKind::Stats, &name, sync, {
-            let (a, b, pair) = (a.clone(), b.clone(), pair.clone());
-            move |p| Ok(pair_details(&a, &b, &pair, bins, true, p))
-        }));
+        self.sample
+            .start(Job::spawn(ctx, JobKind::Stats, &name, sync, {
+                let (a, b, pair) = (a.clone(), b.clone(), pair.clone());
+                move |p| Ok(pair_details(&a, &b, &pair, bins, true, p))
+            }));
         let large = [pair.shape_a.as_ref(), pair.shape_b.as_ref()]
             .into_iter()
             .flatten()
             .any(|s| s.iter().product::<u64>() > SAMPLE);
         if large {
-            self.exact = Some(Job::spawn(ctx, JobKind::Stats, &name, sync, move |p| {
-                Ok(pair_details(&a, &b, &pair, bins, false, p))
-            }));
+            self.exact
+                .start(Job::spawn(ctx, JobKind::Stats, &name, sync, move |p| {
+                    Ok(pair_details(&a, &b, &pair, bins, false, p))
+                }));
         }
         if sync {
             self.update(ctx, sync);
@@ -143,17 +150,43 @@ impl CompareView {
 
     /// True while a pair is being computed.
     pub fn busy(&self) -> bool {
-        self.sample.is_some() || self.exact.is_some()
+        self.sample.running() || self.exact.running()
     }
 
-    fn rows(&self) -> Vec<usize> {
-        (0..self.diff.tensors.len())
+    /// Stops the exact figures of the selected pair; the sampled ones stay shown. Its status,
+    /// if one ran.
+    pub fn cancel(&mut self, kind: JobKind) -> Option<JobStatus> {
+        match kind {
+            JobKind::Stats => self.exact.cancel(),
+            _ => None,
+        }
+    }
+
+    /// How the last exact job of the selected pair ended.
+    pub fn ended(&self, kind: JobKind) -> Option<&Ended> {
+        match kind {
+            JobKind::Stats => self.exact.ended(),
+            _ => None,
+        }
+    }
+
+    /// Recomputes the shown pairs when the status boxes or the filter changed.
+    fn refresh_rows(&mut self) {
+        if self
+            .rows_for
+            .as_ref()
+            .is_some_and(|(shown, filter)| *shown == self.shown && *filter == self.filter)
+        {
+            return;
+        }
+        self.rows = (0..self.diff.tensors.len())
             .filter(|&i| {
                 let t = &self.diff.tensors[i];
                 self.shown.contains(&t.status)
                     && crate::gui::widgets::filter_match(&self.filter, &t.name)
             })
-            .collect()
+            .collect();
+        self.rows_for = Some((self.shown.clone(), self.filter.clone()));
     }
 }
 
@@ -333,7 +366,8 @@ pub fn compare_ui(
                     .hint_text("Filter names (substring or glob)")
                     .desired_width(f32::INFINITY),
             );
-            let rows = v.rows();
+            v.refresh_rows();
+            let rows = &v.rows;
             let mut picked = None;
             ui.scope(|ui| {
                 ui.style_mut().interaction.selectable_labels = false;
@@ -408,7 +442,7 @@ pub fn compare_ui(
         if v.metadata_tab {
             metadata_diff_ui(ui, &v.diff);
         } else {
-            pair_ui(ui, v, state);
+            pair_ui(ui, v, state, commands);
         }
     });
 }
@@ -451,7 +485,7 @@ fn metadata_diff_ui(ui: &mut Ui, d: &Diff) {
         });
 }
 
-fn pair_ui(ui: &mut Ui, v: &mut CompareView, state: &mut Persisted) {
+fn pair_ui(ui: &mut Ui, v: &mut CompareView, state: &mut Persisted, commands: &mut Vec<Command>) {
     let Some(sel) = v.selected else {
         ui.weak("Select a tensor to compare its values.");
         return;
@@ -516,15 +550,14 @@ fn pair_ui(ui: &mut Ui, v: &mut CompareView, state: &mut Persisted) {
             if let Some(e) = &t.error {
                 ui.colored_label(ui.visuals().error_fg_color, e);
             }
-            if let Some(job) = &v.exact
+            if let Some(job) = v.exact.job()
                 && crate::gui::widgets::progress_row(
                     ui,
                     "exact statistics",
                     job.progress.fraction(),
                 )
             {
-                job.cancel();
-                v.exact = None;
+                commands.push(Command::Cancel(JobKind::Stats));
             }
             let Some(r) = &v.result else {
                 ui.spinner();

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::format::Checkpoint;
 use crate::gui::command::Command;
 use crate::gui::inspector::{Inspector, inspector_ui};
+use crate::gui::jobs::{Ended, JobKind, JobStatus};
 use crate::gui::lineage::{LineageView, lineage_ui};
 use crate::gui::state::Persisted;
 use crate::gui::table::{TableState, table_ui};
@@ -72,13 +73,22 @@ impl Doc {
         }
     }
 
-    /// Cancels this document's job of `kind` (statistics, heatmap, lineage).
-    pub fn cancel(&mut self, kind: crate::gui::jobs::JobKind) {
-        use crate::gui::jobs::JobKind;
+    /// Cancels this document's job of `kind` (statistics, heatmap, lineage): its status, if
+    /// one ran.
+    pub fn cancel(&mut self, kind: JobKind) -> Option<JobStatus> {
         match kind {
             JobKind::Stats | JobKind::Heatmap => self.inspector.cancel(kind),
             JobKind::Lineage => self.lineage.cancel(),
-            JobKind::Open | JobKind::Compare | JobKind::Convert | JobKind::SetParent => {}
+            JobKind::Open | JobKind::Compare | JobKind::Convert | JobKind::SetParent => None,
+        }
+    }
+
+    /// How this document's last job of `kind` ended.
+    pub fn ended(&self, kind: JobKind) -> Option<&Ended> {
+        match kind {
+            JobKind::Stats | JobKind::Heatmap => self.inspector.ended(kind),
+            JobKind::Lineage => self.lineage.ended(),
+            JobKind::Open | JobKind::Compare | JobKind::Convert | JobKind::SetParent => None,
         }
     }
 
@@ -171,7 +181,7 @@ pub fn doc_ui(
         ui.separator();
         match doc.tab {
             Tab::Inspector => match doc.selected.and_then(|i| doc.ckpt.tensors.get(i)) {
-                Some(t) => inspector_ui(ui, &doc.ckpt, t, &mut doc.inspector, state),
+                Some(t) => inspector_ui(ui, &doc.ckpt, t, &mut doc.inspector, state, commands),
                 None => {
                     ui.add_space(20.0);
                     ui.weak(if doc.ckpt.tensors.is_empty() {

@@ -14,7 +14,8 @@ use crate::analysis::heatmap::{self, Heatmap};
 use crate::analysis::slice::{Sel, SliceSpec, View};
 use crate::analysis::stats::{self, Analysis};
 use crate::format::{ByteOrder, Checkpoint, Layout, TensorEntry};
-use crate::gui::jobs::{Job, JobError, JobKind, take};
+use crate::gui::command::Command;
+use crate::gui::jobs::{Job, JobError, JobKind, Slot};
 use crate::gui::state::Persisted;
 use crate::gui::widgets::{Series, heatmap_image, heatmap_pixels, histogram_plot};
 use crate::output::human;
@@ -44,13 +45,13 @@ pub struct Inspector {
     slice_error: Option<String>,
     want: Option<Request>,
     have: Option<Request>,
-    sample: Option<Job<Analysis>>,
-    exact: Option<Job<Analysis>>,
+    sample: Slot<Analysis>,
+    exact: Slot<Analysis>,
     /// Latest result and whether it is exact.
     pub result: Option<Analysis>,
     error: Option<String>,
-    heat_preview: Option<Job<Heatmap>>,
-    heat_exact: Option<Job<Heatmap>>,
+    heat_preview: Slot<Heatmap>,
+    heat_exact: Slot<Heatmap>,
     heat: Option<(Heatmap, Option<egui::TextureHandle>, bool)>,
     heat_error: Option<String>,
     grid_row: u64,
@@ -74,7 +75,7 @@ impl Inspector {
             self.grid_row = 0;
             self.grid_col = 0;
         }
-        if let Some(result) = take(&mut self.sample) {
+        if let Some(result) = self.sample.take() {
             match result {
                 Ok(a) => {
                     // An exact answer that arrived first wins.
@@ -86,21 +87,21 @@ impl Inspector {
                 Err(e) => self.error = Some(e.to_string()),
             }
         }
-        if let Some(result) = take(&mut self.exact) {
+        if let Some(result) = self.exact.take() {
             match result {
                 Ok(a) => self.result = Some(a),
                 Err(JobError::Cancelled) => {}
                 Err(e) => self.error = Some(e.to_string()),
             }
         }
-        if let Some(result) = take(&mut self.heat_preview) {
+        if let Some(result) = self.heat_preview.take() {
             match result {
                 Ok(h) if self.heat.as_ref().is_none_or(|(h, ..)| h.sampled) => self.set_heat(h),
                 Ok(_) | Err(JobError::Cancelled) => {}
                 Err(e) => self.heat_error = Some(e.to_string()),
             }
         }
-        if let Some(result) = take(&mut self.heat_exact) {
+        if let Some(result) = self.heat_exact.take() {
             match result {
                 Ok(h) => self.set_heat(h),
                 Err(JobError::Cancelled) => {}
@@ -114,12 +115,10 @@ impl Inspector {
             return;
         };
         self.have = Some(want.clone());
-        for job in [&self.sample, &self.exact].into_iter().flatten() {
-            job.cancel();
-        }
-        for job in [&self.heat_preview, &self.heat_exact].into_iter().flatten() {
-            job.cancel();
-        }
+        self.sample.drop_job();
+        self.exact.drop_job();
+        self.heat_preview.drop_job();
+        self.heat_exact.drop_job();
         self.result = None;
         self.error = None;
         self.heat = None;
@@ -138,35 +137,39 @@ impl Inspector {
         let bins = want.bins;
         let (c1, v1, i) = (ckpt.clone(), view.clone(), want.tensor);
         let name = t.name.clone();
-        self.sample = Some(Job::spawn(ctx, JobKind::Stats, &name, sync, move |_| {
-            let src = crate::analysis::source(&c1, &c1.tensors[i])?;
-            Ok(stats::analyze_sample(&src, &v1, bins, SAMPLE)?)
-        }));
+        self.sample
+            .start(Job::spawn(ctx, JobKind::Stats, &name, sync, move |_| {
+                let src = crate::analysis::source(&c1, &c1.tensors[i])?;
+                Ok(stats::analyze_sample(&src, &v1, bins, SAMPLE)?)
+            }));
         if n > SAMPLE {
             let (c2, v2) = (ckpt.clone(), view.clone());
-            self.exact = Some(Job::spawn(ctx, JobKind::Stats, &name, sync, move |p| {
-                let src = crate::analysis::source(&c2, &c2.tensors[i])?;
-                Ok(stats::analyze(&src, &v2, bins, p)?)
-            }));
+            self.exact
+                .start(Job::spawn(ctx, JobKind::Stats, &name, sync, move |p| {
+                    let src = crate::analysis::source(&c2, &c2.tensors[i])?;
+                    Ok(stats::analyze(&src, &v2, bins, p)?)
+                }));
         }
         if view.shape.len() == 2 && n > 0 {
             let (c3, v3) = (ckpt.clone(), view.clone());
-            self.heat_preview = Some(Job::spawn(ctx, JobKind::Heatmap, &name, sync, move |_| {
-                let src = crate::analysis::source(&c3, &c3.tensors[i])?;
-                Ok(heatmap::heatmap_preview(
-                    &src,
-                    &v3,
-                    HEAT_PIXELS,
-                    HEAT_PIXELS,
-                )?)
-            }));
+            self.heat_preview
+                .start(Job::spawn(ctx, JobKind::Heatmap, &name, sync, move |_| {
+                    let src = crate::analysis::source(&c3, &c3.tensors[i])?;
+                    Ok(heatmap::heatmap_preview(
+                        &src,
+                        &v3,
+                        HEAT_PIXELS,
+                        HEAT_PIXELS,
+                    )?)
+                }));
             let (rows, cols) = heatmap::matrix_shape(&view);
             if rows as usize > HEAT_PIXELS || cols as usize > HEAT_PIXELS {
                 let (c4, v4) = (ckpt.clone(), view);
-                self.heat_exact = Some(Job::spawn(ctx, JobKind::Heatmap, &name, sync, move |p| {
-                    let src = crate::analysis::source(&c4, &c4.tensors[i])?;
-                    Ok(heatmap::heatmap(&src, &v4, HEAT_PIXELS, HEAT_PIXELS, p)?)
-                }));
+                self.heat_exact
+                    .start(Job::spawn(ctx, JobKind::Heatmap, &name, sync, move |p| {
+                        let src = crate::analysis::source(&c4, &c4.tensors[i])?;
+                        Ok(heatmap::heatmap(&src, &v4, HEAT_PIXELS, HEAT_PIXELS, p)?)
+                    }));
             }
         }
         // Jobs that finished inline (tests, tiny tensors) are collected now.
@@ -175,20 +178,22 @@ impl Inspector {
         }
     }
 
-    /// Stops the exact statistics or the exact heatmap; the sampled answer stays shown.
-    pub fn cancel(&mut self, kind: JobKind) {
+    /// Stops the exact statistics or the exact heatmap; the sampled answer stays shown. The
+    /// status of the stopped job, if one ran.
+    pub fn cancel(&mut self, kind: JobKind) -> Option<crate::gui::jobs::JobStatus> {
         match kind {
-            JobKind::Stats => {
-                if let Some(job) = self.exact.take() {
-                    job.cancel();
-                }
-            }
-            JobKind::Heatmap => {
-                if let Some(job) = self.heat_exact.take() {
-                    job.cancel();
-                }
-            }
-            _ => {}
+            JobKind::Stats => self.exact.cancel(),
+            JobKind::Heatmap => self.heat_exact.cancel(),
+            _ => None,
+        }
+    }
+
+    /// How the last exact job of `kind` (statistics or heatmap) ended.
+    pub fn ended(&self, kind: JobKind) -> Option<&crate::gui::jobs::Ended> {
+        match kind {
+            JobKind::Stats => self.exact.ended(),
+            JobKind::Heatmap => self.heat_exact.ended(),
+            _ => None,
         }
     }
 
@@ -198,10 +203,10 @@ impl Inspector {
 
     /// True while statistics or a heatmap are being computed.
     pub fn busy(&self) -> bool {
-        self.sample.is_some()
-            || self.exact.is_some()
-            || self.heat_preview.is_some()
-            || self.heat_exact.is_some()
+        self.sample.running()
+            || self.exact.running()
+            || self.heat_preview.running()
+            || self.heat_exact.running()
     }
 }
 
@@ -212,6 +217,7 @@ pub fn inspector_ui(
     t: &TensorEntry,
     st: &mut Inspector,
     state: &mut Persisted,
+    commands: &mut Vec<Command>,
 ) {
     let Some(index) = st.tensor else { return };
     egui::ScrollArea::vertical()
@@ -234,17 +240,17 @@ pub fn inspector_ui(
                 ui.colored_label(ui.visuals().error_fg_color, e);
             }
             ui.separator();
-            stats_ui(ui, st, state);
+            stats_ui(ui, st, state, commands);
             // Histogram and heatmap side by side when there is room, one above the other
             // otherwise.
             if st.heat.is_some() && ui.available_width() >= 600.0 {
                 ui.columns(2, |cols| {
                     histogram_ui(&mut cols[0], st, state);
-                    heat_ui(&mut cols[1], st);
+                    heat_ui(&mut cols[1], st, commands);
                 });
             } else {
                 histogram_ui(ui, st, state);
-                heat_ui(ui, st);
+                heat_ui(ui, st, commands);
             }
             ui.separator();
             values_ui(ui, ckpt, t, st);
@@ -416,14 +422,14 @@ fn slice_ui(ui: &mut Ui, t: &TensorEntry, st: &mut Inspector) {
     }
 }
 
-fn stats_ui(ui: &mut Ui, st: &mut Inspector, state: &mut Persisted) {
+fn stats_ui(ui: &mut Ui, st: &Inspector, state: &mut Persisted, commands: &mut Vec<Command>) {
     ui.horizontal(|ui| {
         ui.strong("Statistics");
-        if let Some(job) = &st.exact {
+        if let Some(job) = st.exact.job() {
             if crate::gui::widgets::progress_row(ui, "exact statistics", job.progress.fraction()) {
-                st.cancel(JobKind::Stats);
+                commands.push(Command::Cancel(JobKind::Stats));
             }
-        } else if st.sample.is_some() {
+        } else if st.sample.running() {
             ui.spinner();
         }
     });
@@ -584,23 +590,22 @@ fn values_ui(ui: &mut Ui, ckpt: &Checkpoint, t: &TensorEntry, st: &mut Inspector
         });
 }
 
-fn heat_ui(ui: &mut Ui, st: &mut Inspector) {
+fn heat_ui(ui: &mut Ui, st: &mut Inspector, commands: &mut Vec<Command>) {
     if let Some(e) = &st.heat_error {
         ui.colored_label(ui.visuals().error_fg_color, e);
     }
     let Some((h, tex, diverging)) = &mut st.heat else {
-        if st.heat_preview.is_some() {
+        if st.heat_preview.running() {
             ui.spinner();
         }
         return;
     };
     ui.horizontal(|ui| {
         ui.strong("Heatmap");
-        if let Some(job) = &st.heat_exact
+        if let Some(job) = st.heat_exact.job()
             && crate::gui::widgets::progress_row(ui, "block means", job.progress.fraction())
         {
-            job.cancel();
-            st.heat_exact = None;
+            commands.push(Command::Cancel(JobKind::Heatmap));
         }
     });
     if tex.is_none() {

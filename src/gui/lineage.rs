@@ -9,14 +9,14 @@ use std::path::{Path, PathBuf};
 use egui::{Color32, RichText, Ui, pos2, vec2};
 
 use crate::gui::command::Command;
-use crate::gui::jobs::{Job, JobError, JobKind, take};
+use crate::gui::jobs::{Ended, Job, JobError, JobKind, JobStatus, Slot};
 use crate::lineage::{self, Graph, LineageOptions};
 
 /// State of the view.
 #[derive(Default)]
 pub struct LineageView {
     for_path: Option<PathBuf>,
-    job: Option<Job<Graph>>,
+    job: Slot<Graph>,
     /// The graph, once computed.
     pub graph: Option<Graph>,
     error: Option<String>,
@@ -27,7 +27,7 @@ pub struct LineageView {
 impl LineageView {
     /// Computes the family of `path` when it is first shown (headers only: fast).
     pub fn update(&mut self, path: &Path, ctx: &egui::Context, sync: bool) {
-        if let Some(result) = take(&mut self.job) {
+        if let Some(result) = self.job.take() {
             match result {
                 Ok(g) => {
                     self.selected = g.find(path);
@@ -37,7 +37,7 @@ impl LineageView {
                 Err(e) => self.error = Some(e.to_string()),
             }
         }
-        if self.for_path.as_deref() == Some(path) || self.job.is_some() {
+        if self.for_path.as_deref() == Some(path) || self.job.running() {
             return;
         }
         self.for_path = Some(path.to_path_buf());
@@ -45,7 +45,7 @@ impl LineageView {
         let p = path.to_path_buf();
         let hash = self.hash;
         let label = crate::gui::widgets::display_name(path);
-        self.job = Some(Job::spawn(
+        self.job.start(Job::spawn(
             ctx,
             JobKind::Lineage,
             label,
@@ -66,16 +66,19 @@ impl LineageView {
         }
     }
 
-    /// Stops the scan; the last graph stays shown.
-    pub fn cancel(&mut self) {
-        if let Some(job) = self.job.take() {
-            job.cancel();
-        }
+    /// Stops the scan; the last graph stays shown. Its status, if one ran.
+    pub fn cancel(&mut self) -> Option<JobStatus> {
+        self.job.cancel()
+    }
+
+    /// How the last scan ended.
+    pub fn ended(&self) -> Option<&Ended> {
+        self.job.ended()
     }
 
     /// True while scanning.
     pub fn busy(&self) -> bool {
-        self.job.is_some()
+        self.job.running()
     }
 }
 
@@ -116,10 +119,10 @@ pub fn lineage_ui(ui: &mut Ui, path: &Path, st: &mut LineageView, commands: &mut
         if ui.button("Rescan").clicked() {
             st.for_path = None;
         }
-        if let Some(job) = &st.job
-            && crate::gui::widgets::job_row(ui, &job.status())
+        if let Some(status) = st.job.status()
+            && crate::gui::widgets::job_row(ui, &status)
         {
-            st.cancel();
+            commands.push(Command::Cancel(JobKind::Lineage));
         }
     });
     if let Some(e) = &st.error {
@@ -272,7 +275,10 @@ fn node_details(
             if let (Some(pp), Some(cp)) = (&parent.path, &node.path)
                 && ui.button("Compare with parent").clicked()
             {
-                commands.push(Command::Compare(pp.clone(), cp.clone()));
+                commands.push(Command::Compare {
+                    a: pp.clone(),
+                    b: cp.clone(),
+                });
             }
         });
     }

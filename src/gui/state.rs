@@ -59,3 +59,24 @@ impl Persisted {
         self.recent.truncate(MAX_RECENT);
     }
 }
+
+/// A recent file as the start screen shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecentFile {
+    /// The file.
+    pub path: PathBuf,
+    /// It was there when last looked at (a gone file is shown struck through).
+    pub exists: bool,
+}
+
+/// Looks on disk whether each recent file is still there. The app calls this when the list
+/// changes or the start screen comes back; views only read the answer.
+pub fn check_recent(recent: &[PathBuf]) -> Vec<RecentFile> {
+    recent
+        .iter()
+        .map(|p| RecentFile {
+            path: p.clone(),
+            exists: p.exists(),
+        })
+        .collect()
+}
