@@ -9,6 +9,7 @@ use crate::gui::command::Command;
 use crate::gui::inspector::{Inspector, inspector_ui};
 use crate::gui::jobs::{Ended, JobKind, JobStatus};
 use crate::gui::lineage::{LineageView, lineage_ui};
+use crate::gui::metadata::MetaEntry;
 use crate::gui::state::Persisted;
 use crate::gui::table::{TableState, table_ui};
 use crate::pickle::policy::{Risk, Verdict};
@@ -46,6 +47,8 @@ pub struct Doc {
     pub tab: Tab,
     /// The summary line (computed once: it walks every tensor).
     summary: String,
+    /// The metadata entries, labelled and parsed once.
+    metadata: Vec<MetaEntry>,
 }
 
 impl Doc {
@@ -61,6 +64,7 @@ impl Doc {
             code: Default::default(),
             tab,
             summary: crate::output::info::summary_line(&ckpt),
+            metadata: MetaEntry::all(&ckpt),
             ckpt,
         }
     }
@@ -181,7 +185,7 @@ pub fn doc_ui(
         ui.separator();
         match doc.tab {
             Tab::Inspector => match doc.selected.and_then(|i| doc.ckpt.tensors.get(i)) {
-                Some(t) => inspector_ui(ui, &doc.ckpt, t, &mut doc.inspector, state, commands),
+                Some(t) => inspector_ui(ui, t, &mut doc.inspector, state, commands),
                 None => {
                     ui.add_space(20.0);
                     ui.weak(if doc.ckpt.tensors.is_empty() {
@@ -191,9 +195,13 @@ pub fn doc_ui(
                     });
                 }
             },
-            Tab::Metadata => {
-                crate::gui::metadata::metadata_ui(ui, &doc.ckpt, commands, &mut doc.tab)
-            }
+            Tab::Metadata => crate::gui::metadata::metadata_ui(
+                ui,
+                &doc.ckpt,
+                &doc.metadata,
+                commands,
+                &mut doc.tab,
+            ),
             Tab::Lineage => lineage_ui(ui, &doc.ckpt.path, &mut doc.lineage, commands),
             Tab::Scan => match &doc.ckpt.pickle {
                 Some(report) => crate::gui::pickle::scan_ui(ui, report, commands),

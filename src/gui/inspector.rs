@@ -36,6 +36,21 @@ struct Request {
     bins: usize,
 }
 
+/// Where the values grid was read: the tensor, the slice and the first row and column.
+#[derive(Clone, Debug, PartialEq)]
+struct GridKey {
+    tensor: usize,
+    spec: SliceSpec,
+    row: u64,
+    col: u64,
+}
+
+/// The values grid, read from the file once per position (not every frame).
+struct ValuesGrid {
+    key: GridKey,
+    cells: Result<Vec<Vec<String>>, String>,
+}
+
 /// The inspector's state.
 #[derive(Default)]
 pub struct Inspector {
@@ -56,6 +71,7 @@ pub struct Inspector {
     heat_error: Option<String>,
     grid_row: u64,
     grid_col: u64,
+    values: Option<ValuesGrid>,
 }
 
 impl Inspector {
@@ -75,6 +91,7 @@ impl Inspector {
             self.grid_row = 0;
             self.grid_col = 0;
         }
+        self.refresh_values(ckpt);
         if let Some(result) = self.sample.take() {
             match result {
                 Ok(a) => {
@@ -197,6 +214,40 @@ impl Inspector {
         }
     }
 
+    fn grid_key(&self) -> Option<GridKey> {
+        Some(GridKey {
+            tensor: self.tensor?,
+            spec: self.spec.clone(),
+            row: self.grid_row,
+            col: self.grid_col,
+        })
+    }
+
+    /// Reads the values grid again when the tensor, the slice or the position changed.
+    fn refresh_values(&mut self, ckpt: &Checkpoint) {
+        let Some(key) = self.grid_key() else {
+            self.values = None;
+            return;
+        };
+        if self.values.as_ref().is_some_and(|v| v.key == key) {
+            return;
+        }
+        let Some(t) = ckpt.tensors.get(key.tensor) else {
+            self.values = None;
+            return;
+        };
+        let cells = match View::select(t, &key.spec) {
+            // The slice is refused elsewhere; the grid then shows nothing.
+            Err(_) => Ok(Vec::new()),
+            Ok(view) => crate::analysis::source(ckpt, t)
+                .map(|src| {
+                    heatmap::values_grid(&src, &view, key.row, GRID_ROWS, key.col, GRID_COLS)
+                })
+                .map_err(|e| e.to_string()),
+        };
+        self.values = Some(ValuesGrid { key, cells });
+    }
+
     fn set_heat(&mut self, h: Heatmap) {
         self.heat = Some((h, None, false));
     }
@@ -213,7 +264,6 @@ impl Inspector {
 /// Draws the inspector of tensor `t`.
 pub fn inspector_ui(
     ui: &mut Ui,
-    ckpt: &Checkpoint,
     t: &TensorEntry,
     st: &mut Inspector,
     state: &mut Persisted,
@@ -253,7 +303,7 @@ pub fn inspector_ui(
                 heat_ui(ui, st, commands);
             }
             ui.separator();
-            values_ui(ui, ckpt, t, st);
+            values_ui(ui, t, st);
         });
 }
 
@@ -530,7 +580,7 @@ fn pct(a: u64, b: u64) -> f64 {
     }
 }
 
-fn values_ui(ui: &mut Ui, ckpt: &Checkpoint, t: &TensorEntry, st: &mut Inspector) {
+fn values_ui(ui: &mut Ui, t: &TensorEntry, st: &mut Inspector) {
     let Ok(view) = View::select(t, &st.spec) else {
         return;
     };
@@ -559,14 +609,28 @@ fn values_ui(ui: &mut Ui, ckpt: &Checkpoint, t: &TensorEntry, st: &mut Inspector
             ui.weak("(leading dimensions flattened into rows)");
         }
     });
-    let src = match crate::analysis::source(ckpt, t) {
-        Ok(s) => s,
+    // The grid read for this tensor and slice; while a new position is being read (next
+    // frame), the previous one stays shown.
+    let Some(want) = st.grid_key() else { return };
+    let Some(values) = st
+        .values
+        .as_ref()
+        .filter(|v| v.key.tensor == want.tensor && v.key.spec == want.spec)
+    else {
+        ui.ctx().request_repaint();
+        return;
+    };
+    if values.key != want {
+        ui.ctx().request_repaint();
+    }
+    let grid = match &values.cells {
+        Ok(grid) => grid,
         Err(e) => {
-            ui.colored_label(ui.visuals().error_fg_color, e.to_string());
+            ui.colored_label(ui.visuals().error_fg_color, e);
             return;
         }
     };
-    let grid = heatmap::values_grid(&src, &view, st.grid_row, GRID_ROWS, st.grid_col, GRID_COLS);
+    let (row0, col0) = (values.key.row, values.key.col);
     egui::ScrollArea::horizontal()
         .id_salt("values-grid")
         .show(ui, |ui| {
@@ -576,11 +640,11 @@ fn values_ui(ui: &mut Ui, ckpt: &Checkpoint, t: &TensorEntry, st: &mut Inspector
                 .show(ui, |ui| {
                     ui.label("");
                     for c in 0..grid.first().map_or(0, Vec::len) {
-                        ui.weak((st.grid_col + c as u64).to_string());
+                        ui.weak((col0 + c as u64).to_string());
                     }
                     ui.end_row();
                     for (r, row) in grid.iter().enumerate() {
-                        ui.weak((st.grid_row + r as u64).to_string());
+                        ui.weak((row0 + r as u64).to_string());
                         for v in row {
                             ui.monospace(v);
                         }
