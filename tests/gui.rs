@@ -542,3 +542,177 @@ fn hostile_files_on_real_threads_show_the_scan_verdict_or_an_error() {
     // The previous document is still there to work with.
     assert!(labels_containing(&h, "DANGEROUS pickle") > 0);
 }
+
+// ---- flows driven through their commands (no native dialog) ------------------------------------
+
+#[test]
+fn set_parent_through_its_command_rewrites_the_header_and_the_metadata_tab_shows_it() {
+    use ckptscope::gui::Command;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("child.safetensors");
+    let parent = dir.path().join("base.safetensors");
+    std::fs::copy(fixture("st_basic.safetensors"), &file).unwrap();
+    std::fs::copy(fixture("st_lineage_v1.safetensors"), &parent).unwrap();
+    let mut h = harness(vec![file.clone()]);
+    h.run();
+    h.get_by_label("Metadata").click();
+    h.run();
+    assert!(
+        h.query_by_label("Parent checkpoint").is_none(),
+        "no parent yet"
+    );
+    h.state_mut().push(Command::SetParent {
+        file: file.clone(),
+        parent: parent.clone(),
+    });
+    h.run();
+    let notice = h.state().notice.clone().expect("a notice");
+    assert!(
+        notice.contains("Parent recorded in child.safetensors"),
+        "{notice}"
+    );
+    assert!(labels_containing(&h, "Parent recorded in child.safetensors") == 1);
+    // The file on disk has the parent, and so has the document reopened from it.
+    let reread = ckptscope::open(&file).unwrap();
+    let recorded = |m: &[(String, String)]| {
+        m.iter()
+            .any(|(k, v)| k == "parent" && v.contains("base.safetensors"))
+    };
+    assert!(recorded(&reread.metadata), "{:?}", reread.metadata);
+    let doc = h.state().doc.as_ref().unwrap();
+    assert!(recorded(&doc.ckpt.metadata), "{:?}", doc.ckpt.metadata);
+    assert_eq!(
+        h.state().ended(ckptscope::gui::jobs::JobKind::SetParent),
+        Some(&Ok(()))
+    );
+    // The metadata tab shows the new key with its label, linked to the lineage view.
+    h.get_by_label("Metadata").click();
+    h.run();
+    assert!(h.query_by_label("Parent checkpoint").is_some());
+    assert!(labels_containing(&h, "base.safetensors") >= 1);
+    assert!(h.query_all_by_label("Show in lineage").count() >= 1);
+}
+
+#[test]
+fn convert_through_its_command_writes_the_file_and_offers_to_open_it() {
+    use ckptscope::gui::Command;
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("model.pt");
+    std::fs::copy(fixture("torch_zip_basic.pt"), &source).unwrap();
+    let dest = dir.path().join("exported.safetensors");
+    let mut h = harness(vec![source.clone()]);
+    h.run();
+    assert!(labels_containing(&h, "SAFE pickle") > 0);
+    h.state_mut().push(Command::Convert {
+        source: source.clone(),
+        dest: dest.clone(),
+        accept: None,
+    });
+    h.run();
+    // A safe pickle converts without a question.
+    assert!(h.query_by_label_contains("Convert anyway").is_none());
+    let written = ckptscope::open(&dest).expect("the output is a safetensors file");
+    let input = ckptscope::open(&source).unwrap();
+    assert_eq!(written.tensors.len(), input.tensors.len());
+    assert!(labels_containing(&h, "Converted to") == 1);
+    assert!(labels_containing(&h, "exported.safetensors") >= 1);
+    h.get_by_label("Open it").click();
+    h.run();
+    let doc = h.state().doc.as_ref().unwrap();
+    assert!(doc.ckpt.path.ends_with("exported.safetensors"));
+    assert!(
+        h.state().notice.is_none(),
+        "the notice went with its button"
+    );
+}
+
+#[test]
+fn converting_a_dangerous_pickle_asks_first_and_its_cancel_writes_nothing() {
+    use ckptscope::gui::Command;
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("evil.pt");
+    std::fs::copy(fixture("malicious_os_system.pt"), &source).unwrap();
+    let dest = dir.path().join("evil.safetensors");
+    let mut h = harness(vec![source.clone()]);
+    h.run();
+    let convert = Command::Convert {
+        source: source.clone(),
+        dest: dest.clone(),
+        accept: None,
+    };
+    h.state_mut().push(convert.clone());
+    h.run();
+    assert!(h.query_by_label("Convert a dangerous file?").is_some());
+    h.get_by_label("Cancel").click();
+    h.run();
+    assert!(h.query_by_label("Convert a dangerous file?").is_none());
+    assert!(!dest.exists(), "nothing written without a yes");
+    // Asked again and accepted: only tensor bytes are copied, the verdict recorded.
+    h.state_mut().push(convert);
+    h.run();
+    h.get_by_label("Convert anyway to evil.safetensors").click();
+    h.run();
+    assert!(h.state().error.is_none(), "{:?}", h.state().error);
+    let written = ckptscope::open(&dest).expect("written once accepted");
+    assert!(
+        written
+            .metadata
+            .iter()
+            .any(|(k, v)| k == "ckptscope.scan_verdict" && v.contains("dangerous")),
+        "{:?}",
+        written.metadata
+    );
+}
+
+#[test]
+fn a_cancelled_conversion_ends_as_cancelled_and_says_so() {
+    use ckptscope::gui::Command;
+    use ckptscope::gui::jobs::{JobError, JobKind};
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("model.pt");
+    std::fs::copy(fixture("torch_zip_basic.pt"), &source).unwrap();
+    let mut h = threaded_harness(vec![source.clone()]);
+    step_until(&mut h, "document", |h| h.state().doc.is_some());
+    // The conversion re-opens its input, now a pickle that takes seconds to judge.
+    slow_file(&source);
+    let dest = dir.path().join("model.safetensors");
+    h.state_mut().push(Command::Convert {
+        source: source.clone(),
+        dest: dest.clone(),
+        accept: Some(ckptscope::pickle::policy::Verdict::Safe),
+    });
+    step_until(&mut h, "convert job", |h| h.state().jobs.convert.running());
+    h.step();
+    assert!(h.query_by_label("converting model.pt").is_some());
+    assert_eq!(h.state().ended(JobKind::Convert), None, "still running");
+    let progress = h.state().jobs.progress(JobKind::Convert).unwrap();
+    h.state_mut().push(Command::Cancel(JobKind::Convert));
+    h.step();
+    h.step();
+    assert!(progress.is_cancelled());
+    assert!(!h.state().jobs.convert.running(), "control is back at once");
+    assert_eq!(
+        h.state().ended(JobKind::Convert),
+        Some(&Err(JobError::Cancelled))
+    );
+    assert!(h.query_by_label("converting model.pt").is_none());
+    assert!(
+        h.query_by_label("Cancelled: converting model.pt.")
+            .is_some()
+    );
+    // The worker sees the flag and stops; its late answer changes nothing.
+    wait_for_worker(progress);
+    for _ in 0..5 {
+        h.step();
+    }
+    assert!(h.state().error.is_none(), "{:?}", h.state().error);
+    assert!(!dest.exists());
+    assert_eq!(
+        h.state().ended(JobKind::Convert),
+        Some(&Err(JobError::Cancelled))
+    );
+    assert!(
+        h.query_by_label("Cancelled: converting model.pt.")
+            .is_some()
+    );
+}

@@ -62,7 +62,8 @@ pub struct App {
     start_shown: bool,
 }
 
-/// Rounds of commands pushed by commands (a dialog's answer) handled in one frame.
+/// Rounds of commands pushed by commands (a dialog's answer) handled in one frame; whatever is
+/// left waits for the next one.
 const MAX_DRAIN_ROUNDS: usize = 4;
 
 impl App {
@@ -324,9 +325,10 @@ impl App {
             for command in batch {
                 self.handle(ctx, frame, command);
             }
+            // What a command changed (a question to ask, a notice) is drawn in the next frame,
+            // without waiting for an input event.
+            ctx.request_repaint();
         }
-        // Whatever is left waits for the next frame.
-        ctx.request_repaint();
     }
 
     fn handle(&mut self, ctx: &egui::Context, frame: Option<&eframe::Frame>, command: Command) {
