@@ -4,6 +4,11 @@
 //! change; status filters narrow it. Selecting a pair shows both histograms overlaid, the
 //! histogram of a − b, both statistics side by side and, for 2-D tensors, heatmaps of A, B and
 //! A − B, computed on workers (a sample first, then exact). A tab shows the metadata diff.
+//!
+//! Owns [`CompareView`]: the comparison (made by the compare job, [`CompareView::diff`]), the
+//! status boxes and filter with the rows they let through (recomputed only when they change),
+//! and the slots of the selected pair's jobs. The view cancels through [`Command::Cancel`]. It
+//! must not import the app or the document.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

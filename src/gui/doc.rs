@@ -1,6 +1,12 @@
 //! One open checkpoint: its view state and its layout: summary and pickle banner on top, the
 //! tensor list on the left, the inspector, metadata, lineage, scan and (TorchScript) code tabs in
 //! the middle.
+//!
+//! Owns [`Doc`]: the checkpoint, the tensor list's filter and sort, the selection, the tab, the
+//! inspector, lineage and code state, and what is computed once per document (summary line,
+//! metadata entries). It lays the views out and routes cancels and outcomes of its jobs
+//! (statistics, heatmap, lineage) by [`JobKind`]. It must not import the app, the menus or the
+//! dialogs.
 
 use std::sync::Arc;
 
@@ -11,23 +17,9 @@ use crate::gui::jobs::{Ended, JobKind, JobStatus};
 use crate::gui::lineage::{LineageView, lineage_ui};
 use crate::gui::metadata::MetaEntry;
 use crate::gui::state::Persisted;
+pub use crate::gui::tab::Tab;
 use crate::gui::table::{TableState, table_ui};
 use crate::pickle::policy::{Risk, Verdict};
-
-/// The tabs of the central area.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Tab {
-    /// Statistics, histogram, values and heatmap of the selected tensor.
-    Inspector,
-    /// `__metadata__` and file facts.
-    Metadata,
-    /// Where the checkpoint came from.
-    Lineage,
-    /// The pickle scan and non-tensor values.
-    Scan,
-    /// The source files of a TorchScript archive.
-    Code,
-}
 
 /// An open checkpoint.
 pub struct Doc {

@@ -4,6 +4,11 @@
 //! Only the selected slice is decoded, straight from the memory map. A strided sample answers
 //! first (marked as sampled); the exact statistics follow from a worker with a progress bar and
 //! a Cancel button. Changing the slice or the bin count cancels what is running.
+//!
+//! Owns [`Inspector`]: the slice asked for, the slots of its statistics and heatmap jobs, their
+//! results, and the values grid, read from the file in [`Inspector::update`] only when the
+//! tensor, slice or position changes. The drawing functions never read the file; they cancel
+//! through [`Command::Cancel`]. It must not import the app or the document.
 
 use std::sync::Arc;
 

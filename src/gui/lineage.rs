@@ -3,6 +3,10 @@
 //! Nodes are laid out in layers by their longest distance from a root, arrows go from each child
 //! up to its parents, the open file is outlined. Cards are buttons: click to select, double-click
 //! to open; a selected node shows its facts and offers "Compare with parent".
+//!
+//! Owns [`LineageView`]: the slot of the lineage scan (a job), the graph it gave and the node
+//! selected. The view opens and compares through [`Command`]s and cancels through
+//! [`Command::Cancel`]. It must not import the app or the document.
 
 use std::path::{Path, PathBuf};
 

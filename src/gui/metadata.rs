@@ -9,7 +9,7 @@ use egui::{RichText, Ui};
 
 use crate::format::Checkpoint;
 use crate::gui::command::Command;
-use crate::gui::doc::Tab;
+use crate::gui::tab::Tab;
 use crate::output::human;
 
 /// A readable label for a known key, if it is one.
