@@ -425,6 +425,25 @@ mod tests {
     }
 
     #[test]
+    fn a_slot_remembers_how_its_last_job_ended_and_a_superseded_one_leaves_no_outcome() {
+        let ctx = egui::Context::default();
+        let mut slot: Slot<u32> = Slot::default();
+        slot.start(Job::spawn(&ctx, JobKind::Stats, "a", true, |_| Ok(1)));
+        assert_eq!(slot.ended(), None, "not collected yet");
+        assert_eq!(slot.take(), Some(Ok(1)));
+        assert_eq!(slot.ended(), Some(&Ok(())));
+        slot.start(Job::spawn(&ctx, JobKind::Stats, "b", true, |_| Ok(2)));
+        slot.drop_job();
+        assert!(!slot.running());
+        assert_eq!(slot.ended(), Some(&Ok(())), "dropping is not cancelling");
+        slot.start(Job::spawn(&ctx, JobKind::Stats, "c", true, |_| Ok(3)));
+        let status = slot.cancel().expect("it ran");
+        assert_eq!(status.text(), "statistics c");
+        assert_eq!(slot.ended(), Some(&Err(JobError::Cancelled)));
+        assert_eq!(slot.take(), None, "its answer is gone with it");
+    }
+
+    #[test]
     fn core_cancellations_map_to_the_cancelled_variant() {
         let e = crate::Error::Cancelled {
             path: "a.pt".into(),
