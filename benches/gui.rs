@@ -8,7 +8,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use ckptscope::gui::app::Command;
+use ckptscope::gui::Command;
 use ckptscope::gui::{App, StartupArgs};
 use egui_kittest::Harness;
 use support::*;
@@ -24,6 +24,7 @@ fn harness() -> Harness<'static, App> {
                     files: Vec::new(),
                     sync_jobs: true,
                     demo_on_first_run: false,
+                    ..Default::default()
                 },
             )
         })

@@ -22,6 +22,7 @@ fn harness(files: Vec<PathBuf>) -> Harness<'static, App> {
                     files,
                     sync_jobs: true,
                     demo_on_first_run: false,
+                    ..Default::default()
                 },
             )
         })
@@ -275,6 +276,7 @@ fn a_first_run_without_a_file_opens_the_demo() {
                     files: Vec::new(),
                     sync_jobs: true,
                     demo_on_first_run: true,
+                    ..Default::default()
                 },
             )
         });
@@ -294,6 +296,7 @@ fn threaded_harness(files: Vec<PathBuf>) -> Harness<'static, App> {
                     files,
                     sync_jobs: false,
                     demo_on_first_run: false,
+                    ..Default::default()
                 },
             )
         })
@@ -336,8 +339,8 @@ fn opening_shows_its_progress_and_cancel_then_the_document() {
     let mut h = threaded_harness(vec![fixture("st_basic.safetensors")]);
     step_until(&mut h, "first document", |h| h.state().doc.is_some());
     h.state_mut()
-        .push(ckptscope::gui::app::Command::Open(stuck.clone()));
-    step_until(&mut h, "open job", |h| h.state().jobs.open.is_some());
+        .push(ckptscope::gui::Command::Open(stuck.clone()));
+    step_until(&mut h, "open job", |h| h.state().jobs.open.running());
     h.step();
     assert!(h.query_by_label("opening stuck.safetensors").is_some());
     // The previous document stays usable while the new file opens.
@@ -346,7 +349,7 @@ fn opening_shows_its_progress_and_cancel_then_the_document() {
     h.get_by_label("Cancel").click_accesskit();
     h.step();
     h.step();
-    assert!(h.state().jobs.open.is_none(), "control is back at once");
+    assert!(!h.state().jobs.open.running(), "control is back at once");
     assert!(progress.is_cancelled());
     assert!(h.query_by_label("opening stuck.safetensors").is_none());
     assert!(
@@ -361,10 +364,9 @@ fn opening_shows_its_progress_and_cancel_then_the_document() {
     // The engine saw the cancel and stopped; its answer is dropped.
     wait_for_worker(progress);
     // Opening another file on a real thread: the document replaces the first one.
-    h.state_mut()
-        .push(ckptscope::gui::app::Command::Open(fixture(
-            "lightning_like.ckpt",
-        )));
+    h.state_mut().push(ckptscope::gui::Command::Open(fixture(
+        "lightning_like.ckpt",
+    )));
     step_until(&mut h, "second document", |h| {
         h.state()
             .doc
@@ -392,7 +394,7 @@ fn cancelling_an_open_returns_to_the_start_screen_and_drops_the_late_result() {
     h.get_by_label("Cancel").click_accesskit();
     h.step();
     h.step();
-    assert!(h.state().jobs.open.is_none());
+    assert!(!h.state().jobs.open.running());
     assert!(
         h.query_by_label("Open checkpoint…").is_some(),
         "start screen"
@@ -413,7 +415,7 @@ fn cancelling_an_open_returns_to_the_start_screen_and_drops_the_late_result() {
 
 #[test]
 fn cancelling_convert_leaves_compare_running() {
-    use ckptscope::gui::app::Command;
+    use ckptscope::gui::Command;
     use ckptscope::gui::jobs::JobKind;
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("model.pt");
@@ -426,16 +428,17 @@ fn cancelling_convert_leaves_compare_running() {
     let other = dir.path().join("other.pt");
     slow_file(&other);
     let out = dir.path().join("model.safetensors");
-    h.state_mut().push(Command::Convert(
-        out.clone(),
-        ckptscope::pickle::policy::Verdict::Safe,
-    ));
-    h.state_mut().push(Command::Compare(
-        other.clone(),
-        fixture("st_basic.safetensors"),
-    ));
+    h.state_mut().push(Command::Convert {
+        source: input.clone(),
+        dest: out.clone(),
+        accept: Some(ckptscope::pickle::policy::Verdict::Safe),
+    });
+    h.state_mut().push(Command::Compare {
+        a: other.clone(),
+        b: fixture("st_basic.safetensors"),
+    });
     step_until(&mut h, "both jobs", |h| {
-        h.state().jobs.convert.is_some() && h.state().jobs.compare.is_some()
+        h.state().jobs.convert.running() && h.state().jobs.compare.running()
     });
     h.step();
     assert!(h.query_by_label("converting model.pt").is_some());
@@ -453,8 +456,8 @@ fn cancelling_convert_leaves_compare_running() {
     h.step();
     assert!(convert.is_cancelled());
     assert!(!compare.is_cancelled(), "compare has its own cancel");
-    assert!(h.state().jobs.convert.is_none());
-    assert!(h.state().jobs.compare.is_some());
+    assert!(!h.state().jobs.convert.running());
+    assert!(h.state().jobs.compare.running());
     assert!(h.query_by_label("converting model.pt").is_none());
     wait_for_worker(convert);
     for _ in 0..5 {
@@ -467,23 +470,26 @@ fn cancelling_convert_leaves_compare_running() {
     assert!(!out.exists());
     // The comparison goes on, uncancelled, and delivers its own outcome.
     step_until(&mut h, "compare outcome", |h| {
-        h.state().jobs.compare.is_none()
+        !h.state().jobs.compare.running()
     });
     assert!(!compare.is_cancelled());
 }
 
 #[test]
 fn a_set_parent_failure_is_shown_to_the_user() {
-    use ckptscope::gui::app::Command;
+    use ckptscope::gui::Command;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("child.safetensors");
     std::fs::copy(fixture("st_lineage_v2.safetensors"), &file).unwrap();
     let mut h = threaded_harness(vec![file.clone()]);
     step_until(&mut h, "document", |h| h.state().doc.is_some());
     let missing = dir.path().join("no-such-parent.safetensors");
-    h.state_mut().push(Command::SetParent(missing));
+    h.state_mut().push(Command::SetParent {
+        file: file.clone(),
+        parent: missing,
+    });
     step_until(&mut h, "set-parent outcome", |h| {
-        h.state().jobs.set_parent.is_none() && h.state().error.is_some()
+        !h.state().jobs.set_parent.running() && h.state().error.is_some()
     });
     h.step();
     assert!(labels_containing(&h, "no-such-parent.safetensors") > 0);
@@ -499,10 +505,13 @@ fn a_set_parent_failure_is_shown_to_the_user() {
     // A parent that exists is recorded, said so, and the file is reopened with it.
     let parent = dir.path().join("parent.safetensors");
     std::fs::copy(fixture("st_lineage_v1.safetensors"), &parent).unwrap();
-    h.state_mut().push(Command::SetParent(parent));
+    h.state_mut().push(Command::SetParent {
+        file: file.clone(),
+        parent,
+    });
     step_until(&mut h, "set-parent success", |h| {
-        h.state().jobs.set_parent.is_none()
-            && h.state().jobs.open.is_none()
+        !h.state().jobs.set_parent.running()
+            && !h.state().jobs.open.running()
             && h.state().notice.is_some()
     });
     let notice = h.state().notice.clone().unwrap();
@@ -529,10 +538,184 @@ fn hostile_files_on_real_threads_show_the_scan_verdict_or_an_error() {
     assert!(labels_containing(&h, "DANGEROUS pickle") > 0);
     assert!(h.query_all_by_label("posix.system").count() >= 1);
     let (_dir, junk) = common::write_temp("junk.pt", b"\x00\x01 not a checkpoint at all");
-    h.state_mut().push(ckptscope::gui::app::Command::Open(junk));
+    h.state_mut().push(ckptscope::gui::Command::Open(junk));
     step_until(&mut h, "error", |h| h.state().error.is_some());
     h.step();
     assert!(labels_containing(&h, "junk.pt") > 0);
     // The previous document is still there to work with.
     assert!(labels_containing(&h, "DANGEROUS pickle") > 0);
+}
+
+// ---- flows driven through their commands (no native dialog) ------------------------------------
+
+#[test]
+fn set_parent_through_its_command_rewrites_the_header_and_the_metadata_tab_shows_it() {
+    use ckptscope::gui::Command;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("child.safetensors");
+    let parent = dir.path().join("base.safetensors");
+    std::fs::copy(fixture("st_basic.safetensors"), &file).unwrap();
+    std::fs::copy(fixture("st_lineage_v1.safetensors"), &parent).unwrap();
+    let mut h = harness(vec![file.clone()]);
+    h.run();
+    h.get_by_label("Metadata").click();
+    h.run();
+    assert!(
+        h.query_by_label("Parent checkpoint").is_none(),
+        "no parent yet"
+    );
+    h.state_mut().push(Command::SetParent {
+        file: file.clone(),
+        parent: parent.clone(),
+    });
+    h.run();
+    let notice = h.state().notice.clone().expect("a notice");
+    assert!(
+        notice.contains("Parent recorded in child.safetensors"),
+        "{notice}"
+    );
+    assert!(labels_containing(&h, "Parent recorded in child.safetensors") == 1);
+    // The file on disk has the parent, and so has the document reopened from it.
+    let reread = ckptscope::open(&file).unwrap();
+    let recorded = |m: &[(String, String)]| {
+        m.iter()
+            .any(|(k, v)| k == "parent" && v.contains("base.safetensors"))
+    };
+    assert!(recorded(&reread.metadata), "{:?}", reread.metadata);
+    let doc = h.state().doc.as_ref().unwrap();
+    assert!(recorded(&doc.ckpt.metadata), "{:?}", doc.ckpt.metadata);
+    assert_eq!(
+        h.state().ended(ckptscope::gui::jobs::JobKind::SetParent),
+        Some(&Ok(()))
+    );
+    // The metadata tab shows the new key with its label, linked to the lineage view.
+    h.get_by_label("Metadata").click();
+    h.run();
+    assert!(h.query_by_label("Parent checkpoint").is_some());
+    assert!(labels_containing(&h, "base.safetensors") >= 1);
+    assert!(h.query_all_by_label("Show in lineage").count() >= 1);
+}
+
+#[test]
+fn convert_through_its_command_writes_the_file_and_offers_to_open_it() {
+    use ckptscope::gui::Command;
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("model.pt");
+    std::fs::copy(fixture("torch_zip_basic.pt"), &source).unwrap();
+    let dest = dir.path().join("exported.safetensors");
+    let mut h = harness(vec![source.clone()]);
+    h.run();
+    assert!(labels_containing(&h, "SAFE pickle") > 0);
+    h.state_mut().push(Command::Convert {
+        source: source.clone(),
+        dest: dest.clone(),
+        accept: None,
+    });
+    h.run();
+    // A safe pickle converts without a question.
+    assert!(h.query_by_label_contains("Convert anyway").is_none());
+    let written = ckptscope::open(&dest).expect("the output is a safetensors file");
+    let input = ckptscope::open(&source).unwrap();
+    assert_eq!(written.tensors.len(), input.tensors.len());
+    assert!(labels_containing(&h, "Converted to") == 1);
+    assert!(labels_containing(&h, "exported.safetensors") >= 1);
+    h.get_by_label("Open it").click();
+    h.run();
+    let doc = h.state().doc.as_ref().unwrap();
+    assert!(doc.ckpt.path.ends_with("exported.safetensors"));
+    assert!(
+        h.state().notice.is_none(),
+        "the notice went with its button"
+    );
+}
+
+#[test]
+fn converting_a_dangerous_pickle_asks_first_and_its_cancel_writes_nothing() {
+    use ckptscope::gui::Command;
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("evil.pt");
+    std::fs::copy(fixture("malicious_os_system.pt"), &source).unwrap();
+    let dest = dir.path().join("evil.safetensors");
+    let mut h = harness(vec![source.clone()]);
+    h.run();
+    let convert = Command::Convert {
+        source: source.clone(),
+        dest: dest.clone(),
+        accept: None,
+    };
+    h.state_mut().push(convert.clone());
+    h.run();
+    assert!(h.query_by_label("Convert a dangerous file?").is_some());
+    h.get_by_label("Cancel").click();
+    h.run();
+    assert!(h.query_by_label("Convert a dangerous file?").is_none());
+    assert!(!dest.exists(), "nothing written without a yes");
+    // Asked again and accepted: only tensor bytes are copied, the verdict recorded.
+    h.state_mut().push(convert);
+    h.run();
+    h.get_by_label("Convert anyway to evil.safetensors").click();
+    h.run();
+    assert!(h.state().error.is_none(), "{:?}", h.state().error);
+    let written = ckptscope::open(&dest).expect("written once accepted");
+    assert!(
+        written
+            .metadata
+            .iter()
+            .any(|(k, v)| k == "ckptscope.scan_verdict" && v.contains("dangerous")),
+        "{:?}",
+        written.metadata
+    );
+}
+
+#[test]
+fn a_cancelled_conversion_ends_as_cancelled_and_says_so() {
+    use ckptscope::gui::Command;
+    use ckptscope::gui::jobs::{JobError, JobKind};
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("model.pt");
+    std::fs::copy(fixture("torch_zip_basic.pt"), &source).unwrap();
+    let mut h = threaded_harness(vec![source.clone()]);
+    step_until(&mut h, "document", |h| h.state().doc.is_some());
+    // The conversion re-opens its input, now a pickle that takes seconds to judge.
+    slow_file(&source);
+    let dest = dir.path().join("model.safetensors");
+    h.state_mut().push(Command::Convert {
+        source: source.clone(),
+        dest: dest.clone(),
+        accept: Some(ckptscope::pickle::policy::Verdict::Safe),
+    });
+    step_until(&mut h, "convert job", |h| h.state().jobs.convert.running());
+    h.step();
+    assert!(h.query_by_label("converting model.pt").is_some());
+    assert_eq!(h.state().ended(JobKind::Convert), None, "still running");
+    let progress = h.state().jobs.progress(JobKind::Convert).unwrap();
+    h.state_mut().push(Command::Cancel(JobKind::Convert));
+    h.step();
+    h.step();
+    assert!(progress.is_cancelled());
+    assert!(!h.state().jobs.convert.running(), "control is back at once");
+    assert_eq!(
+        h.state().ended(JobKind::Convert),
+        Some(&Err(JobError::Cancelled))
+    );
+    assert!(h.query_by_label("converting model.pt").is_none());
+    assert!(
+        h.query_by_label("Cancelled: converting model.pt.")
+            .is_some()
+    );
+    // The worker sees the flag and stops; its late answer changes nothing.
+    wait_for_worker(progress);
+    for _ in 0..5 {
+        h.step();
+    }
+    assert!(h.state().error.is_none(), "{:?}", h.state().error);
+    assert!(!dest.exists());
+    assert_eq!(
+        h.state().ended(JobKind::Convert),
+        Some(&Err(JobError::Cancelled))
+    );
+    assert!(
+        h.query_by_label("Cancelled: converting model.pt.")
+            .is_some()
+    );
 }

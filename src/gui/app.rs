@@ -1,17 +1,27 @@
-//! The explorer window: state, the command loop, and which screen is shown.
+//! The explorer window: what it holds, the command loop, and which screen is shown.
 //!
-//! Views draw from the state and push [`Command`]s; the app drains them once per frame and does
-//! the work that touches files or starts threads. Opening, scanning, statistics, conversion,
-//! comparison and lineage all run as [`Job`]s, so the window keeps repainting whatever the
-//! size of the file.
+//! Owns [`App`]: the persisted state, the open document (and the comparison, when one is
+//! shown), the job registry, the error and notice, and the queue of [`Command`]s. Views, menus
+//! and dialogs draw from this state and push commands; the app drains them once per frame and
+//! does the work that touches files or starts jobs. Opening, scanning, statistics, conversion,
+//! comparison and lineage all run as [`Job`]s, so the window keeps repainting whatever the size
+//! of the file.
+//!
+//! This is the top layer: it imports every view; nothing in `gui` may import it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::format::{Checkpoint, OpenOptions, PickleOptions};
+use crate::format::{OpenOptions, PickleOptions};
+use crate::gui::command::Command;
 use crate::gui::compare::{CompareView, compare_ui};
-use crate::gui::doc::{Doc, Tab};
-use crate::gui::jobs::{Job, JobError, JobKind, Jobs, Opened};
+use crate::gui::dialogs::{Confirm, confirm_ui, open_dialog, reveal, save_dialog};
+use crate::gui::doc::Doc;
+use crate::gui::jobs::{Ended, Job, JobError, JobKind, JobStatus, Jobs, Opened};
+use crate::gui::menu::{MenuFacts, menu_ui, shortcuts};
+use crate::gui::messages::{Messages, messages_ui};
+use crate::gui::state::{Persisted, RecentFile, ThemeChoice, check_recent};
+use crate::gui::widgets::display_name;
 use crate::pickle::policy::Verdict;
 
 /// How the app starts.
@@ -23,92 +33,8 @@ pub struct StartupArgs {
     pub sync_jobs: bool,
     /// With no file given and no recent file (a first run), open the demo at once.
     pub demo_on_first_run: bool,
-}
-
-/// The colour theme.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum ThemeChoice {
-    /// Follow the system.
-    #[default]
-    System,
-    /// Dark.
-    Dark,
-    /// Light.
-    Light,
-}
-
-/// What survives a restart (window size and panel widths are kept by eframe itself).
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
-pub struct Persisted {
-    /// Most recent first.
-    pub recent: Vec<PathBuf>,
-    /// Colour theme.
-    pub theme: ThemeChoice,
-    /// Tensors as a tree of name prefixes instead of a flat table.
-    pub tree_view: bool,
-    /// Histogram bins.
-    pub bins: usize,
-    /// Log-scaled histogram counts.
-    pub log_counts: bool,
-}
-
-impl Default for Persisted {
-    fn default() -> Self {
-        Persisted {
-            recent: Vec::new(),
-            theme: ThemeChoice::System,
-            tree_view: false,
-            bins: 64,
-            log_counts: false,
-        }
-    }
-}
-
-const MAX_RECENT: usize = 12;
-
-/// Something a view asks the app to do.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Command {
-    /// Show the open dialog.
-    OpenDialog,
-    /// Open a file (or folder).
-    Open(PathBuf),
-    /// Open the demo checkpoint shipped in the binary.
-    OpenDemo,
-    /// Pick a second file to compare with the open one.
-    CompareDialog,
-    /// Compare two files.
-    Compare(PathBuf, PathBuf),
-    /// Back to the start screen.
-    Close,
-    /// Forget a recent file.
-    ForgetRecent(PathBuf),
-    /// Show a file in the system's file manager.
-    Reveal(PathBuf),
-    /// Re-run the pickle scan of the open file.
-    Rescan,
-    /// List the tensors of a suspicious or dangerous pickle (nothing is executed).
-    ShowWithheldTensors,
-    /// Ask where to write the safetensors export of the open pickle.
-    ConvertDialog,
-    /// Convert the open pickle to `out`, accepting files up to `accept`.
-    Convert(PathBuf, Verdict),
-    /// Record a parent for the open safetensors file (asks which file).
-    SetParentDialog,
-    /// Record `parent` as the parent of the open safetensors file.
-    SetParent(PathBuf),
-    /// Stop a running job (and only that one).
-    Cancel(JobKind),
-    /// Leave the compare view, back to the file explored before.
-    LeaveCompare,
-}
-
-/// A question waiting for the user.
-#[derive(Clone, Debug, PartialEq)]
-enum Confirm {
-    /// Converting a pickle judged unsafe.
-    ConvertUnsafe { out: PathBuf, verdict: Verdict },
+    /// Where hashes are remembered (the window uses the user's cache; tests none).
+    pub cache: crate::hash::CacheDir,
 }
 
 /// The explorer application.
@@ -121,7 +47,7 @@ pub struct App {
     pub compare: Option<CompareView>,
     /// The last error, shown until dismissed.
     pub error: Option<String>,
-    /// A short success message.
+    /// A short message: a job done or cancelled.
     pub notice: Option<String>,
     /// The long jobs (open, compare, convert, set-parent), each with its own progress and cancel.
     pub jobs: Jobs,
@@ -132,7 +58,16 @@ pub struct App {
     sync: bool,
     last_title: Option<String>,
     focus_filter: bool,
+    /// The recent files as the start screen shows them, checked on disk when the list changes
+    /// or the start screen comes back.
+    recent: Vec<RecentFile>,
+    start_shown: bool,
+    cache: crate::hash::CacheDir,
 }
+
+/// Rounds of commands pushed by commands (a dialog's answer) handled in one frame; whatever is
+/// left waits for the next one.
+const MAX_DRAIN_ROUNDS: usize = 4;
 
 impl App {
     /// Builds the app, restoring persisted state, and opens the files given.
@@ -155,6 +90,9 @@ impl App {
             sync: args.sync_jobs,
             last_title: None,
             focus_filter: false,
+            recent: Vec::new(),
+            start_shown: false,
+            cache: args.cache.clone(),
         };
         apply_theme(&cc.egui_ctx, app.state.theme);
         match args.files.as_slice() {
@@ -163,7 +101,10 @@ impl App {
             }
             [] => {}
             [one] => app.commands.push(Command::Open(one.clone())),
-            [a, b, ..] => app.commands.push(Command::Compare(a.clone(), b.clone())),
+            [a, b, ..] => app.commands.push(Command::Compare {
+                a: a.clone(),
+                b: b.clone(),
+            }),
         }
         // Process the startup commands now, so the first frame already shows the work.
         app.drain(&cc.egui_ctx, None);
@@ -173,6 +114,37 @@ impl App {
     /// Queues a command (tests use this in place of clicks on native dialogs).
     pub fn push(&mut self, c: Command) {
         self.commands.push(c);
+    }
+
+    /// How the last job of `kind` ended, whoever ran it: the app, the document, or the
+    /// comparison shown (its statistics).
+    pub fn ended(&self, kind: JobKind) -> Option<&Ended> {
+        match kind {
+            JobKind::Open | JobKind::Compare | JobKind::Convert | JobKind::SetParent => {
+                self.jobs.ended(kind)
+            }
+            JobKind::Stats if self.compare.is_some() => {
+                self.compare.as_ref().and_then(|c| c.ended(kind))
+            }
+            JobKind::Stats | JobKind::Heatmap | JobKind::Lineage => {
+                self.doc.as_ref().and_then(|d| d.ended(kind))
+            }
+        }
+    }
+
+    /// Stops the running job of `kind`: the status of the one stopped, if one ran.
+    fn cancel(&mut self, kind: JobKind) -> Option<JobStatus> {
+        match kind {
+            JobKind::Open | JobKind::Compare | JobKind::Convert | JobKind::SetParent => {
+                self.jobs.cancel(kind)
+            }
+            JobKind::Stats if self.compare.is_some() => {
+                self.compare.as_mut().and_then(|c| c.cancel(kind))
+            }
+            JobKind::Stats | JobKind::Heatmap | JobKind::Lineage => {
+                self.doc.as_mut().and_then(|d| d.cancel(kind))
+            }
+        }
     }
 
     fn options_for(
@@ -189,13 +161,6 @@ impl App {
         }
     }
 
-    fn remember(&mut self, path: &Path) {
-        let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-        self.state.recent.retain(|p| p != &path);
-        self.state.recent.insert(0, path);
-        self.state.recent.truncate(MAX_RECENT);
-    }
-
     fn start_open(&mut self, ctx: &egui::Context, path: PathBuf) {
         let trust = self.trust;
         let job = Job::spawn(
@@ -208,59 +173,80 @@ impl App {
                 Ok(Opened { path, ckpt })
             },
         );
-        Jobs::start(&mut self.jobs.open, job);
+        self.jobs.open.start(job);
         self.error = None;
     }
 
     fn start_compare(&mut self, ctx: &egui::Context, a: PathBuf, b: PathBuf) {
-        let sync = self.sync;
-        let repaint = ctx.clone();
         let trust = self.trust;
         let label = format!("{} and {}", display_name(&a), display_name(&b));
-        let job = Job::spawn(ctx, JobKind::Compare, label, sync, move |progress| {
-            let app = App::options_for(trust, progress);
-            let ca = crate::format::open_with(&a, &app)?;
-            let cb = crate::format::open_with(&b, &app)?;
-            let view = CompareView::compute(Arc::new(ca), Arc::new(cb), progress, &repaint, sync);
+        let job = Job::spawn(ctx, JobKind::Compare, label, self.sync, move |progress| {
+            let options = App::options_for(trust, progress);
+            let ca = crate::format::open_with(&a, &options)?;
+            let cb = crate::format::open_with(&b, &options)?;
+            let compared = CompareView::diff(Arc::new(ca), Arc::new(cb), progress);
             if progress.is_cancelled() {
                 return Err(JobError::Cancelled);
             }
-            Ok(view)
+            Ok(compared)
         });
-        Jobs::start(&mut self.jobs.compare, job);
+        self.jobs.compare.start(job);
         self.error = None;
     }
 
-    fn start_set_parent(&mut self, ctx: &egui::Context, parent: PathBuf) {
-        let Some(doc) = &self.doc else { return };
-        if doc.ckpt.format != crate::Format::Safetensors {
+    fn start_set_parent(&mut self, ctx: &egui::Context, file: PathBuf, parent: PathBuf) {
+        if let Some(doc) = &self.doc
+            && doc.ckpt.path == file
+            && doc.ckpt.format != crate::Format::Safetensors
+        {
             self.error = Some(
                 "Set parent writes safetensors metadata; open a .safetensors file first.".into(),
             );
             return;
         }
-        let file = doc.ckpt.path.clone();
         // Rewrites the header only; quick, but still off the UI thread.
+        let cache = self.cache.clone();
         let job = Job::spawn(
             ctx,
             JobKind::SetParent,
             display_name(&file),
             self.sync,
-            move |p| {
-                Ok(crate::lineage::set_parent(
-                    &file,
-                    &parent,
-                    &crate::hash::CacheDir::User,
-                    p,
-                )?)
-            },
+            move |p| Ok(crate::lineage::set_parent(&file, &parent, &cache, p)?),
         );
-        Jobs::start(&mut self.jobs.set_parent, job);
+        self.jobs.set_parent.start(job);
         self.notice = None;
         self.error = None;
     }
 
-    /// Shows what a job that did not give a result means to the user; a cancel needs no words.
+    fn start_convert(
+        &mut self,
+        ctx: &egui::Context,
+        input: PathBuf,
+        out: PathBuf,
+        accept: Verdict,
+    ) {
+        let options = crate::convert::ConvertOptions {
+            output: Some(out),
+            // The save dialog already asked about replacing an existing file.
+            force: true,
+            accept: Some(accept),
+            cache: self.cache.clone(),
+            ..Default::default()
+        };
+        let job = Job::spawn(
+            ctx,
+            JobKind::Convert,
+            display_name(&input),
+            self.sync,
+            move |progress| Ok(crate::convert::convert(&input, &options, progress)?),
+        );
+        self.jobs.convert.start(job);
+        self.notice = None;
+        self.error = None;
+    }
+
+    /// Shows what a job that did not give a result means to the user. A job cancelled by the
+    /// user was already said so when it was cancelled; one cancelled from inside says nothing.
     fn job_failed(&mut self, e: JobError) {
         match e {
             JobError::Cancelled => {}
@@ -269,61 +255,38 @@ impl App {
     }
 
     fn poll_jobs(&mut self, ctx: &egui::Context) {
-        if let Some(result) = crate::gui::jobs::take(&mut self.jobs.open) {
+        if let Some(result) = self.jobs.open.take() {
             match result {
                 Ok(Opened { path, ckpt }) => {
-                    self.remember(&path);
-                    self.doc = Some(Doc::new(Arc::new(ckpt)));
+                    self.state.remember(&path);
+                    let mut doc = Doc::new(Arc::new(ckpt));
+                    doc.lineage.cache = self.cache.clone();
+                    self.doc = Some(doc);
                     self.compare = None;
                 }
                 Err(e) => self.job_failed(e),
             }
         }
-        if let Some(result) = crate::gui::jobs::take(&mut self.jobs.compare) {
+        if let Some(result) = self.jobs.compare.take() {
             match result {
-                Ok(view) => {
-                    self.remember(&view.a.path.clone());
-                    self.remember(&view.b.path.clone());
-                    self.compare = Some(view);
+                Ok(compared) => {
+                    self.state.remember(&compared.a.path);
+                    self.state.remember(&compared.b.path);
+                    self.compare = Some(CompareView::new(compared));
                 }
                 Err(e) => self.job_failed(e),
             }
         }
-        if let Some(result) = crate::gui::jobs::take(&mut self.jobs.convert) {
+        if let Some(result) = self.jobs.convert.take() {
             match result {
                 Ok(report) => {
-                    let mut parts = Vec::new();
-                    if let Some(root) = &report.exported {
-                        parts.push(format!("the `{root}` weights"));
-                    }
-                    if !report.aliases.is_empty() {
-                        parts.push(format!("{} aliases stored once", report.aliases.len()));
-                    }
-                    if !report.left_out.is_empty() {
-                        parts.push(format!(
-                            "{} other tensors left out (listed in its metadata; the CLI's --all keeps them)",
-                            report.left_out.len()
-                        ));
-                    }
-                    if !report.skipped.is_empty() {
-                        parts.push(format!(
-                            "{} unreadable tensors skipped",
-                            report.skipped.len()
-                        ));
-                    }
-                    self.notice = Some(format!(
-                        "Converted to {}: {} tensors, {}, verified{}.",
-                        report.output.display(),
-                        report.tensors,
-                        crate::output::human::bytes(report.bytes),
-                        parts.iter().map(|p| format!("; {p}")).collect::<String>()
-                    ));
+                    self.notice = Some(convert_notice(&report));
                     self.converted = Some(report.output);
                 }
                 Err(e) => self.job_failed(e),
             }
         }
-        if let Some(result) = crate::gui::jobs::take(&mut self.jobs.set_parent) {
+        if let Some(result) = self.jobs.set_parent.take() {
             match result {
                 Ok(report) => {
                     let keys: Vec<String> = report
@@ -337,8 +300,10 @@ impl App {
                         keys.join(", ")
                     ));
                     self.converted = None;
-                    // Reopen to show the new metadata (set_parent verified it).
-                    self.start_open(ctx, report.file);
+                    // Reopen the file shown to show its new metadata (set_parent verified it).
+                    if self.doc.as_ref().is_none_or(|d| d.ckpt.path == report.file) {
+                        self.start_open(ctx, report.file);
+                    }
                 }
                 Err(e) => self.job_failed(e),
             }
@@ -357,121 +322,143 @@ impl App {
             || self.compare.as_ref().is_some_and(CompareView::busy)
     }
 
-    /// Handles queued commands. `frame` is `None` before the first frame (no dialogs then).
+    /// Handles queued commands, and those they push (a dialog's answer) at once. `frame` is
+    /// `None` before the first frame (no parent for dialogs then).
     fn drain(&mut self, ctx: &egui::Context, frame: Option<&eframe::Frame>) {
-        for command in std::mem::take(&mut self.commands) {
-            match command {
-                Command::OpenDialog => {
-                    if let Some(path) = open_dialog("Open checkpoint", frame) {
-                        self.start_open(ctx, path);
-                    }
-                }
-                Command::Open(path) => {
-                    self.trust = None;
-                    self.start_open(ctx, path);
-                }
-                Command::OpenDemo => match crate::gui::demo::extract() {
-                    Ok(path) => self.start_open(ctx, path),
-                    Err(e) => self.error = Some(format!("cannot write the demo checkpoint: {e}")),
-                },
-                Command::CompareDialog => {
-                    if let Some(doc) = &self.doc
-                        && let Some(other) = open_dialog("Compare with…", frame)
-                    {
-                        let a = doc.ckpt.path.clone();
-                        self.start_compare(ctx, a, other);
-                    }
-                }
-                Command::Compare(a, b) => self.start_compare(ctx, a, b),
-                Command::Close => {
-                    self.doc = None;
-                    self.compare = None;
-                    self.notice = None;
-                }
-                Command::LeaveCompare => self.compare = None,
-                Command::ForgetRecent(path) => self.state.recent.retain(|p| p != &path),
-                Command::Reveal(path) => {
-                    if let Err(e) = reveal(&path) {
-                        self.error = Some(format!(
-                            "cannot show {} in the file manager: {e}",
-                            path.display()
-                        ));
-                    }
-                }
-                Command::Rescan => {
-                    if let Some(doc) = &self.doc {
-                        let path = doc.ckpt.path.clone();
-                        self.start_open(ctx, path);
-                    }
-                }
-                Command::ShowWithheldTensors => {
-                    if let Some(doc) = &self.doc {
-                        self.trust = Some(Verdict::Dangerous);
-                        let path = doc.ckpt.path.clone();
-                        self.start_open(ctx, path);
-                    }
-                }
-                Command::ConvertDialog => {
-                    if let Some(doc) = &self.doc {
-                        let input = doc.ckpt.path.clone();
-                        let suggested = crate::convert::default_output(&input);
-                        if let Some(out) = save_dialog(&suggested, frame) {
-                            let verdict = doc
-                                .ckpt
-                                .pickle
-                                .as_ref()
-                                .map_or(Verdict::Safe, |p| p.read_verdict());
-                            // As on the command line: a TorchScript program's weights convert
-                            // without a confirmation unless its code reaches the system.
-                            if verdict == Verdict::Safe {
-                                self.commands.push(Command::Convert(out, Verdict::Safe));
-                            } else {
-                                self.confirm = Some(Confirm::ConvertUnsafe { out, verdict });
-                            }
-                        }
-                    }
-                }
-                Command::Convert(out, accept) => self.start_convert(ctx, out, accept),
-                Command::SetParentDialog => {
-                    if self.doc.is_some()
-                        && let Some(parent) = open_dialog("Choose the parent checkpoint", frame)
-                    {
-                        self.start_set_parent(ctx, parent);
-                    }
-                }
-                Command::SetParent(parent) => self.start_set_parent(ctx, parent),
-                Command::Cancel(kind) => {
-                    if !self.jobs.cancel(kind)
-                        && let Some(doc) = &mut self.doc
-                    {
-                        doc.cancel(kind);
-                    }
-                }
+        for _ in 0..MAX_DRAIN_ROUNDS {
+            let batch = std::mem::take(&mut self.commands);
+            if batch.is_empty() {
+                return;
             }
+            for command in batch {
+                self.handle(ctx, frame, command);
+            }
+            // What a command changed (a question to ask, a notice) is drawn in the next frame,
+            // without waiting for an input event.
+            ctx.request_repaint();
         }
     }
 
-    fn start_convert(&mut self, ctx: &egui::Context, out: PathBuf, accept: Verdict) {
-        let Some(doc) = &self.doc else { return };
-        let input = doc.ckpt.path.clone();
-        let options = crate::convert::ConvertOptions {
-            output: Some(out.clone()),
-            // The save dialog already asked about replacing an existing file.
-            force: true,
-            accept: Some(accept),
-            cache: crate::hash::CacheDir::User,
-            ..Default::default()
-        };
-        let job = Job::spawn(
-            ctx,
-            JobKind::Convert,
-            display_name(&input),
-            self.sync,
-            move |progress| Ok(crate::convert::convert(&input, &options, progress)?),
-        );
-        Jobs::start(&mut self.jobs.convert, job);
-        self.notice = None;
-        self.error = None;
+    fn handle(&mut self, ctx: &egui::Context, frame: Option<&eframe::Frame>, command: Command) {
+        match command {
+            Command::OpenDialog => {
+                if let Some(path) = open_dialog("Open checkpoint", frame) {
+                    self.commands.push(Command::Open(path));
+                }
+            }
+            Command::Open(path) => {
+                self.trust = None;
+                self.start_open(ctx, path);
+            }
+            Command::OpenDemo => match crate::gui::demo::extract() {
+                Ok(path) => self.start_open(ctx, path),
+                Err(e) => self.error = Some(format!("cannot write the demo checkpoint: {e}")),
+            },
+            Command::CompareDialog => {
+                if let Some(doc) = &self.doc
+                    && let Some(b) = open_dialog("Compare with…", frame)
+                {
+                    let a = doc.ckpt.path.clone();
+                    self.commands.push(Command::Compare { a, b });
+                }
+            }
+            Command::Compare { a, b } => self.start_compare(ctx, a, b),
+            Command::Close => {
+                self.doc = None;
+                self.compare = None;
+                self.notice = None;
+            }
+            Command::LeaveCompare => self.compare = None,
+            Command::ForgetRecent(path) => self.state.recent.retain(|p| p != &path),
+            Command::Reveal(path) => {
+                if let Err(e) = reveal(&path) {
+                    self.error = Some(format!(
+                        "cannot show {} in the file manager: {e}",
+                        path.display()
+                    ));
+                }
+            }
+            Command::Rescan => {
+                if let Some(doc) = &self.doc {
+                    let path = doc.ckpt.path.clone();
+                    self.start_open(ctx, path);
+                }
+            }
+            Command::ShowWithheldTensors => {
+                if let Some(doc) = &self.doc {
+                    self.trust = Some(Verdict::Dangerous);
+                    let path = doc.ckpt.path.clone();
+                    self.start_open(ctx, path);
+                }
+            }
+            Command::ConvertDialog => {
+                if let Some(doc) = &self.doc {
+                    let source = doc.ckpt.path.clone();
+                    let suggested = crate::convert::default_output(&source);
+                    if let Some(dest) = save_dialog(&suggested, frame) {
+                        self.commands.push(Command::Convert {
+                            source,
+                            dest,
+                            accept: None,
+                        });
+                    }
+                }
+            }
+            Command::Convert {
+                source,
+                dest,
+                accept,
+            } => {
+                let accept = match accept {
+                    Some(v) => v,
+                    None => {
+                        let verdict = self
+                            .doc
+                            .as_ref()
+                            .filter(|d| d.ckpt.path == source)
+                            .and_then(|d| d.ckpt.pickle.as_ref())
+                            .map_or(Verdict::Safe, |p| p.read_verdict());
+                        // As on the command line: a TorchScript program's weights convert
+                        // without a confirmation unless its code reaches the system.
+                        if verdict != Verdict::Safe {
+                            self.confirm = Some(Confirm::ConvertUnsafe {
+                                source,
+                                dest,
+                                verdict,
+                            });
+                            return;
+                        }
+                        Verdict::Safe
+                    }
+                };
+                self.start_convert(ctx, source, dest, accept);
+            }
+            Command::SetParentDialog => {
+                if let Some(doc) = &self.doc
+                    && let Some(parent) = open_dialog("Choose the parent checkpoint", frame)
+                {
+                    let file = doc.ckpt.path.clone();
+                    self.commands.push(Command::SetParent { file, parent });
+                }
+            }
+            Command::SetParent { file, parent } => self.start_set_parent(ctx, file, parent),
+            Command::Cancel(kind) => {
+                if let Some(status) = self.cancel(kind) {
+                    self.notice = Some(format!("Cancelled: {}.", status.text()));
+                    self.converted = None;
+                }
+            }
+            Command::SetTheme(theme) => {
+                self.state.theme = theme;
+                apply_theme(ctx, theme);
+            }
+            Command::DismissError => self.error = None,
+            Command::DismissNotice => {
+                self.notice = None;
+                self.converted = None;
+            }
+            Command::DismissConfirm => self.confirm = None,
+        }
     }
 
     fn title(&self) -> String {
@@ -485,23 +472,15 @@ impl App {
         format!("{name} — ckptscope")
     }
 
-    fn shortcuts(&mut self, ui: &egui::Ui) {
-        use egui::{Key, KeyboardShortcut, Modifiers};
-        const OPEN: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::O);
-        const FIND: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::F);
-        const CLOSE: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::W);
-        if ui.input_mut(|i| i.consume_shortcut(&OPEN)) {
-            self.commands.push(Command::OpenDialog);
-        }
-        if ui.input_mut(|i| i.consume_shortcut(&FIND)) {
-            self.focus_filter = true;
-        }
-        if ui.input_mut(|i| i.consume_shortcut(&CLOSE)) {
-            self.commands.push(if self.compare.is_some() {
-                Command::LeaveCompare
-            } else {
-                Command::Close
-            });
+    fn menu_facts(&self) -> MenuFacts {
+        MenuFacts {
+            current: self.doc.as_ref().map(|d| d.ckpt.path.clone()),
+            is_pickle: self.doc.as_ref().is_some_and(|d| d.ckpt.pickle.is_some()),
+            is_safetensors: self
+                .doc
+                .as_ref()
+                .is_some_and(|d| d.ckpt.format == crate::Format::Safetensors),
+            comparing: self.compare.is_some(),
         }
     }
 
@@ -518,184 +497,31 @@ impl App {
             [one] => match &self.doc {
                 // A second file dropped on an open one: compare them.
                 Some(doc) if self.compare.is_none() => {
-                    self.commands
-                        .push(Command::Compare(doc.ckpt.path.clone(), one.clone()));
+                    self.commands.push(Command::Compare {
+                        a: doc.ckpt.path.clone(),
+                        b: one.clone(),
+                    });
                 }
                 _ => self.commands.push(Command::Open(one.clone())),
             },
-            [a, b, ..] => self.commands.push(Command::Compare(a.clone(), b.clone())),
+            [a, b, ..] => self.commands.push(Command::Compare {
+                a: a.clone(),
+                b: b.clone(),
+            }),
         }
     }
 
-    fn menu(&mut self, ui: &mut egui::Ui) {
-        egui::MenuBar::new().ui(ui, |ui| {
-            ui.menu_button("File", |ui| {
-                if ui
-                    .add(egui::Button::new("Open…").shortcut_text("Ctrl+O"))
-                    .clicked()
-                {
-                    self.commands.push(Command::OpenDialog);
-                    ui.close();
-                }
-                if ui.button("Open demo checkpoint").clicked() {
-                    self.commands.push(Command::OpenDemo);
-                    ui.close();
-                }
-                ui.menu_button("Open recent", |ui| {
-                    if self.state.recent.is_empty() {
-                        ui.weak("no recent files");
-                    }
-                    for p in self.state.recent.clone() {
-                        if ui.button(p.display().to_string()).clicked() {
-                            self.commands.push(Command::Open(p));
-                            ui.close();
-                        }
-                    }
-                });
-                ui.separator();
-                let has_doc = self.doc.is_some();
-                if ui
-                    .add_enabled(has_doc, egui::Button::new("Compare with…"))
-                    .clicked()
-                {
-                    self.commands.push(Command::CompareDialog);
-                    ui.close();
-                }
-                if has_doc {
-                    ui.menu_button("Compare with recent", |ui| {
-                        let current = self
-                            .doc
-                            .as_ref()
-                            .map(|d| d.ckpt.path.clone())
-                            .unwrap_or_default();
-                        for p in self.state.recent.clone() {
-                            if p != current && ui.button(p.display().to_string()).clicked() {
-                                self.commands.push(Command::Compare(current.clone(), p));
-                                ui.close();
-                            }
-                        }
-                    });
-                }
-                let is_pickle = self.doc.as_ref().is_some_and(|d| d.ckpt.pickle.is_some());
-                if ui
-                    .add_enabled(is_pickle, egui::Button::new("Convert to safetensors…"))
-                    .clicked()
-                {
-                    self.commands.push(Command::ConvertDialog);
-                    ui.close();
-                }
-                let is_st = self
-                    .doc
-                    .as_ref()
-                    .is_some_and(|d| d.ckpt.format == crate::Format::Safetensors);
-                if ui
-                    .add_enabled(is_st, egui::Button::new("Set parent…"))
-                    .clicked()
-                {
-                    self.commands.push(Command::SetParentDialog);
-                    ui.close();
-                }
-                ui.separator();
-                if ui
-                    .add(egui::Button::new("Close").shortcut_text("Ctrl+W"))
-                    .clicked()
-                {
-                    self.commands.push(Command::Close);
-                    ui.close();
-                }
-                if ui.button("Quit").clicked() {
-                    ui.send_viewport_cmd(egui::ViewportCommand::Close);
-                }
-            });
-            ui.menu_button("View", |ui| {
-                ui.checkbox(
-                    &mut self.state.tree_view,
-                    "Tensors as a tree of name prefixes",
-                );
-                ui.checkbox(&mut self.state.log_counts, "Log-scaled histogram counts");
-                ui.separator();
-                let before = self.state.theme;
-                ui.radio_value(&mut self.state.theme, ThemeChoice::System, "System theme");
-                ui.radio_value(&mut self.state.theme, ThemeChoice::Dark, "Dark theme");
-                ui.radio_value(&mut self.state.theme, ThemeChoice::Light, "Light theme");
-                if before != self.state.theme {
-                    apply_theme(ui.ctx(), self.state.theme);
-                }
-            });
-            ui.menu_button("Help", |ui| {
-                ui.label(format!("ckptscope {}", env!("CARGO_PKG_VERSION")));
-                ui.label("Ctrl+O open · Ctrl+F filter tensors · Ctrl+W close");
-                ui.label("Drop a file to open it; drop a second one to compare.");
-                ui.label("Nothing in a pickle file is ever executed.");
-            });
-        });
-    }
-
-    fn messages(&mut self, ui: &mut egui::Ui) {
-        if let Some(error) = self.error.clone() {
-            egui::Frame::new()
-                .fill(ui.visuals().extreme_bg_color)
-                .stroke(egui::Stroke::new(1.0, ui.visuals().error_fg_color))
-                .inner_margin(8)
-                .corner_radius(4)
-                .show(ui, |ui| {
-                    ui.horizontal_wrapped(|ui| {
-                        ui.colored_label(
-                            ui.visuals().error_fg_color,
-                            egui::RichText::new("Error").strong(),
-                        );
-                        ui.label(&error);
-                        if ui.button("Dismiss").clicked() {
-                            self.error = None;
-                        }
-                    });
-                });
-        }
-        if let Some(notice) = self.notice.clone() {
-            ui.horizontal_wrapped(|ui| {
-                ui.label(&notice);
-                if let Some(out) = self.converted.clone()
-                    && ui.button("Open it").clicked()
-                {
-                    self.commands.push(Command::Open(out));
-                    self.notice = None;
-                    self.converted = None;
-                }
-                if ui.button("Dismiss").clicked() {
-                    self.notice = None;
-                }
-            });
-        }
-        for status in self.jobs.running() {
-            if crate::gui::widgets::job_row(ui, &status) {
-                self.commands.push(Command::Cancel(status.kind));
-            }
-        }
-    }
-
-    fn confirm_ui(&mut self, ui: &mut egui::Ui) {
-        let Some(Confirm::ConvertUnsafe { out, verdict }) = self.confirm.clone() else {
-            return;
-        };
-        let modal = egui::Modal::new(egui::Id::unique("confirm-convert")).show(ui.ctx(), |ui| {
-            ui.set_max_width(460.0);
-            ui.heading(format!("Convert a {verdict} file?"));
-            ui.label(format!(
-                "The scan judged this file {verdict}. Converting never executes it: only tensor bytes are copied. \
-                 The output records the verdict in its metadata."
-            ));
-            ui.horizontal(|ui| {
-                if ui.button(format!("Convert anyway to {}", display_name(&out))).clicked() {
-                    self.commands.push(Command::Convert(out.clone(), verdict));
-                    ui.close();
-                }
-                if ui.button("Cancel").clicked() {
-                    ui.close();
-                }
-            });
-        });
-        if modal.should_close() {
-            self.confirm = None;
+    /// The recent files with whether each still exists: checked when the list changed or the
+    /// start screen comes back, not every frame.
+    fn refresh_recent(&mut self) {
+        let same = self.recent.len() == self.state.recent.len()
+            && self
+                .recent
+                .iter()
+                .zip(&self.state.recent)
+                .all(|(r, p)| &r.path == p);
+        if !same || !self.start_shown {
+            self.recent = check_recent(&self.state.recent);
         }
     }
 }
@@ -704,7 +530,8 @@ impl eframe::App for App {
     fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
         let ctx = ui.ctx().clone();
         self.poll_jobs(&ctx);
-        self.shortcuts(ui);
+        let facts = self.menu_facts();
+        self.focus_filter |= shortcuts(ui, &facts, &mut self.commands).focus_filter;
         self.dropped_files(ui);
         let title = self.title();
         if self.last_title.as_deref() != Some(title.as_str()) {
@@ -713,27 +540,41 @@ impl eframe::App for App {
         }
 
         egui::Panel::top("menu").show(ui, |ui| {
-            self.menu(ui);
+            menu_ui(ui, &mut self.state, &facts, &mut self.commands);
         });
-        if self.error.is_some() || self.notice.is_some() || self.jobs.busy() {
-            egui::Panel::top("messages").show(ui, |ui| self.messages(ui));
+        let running = self.jobs.running();
+        let messages = Messages {
+            error: self.error.as_deref(),
+            notice: self.notice.as_deref(),
+            converted: self.converted.as_ref(),
+            running: &running,
+        };
+        if messages.any() {
+            egui::Panel::top("messages").show(ui, |ui| {
+                messages_ui(ui, &messages, &mut self.commands);
+            });
         }
+        let start = self.compare.is_none() && self.doc.is_none();
         if let Some(view) = &mut self.compare {
             compare_ui(ui, view, &mut self.state, &mut self.commands);
         } else if let Some(doc) = &mut self.doc {
             let focus = std::mem::take(&mut self.focus_filter);
             crate::gui::doc::doc_ui(ui, doc, &mut self.state, &mut self.commands, focus);
         } else {
+            self.refresh_recent();
             egui::CentralPanel::default().show(ui, |ui| {
                 crate::gui::start::start_ui(
                     ui,
-                    &self.state,
-                    self.jobs.open.is_some(),
+                    &self.recent,
+                    self.jobs.open.running(),
                     &mut self.commands,
                 );
             });
         }
-        self.confirm_ui(ui);
+        self.start_shown = start;
+        if let Some(confirm) = &self.confirm {
+            confirm_ui(ui, confirm, &mut self.commands);
+        }
 
         self.drain(&ctx, Some(frame));
         if self.busy() {
@@ -760,90 +601,32 @@ fn apply_theme(ctx: &egui::Context, theme: ThemeChoice) {
     });
 }
 
-/// The file name, for titles and labels.
-pub fn display_name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| path.display().to_string())
-}
-
-const CHECKPOINT_EXTENSIONS: [&str; 8] = [
-    "safetensors",
-    "json",
-    "pt",
-    "pth",
-    "bin",
-    "ckpt",
-    "pkl",
-    "npz",
-];
-
-fn open_dialog(title: &str, frame: Option<&eframe::Frame>) -> Option<PathBuf> {
-    let mut dialog = rfd::FileDialog::new()
-        .set_title(title)
-        .add_filter("Checkpoints", &CHECKPOINT_EXTENSIONS)
-        .add_filter("All files", &["*"]);
-    if let Some(frame) = frame {
-        dialog = dialog.set_parent(frame);
+/// What a finished conversion says: where, how much, and what was left out.
+fn convert_notice(report: &crate::convert::ConvertReport) -> String {
+    let mut parts = Vec::new();
+    if let Some(root) = &report.exported {
+        parts.push(format!("the `{root}` weights"));
     }
-    dialog.pick_file()
-}
-
-fn save_dialog(suggested: &Path, frame: Option<&eframe::Frame>) -> Option<PathBuf> {
-    let mut dialog = rfd::FileDialog::new()
-        .set_title("Export to safetensors")
-        .add_filter("safetensors", &["safetensors"])
-        .set_file_name(display_name(suggested));
-    if let Some(dir) = suggested.parent().filter(|d| !d.as_os_str().is_empty()) {
-        dialog = dialog.set_directory(dir);
+    if !report.aliases.is_empty() {
+        parts.push(format!("{} aliases stored once", report.aliases.len()));
     }
-    if let Some(frame) = frame {
-        dialog = dialog.set_parent(frame);
+    if !report.left_out.is_empty() {
+        parts.push(format!(
+            "{} other tensors left out (listed in its metadata; the CLI's --all keeps them)",
+            report.left_out.len()
+        ));
     }
-    dialog.save_file()
-}
-
-/// Opens the folder holding `path` in the system's file manager.
-fn reveal(path: &Path) -> std::io::Result<()> {
-    let folder = if path.is_dir() {
-        path
-    } else {
-        path.parent().unwrap_or(Path::new("."))
-    };
-    let mut cmd = if cfg!(target_os = "macos") {
-        let mut c = std::process::Command::new("open");
-        c.arg("-R").arg(path);
-        c
-    } else if cfg!(windows) {
-        let mut c = std::process::Command::new("explorer");
-        c.arg(format!("/select,{}", path.display()));
-        c
-    } else {
-        let mut c = std::process::Command::new("xdg-open");
-        c.arg(folder);
-        c
-    };
-    cmd.spawn().map(drop)
-}
-
-impl Doc {
-    /// The tab shown first for this file.
-    pub fn first_tab(ckpt: &Checkpoint) -> Tab {
-        match &ckpt.pickle {
-            // TorchScript whose code reaches the system: the flagged lines first.
-            Some(p)
-                if p.torchscript.as_ref().is_some_and(|c| {
-                    c.flagged
-                        .iter()
-                        .any(|f| f.risk == crate::pickle::policy::Risk::Dangerous)
-                }) =>
-            {
-                Tab::Code
-            }
-            // A benign TorchScript archive is suspicious only for being a program: its tensors
-            // come first, its code is one tab away.
-            Some(p) if ckpt.tensors.is_empty() || p.read_verdict() != Verdict::Safe => Tab::Scan,
-            _ => Tab::Inspector,
-        }
+    if !report.skipped.is_empty() {
+        parts.push(format!(
+            "{} unreadable tensors skipped",
+            report.skipped.len()
+        ));
     }
+    format!(
+        "Converted to {}: {} tensors, {}, verified{}.",
+        report.output.display(),
+        report.tensors,
+        crate::output::human::bytes(report.bytes),
+        parts.iter().map(|p| format!("; {p}")).collect::<String>()
+    )
 }

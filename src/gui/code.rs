@@ -5,6 +5,9 @@
 //! A file may be as large as the code limit allows: only the rows in sight are laid out
 //! (`ScrollArea::show_rows`), a file's line starts are found once when it is selected, and a
 //! very long line is shown cut.
+//!
+//! Owns [`CodeView`] (the file shown, the scroll target). A pure view of the archive's code,
+//! which the open job already read: it must not import the app, the commands or the jobs.
 
 use std::collections::HashMap;
 use std::ops::Range;

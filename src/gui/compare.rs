@@ -4,6 +4,11 @@
 //! change; status filters narrow it. Selecting a pair shows both histograms overlaid, the
 //! histogram of a − b, both statistics side by side and, for 2-D tensors, heatmaps of A, B and
 //! A − B, computed on workers (a sample first, then exact). A tab shows the metadata diff.
+//!
+//! Owns [`CompareView`]: the comparison (made by the compare job, [`CompareView::diff`]), the
+//! status boxes and filter with the rows they let through (recomputed only when they change),
+//! and the slots of the selected pair's jobs. The view cancels through [`Command::Cancel`]. It
+//! must not import the app or the document.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -17,8 +22,10 @@ use crate::analysis::heatmap::{self, Heatmap};
 use crate::analysis::slice::View;
 use crate::analysis::{self as stats, Analysis, Histogram};
 use crate::format::Checkpoint;
-use crate::gui::app::{Command, Persisted, display_name};
-use crate::gui::jobs::{Job, JobKind, take};
+use crate::gui::command::Command;
+use crate::gui::jobs::{Compared, Ended, Job, JobKind, JobStatus, Slot};
+use crate::gui::state::Persisted;
+use crate::gui::widgets::display_name;
 use crate::gui::widgets::{
     COLOR_A, COLOR_B, COLOR_DIFF, Series, heatmap_image, heatmap_pixels, histogram_plot,
 };
@@ -48,30 +55,32 @@ pub struct CompareView {
     pub diff: Diff,
     shown: BTreeSet<Status>,
     filter: String,
+    /// The pairs the status boxes and the filter let through, and the choice they were made for.
+    rows: Vec<usize>,
+    rows_for: Option<(BTreeSet<Status>, String)>,
     /// Selected pair (index into `diff.tensors`).
     pub selected: Option<usize>,
     metadata_tab: bool,
     computed_for: Option<(usize, usize)>,
-    sample: Option<Job<PairResult>>,
-    exact: Option<Job<PairResult>>,
+    sample: Slot<PairResult>,
+    exact: Slot<PairResult>,
     /// The latest details of the selected pair.
     result: Option<PairResult>,
     textures: Vec<(String, egui::TextureHandle, Heatmap, bool)>,
 }
 
 impl CompareView {
-    /// Compares `a` with `b` (on the caller's worker).
-    pub fn compute(
-        a: Arc<Checkpoint>,
-        b: Arc<Checkpoint>,
-        progress: &Progress,
-        _ctx: &egui::Context,
-        _sync: bool,
-    ) -> CompareView {
+    /// Compares `a` with `b`, on the caller's worker: the compare job runs this.
+    pub fn diff(a: Arc<Checkpoint>, b: Arc<Checkpoint>, progress: &Progress) -> Compared {
         let diff = diff::diff(&a, &b, progress);
+        Compared { a, b, diff }
+    }
+
+    /// The view of a finished comparison.
+    pub fn new(Compared { a, b, diff }: Compared) -> CompareView {
         // Open on the largest change compared by value.
         let selected = diff.tensors.iter().position(|t| t.measures.is_some());
-        CompareView {
+        let mut view = CompareView {
             a,
             b,
             diff,
@@ -80,24 +89,28 @@ impl CompareView {
                 .filter(|s| *s != Status::Identical)
                 .collect(),
             filter: String::new(),
+            rows: Vec::new(),
+            rows_for: None,
             selected,
             metadata_tab: false,
             computed_for: None,
-            sample: None,
-            exact: None,
+            sample: Slot::default(),
+            exact: Slot::default(),
             result: None,
             textures: Vec::new(),
-        }
+        };
+        view.refresh_rows();
+        view
     }
 
     /// Starts and collects the jobs of the selected pair.
     pub fn update(&mut self, ctx: &egui::Context, sync: bool) {
-        if let Some(Ok(r)) = take(&mut self.sample)
+        if let Some(Ok(r)) = self.sample.take()
             && self.result.is_none()
         {
             self.set_result(r);
         }
-        if let Some(Ok(r)) = take(&mut self.exact) {
+        if let Some(Ok(r)) = self.exact.take() {
             self.set_result(r);
         }
         let Some(sel) = self.selected else { return };
@@ -106,9 +119,8 @@ impl CompareView {
             return;
         }
         self.computed_for = Some((sel, bins));
-        for j in [&self.sample, &self.exact].into_iter().flatten() {
-            j.cancel();
-        }
+        self.sample.drop_job();
+        self.exact.drop_job();
         self.result = None;
         self.textures.clear();
         let Some(pair) = self.diff.tensors.get(sel).cloned() else {
@@ -116,18 +128,20 @@ impl CompareView {
         };
         let (a, b) = (self.a.clone(), self.b.clone());
         let name = pair.name.clone();
-        self.sample = Some(Job::spawn(ctx, JobKind::Stats, &name, sync, {
-            let (a, b, pair) = (a.clone(), b.clone(), pair.clone());
-            move |p| Ok(pair_details(&a, &b, &pair, bins, true, p))
-        }));
+        self.sample
+            .start(Job::spawn(ctx, JobKind::Stats, &name, sync, {
+                let (a, b, pair) = (a.clone(), b.clone(), pair.clone());
+                move |p| Ok(pair_details(&a, &b, &pair, bins, true, p))
+            }));
         let large = [pair.shape_a.as_ref(), pair.shape_b.as_ref()]
             .into_iter()
             .flatten()
             .any(|s| s.iter().product::<u64>() > SAMPLE);
         if large {
-            self.exact = Some(Job::spawn(ctx, JobKind::Stats, &name, sync, move |p| {
-                Ok(pair_details(&a, &b, &pair, bins, false, p))
-            }));
+            self.exact
+                .start(Job::spawn(ctx, JobKind::Stats, &name, sync, move |p| {
+                    Ok(pair_details(&a, &b, &pair, bins, false, p))
+                }));
         }
         if sync {
             self.update(ctx, sync);
@@ -141,17 +155,43 @@ impl CompareView {
 
     /// True while a pair is being computed.
     pub fn busy(&self) -> bool {
-        self.sample.is_some() || self.exact.is_some()
+        self.sample.running() || self.exact.running()
     }
 
-    fn rows(&self) -> Vec<usize> {
-        (0..self.diff.tensors.len())
+    /// Stops the exact figures of the selected pair; the sampled ones stay shown. Its status,
+    /// if one ran.
+    pub fn cancel(&mut self, kind: JobKind) -> Option<JobStatus> {
+        match kind {
+            JobKind::Stats => self.exact.cancel(),
+            _ => None,
+        }
+    }
+
+    /// How the last exact job of the selected pair ended.
+    pub fn ended(&self, kind: JobKind) -> Option<&Ended> {
+        match kind {
+            JobKind::Stats => self.exact.ended(),
+            _ => None,
+        }
+    }
+
+    /// Recomputes the shown pairs when the status boxes or the filter changed.
+    fn refresh_rows(&mut self) {
+        if self
+            .rows_for
+            .as_ref()
+            .is_some_and(|(shown, filter)| *shown == self.shown && *filter == self.filter)
+        {
+            return;
+        }
+        self.rows = (0..self.diff.tensors.len())
             .filter(|&i| {
                 let t = &self.diff.tensors[i];
                 self.shown.contains(&t.status)
                     && crate::gui::widgets::filter_match(&self.filter, &t.name)
             })
-            .collect()
+            .collect();
+        self.rows_for = Some((self.shown.clone(), self.filter.clone()));
     }
 }
 
@@ -331,7 +371,8 @@ pub fn compare_ui(
                     .hint_text("Filter names (substring or glob)")
                     .desired_width(f32::INFINITY),
             );
-            let rows = v.rows();
+            v.refresh_rows();
+            let rows = &v.rows;
             let mut picked = None;
             ui.scope(|ui| {
                 ui.style_mut().interaction.selectable_labels = false;
@@ -406,7 +447,7 @@ pub fn compare_ui(
         if v.metadata_tab {
             metadata_diff_ui(ui, &v.diff);
         } else {
-            pair_ui(ui, v, state);
+            pair_ui(ui, v, state, commands);
         }
     });
 }
@@ -449,7 +490,7 @@ fn metadata_diff_ui(ui: &mut Ui, d: &Diff) {
         });
 }
 
-fn pair_ui(ui: &mut Ui, v: &mut CompareView, state: &mut Persisted) {
+fn pair_ui(ui: &mut Ui, v: &mut CompareView, state: &mut Persisted, commands: &mut Vec<Command>) {
     let Some(sel) = v.selected else {
         ui.weak("Select a tensor to compare its values.");
         return;
@@ -514,15 +555,14 @@ fn pair_ui(ui: &mut Ui, v: &mut CompareView, state: &mut Persisted) {
             if let Some(e) = &t.error {
                 ui.colored_label(ui.visuals().error_fg_color, e);
             }
-            if let Some(job) = &v.exact
+            if let Some(job) = v.exact.job()
                 && crate::gui::widgets::progress_row(
                     ui,
                     "exact statistics",
                     job.progress.fraction(),
                 )
             {
-                job.cancel();
-                v.exact = None;
+                commands.push(Command::Cancel(JobKind::Stats));
             }
             let Some(r) = &v.result else {
                 ui.spinner();

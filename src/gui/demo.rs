@@ -1,6 +1,9 @@
 //! The demo family shipped inside the binary (`assets/demo`, made by `make_demo.py`): a pickle,
 //! its conversion and a fine-tune, so that a newcomer sees every view (pickle scan, tensors,
 //! metadata, lineage, compare) without a file of their own.
+//!
+//! Owns the embedded bytes and their extraction; the app calls it for [`crate::gui::Command::OpenDemo`].
+//! A leaf: it imports nothing from `gui`.
 
 use std::path::PathBuf;
 

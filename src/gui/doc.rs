@@ -1,29 +1,25 @@
 //! One open checkpoint: its view state and its layout: summary and pickle banner on top, the
 //! tensor list on the left, the inspector, metadata, lineage, scan and (TorchScript) code tabs in
 //! the middle.
+//!
+//! Owns [`Doc`]: the checkpoint, the tensor list's filter and sort, the selection, the tab, the
+//! inspector, lineage and code state, and what is computed once per document (summary line,
+//! metadata entries). It lays the views out and routes cancels and outcomes of its jobs
+//! (statistics, heatmap, lineage) by [`JobKind`]. It must not import the app, the menus or the
+//! dialogs.
 
 use std::sync::Arc;
 
 use crate::format::Checkpoint;
-use crate::gui::app::{Command, Persisted};
+use crate::gui::command::Command;
 use crate::gui::inspector::{Inspector, inspector_ui};
+use crate::gui::jobs::{Ended, JobKind, JobStatus};
 use crate::gui::lineage::{LineageView, lineage_ui};
+use crate::gui::metadata::MetaEntry;
+use crate::gui::state::Persisted;
+pub use crate::gui::tab::Tab;
 use crate::gui::table::{TableState, table_ui};
-
-/// The tabs of the central area.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Tab {
-    /// Statistics, histogram, values and heatmap of the selected tensor.
-    Inspector,
-    /// `__metadata__` and file facts.
-    Metadata,
-    /// Where the checkpoint came from.
-    Lineage,
-    /// The pickle scan and non-tensor values.
-    Scan,
-    /// The source files of a TorchScript archive.
-    Code,
-}
+use crate::pickle::policy::{Risk, Verdict};
 
 /// An open checkpoint.
 pub struct Doc {
@@ -43,6 +39,8 @@ pub struct Doc {
     pub tab: Tab,
     /// The summary line (computed once: it walks every tensor).
     summary: String,
+    /// The metadata entries, labelled and parsed once.
+    metadata: Vec<MetaEntry>,
 }
 
 impl Doc {
@@ -58,6 +56,7 @@ impl Doc {
             code: Default::default(),
             tab,
             summary: crate::output::info::summary_line(&ckpt),
+            metadata: MetaEntry::all(&ckpt),
             ckpt,
         }
     }
@@ -70,19 +69,48 @@ impl Doc {
         }
     }
 
-    /// Cancels this document's job of `kind` (statistics, heatmap, lineage).
-    pub fn cancel(&mut self, kind: crate::gui::jobs::JobKind) {
-        use crate::gui::jobs::JobKind;
+    /// Cancels this document's job of `kind` (statistics, heatmap, lineage): its status, if
+    /// one ran.
+    pub fn cancel(&mut self, kind: JobKind) -> Option<JobStatus> {
         match kind {
             JobKind::Stats | JobKind::Heatmap => self.inspector.cancel(kind),
             JobKind::Lineage => self.lineage.cancel(),
-            JobKind::Open | JobKind::Compare | JobKind::Convert | JobKind::SetParent => {}
+            JobKind::Open | JobKind::Compare | JobKind::Convert | JobKind::SetParent => None,
+        }
+    }
+
+    /// How this document's last job of `kind` ended.
+    pub fn ended(&self, kind: JobKind) -> Option<&Ended> {
+        match kind {
+            JobKind::Stats | JobKind::Heatmap => self.inspector.ended(kind),
+            JobKind::Lineage => self.lineage.ended(),
+            JobKind::Open | JobKind::Compare | JobKind::Convert | JobKind::SetParent => None,
         }
     }
 
     /// True while a job runs.
     pub fn busy(&self) -> bool {
         self.inspector.busy() || self.lineage.busy()
+    }
+}
+
+impl Doc {
+    /// The tab shown first for this file.
+    pub fn first_tab(ckpt: &Checkpoint) -> Tab {
+        match &ckpt.pickle {
+            // TorchScript whose code reaches the system: the flagged lines first.
+            Some(p)
+                if p.torchscript
+                    .as_ref()
+                    .is_some_and(|c| c.flagged.iter().any(|f| f.risk == Risk::Dangerous)) =>
+            {
+                Tab::Code
+            }
+            // A benign TorchScript archive is suspicious only for being a program: its tensors
+            // come first, its code is one tab away.
+            Some(p) if ckpt.tensors.is_empty() || p.read_verdict() != Verdict::Safe => Tab::Scan,
+            _ => Tab::Inspector,
+        }
     }
 }
 
@@ -97,7 +125,9 @@ pub fn doc_ui(
     egui::Panel::top("summary").show(ui, |ui| {
         ui.add_space(2.0);
         ui.horizontal_wrapped(|ui| {
-            ui.label(egui::RichText::new(crate::gui::app::display_name(&doc.ckpt.path)).strong());
+            ui.label(
+                egui::RichText::new(crate::gui::widgets::display_name(&doc.ckpt.path)).strong(),
+            );
             ui.label(&doc.summary);
         });
         for f in &doc.ckpt.findings {
@@ -147,7 +177,7 @@ pub fn doc_ui(
         ui.separator();
         match doc.tab {
             Tab::Inspector => match doc.selected.and_then(|i| doc.ckpt.tensors.get(i)) {
-                Some(t) => inspector_ui(ui, &doc.ckpt, t, &mut doc.inspector, state),
+                Some(t) => inspector_ui(ui, t, &mut doc.inspector, state, commands),
                 None => {
                     ui.add_space(20.0);
                     ui.weak(if doc.ckpt.tensors.is_empty() {
@@ -157,9 +187,13 @@ pub fn doc_ui(
                     });
                 }
             },
-            Tab::Metadata => {
-                crate::gui::metadata::metadata_ui(ui, &doc.ckpt, commands, &mut doc.tab)
-            }
+            Tab::Metadata => crate::gui::metadata::metadata_ui(
+                ui,
+                &doc.ckpt,
+                &doc.metadata,
+                commands,
+                &mut doc.tab,
+            ),
             Tab::Lineage => lineage_ui(ui, &doc.ckpt.path, &mut doc.lineage, commands),
             Tab::Scan => match &doc.ckpt.pickle {
                 Some(report) => crate::gui::pickle::scan_ui(ui, report, commands),

@@ -4,6 +4,11 @@
 //! Only the selected slice is decoded, straight from the memory map. A strided sample answers
 //! first (marked as sampled); the exact statistics follow from a worker with a progress bar and
 //! a Cancel button. Changing the slice or the bin count cancels what is running.
+//!
+//! Owns [`Inspector`]: the slice asked for, the slots of its statistics and heatmap jobs, their
+//! results, and the values grid, read from the file in [`Inspector::update`] only when the
+//! tensor, slice or position changes. The drawing functions never read the file; they cancel
+//! through [`Command::Cancel`]. It must not import the app or the document.
 
 use std::sync::Arc;
 
@@ -14,8 +19,9 @@ use crate::analysis::heatmap::{self, Heatmap};
 use crate::analysis::slice::{Sel, SliceSpec, View};
 use crate::analysis::{self as stats, Analysis};
 use crate::format::{ByteOrder, Checkpoint, Layout, TensorEntry};
-use crate::gui::app::Persisted;
-use crate::gui::jobs::{Job, JobError, JobKind, take};
+use crate::gui::command::Command;
+use crate::gui::jobs::{Job, JobError, JobKind, Slot};
+use crate::gui::state::Persisted;
 use crate::gui::widgets::{Series, heatmap_image, heatmap_pixels, histogram_plot};
 use crate::output::human;
 
@@ -35,6 +41,21 @@ struct Request {
     bins: usize,
 }
 
+/// Where the values grid was read: the tensor, the slice and the first row and column.
+#[derive(Clone, Debug, PartialEq)]
+struct GridKey {
+    tensor: usize,
+    spec: SliceSpec,
+    row: u64,
+    col: u64,
+}
+
+/// The values grid, read from the file once per position (not every frame).
+struct ValuesGrid {
+    key: GridKey,
+    cells: Result<Vec<Vec<String>>, String>,
+}
+
 /// The inspector's state.
 #[derive(Default)]
 pub struct Inspector {
@@ -44,17 +65,18 @@ pub struct Inspector {
     slice_error: Option<String>,
     want: Option<Request>,
     have: Option<Request>,
-    sample: Option<Job<Analysis>>,
-    exact: Option<Job<Analysis>>,
+    sample: Slot<Analysis>,
+    exact: Slot<Analysis>,
     /// Latest result and whether it is exact.
     pub result: Option<Analysis>,
     error: Option<String>,
-    heat_preview: Option<Job<Heatmap>>,
-    heat_exact: Option<Job<Heatmap>>,
+    heat_preview: Slot<Heatmap>,
+    heat_exact: Slot<Heatmap>,
     heat: Option<(Heatmap, Option<egui::TextureHandle>, bool)>,
     heat_error: Option<String>,
     grid_row: u64,
     grid_col: u64,
+    values: Option<ValuesGrid>,
 }
 
 impl Inspector {
@@ -74,7 +96,8 @@ impl Inspector {
             self.grid_row = 0;
             self.grid_col = 0;
         }
-        if let Some(result) = take(&mut self.sample) {
+        self.refresh_values(ckpt);
+        if let Some(result) = self.sample.take() {
             match result {
                 Ok(a) => {
                     // An exact answer that arrived first wins.
@@ -86,21 +109,21 @@ impl Inspector {
                 Err(e) => self.error = Some(e.to_string()),
             }
         }
-        if let Some(result) = take(&mut self.exact) {
+        if let Some(result) = self.exact.take() {
             match result {
                 Ok(a) => self.result = Some(a),
                 Err(JobError::Cancelled) => {}
                 Err(e) => self.error = Some(e.to_string()),
             }
         }
-        if let Some(result) = take(&mut self.heat_preview) {
+        if let Some(result) = self.heat_preview.take() {
             match result {
                 Ok(h) if self.heat.as_ref().is_none_or(|(h, ..)| h.sampled) => self.set_heat(h),
                 Ok(_) | Err(JobError::Cancelled) => {}
                 Err(e) => self.heat_error = Some(e.to_string()),
             }
         }
-        if let Some(result) = take(&mut self.heat_exact) {
+        if let Some(result) = self.heat_exact.take() {
             match result {
                 Ok(h) => self.set_heat(h),
                 Err(JobError::Cancelled) => {}
@@ -114,12 +137,10 @@ impl Inspector {
             return;
         };
         self.have = Some(want.clone());
-        for job in [&self.sample, &self.exact].into_iter().flatten() {
-            job.cancel();
-        }
-        for job in [&self.heat_preview, &self.heat_exact].into_iter().flatten() {
-            job.cancel();
-        }
+        self.sample.drop_job();
+        self.exact.drop_job();
+        self.heat_preview.drop_job();
+        self.heat_exact.drop_job();
         self.result = None;
         self.error = None;
         self.heat = None;
@@ -138,35 +159,39 @@ impl Inspector {
         let bins = want.bins;
         let (c1, v1, i) = (ckpt.clone(), view.clone(), want.tensor);
         let name = t.name.clone();
-        self.sample = Some(Job::spawn(ctx, JobKind::Stats, &name, sync, move |_| {
-            let src = crate::analysis::source(&c1, &c1.tensors[i])?;
-            Ok(stats::analyze_sample(&src, &v1, bins, SAMPLE)?)
-        }));
+        self.sample
+            .start(Job::spawn(ctx, JobKind::Stats, &name, sync, move |_| {
+                let src = crate::analysis::source(&c1, &c1.tensors[i])?;
+                Ok(stats::analyze_sample(&src, &v1, bins, SAMPLE)?)
+            }));
         if n > SAMPLE {
             let (c2, v2) = (ckpt.clone(), view.clone());
-            self.exact = Some(Job::spawn(ctx, JobKind::Stats, &name, sync, move |p| {
-                let src = crate::analysis::source(&c2, &c2.tensors[i])?;
-                Ok(stats::analyze(&src, &v2, bins, p)?)
-            }));
+            self.exact
+                .start(Job::spawn(ctx, JobKind::Stats, &name, sync, move |p| {
+                    let src = crate::analysis::source(&c2, &c2.tensors[i])?;
+                    Ok(stats::analyze(&src, &v2, bins, p)?)
+                }));
         }
         if view.shape.len() == 2 && n > 0 {
             let (c3, v3) = (ckpt.clone(), view.clone());
-            self.heat_preview = Some(Job::spawn(ctx, JobKind::Heatmap, &name, sync, move |_| {
-                let src = crate::analysis::source(&c3, &c3.tensors[i])?;
-                Ok(heatmap::heatmap_preview(
-                    &src,
-                    &v3,
-                    HEAT_PIXELS,
-                    HEAT_PIXELS,
-                )?)
-            }));
+            self.heat_preview
+                .start(Job::spawn(ctx, JobKind::Heatmap, &name, sync, move |_| {
+                    let src = crate::analysis::source(&c3, &c3.tensors[i])?;
+                    Ok(heatmap::heatmap_preview(
+                        &src,
+                        &v3,
+                        HEAT_PIXELS,
+                        HEAT_PIXELS,
+                    )?)
+                }));
             let (rows, cols) = heatmap::matrix_shape(&view);
             if rows as usize > HEAT_PIXELS || cols as usize > HEAT_PIXELS {
                 let (c4, v4) = (ckpt.clone(), view);
-                self.heat_exact = Some(Job::spawn(ctx, JobKind::Heatmap, &name, sync, move |p| {
-                    let src = crate::analysis::source(&c4, &c4.tensors[i])?;
-                    Ok(heatmap::heatmap(&src, &v4, HEAT_PIXELS, HEAT_PIXELS, p)?)
-                }));
+                self.heat_exact
+                    .start(Job::spawn(ctx, JobKind::Heatmap, &name, sync, move |p| {
+                        let src = crate::analysis::source(&c4, &c4.tensors[i])?;
+                        Ok(heatmap::heatmap(&src, &v4, HEAT_PIXELS, HEAT_PIXELS, p)?)
+                    }));
             }
         }
         // Jobs that finished inline (tests, tiny tensors) are collected now.
@@ -175,21 +200,57 @@ impl Inspector {
         }
     }
 
-    /// Stops the exact statistics or the exact heatmap; the sampled answer stays shown.
-    pub fn cancel(&mut self, kind: JobKind) {
+    /// Stops the exact statistics or the exact heatmap; the sampled answer stays shown. The
+    /// status of the stopped job, if one ran.
+    pub fn cancel(&mut self, kind: JobKind) -> Option<crate::gui::jobs::JobStatus> {
         match kind {
-            JobKind::Stats => {
-                if let Some(job) = self.exact.take() {
-                    job.cancel();
-                }
-            }
-            JobKind::Heatmap => {
-                if let Some(job) = self.heat_exact.take() {
-                    job.cancel();
-                }
-            }
-            _ => {}
+            JobKind::Stats => self.exact.cancel(),
+            JobKind::Heatmap => self.heat_exact.cancel(),
+            _ => None,
         }
+    }
+
+    /// How the last exact job of `kind` (statistics or heatmap) ended.
+    pub fn ended(&self, kind: JobKind) -> Option<&crate::gui::jobs::Ended> {
+        match kind {
+            JobKind::Stats => self.exact.ended(),
+            JobKind::Heatmap => self.heat_exact.ended(),
+            _ => None,
+        }
+    }
+
+    fn grid_key(&self) -> Option<GridKey> {
+        Some(GridKey {
+            tensor: self.tensor?,
+            spec: self.spec.clone(),
+            row: self.grid_row,
+            col: self.grid_col,
+        })
+    }
+
+    /// Reads the values grid again when the tensor, the slice or the position changed.
+    fn refresh_values(&mut self, ckpt: &Checkpoint) {
+        let Some(key) = self.grid_key() else {
+            self.values = None;
+            return;
+        };
+        if self.values.as_ref().is_some_and(|v| v.key == key) {
+            return;
+        }
+        let Some(t) = ckpt.tensors.get(key.tensor) else {
+            self.values = None;
+            return;
+        };
+        let cells = match View::select(t, &key.spec) {
+            // The slice is refused elsewhere; the grid then shows nothing.
+            Err(_) => Ok(Vec::new()),
+            Ok(view) => crate::analysis::source(ckpt, t)
+                .map(|src| {
+                    heatmap::values_grid(&src, &view, key.row, GRID_ROWS, key.col, GRID_COLS)
+                })
+                .map_err(|e| e.to_string()),
+        };
+        self.values = Some(ValuesGrid { key, cells });
     }
 
     fn set_heat(&mut self, h: Heatmap) {
@@ -198,20 +259,20 @@ impl Inspector {
 
     /// True while statistics or a heatmap are being computed.
     pub fn busy(&self) -> bool {
-        self.sample.is_some()
-            || self.exact.is_some()
-            || self.heat_preview.is_some()
-            || self.heat_exact.is_some()
+        self.sample.running()
+            || self.exact.running()
+            || self.heat_preview.running()
+            || self.heat_exact.running()
     }
 }
 
 /// Draws the inspector of tensor `t`.
 pub fn inspector_ui(
     ui: &mut Ui,
-    ckpt: &Checkpoint,
     t: &TensorEntry,
     st: &mut Inspector,
     state: &mut Persisted,
+    commands: &mut Vec<Command>,
 ) {
     let Some(index) = st.tensor else { return };
     egui::ScrollArea::vertical()
@@ -234,20 +295,20 @@ pub fn inspector_ui(
                 ui.colored_label(ui.visuals().error_fg_color, e);
             }
             ui.separator();
-            stats_ui(ui, st, state);
+            stats_ui(ui, st, state, commands);
             // Histogram and heatmap side by side when there is room, one above the other
             // otherwise.
             if st.heat.is_some() && ui.available_width() >= 600.0 {
                 ui.columns(2, |cols| {
                     histogram_ui(&mut cols[0], st, state);
-                    heat_ui(&mut cols[1], st);
+                    heat_ui(&mut cols[1], st, commands);
                 });
             } else {
                 histogram_ui(ui, st, state);
-                heat_ui(ui, st);
+                heat_ui(ui, st, commands);
             }
             ui.separator();
-            values_ui(ui, ckpt, t, st);
+            values_ui(ui, t, st);
         });
 }
 
@@ -416,14 +477,14 @@ fn slice_ui(ui: &mut Ui, t: &TensorEntry, st: &mut Inspector) {
     }
 }
 
-fn stats_ui(ui: &mut Ui, st: &mut Inspector, state: &mut Persisted) {
+fn stats_ui(ui: &mut Ui, st: &Inspector, state: &mut Persisted, commands: &mut Vec<Command>) {
     ui.horizontal(|ui| {
         ui.strong("Statistics");
-        if let Some(job) = &st.exact {
+        if let Some(job) = st.exact.job() {
             if crate::gui::widgets::progress_row(ui, "exact statistics", job.progress.fraction()) {
-                st.cancel(JobKind::Stats);
+                commands.push(Command::Cancel(JobKind::Stats));
             }
-        } else if st.sample.is_some() {
+        } else if st.sample.running() {
             ui.spinner();
         }
     });
@@ -524,7 +585,7 @@ fn pct(a: u64, b: u64) -> f64 {
     }
 }
 
-fn values_ui(ui: &mut Ui, ckpt: &Checkpoint, t: &TensorEntry, st: &mut Inspector) {
+fn values_ui(ui: &mut Ui, t: &TensorEntry, st: &mut Inspector) {
     let Ok(view) = View::select(t, &st.spec) else {
         return;
     };
@@ -553,14 +614,28 @@ fn values_ui(ui: &mut Ui, ckpt: &Checkpoint, t: &TensorEntry, st: &mut Inspector
             ui.weak("(leading dimensions flattened into rows)");
         }
     });
-    let src = match crate::analysis::source(ckpt, t) {
-        Ok(s) => s,
+    // The grid read for this tensor and slice; while a new position is being read (next
+    // frame), the previous one stays shown.
+    let Some(want) = st.grid_key() else { return };
+    let Some(values) = st
+        .values
+        .as_ref()
+        .filter(|v| v.key.tensor == want.tensor && v.key.spec == want.spec)
+    else {
+        ui.ctx().request_repaint();
+        return;
+    };
+    if values.key != want {
+        ui.ctx().request_repaint();
+    }
+    let grid = match &values.cells {
+        Ok(grid) => grid,
         Err(e) => {
-            ui.colored_label(ui.visuals().error_fg_color, e.to_string());
+            ui.colored_label(ui.visuals().error_fg_color, e);
             return;
         }
     };
-    let grid = heatmap::values_grid(&src, &view, st.grid_row, GRID_ROWS, st.grid_col, GRID_COLS);
+    let (row0, col0) = (values.key.row, values.key.col);
     egui::ScrollArea::horizontal()
         .id_salt("values-grid")
         .show(ui, |ui| {
@@ -570,11 +645,11 @@ fn values_ui(ui: &mut Ui, ckpt: &Checkpoint, t: &TensorEntry, st: &mut Inspector
                 .show(ui, |ui| {
                     ui.label("");
                     for c in 0..grid.first().map_or(0, Vec::len) {
-                        ui.weak((st.grid_col + c as u64).to_string());
+                        ui.weak((col0 + c as u64).to_string());
                     }
                     ui.end_row();
                     for (r, row) in grid.iter().enumerate() {
-                        ui.weak((st.grid_row + r as u64).to_string());
+                        ui.weak((row0 + r as u64).to_string());
                         for v in row {
                             ui.monospace(v);
                         }
@@ -584,23 +659,22 @@ fn values_ui(ui: &mut Ui, ckpt: &Checkpoint, t: &TensorEntry, st: &mut Inspector
         });
 }
 
-fn heat_ui(ui: &mut Ui, st: &mut Inspector) {
+fn heat_ui(ui: &mut Ui, st: &mut Inspector, commands: &mut Vec<Command>) {
     if let Some(e) = &st.heat_error {
         ui.colored_label(ui.visuals().error_fg_color, e);
     }
     let Some((h, tex, diverging)) = &mut st.heat else {
-        if st.heat_preview.is_some() {
+        if st.heat_preview.running() {
             ui.spinner();
         }
         return;
     };
     ui.horizontal(|ui| {
         ui.strong("Heatmap");
-        if let Some(job) = &st.heat_exact
+        if let Some(job) = st.heat_exact.job()
             && crate::gui::widgets::progress_row(ui, "block means", job.progress.fraction())
         {
-            job.cancel();
-            st.heat_exact = None;
+            commands.push(Command::Cancel(JobKind::Heatmap));
         }
     });
     if tex.is_none() {

@@ -1,13 +1,17 @@
 //! Background work for the window: every file access, scan, statistic, conversion and diff runs
 //! here, never in `ui()`.
 //!
-//! A [`Job`] is a named thread with its own [`Progress`] (counters and cancel flag) and a
-//! one-shot channel that carries `Result<T, JobError>`. Cancelling is typed: a job whose flag was
-//! raised reports [`JobError::Cancelled`] whatever its worker returned, so nobody matches error
-//! strings. The app's long jobs (open, compare, convert, set-parent) live in [`Jobs`], one slot
-//! per [`JobKind`]; cancelling one detaches it at once (its late result is dropped with the
-//! channel), so the window never waits for a worker stuck on a hostile file. The views keep
-//! their own jobs (statistics, heatmaps, lineage) with the same type.
+//! Owns the job machinery: a [`Job`] is a named thread with its own [`Progress`] (counters and
+//! cancel flag) and a one-shot channel that carries `Result<T, JobError>`. Cancelling is typed: a
+//! job whose flag was raised reports [`JobError::Cancelled`] whatever its worker returned, so
+//! nobody matches error strings. A [`Slot`] holds at most one job of a kind and remembers how
+//! the last one ended; cancelling detaches the job at once (its late result is dropped with the
+//! channel), so the window never waits for a worker stuck on a hostile file. [`Jobs`] is the
+//! app's registry (open, compare, convert, set-parent); a document keeps its statistics, heatmap
+//! and lineage slots of the same type, and the app answers for every [`JobKind`].
+//!
+//! It must not import the app, the commands or any view: they all depend on it. Its results are
+//! core types.
 //!
 //! In tests the app may run jobs inline (`sync`), so a kittest `run()` sees their results in the
 //! same frame; tests of cancelling use real threads.
@@ -178,13 +182,6 @@ impl<T: Send + 'static> Job<T> {
     }
 }
 
-/// Polls an optional job: takes its outcome out and clears the slot when it is done.
-pub fn take<T: Send + 'static>(slot: &mut Option<Job<T>>) -> Option<JobResult<T>> {
-    let result = slot.as_ref()?.poll()?;
-    *slot = None;
-    Some(result)
-}
-
 /// A running job as its progress row shows it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct JobStatus {
@@ -214,6 +211,83 @@ impl JobStatus {
     }
 }
 
+/// How a job ended, without its value: what tests and the cancel notice look at.
+pub type Ended = Result<(), JobError>;
+
+/// At most one job of a kind, and how the last one ended.
+pub struct Slot<T> {
+    job: Option<Job<T>>,
+    ended: Option<Ended>,
+}
+
+impl<T> Default for Slot<T> {
+    fn default() -> Self {
+        Slot {
+            job: None,
+            ended: None,
+        }
+    }
+}
+
+impl<T: Send + 'static> Slot<T> {
+    /// Runs `job` here, cancelling (and detaching) the job it replaces: that one was superseded,
+    /// not stopped by the user, so it leaves no outcome.
+    pub fn start(&mut self, job: Job<T>) {
+        if let Some(old) = self.job.replace(job) {
+            old.cancel();
+        }
+    }
+
+    /// The outcome of the job, once it is there; the slot is then free.
+    pub fn take(&mut self) -> Option<JobResult<T>> {
+        let result = self.job.as_ref()?.poll()?;
+        self.job = None;
+        self.ended = Some(result.as_ref().map(|_| ()).map_err(Clone::clone));
+        Some(result)
+    }
+
+    /// Cancels the job and forgets it at once: the window is free again even if the worker is
+    /// stuck, and its late result is dropped. Its status if there was one.
+    pub fn cancel(&mut self) -> Option<JobStatus> {
+        let job = self.job.take()?;
+        job.cancel();
+        self.ended = Some(Err(JobError::Cancelled));
+        Some(job.status())
+    }
+
+    /// Cancels a job that is no longer wanted (its input changed) without recording an outcome.
+    pub fn drop_job(&mut self) {
+        if let Some(job) = self.job.take() {
+            job.cancel();
+        }
+    }
+
+    /// The running job.
+    pub fn job(&self) -> Option<&Job<T>> {
+        self.job.as_ref()
+    }
+
+    /// True while a job runs here.
+    pub fn running(&self) -> bool {
+        self.job.is_some()
+    }
+
+    /// The row of the running job.
+    pub fn status(&self) -> Option<JobStatus> {
+        self.job.as_ref().map(Job::status)
+    }
+
+    /// The progress handle of the running job (tests watch it).
+    pub fn progress(&self) -> Option<Arc<Progress>> {
+        self.job.as_ref().map(|j| j.progress.clone())
+    }
+
+    /// How the last job here ended (a cancel counts at once).
+    pub fn ended(&self) -> Option<&Ended> {
+        self.ended.as_ref()
+    }
+}
+
 /// What an open job gives: the file asked for and its checkpoint.
 pub struct Opened {
     /// The file asked for.
@@ -222,76 +296,80 @@ pub struct Opened {
     pub ckpt: crate::format::Checkpoint,
 }
 
+/// What a compare job gives: both checkpoints and their comparison.
+pub struct Compared {
+    /// First checkpoint.
+    pub a: Arc<crate::format::Checkpoint>,
+    /// Second checkpoint.
+    pub b: Arc<crate::format::Checkpoint>,
+    /// The comparison.
+    pub diff: crate::analysis::diff::Diff,
+}
+
 /// The app's long jobs, one slot per kind. Starting a kind cancels the one it replaces.
 #[derive(Default)]
 pub struct Jobs {
     /// Opening a file.
-    pub open: Option<Job<Opened>>,
+    pub open: Slot<Opened>,
     /// Comparing two files.
-    pub compare: Option<Job<crate::gui::compare::CompareView>>,
-    /// Converting the open pickle.
-    pub convert: Option<Job<crate::convert::ConvertReport>>,
-    /// Recording a parent for the open file.
-    pub set_parent: Option<Job<crate::lineage::SetParentReport>>,
+    pub compare: Slot<Compared>,
+    /// Converting a pickle.
+    pub convert: Slot<crate::convert::ConvertReport>,
+    /// Recording a parent for a file.
+    pub set_parent: Slot<crate::lineage::SetParentReport>,
 }
 
 impl Jobs {
-    /// Puts `job` in `slot`, cancelling (and detaching) the job it replaces.
-    pub fn start<T: Send + 'static>(slot: &mut Option<Job<T>>, job: Job<T>) {
-        if let Some(old) = slot.replace(job) {
-            old.cancel();
-        }
-    }
-
-    /// Cancels the job of `kind`, if it is one of the app's, and forgets it at once: the window
-    /// is free again even if the worker is stuck, and its late result is dropped. True if there
-    /// was one.
-    pub fn cancel(&mut self, kind: JobKind) -> bool {
-        fn detach<T>(slot: &mut Option<Job<T>>) -> bool {
-            slot.take().map(|j| j.progress.cancel()).is_some()
-        }
+    /// Cancels the job of `kind`, if it is one of the app's and runs: its status if so.
+    pub fn cancel(&mut self, kind: JobKind) -> Option<JobStatus> {
         match kind {
-            JobKind::Open => detach(&mut self.open),
-            JobKind::Compare => detach(&mut self.compare),
-            JobKind::Convert => detach(&mut self.convert),
-            JobKind::SetParent => detach(&mut self.set_parent),
-            JobKind::Stats | JobKind::Heatmap | JobKind::Lineage => false,
+            JobKind::Open => self.open.cancel(),
+            JobKind::Compare => self.compare.cancel(),
+            JobKind::Convert => self.convert.cancel(),
+            JobKind::SetParent => self.set_parent.cancel(),
+            JobKind::Stats | JobKind::Heatmap | JobKind::Lineage => None,
         }
     }
 
     /// The running jobs, in a fixed order.
     pub fn running(&self) -> Vec<JobStatus> {
-        let mut v = Vec::new();
-        if let Some(j) = &self.open {
-            v.push(j.status());
-        }
-        if let Some(j) = &self.compare {
-            v.push(j.status());
-        }
-        if let Some(j) = &self.convert {
-            v.push(j.status());
-        }
-        if let Some(j) = &self.set_parent {
-            v.push(j.status());
-        }
-        v
+        [
+            self.open.status(),
+            self.compare.status(),
+            self.convert.status(),
+            self.set_parent.status(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
     }
 
     /// True while any runs.
     pub fn busy(&self) -> bool {
-        self.open.is_some()
-            || self.compare.is_some()
-            || self.convert.is_some()
-            || self.set_parent.is_some()
+        self.open.running()
+            || self.compare.running()
+            || self.convert.running()
+            || self.set_parent.running()
     }
 
-    /// The progress handle of a running job of `kind` (tests watch it).
+    /// The progress handle of a running job of `kind`.
     pub fn progress(&self, kind: JobKind) -> Option<Arc<Progress>> {
         match kind {
-            JobKind::Open => self.open.as_ref().map(|j| j.progress.clone()),
-            JobKind::Compare => self.compare.as_ref().map(|j| j.progress.clone()),
-            JobKind::Convert => self.convert.as_ref().map(|j| j.progress.clone()),
-            JobKind::SetParent => self.set_parent.as_ref().map(|j| j.progress.clone()),
+            JobKind::Open => self.open.progress(),
+            JobKind::Compare => self.compare.progress(),
+            JobKind::Convert => self.convert.progress(),
+            JobKind::SetParent => self.set_parent.progress(),
+            JobKind::Stats | JobKind::Heatmap | JobKind::Lineage => None,
+        }
+    }
+
+    /// How the last job of `kind` ended.
+    pub fn ended(&self, kind: JobKind) -> Option<&Ended> {
+        match kind {
+            JobKind::Open => self.open.ended(),
+            JobKind::Compare => self.compare.ended(),
+            JobKind::Convert => self.convert.ended(),
+            JobKind::SetParent => self.set_parent.ended(),
             JobKind::Stats | JobKind::Heatmap | JobKind::Lineage => None,
         }
     }
@@ -325,24 +403,44 @@ mod tests {
     fn cancelling_one_kind_leaves_the_others_running() {
         let ctx = egui::Context::default();
         let mut jobs = Jobs::default();
-        Jobs::start(
-            &mut jobs.set_parent,
-            Job::spawn(&ctx, JobKind::SetParent, "x", true, |_| {
+        jobs.set_parent
+            .start(Job::spawn(&ctx, JobKind::SetParent, "x", true, |_| {
                 Err(JobError::failed("no"))
-            }),
-        );
-        Jobs::start(
-            &mut jobs.open,
-            Job::spawn(&ctx, JobKind::Open, "y", true, |_| {
+            }));
+        jobs.open
+            .start(Job::spawn(&ctx, JobKind::Open, "y", true, |_| {
                 Err(JobError::failed("no"))
-            }),
-        );
+            }));
         let open = jobs.progress(JobKind::Open).unwrap();
-        assert!(jobs.cancel(JobKind::SetParent));
-        assert!(!jobs.cancel(JobKind::SetParent), "already gone");
-        assert!(jobs.set_parent.is_none());
+        assert!(jobs.cancel(JobKind::SetParent).is_some());
+        assert!(jobs.cancel(JobKind::SetParent).is_none(), "already gone");
+        assert!(!jobs.set_parent.running());
+        assert_eq!(
+            jobs.ended(JobKind::SetParent),
+            Some(&Err(JobError::Cancelled))
+        );
         assert!(!open.is_cancelled());
+        assert_eq!(jobs.ended(JobKind::Open), None, "still running");
         assert_eq!(jobs.running().len(), 1);
+    }
+
+    #[test]
+    fn a_slot_remembers_how_its_last_job_ended_and_a_superseded_one_leaves_no_outcome() {
+        let ctx = egui::Context::default();
+        let mut slot: Slot<u32> = Slot::default();
+        slot.start(Job::spawn(&ctx, JobKind::Stats, "a", true, |_| Ok(1)));
+        assert_eq!(slot.ended(), None, "not collected yet");
+        assert_eq!(slot.take(), Some(Ok(1)));
+        assert_eq!(slot.ended(), Some(&Ok(())));
+        slot.start(Job::spawn(&ctx, JobKind::Stats, "b", true, |_| Ok(2)));
+        slot.drop_job();
+        assert!(!slot.running());
+        assert_eq!(slot.ended(), Some(&Ok(())), "dropping is not cancelling");
+        slot.start(Job::spawn(&ctx, JobKind::Stats, "c", true, |_| Ok(3)));
+        let status = slot.cancel().expect("it ran");
+        assert_eq!(status.text(), "statistics c");
+        assert_eq!(slot.ended(), Some(&Err(JobError::Cancelled)));
+        assert_eq!(slot.take(), None, "its answer is gone with it");
     }
 
     #[test]

@@ -3,31 +3,37 @@
 //! Nodes are laid out in layers by their longest distance from a root, arrows go from each child
 //! up to its parents, the open file is outlined. Cards are buttons: click to select, double-click
 //! to open; a selected node shows its facts and offers "Compare with parent".
+//!
+//! Owns [`LineageView`]: the slot of the lineage scan (a job), the graph it gave and the node
+//! selected. The view opens and compares through [`Command`]s and cancels through
+//! [`Command::Cancel`]. It must not import the app or the document.
 
 use std::path::{Path, PathBuf};
 
 use egui::{Color32, RichText, Ui, pos2, vec2};
 
-use crate::gui::app::Command;
-use crate::gui::jobs::{Job, JobError, JobKind, take};
+use crate::gui::command::Command;
+use crate::gui::jobs::{Ended, Job, JobError, JobKind, JobStatus, Slot};
 use crate::lineage::{self, Graph, LineageOptions};
 
 /// State of the view.
 #[derive(Default)]
 pub struct LineageView {
     for_path: Option<PathBuf>,
-    job: Option<Job<Graph>>,
+    job: Slot<Graph>,
     /// The graph, once computed.
     pub graph: Option<Graph>,
     error: Option<String>,
     selected: Option<usize>,
     hash: bool,
+    /// Where hashes are remembered.
+    pub cache: crate::hash::CacheDir,
 }
 
 impl LineageView {
     /// Computes the family of `path` when it is first shown (headers only: fast).
     pub fn update(&mut self, path: &Path, ctx: &egui::Context, sync: bool) {
-        if let Some(result) = take(&mut self.job) {
+        if let Some(result) = self.job.take() {
             match result {
                 Ok(g) => {
                     self.selected = g.find(path);
@@ -37,15 +43,16 @@ impl LineageView {
                 Err(e) => self.error = Some(e.to_string()),
             }
         }
-        if self.for_path.as_deref() == Some(path) || self.job.is_some() {
+        if self.for_path.as_deref() == Some(path) || self.job.running() {
             return;
         }
         self.for_path = Some(path.to_path_buf());
         self.error = None;
         let p = path.to_path_buf();
         let hash = self.hash;
-        let label = crate::gui::app::display_name(path);
-        self.job = Some(Job::spawn(
+        let cache = self.cache.clone();
+        let label = crate::gui::widgets::display_name(path);
+        self.job.start(Job::spawn(
             ctx,
             JobKind::Lineage,
             label,
@@ -56,7 +63,7 @@ impl LineageView {
                     &LineageOptions {
                         extra: Vec::new(),
                         hash,
-                        cache: crate::hash::CacheDir::User,
+                        cache,
                     },
                     progress,
                 )?)
@@ -67,16 +74,19 @@ impl LineageView {
         }
     }
 
-    /// Stops the scan; the last graph stays shown.
-    pub fn cancel(&mut self) {
-        if let Some(job) = self.job.take() {
-            job.cancel();
-        }
+    /// Stops the scan; the last graph stays shown. Its status, if one ran.
+    pub fn cancel(&mut self) -> Option<JobStatus> {
+        self.job.cancel()
+    }
+
+    /// How the last scan ended.
+    pub fn ended(&self) -> Option<&Ended> {
+        self.job.ended()
     }
 
     /// True while scanning.
     pub fn busy(&self) -> bool {
-        self.job.is_some()
+        self.job.running()
     }
 }
 
@@ -117,10 +127,10 @@ pub fn lineage_ui(ui: &mut Ui, path: &Path, st: &mut LineageView, commands: &mut
         if ui.button("Rescan").clicked() {
             st.for_path = None;
         }
-        if let Some(job) = &st.job
-            && crate::gui::widgets::job_row(ui, &job.status())
+        if let Some(status) = st.job.status()
+            && crate::gui::widgets::job_row(ui, &status)
         {
-            st.cancel();
+            commands.push(Command::Cancel(JobKind::Lineage));
         }
     });
     if let Some(e) = &st.error {
@@ -193,7 +203,7 @@ pub fn lineage_ui(ui: &mut Ui, path: &Path, st: &mut LineageView, commands: &mut
                     facts.push("not found".into());
                 }
                 let title = match &node.path {
-                    Some(p) => crate::gui::app::display_name(p),
+                    Some(p) => crate::gui::widgets::display_name(p),
                     None => node.name.clone(),
                 };
                 let text = format!("{title}\n{}", facts.join(" · "));
@@ -273,7 +283,10 @@ fn node_details(
             if let (Some(pp), Some(cp)) = (&parent.path, &node.path)
                 && ui.button("Compare with parent").clicked()
             {
-                commands.push(Command::Compare(pp.clone(), cp.clone()));
+                commands.push(Command::Compare {
+                    a: pp.clone(),
+                    b: cp.clone(),
+                });
             }
         });
     }

@@ -1,12 +1,15 @@
 //! The metadata panel: `__metadata__` as a table with readable labels for known keys, JSON
 //! values pretty-printed and collapsible, lineage fields linked to the lineage view, and the
 //! facts of the file (path, sizes, shards) with "Show in folder".
+//!
+//! [`MetaEntry::all`] reads the metadata once, when the document is made (labels, parsed JSON);
+//! [`metadata_ui`] only draws those entries and pushes [`Command`]s. It must not import the app.
 
 use egui::{RichText, Ui};
 
 use crate::format::Checkpoint;
-use crate::gui::app::Command;
-use crate::gui::doc::Tab;
+use crate::gui::command::Command;
+use crate::gui::tab::Tab;
 use crate::output::human;
 
 /// A readable label for a known key, if it is one.
@@ -68,8 +71,51 @@ const LINEAGE_KEYS: [&str; 8] = [
     "parent_uuid",
 ];
 
+/// One `__metadata__` entry as the panel shows it, prepared once per document.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetaEntry {
+    /// The key.
+    pub key: String,
+    /// The value as stored.
+    pub value: String,
+    /// A readable label for a known key.
+    pub label: Option<String>,
+    /// The value parsed, when it is a JSON object or array.
+    pub json: Option<serde_json::Value>,
+    /// The key names a parent or a source: the panel links it to the lineage view.
+    pub lineage: bool,
+}
+
+impl MetaEntry {
+    /// The entries of `ckpt`'s metadata, in its order.
+    pub fn all(ckpt: &Checkpoint) -> Vec<MetaEntry> {
+        ckpt.metadata
+            .iter()
+            .map(|(k, v)| {
+                let trimmed = v.trim_start();
+                let json = (trimmed.starts_with('{') || trimmed.starts_with('['))
+                    .then(|| serde_json::from_str::<serde_json::Value>(v).ok())
+                    .flatten();
+                MetaEntry {
+                    key: k.clone(),
+                    value: v.clone(),
+                    label: key_label(k),
+                    json,
+                    lineage: LINEAGE_KEYS.contains(&k.as_str()),
+                }
+            })
+            .collect()
+    }
+}
+
 /// Draws the panel.
-pub fn metadata_ui(ui: &mut Ui, ckpt: &Checkpoint, commands: &mut Vec<Command>, tab: &mut Tab) {
+pub fn metadata_ui(
+    ui: &mut Ui,
+    ckpt: &Checkpoint,
+    entries: &[MetaEntry],
+    commands: &mut Vec<Command>,
+    tab: &mut Tab,
+) {
     egui::ScrollArea::vertical().id_salt("metadata").auto_shrink([false, false]).show(ui, |ui| {
         ui.strong("File");
         egui::Grid::new("file-facts").num_columns(2).spacing([16.0, 3.0]).show(ui, |ui| {
@@ -111,7 +157,7 @@ pub fn metadata_ui(ui: &mut Ui, ckpt: &Checkpoint, commands: &mut Vec<Command>, 
             }
         });
         ui.separator();
-        if ckpt.metadata.is_empty() {
+        if entries.is_empty() {
             ui.weak(if ckpt.pickle.is_some() {
                 "Pickle files have no __metadata__; their non-tensor values are in the Scan & values tab."
             } else {
@@ -119,11 +165,12 @@ pub fn metadata_ui(ui: &mut Ui, ckpt: &Checkpoint, commands: &mut Vec<Command>, 
             });
             return;
         }
-        ui.strong(format!("__metadata__ ({} keys)", ckpt.metadata.len()));
-        for (i, (k, v)) in ckpt.metadata.iter().enumerate() {
+        ui.strong(format!("__metadata__ ({} keys)", entries.len()));
+        for (i, entry) in entries.iter().enumerate() {
+            let (k, v) = (&entry.key, &entry.value);
             ui.add_space(2.0);
             ui.horizontal_wrapped(|ui| {
-                match key_label(k) {
+                match &entry.label {
                     Some(label) => {
                         ui.label(RichText::new(label).strong());
                         ui.weak(RichText::new(k).monospace().small());
@@ -132,15 +179,11 @@ pub fn metadata_ui(ui: &mut Ui, ckpt: &Checkpoint, commands: &mut Vec<Command>, 
                         ui.label(RichText::new(k).monospace().strong());
                     }
                 }
-                if LINEAGE_KEYS.contains(&k.as_str()) && ui.small_button("Show in lineage").clicked() {
+                if entry.lineage && ui.small_button("Show in lineage").clicked() {
                     *tab = Tab::Lineage;
                 }
             });
-            let trimmed = v.trim_start();
-            let json = (trimmed.starts_with('{') || trimmed.starts_with('['))
-                .then(|| serde_json::from_str::<serde_json::Value>(v).ok())
-                .flatten();
-            ui.indent(("meta-value", i), |ui| match &json {
+            ui.indent(("meta-value", i), |ui| match &entry.json {
                 Some(value) => {
                     egui::CollapsingHeader::new(format!("JSON, {} characters", v.len()))
                         .id_salt(("meta-json", i))

@@ -1,24 +1,42 @@
 //! The explorer window (feature `gui`): the only part of ckptscope that uses egui.
 //!
-//! [`app`] holds the state and the command loop; [`doc`] lays out one open checkpoint;
-//! [`table`], [`inspector`], [`metadata`], [`pickle`], [`code`], [`lineage`] and [`compare`]
-//! are the views; [`jobs`] runs everything that reads files on worker threads.
+//! Layers, each importing only those below it:
+//!
+//! - [`app`]: the top. [`App`] keeps the document, the comparison, the job registry and the
+//!   persisted state, drains the [`Command`]s once per frame and does what touches files.
+//! - [`menu`], [`dialogs`], [`messages`]: the menu bar and shortcuts; the native dialogs, the file
+//!   manager and the unsafe-convert question; the error, notice and job rows.
+//! - [`doc`]: one open checkpoint and its layout; [`compare`]: two side by side.
+//! - The views: [`table`], [`inspector`], [`metadata`], [`pickle`], [`code`], [`lineage`],
+//!   [`start`]. They draw from state computed once (by a job or on change) and push commands;
+//!   they never read the file or parse.
+//! - [`command`], [`state`], [`tab`]: what views may ask, what is persisted, which tab is shown.
+//! - [`jobs`]: named worker threads with typed results, progress and cancel; [`widgets`] and
+//!   [`demo`]: leaves.
 
 pub mod app;
 pub mod code;
+pub mod command;
 pub mod compare;
 pub mod demo;
+pub mod dialogs;
 pub mod doc;
 pub mod inspector;
 pub mod jobs;
 pub mod lineage;
+pub mod menu;
+pub mod messages;
 pub mod metadata;
 pub mod pickle;
 pub mod start;
+pub mod state;
+pub mod tab;
 pub mod table;
 pub mod widgets;
 
 pub use app::{App, StartupArgs};
+pub use command::Command;
+pub use state::Persisted;
 
 /// The window's icon.
 pub const ICON_PNG: &[u8] = include_bytes!("../../assets/icon.png");
@@ -48,6 +66,7 @@ pub fn run(files: Vec<std::path::PathBuf>) -> eframe::Result {
                     files,
                     sync_jobs: false,
                     demo_on_first_run: true,
+                    cache: crate::hash::CacheDir::User,
                 },
             )))
         }),

@@ -1,12 +1,16 @@
 //! Pickle files in the window: a red/amber/green banner with the verdict and what it means,
 //! the findings explained, the actions (scan again, convert, show withheld tensors), and the
 //! non-tensor values of the file.
+//!
+//! A pure view of the scan report the open job made: it pushes [`Command`]s (rescan, convert,
+//! show withheld tensors) and switches the document's [`Tab`]. It must not import the app or
+//! the document.
 
 use egui::{RichText, Ui};
 
 use crate::format::PickleReport;
-use crate::gui::app::Command;
-use crate::gui::doc::Tab;
+use crate::gui::command::Command;
+use crate::gui::tab::Tab;
 use crate::gui::widgets::{risk_color, verdict_color};
 use crate::pickle::policy::{Risk, Verdict};
 

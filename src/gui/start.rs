@@ -1,11 +1,15 @@
 //! The start screen: open, demo, drop zone and recent files.
+//!
+//! A pure view: it reads the recent files as the app checked them ([`RecentFile`]) and pushes
+//! [`Command`]s. It must not import the app or touch the file system.
 
 use egui::{RichText, Ui};
 
-use crate::gui::app::{Command, Persisted};
+use crate::gui::command::Command;
+use crate::gui::state::RecentFile;
 
 /// Draws the start screen.
-pub fn start_ui(ui: &mut Ui, state: &Persisted, opening: bool, commands: &mut Vec<Command>) {
+pub fn start_ui(ui: &mut Ui, recent: &[RecentFile], opening: bool, commands: &mut Vec<Command>) {
     ui.vertical_centered(|ui| {
         ui.add_space(36.0);
         ui.label(RichText::new("ckptscope").size(30.0).strong());
@@ -40,13 +44,13 @@ pub fn start_ui(ui: &mut Ui, state: &Persisted, opening: bool, commands: &mut Ve
             ui.spinner();
         }
         ui.add_space(20.0);
-        if !state.recent.is_empty() {
+        if !recent.is_empty() {
             ui.label(RichText::new("Recent files").strong());
-            for p in &state.recent {
+            for RecentFile { path: p, exists } in recent {
                 ui.horizontal(|ui| {
                     let width = 560.0f32.min(ui.available_width());
                     ui.add_space((ui.available_width() - width).max(0.0) / 2.0);
-                    let exists = p.exists();
+                    let exists = *exists;
                     let text = p.display().to_string();
                     let button = egui::Button::new(if exists { RichText::new(text) } else { RichText::new(text).weak().strikethrough() });
                     if ui.add_enabled(exists, button).on_disabled_hover_text("This file is gone").clicked() {

@@ -1,6 +1,9 @@
 //! The tensor list: a virtualised table (only visible rows are laid out, so 100,000 tensors
 //! scroll like ten), sortable by every column, filtered by substring or glob, or shown as a tree
 //! of name prefixes (`model.layers.3.mlp…`).
+//!
+//! Owns [`TableState`]: filter, sort and the rows they select, recomputed only when they
+//! change. It must not import the app, the commands or the jobs.
 
 use std::collections::HashMap;
 

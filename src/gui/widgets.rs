@@ -1,5 +1,8 @@
 //! Small widgets shared by the views: a collapsible JSON tree, histogram plots, heatmap images
 //! with a colour scale, and the colours that mean safe/suspicious/dangerous.
+//!
+//! Owns nothing: drawing helpers, colours, name matching and [`display_name`]. Every view may
+//! use it; it must not import the app, the commands, the state or any view.
 
 use egui::{Color32, RichText, Ui};
 use egui_plot::{Bar, BarChart, GridInput, GridMark, Legend, Plot};
@@ -408,6 +411,13 @@ pub fn filter_match(filter: &str, name: &str) -> bool {
             name.to_lowercase().contains(&word.to_lowercase())
         }
     })
+}
+
+/// The file name, for titles and labels.
+pub fn display_name(path: &std::path::Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
 }
 
 #[cfg(test)]

@@ -1,0 +1,77 @@
+//! What a view can ask of the window.
+//!
+//! Owns [`Command`]: views and menus push them, the app drains them once per frame and does the
+//! work that touches files, opens dialogs or starts jobs. A command carries its data (which
+//! file, which parent, where to write), so every flow can be driven without a native dialog,
+//! as the kittest tests do; the `*Dialog` commands only ask the user for that data and push the
+//! command that carries it. It must not import the app or any view (views depend on it, not on
+//! the app); it names only core types, [`JobKind`] and [`ThemeChoice`].
+
+use std::path::PathBuf;
+
+use crate::gui::jobs::JobKind;
+use crate::gui::state::ThemeChoice;
+use crate::pickle::policy::Verdict;
+
+/// Something a view asks the app to do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    /// Show the open dialog; the file chosen is opened as by [`Command::Open`].
+    OpenDialog,
+    /// Open a file (or folder).
+    Open(PathBuf),
+    /// Open the demo checkpoint shipped in the binary.
+    OpenDemo,
+    /// Pick a second file to compare with the open one.
+    CompareDialog,
+    /// Compare two files.
+    Compare {
+        /// Shown as A.
+        a: PathBuf,
+        /// Shown as B.
+        b: PathBuf,
+    },
+    /// Back to the start screen.
+    Close,
+    /// Forget a recent file.
+    ForgetRecent(PathBuf),
+    /// Show a file in the system's file manager.
+    Reveal(PathBuf),
+    /// Re-run the pickle scan of the open file.
+    Rescan,
+    /// List the tensors of a suspicious or dangerous pickle (nothing is executed).
+    ShowWithheldTensors,
+    /// Ask where to write the safetensors export of the open pickle.
+    ConvertDialog,
+    /// Convert the pickle `source` to the safetensors file `dest` (replacing it).
+    Convert {
+        /// The pickle.
+        source: PathBuf,
+        /// The safetensors file written.
+        dest: PathBuf,
+        /// The highest verdict accepted. `None`: as the command line, ask first when the scan
+        /// judged the open file anything but safe to read.
+        accept: Option<Verdict>,
+    },
+    /// Ask which file is the parent of the open safetensors file.
+    SetParentDialog,
+    /// Record `parent` as the parent of the safetensors file `file`.
+    SetParent {
+        /// The file whose header is rewritten.
+        file: PathBuf,
+        /// Its parent.
+        parent: PathBuf,
+    },
+    /// Stop a running job (and only that one).
+    Cancel(JobKind),
+    /// Leave the compare view, back to the file explored before.
+    LeaveCompare,
+    /// Switch the colour theme.
+    SetTheme(ThemeChoice),
+    /// Hide the error.
+    DismissError,
+    /// Hide the notice.
+    DismissNotice,
+    /// Hide the question asked (its answer, if any, was pushed as its own command).
+    DismissConfirm,
+}
