@@ -105,11 +105,11 @@ pub fn is_legacy_magic(bytes: &[u8]) -> bool {
     if bytes.starts_with(b"L119547037146038801333356L\n") {
         return true;
     }
-    let number = &LEGACY_MAGIC_PICKLE[2..];
+    let number = LEGACY_MAGIC_PICKLE.get(2..).unwrap_or_default();
     let Some(&[0x80, protocol]) = bytes.get(..2) else {
         return false;
     };
-    let rest = &bytes[2..];
+    let rest = bytes.get(2..).unwrap_or_default();
     match protocol {
         2 | 3 => rest.starts_with(number),
         4 | 5 => {
@@ -168,7 +168,7 @@ fn looks_like_safetensors(bytes: &[u8]) -> bool {
 /// A JSON object that mentions `weight_map` near its start (HF index files put it within the
 /// first few hundred bytes, after `metadata`).
 fn looks_like_index(bytes: &[u8]) -> bool {
-    let head = &bytes[..bytes.len().min(64 * 1024)];
+    let head = bytes.get(..64 * 1024).unwrap_or(bytes);
     head.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
         && head.windows(12).any(|w| w == b"\"weight_map\"")
 }

@@ -18,10 +18,8 @@ use sha2::{Digest, Sha256};
 
 use crate::error::Error;
 use crate::format::Checkpoint;
+use crate::limits::MAX_CACHE_ENTRIES;
 use crate::progress::Progress;
-
-/// Entries kept in the cache file; the oldest-keyed go first.
-pub const MAX_CACHE_ENTRIES: usize = 20_000;
 
 /// Lower-case hexadecimal spelling of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {

@@ -20,6 +20,9 @@
 //! # Ok::<(), ckptscope::Error>(())
 //! ```
 
+#![warn(clippy::indexing_slicing)]
+#![cfg_attr(test, allow(clippy::indexing_slicing))]
+
 pub mod analysis;
 pub mod archive;
 pub mod convert;

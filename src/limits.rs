@@ -11,6 +11,53 @@
 //! is at least `suspicious`, and the message names the limit and how to raise it
 //! (`--limit NAME=VALUE`, see [`Limits::set`]).
 
+// ---- fixed bounds ------------------------------------------------------------------------------
+// Not settable with --limit: each bounds a loop or a copy whose real-world need is far below it.
+
+/// Opcodes charged for each try at starting a stream in the junk after the last STOP.
+pub const RESYNC_COST: u64 = 64;
+
+/// Most bytes of strings one such try (a hidden stream after junk) may copy.
+pub const MAX_TRY_BYTES: u64 = 16 << 20;
+
+/// Longest module or name line a protocol 0 GLOBAL candidate may have.
+pub const MAX_GLOBAL_LINE: usize = 256;
+
+/// Most opcodes walked after the point where a stream broke (also bounded by what is left of the
+/// file's opcode budget).
+pub const MAX_WALK_STEPS: u64 = 10_000_000;
+
+/// Most distinct names the walk after a break reports.
+pub const MAX_WALK_NAMES: usize = 10_000;
+
+/// Most flagged TorchScript code lines kept for one archive (the findings they make are capped separately).
+pub const MAX_CODE_FLAGS: usize = 10_000;
+
+/// Longest dotted name in TorchScript code judged, in bytes: every rule looks at its first four components, so a
+/// longer name (a hostile file can write one of any length) is judged by its start.
+pub const MAX_CODE_NAME: usize = 256;
+
+/// Most units of work the TorchScript state-dict walk may do: one per module visited and one per attribute
+/// looked at. Far above real models (a 100,000-tensor model takes about a million), and what
+/// bounds a hostile tree that names one module under many paths.
+pub const MAX_MODULE_WALK: usize = 16_000_000;
+
+/// Longest LONG1/LONG4 operand shown in decimal (1024 bits, 309 digits).
+pub const MAX_DECIMAL_LONG_BYTES: usize = 128;
+
+/// Most dict items gathered from constructor arguments and SETITEMs for the value view, in
+/// all.
+pub const MAX_DICT_ITEM_WORK: usize = 4 * MAX_VALUE_NODES;
+
+/// Deepest chain of dict-like objects built from one another (`OrderedDict(OrderedDict(...))`).
+pub const MAX_MAPPING_NESTING: usize = 16;
+
+/// What one GLOBAL, STACK_GLOBAL or INST costs in opcodes of the budget.
+pub const GLOBAL_COST: u64 = 64;
+
+/// Entries kept in the hash cache file; the oldest-keyed go first.
+pub const MAX_CACHE_ENTRIES: usize = 20_000;
+
 /// Most storage records a legacy tar checkpoint may declare.
 pub const MAX_TAR_RECORDS: u64 = 10_000_000;
 
@@ -23,6 +70,8 @@ pub const MAX_VALUE_NODES: usize = 200_000;
 
 /// Longest string kept in that view, in characters (longer ones are cut, and say so).
 pub const MAX_VALUE_STRING: usize = 4096;
+
+// ---- settable limits ---------------------------------------------------------------------------
 
 /// Bounds applied while reading files.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -258,6 +258,11 @@ impl TrustArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Named workers (statistics, diff) show up as such in a debugger or `top -H`. It fails only
+    // when a pool already exists, which leaves the default one.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .thread_name(|i| format!("ckptscope-worker-{i}"))
+        .build_global();
     let result = match cli.command {
         Some(Command::Info(args)) => info(&args),
         Some(Command::Scan(args)) => scan(&args),
@@ -481,21 +486,26 @@ fn with_progress_line<T>(
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let watcher = {
         let (progress, done, what) = (progress.clone(), done.clone(), what.to_string());
-        std::thread::spawn(move || {
-            while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                let _ = write!(
-                    std::io::stderr(),
-                    "\r{what} {:5.1}%",
-                    progress.fraction() * 100.0
-                );
-                std::thread::sleep(std::time::Duration::from_millis(100));
-            }
-            let _ = write!(std::io::stderr(), "\r{}\r", " ".repeat(what.len() + 8));
-        })
+        std::thread::Builder::new()
+            .name("ckptscope-progress".into())
+            .spawn(move || {
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = write!(
+                        std::io::stderr(),
+                        "\r{what} {:5.1}%",
+                        progress.fraction() * 100.0
+                    );
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                let _ = write!(std::io::stderr(), "\r{}\r", " ".repeat(what.len() + 8));
+            })
     };
     let result = work();
     done.store(true, std::sync::atomic::Ordering::Relaxed);
-    let _ = watcher.join();
+    // A watcher that could not start only costs the progress line.
+    if let Ok(watcher) = watcher {
+        let _ = watcher.join();
+    }
     result
 }
 

@@ -7,6 +7,12 @@
 //! is one table increment per element, with no decoding in the loop, so it runs faster than the
 //! two decoding passes the wider types need. Memory is the table: 256 KiB per thread for 16-bit
 //! types, 1 KiB for 8-bit ones, whatever the tensor's size.
+//!
+//! `clippy::indexing_slicing` is allowed here: counting tables are sized by the dtype (every code
+//! has a slot) and slices come from `chunks_exact`; file bytes are reached only through ranges
+//! checked by the caller.
+
+#![allow(clippy::indexing_slicing)]
 
 use rayon::prelude::*;
 

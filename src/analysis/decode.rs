@@ -11,6 +11,13 @@
 //! Packing of sub-byte types, as PyTorch and ml_dtypes store them: FP4 holds two values per byte,
 //! the first in the low nibble; FP6 holds four values per three bytes, value `i` in bits
 //! `6i..6i+6` of the little-endian 24-bit group.
+//!
+//! `clippy::indexing_slicing` is allowed here: every run is checked against the byte slice once
+//! (`decode_run` returns `false` when it does not fit) before the inner loops index it, and the
+//! FP8/FP4/FP6 tables have a slot for every code; checking each element again would cost the hot
+//! loop its speed.
+
+#![allow(clippy::indexing_slicing)]
 
 use std::sync::OnceLock;
 

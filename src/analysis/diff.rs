@@ -6,6 +6,11 @@
 //! relative L2, cosine, count of differing elements). Pairs of different dtypes but equal shapes
 //! are compared by value. The histogram of a−b needs the range first, so it is a second pass,
 //! run only for the pair a user looks at.
+//!
+//! `clippy::indexing_slicing` is allowed here: indexes are positions of a vector within its own
+//! length.
+
+#![allow(clippy::indexing_slicing)]
 
 use std::collections::{BTreeMap, HashMap};
 

@@ -3,6 +3,10 @@
 //! A heatmap pixel is the mean of the block of elements it covers, so a 4096×11008 matrix shown
 //! in 512×512 pixels still shows every element's contribution (one parallel pass over the rows);
 //! a point-sampled preview from [`heatmap_preview`] costs only the pixels.
+//!
+//! `clippy::indexing_slicing` is allowed here: pixel indexes are clamped to the bins before use.
+
+#![allow(clippy::indexing_slicing)]
 
 use rayon::prelude::*;
 

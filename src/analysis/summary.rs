@@ -2,6 +2,10 @@
 //! counting paths (bit patterns in `codes`, two passes in `moments`) build them with.
 //!
 //! Owns: the result types. Must not import: the counting paths (they import it).
+//!
+//! `clippy::indexing_slicing` is allowed here: the bin index is clamped to the last bin.
+
+#![allow(clippy::indexing_slicing)]
 
 use crate::dtype::DType;
 use crate::format::ByteOrder;

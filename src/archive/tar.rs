@@ -17,13 +17,18 @@ pub struct TarMember {
 pub fn members(bytes: &[u8]) -> Vec<TarMember> {
     let mut out = Vec::new();
     let mut at = 0usize;
-    while let Some(header) = bytes.get(at..at.saturating_add(512)) {
+    while let Some(header) = bytes
+        .get(at..at.saturating_add(512))
+        .and_then(|h| <&[u8; 512]>::try_from(h).ok())
+    {
         if header.iter().all(|&b| b == 0) {
             break;
         }
-        let name_end = header[..100].iter().position(|&b| b == 0).unwrap_or(100);
-        let name = String::from_utf8_lossy(&header[..name_end]).into_owned();
-        let size_text = String::from_utf8_lossy(&header[124..136]);
+        let (name_field, rest) = header.split_at(100);
+        let name_end = name_field.iter().position(|&b| b == 0).unwrap_or(100);
+        let name =
+            String::from_utf8_lossy(name_field.get(..name_end).unwrap_or_default()).into_owned();
+        let size_text = String::from_utf8_lossy(rest.get(24..36).unwrap_or_default());
         let Ok(size) =
             u64::from_str_radix(size_text.trim_matches(|c: char| c == '\0' || c == ' '), 8)
         else {

@@ -2,6 +2,11 @@
 //! comparison of gathered ones, and the CRC-32 of every archive member read.
 //!
 //! Owns: [`Checksum`], the source hashing pass. Must not import: `write`, `sharded`.
+//!
+//! `clippy::indexing_slicing` is allowed here: checksum lanes are fixed-width arrays fed by
+//! `chunks_exact`.
+
+#![allow(clippy::indexing_slicing)]
 
 use std::path::Path;
 

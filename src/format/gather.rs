@@ -5,6 +5,11 @@
 //! be big-endian; this walks the view with an odometer over all dimensions but the last and
 //! copies each innermost run (one `memcpy` when the last stride is 1), swapping bytes if needed.
 //! Memory is one chunk, never the tensor.
+//!
+//! `clippy::indexing_slicing` is allowed here: shape and stride vectors have one entry per
+//! dimension (checked at open), and chunk buffers are indexed within their own length.
+
+#![allow(clippy::indexing_slicing)]
 
 use crate::format::{ByteOrder, Layout, TensorEntry};
 

@@ -9,6 +9,10 @@
 //! status boxes and filter with the rows they let through (recomputed only when they change),
 //! and the slots of the selected pair's jobs. The view cancels through [`Command::Cancel`]. It
 //! must not import the app or the document.
+//!
+//! `clippy::indexing_slicing` is allowed here: rows are indexed within the cached row list.
+
+#![allow(clippy::indexing_slicing)]
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -9,6 +9,11 @@
 //! results, and the values grid, read from the file in [`Inspector::update`] only when the
 //! tensor, slice or position changes. The drawing functions never read the file; they cancel
 //! through [`Command::Cancel`]. It must not import the app or the document.
+//!
+//! `clippy::indexing_slicing` is allowed here: grid cells are indexed within the values read for
+//! the visible grid.
+
+#![allow(clippy::indexing_slicing)]
 
 use std::sync::Arc;
 

@@ -3,6 +3,10 @@
 //!
 //! Owns nothing: drawing helpers, colours, name matching and [`display_name`]. Every view may
 //! use it; it must not import the app, the commands, the state or any view.
+//!
+//! `clippy::indexing_slicing` is allowed here: histogram bins are indexed within the histogram.
+
+#![allow(clippy::indexing_slicing)]
 
 use egui::{Color32, RichText, Ui};
 use egui_plot::{Bar, BarChart, GridInput, GridMark, Legend, Plot};

@@ -3,6 +3,11 @@
 //! parent that is not found stays as a dangling node with what is known.
 //!
 //! Owns: [`Graph`], [`family`]. Must not import: `set_parent`.
+//!
+//! `clippy::indexing_slicing` is allowed here: node indexes are positions in the graph's own node
+//! list.
+
+#![allow(clippy::indexing_slicing)]
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

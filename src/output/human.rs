@@ -1,4 +1,8 @@
 //! Numbers for people: byte sizes in binary units, counts in SI units, shapes like PyTorch.
+//!
+//! `clippy::indexing_slicing` is allowed here: the unit index is clamped to the unit table.
+
+#![allow(clippy::indexing_slicing)]
 
 /// `1536` → `"1.5 KiB"`; exact below 1 KiB.
 pub fn bytes(n: u64) -> String {

@@ -306,7 +306,7 @@ pub fn write_human(out: &mut impl Write, ckpt: &Checkpoint) -> io::Result<()> {
         if !values.is_empty() {
             writeln!(out, "values:")?;
             let shown = values.len().min(MAX_VALUES);
-            for line in &values[..shown] {
+            for line in values.iter().take(shown) {
                 writeln!(out, "  {line}")?;
             }
             if values.len() > shown {

@@ -1,5 +1,10 @@
 //! `ckptscope lineage`: the DAG as an indented tree (roots first, children below their
 //! parents), and the JSON document.
+//!
+//! `clippy::indexing_slicing` is allowed here: node indexes are positions in the graph's own node
+//! list.
+
+#![allow(clippy::indexing_slicing)]
 
 use std::io::{self, Write};
 

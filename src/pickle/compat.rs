@@ -532,7 +532,7 @@ impl Model<'_> {
         let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
             return refuse("the pickle is truncated");
         };
-        let line = &rest[..nl];
+        let line = rest.get(..nl).unwrap_or_default();
         self.pos += nl + 1;
         match std::str::from_utf8(line) {
             Ok(s) => Ok(s.to_string()),

@@ -5,6 +5,11 @@
 //! and inflates deflated members), because a scanner that is stricter than the loader can be
 //! made to give up on a file the loader happily runs. Where torch would only read one pickle,
 //! ckptscope still scans every member that parses as one.
+//!
+//! `clippy::indexing_slicing` is allowed here: entry indexes come from searching the entry list
+//! itself.
+
+#![allow(clippy::indexing_slicing)]
 
 use std::borrow::Cow;
 use std::collections::HashMap;

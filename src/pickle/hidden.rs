@@ -3,8 +3,15 @@
 //! pickles), and the globals a stream names when it cannot be run to the end.
 //!
 //! Owns: the bounded search for hidden streams. Must not import: `layouts`.
+//!
+//! `clippy::indexing_slicing` is allowed here: positions are found inside the slice they index (a
+//! found newline, a window cut to the bytes left), and length prefixes are written into fixed
+//! 8-byte buffers.
+
+#![allow(clippy::indexing_slicing)]
 
 use super::*;
+use crate::limits::{MAX_GLOBAL_LINE, MAX_TRY_BYTES, MAX_WALK_NAMES, RESYNC_COST};
 
 impl Runner<'_> {
     /// Looks for pickle streams in `bytes[from..]`, the bytes after the last STOP that are not a
@@ -14,7 +21,7 @@ impl Runner<'_> {
     /// Candidates are the offsets where a stream can plausibly start ([`Candidates`]);
     /// each try is charged [`RESYNC_COST`] opcodes on top of those it runs, from the file's
     /// budget, so a tail of any size costs at most `max_ops / RESYNC_COST` tries and one pass
-    /// over its bytes, and each try copies at most [`TRY_BYTES`] of strings. A try counts as a
+    /// over its bytes, and each try copies at most [`MAX_TRY_BYTES`] of strings. A try counts as a
     /// stream when it imports something not allowlisted and either reaches STOP or the import
     /// is `dangerous`; the others are junk and leave no trace.
     pub(super) fn hidden_streams(&mut self, bytes: &[u8], from: usize, member: Option<&str>) {
@@ -42,11 +49,11 @@ impl Runner<'_> {
                 persistent: PersistentKind::None,
             };
             let mut seen = Findings::new(self.limits.max_findings);
-            // A try may copy at most TRY_BYTES of strings (random lengths in junk would otherwise
+            // A try may copy at most MAX_TRY_BYTES of strings (random lengths in junk would otherwise
             // copy and charge up to the whole tail each time); junk gives its bytes back.
             let bytes_before = self.budget.bytes;
             let file_max = self.budget.limits.max_bytes;
-            self.budget.limits.max_bytes = file_max.min(bytes_before.saturating_add(TRY_BYTES));
+            self.budget.limits.max_bytes = file_max.min(bytes_before.saturating_add(MAX_TRY_BYTES));
             let program = {
                 let mut judge = Judge::new(self.policy, ctx, &mut seen, None);
                 vm::run(bytes, found, &mut self.budget, &mut judge)
@@ -64,7 +71,7 @@ impl Runner<'_> {
                     Risk::Suspicious,
                     None,
                     format!(
-                        "a pickle-like run in the junk after the last STOP holds a string of more than {TRY_BYTES} bytes and was not followed; what it hides is unknown"
+                        "a pickle-like run in the junk after the last STOP holds a string of more than {MAX_TRY_BYTES} bytes and was not followed; what it hides is unknown"
                     ),
                 ));
                 at = found + 1;
@@ -190,15 +197,6 @@ impl Runner<'_> {
     }
 }
 
-/// Opcodes charged for each try at starting a stream in the junk after the last STOP.
-pub const RESYNC_COST: u64 = 64;
-
-/// Most bytes of strings one such try may copy.
-pub const TRY_BYTES: u64 = 16 << 20;
-
-/// Longest module or name line a protocol 0 GLOBAL candidate may have.
-pub(super) const MAX_NAME_LINE: usize = 256;
-
 /// Finds, left to right, the offsets where a pickle stream plausibly starts: PROTO with a
 /// protocol up to 5, or a protocol 0/1 GLOBAL or INST (optionally after a MARK) whose module and
 /// name are dotted identifiers on lines of their own. One pass: each line is scanned a bounded
@@ -217,7 +215,7 @@ pub(super) struct NameLine {
     end: usize,
     /// The last byte in `start..end` that cannot be part of a dotted name.
     last_bad: Option<usize>,
-    /// Whether the line after it is a dotted name of at most [`MAX_NAME_LINE`] bytes.
+    /// Whether the line after it is a dotted name of at most [`MAX_GLOBAL_LINE`] bytes.
     next_is_name: bool,
 }
 
@@ -253,7 +251,7 @@ impl<'a> Candidates<'a> {
         let line = self.line_at(from);
         from < line.end
             && line.end < self.bytes.len()
-            && line.end - from <= MAX_NAME_LINE
+            && line.end - from <= MAX_GLOBAL_LINE
             && line.last_bad.is_none_or(|b| b < from)
             && !self.bytes[from].is_ascii_digit()
             && line.next_is_name
@@ -276,7 +274,7 @@ impl<'a> Candidates<'a> {
             .rposition(|&b| !name_byte(b))
             .map(|n| pos + n);
         let next = self.bytes.get(end + 1..).unwrap_or(&[]);
-        let window = &next[..next.len().min(MAX_NAME_LINE + 1)];
+        let window = &next[..next.len().min(MAX_GLOBAL_LINE + 1)];
         let next_is_name = window
             .iter()
             .position(|&b| b == b'\n')
@@ -300,16 +298,9 @@ pub(super) fn latin1_prefix(s: &str) -> Vec<u8> {
         .collect()
 }
 
-/// Most opcodes walked after the point where a stream broke (also bounded by what is left of the
-/// file's opcode budget).
-pub(super) const WALK_STEPS: u64 = 10_000_000;
-
-/// Most distinct names the walk after a break reports.
-pub(super) const WALK_NAMES: usize = 10_000;
-
 /// Walks opcodes linearly from `start` (as `pickletools.genops` does, without a stack), at most
 /// `max_steps` of them, and returns each distinct GLOBAL and INST name with its first offset
-/// (at most [`WALK_NAMES`]): what a stream mentions after a point where the machine had to stop.
+/// (at most [`MAX_WALK_NAMES`]): what a stream mentions after a point where the machine had to stop.
 /// Also returns the steps taken.
 pub fn globals_by_walk(
     bytes: &[u8],
@@ -329,7 +320,7 @@ pub fn globals_by_walk(
     let mut steps = 0u64;
     while let Some(&b) = bytes.get(at) {
         steps += 1;
-        if steps > max_steps || out.len() >= WALK_NAMES {
+        if steps > max_steps || out.len() >= MAX_WALK_NAMES {
             break;
         }
         let Some(op) = Op::from_byte(b) else {

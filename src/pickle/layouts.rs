@@ -84,8 +84,7 @@ impl Runner<'_> {
         self.findings.extend(archive.findings.iter().cloned());
         let data_pkl = archive.data_pkl;
         let mut referenced: Vec<String> = Vec::new();
-        if let Some(i) = data_pkl {
-            let entry = &archive.entries[i];
+        if let Some(entry) = data_pkl.and_then(|i| archive.entries.get(i)) {
             // `None`: the inflate budget is spent and the analysis already says so.
             match self.member(bytes, entry) {
                 Some(Ok(b)) => {

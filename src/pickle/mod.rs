@@ -32,6 +32,7 @@ use std::collections::HashSet;
 
 use crate::detect::Format;
 use crate::limits::Limits;
+use crate::limits::MAX_WALK_STEPS;
 use crate::pickle::container::{Role, Stream, TorchZip};
 use crate::pickle::opcode::Op;
 use crate::pickle::policy::{
@@ -39,7 +40,7 @@ use crate::pickle::policy::{
 };
 use crate::pickle::vm::{Budget, Framing, PickleError, Program, Straddle};
 use crate::progress::Progress;
-use hidden::{WALK_STEPS, globals_by_walk};
+use hidden::globals_by_walk;
 
 pub use policy::{Risk as FindingRisk, Verdict as ScanVerdict};
 
@@ -302,7 +303,7 @@ impl Runner<'_> {
                 .pickle
                 .max_ops
                 .saturating_sub(self.budget.ops)
-                .min(WALK_STEPS);
+                .min(MAX_WALK_STEPS);
             let (globals, walked) = globals_by_walk(&stream.bytes, after, steps);
             self.budget.ops = self.budget.ops.saturating_add(walked);
             for (offset, op, module, name) in globals {

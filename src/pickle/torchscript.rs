@@ -13,17 +13,20 @@
 //!
 //! The module tree becomes the `state_dict()` torch would return: each module's parameters,
 //! then its buffers, then its submodules, named by attribute path.
+//!
+//! `clippy::indexing_slicing` is allowed here: flag and attribute indexes are positions in their
+//! own vectors.
+
+#![allow(clippy::indexing_slicing)]
 
 use std::collections::{HashMap, HashSet};
 
 use crate::archive::zip::ZipEntry;
+use crate::limits::{MAX_CODE_FLAGS, MAX_CODE_NAME, MAX_MODULE_WALK};
 use crate::pickle::Runner;
 use crate::pickle::container::TorchZip;
 use crate::pickle::policy::{Finding, Risk};
 use crate::pickle::value::{Arena, Node, Val};
-
-/// Most flagged lines kept for one archive (the findings they make are capped separately).
-const MAX_FLAGS: usize = 10_000;
 
 /// Longest excerpt of a flagged line quoted in its finding, in characters.
 const EXCERPT: usize = 100;
@@ -180,16 +183,12 @@ const SYSTEM_CALLS: &[(&str, &str)] = &[
     ("rpc_remote", "calls a function on another process (RPC)"),
 ];
 
-/// Longest dotted name judged, in bytes: every rule looks at its first four components, so a
-/// longer name (a hostile file can write one of any length) is judged by its start.
-const MAX_NAME: usize = 256;
-
-/// `name` cut to at most [`MAX_NAME`] bytes at a dot.
+/// `name` cut to at most [`MAX_CODE_NAME`] bytes at a dot.
 fn bounded(name: &str) -> &str {
-    if name.len() <= MAX_NAME {
+    if name.len() <= MAX_CODE_NAME {
         return name;
     }
-    let head = name.get(..MAX_NAME).unwrap_or("");
+    let head = name.get(..MAX_CODE_NAME).unwrap_or("");
     head.rfind('.').and_then(|i| head.get(..i)).unwrap_or(head)
 }
 
@@ -338,7 +337,7 @@ impl Code {
         }
         let mut flags = Vec::new();
         names(&text, |name, line, call| {
-            if self.flagged.len() + flags.len() >= MAX_FLAGS {
+            if self.flagged.len() + flags.len() >= MAX_CODE_FLAGS {
                 return;
             }
             let name = bounded(name);
@@ -404,11 +403,11 @@ impl Code {
             finding.member = Some(f.file.clone());
             out.push(finding);
         }
-        if self.flagged.len() >= MAX_FLAGS {
+        if self.flagged.len() >= MAX_CODE_FLAGS {
             out.push(Finding::new(
                 Risk::Info,
                 None,
-                format!("more than {MAX_FLAGS} flagged lines of TorchScript code: the first {MAX_FLAGS} are listed"),
+                format!("more than {MAX_CODE_FLAGS} flagged lines of TorchScript code: the first {MAX_CODE_FLAGS} are listed"),
             ));
         }
         for f in out.iter_mut().filter(|f| f.count > 1) {
@@ -682,11 +681,6 @@ pub struct StateDict {
     pub notes: Vec<String>,
 }
 
-/// Most units of work the state-dict walk may do: one per module visited and one per attribute
-/// looked at. Far above real models (a 100,000-tensor model takes about a million), and what
-/// bounds a hostile tree that names one module under many paths.
-const MAX_WALK: usize = 16_000_000;
-
 /// Walks the module tree under `root` as `Module.state_dict()` does: parameters, buffers, then
 /// submodules, each module once per path; `None` when the root is not a TorchScript module.
 pub fn state_dict(arena: &Arena, root: Val, code: &Code) -> Option<StateDict> {
@@ -703,9 +697,9 @@ pub fn state_dict(arena: &Arena, root: Val, code: &Code) -> Option<StateDict> {
             continue;
         };
         work = work.saturating_add(1 + attrs.len() + class.parameters.len() + class.buffers.len());
-        if work > MAX_WALK {
+        if work > MAX_MODULE_WALK {
             out.notes.push(format!(
-                "the module tree is too large to walk (more than {MAX_WALK} steps): modules from `{}` on are not listed",
+                "the module tree is too large to walk (more than {MAX_MODULE_WALK} steps): modules from `{}` on are not listed",
                 display_prefix(&prefix)
             ));
             break;

@@ -3,8 +3,14 @@
 //! and every other value rendered the way Python would print it, within bounds.
 //!
 //! Owns: [`Walker`]. Must not import: `rebuild` through anything but its entry points.
+//!
+//! `clippy::indexing_slicing` is allowed here: an index kept in a map points into the vector it was
+//! recorded for.
+
+#![allow(clippy::indexing_slicing)]
 
 use super::*;
+use crate::limits::{MAX_DICT_ITEM_WORK, MAX_MAPPING_NESTING};
 
 /// Everything reachable from `root`: tensors (matched to `by_key` when the storages were read
 /// apart), and the non-tensor values as JSON.
@@ -41,12 +47,6 @@ struct Walker<'a> {
     /// The constructor argument of the dict-like object being read, when it is not pairs.
     unread_source: Option<Val>,
 }
-
-/// Most dict items gathered for the view in all (see [`Walker::mapping_items`]).
-pub(super) const MAX_ITEM_WORK: usize = 4 * MAX_JSON_NODES;
-
-/// Deepest chain of dict-like objects built from one another (`OrderedDict(OrderedDict(...))`).
-pub(super) const MAX_MAPPING_NESTING: usize = 16;
 
 pub(super) fn join(path: &str, key: &str) -> String {
     if path.is_empty() {
@@ -217,9 +217,9 @@ impl Walker<'_> {
     ) -> Vec<(Val, Val)> {
         // Each item gathered costs one unit of the view's budget, so objects built from one
         // shared mapping many times cannot multiply the work.
-        if self.item_work > MAX_ITEM_WORK || nesting > MAX_MAPPING_NESTING {
+        if self.item_work > MAX_DICT_ITEM_WORK || nesting > MAX_MAPPING_NESTING {
             self.out.notes.push(format!(
-                "`{}`: too many dict items to gather (a mapping built from mappings more than {MAX_MAPPING_NESTING} deep, or more than {MAX_ITEM_WORK} items in all); its items are not shown",
+                "`{}`: too many dict items to gather (a mapping built from mappings more than {MAX_MAPPING_NESTING} deep, or more than {MAX_DICT_ITEM_WORK} items in all); its items are not shown",
                 if path.is_empty() { "(root)" } else { path },
             ));
             return Vec::new();
@@ -358,7 +358,7 @@ impl Walker<'_> {
                 let args = self.arena.seq(obj.args).unwrap_or(&[]);
                 let mut parts: Vec<String> = args.iter().map(|a| self.arena.repr(*a, 40)).collect();
                 // range's repr leaves out a step of 1.
-                if kind == "range" && parts.len() == 3 && parts[2] == "1" {
+                if kind == "range" && parts.len() == 3 && parts.get(2).is_some_and(|s| s == "1") {
                     parts.pop();
                 }
                 Json::String(format!("<{kind}({})>", parts.join(", ")))

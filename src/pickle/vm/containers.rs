@@ -1,5 +1,10 @@
 //! Containers: tuples, lists, dicts, sets and frozensets, and filling them (APPEND(S),
 //! SETITEM(S), ADDITEMS) with the key index that keeps every opcode O(1) amortised.
+//!
+//! `clippy::indexing_slicing` is allowed here: MARK items are paired with `chunks_exact(2)`, so
+//! both halves exist.
+
+#![allow(clippy::indexing_slicing)]
 
 use super::*;
 

@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher};
 
+use crate::limits::GLOBAL_COST;
 use crate::pickle::opcode::Op;
 use crate::pickle::value::{Arena, CallKind, Node, NodeId, Object, Val};
 
@@ -24,9 +25,6 @@ mod scalars;
 mod stack;
 
 pub use crate::limits::PickleLimits;
-
-/// What one GLOBAL, STACK_GLOBAL or INST costs in opcodes of the budget.
-pub const GLOBAL_COST: u64 = 64;
 
 /// What the streams of one file have used of their [`PickleLimits`], and who watches.
 #[derive(Debug)]

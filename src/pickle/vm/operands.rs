@@ -57,7 +57,7 @@ impl Machine<'_, '_> {
         self.check_straddle(op, n);
         let (start, end) = self.span(n, through).ok_or_else(|| self.truncated(op))?;
         self.advance_to(end);
-        Ok(&self.input[start..end])
+        self.input.get(start..end).ok_or_else(|| self.truncated(op))
     }
 
     pub(super) fn advance_to(&mut self, end: usize) {
@@ -123,7 +123,7 @@ impl Machine<'_, '_> {
             }
         }
         self.advance_to(nl + 1);
-        Ok(&self.input[start..nl])
+        self.input.get(start..nl).ok_or_else(|| self.truncated(op))
     }
 
     pub(super) fn line_text(&mut self, op: Op) -> Step<String> {

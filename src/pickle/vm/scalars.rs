@@ -1,7 +1,13 @@
 //! Scalars: None, booleans, integers of every width and spelling, floats, strings and bytes
 //! of protocols 0 to 5, and out-of-band buffers.
+//!
+//! `clippy::indexing_slicing` is allowed here: operands are copied into fixed 8-byte buffers after
+//! their length is checked.
+
+#![allow(clippy::indexing_slicing)]
 
 use super::*;
+use crate::limits::MAX_DECIMAL_LONG_BYTES;
 
 impl Machine<'_, '_> {
     pub(super) fn int_from_le(&mut self, bytes: &[u8]) -> Step<Val> {
@@ -174,10 +180,6 @@ impl Machine<'_, '_> {
     }
 }
 
-/// Parses Python's `repr(float)` forms: `1.5`, `1e-05`, `inf`, `-inf`, `nan`.
-/// Longest LONG1/LONG4 operand shown in decimal (1024 bits, 309 digits).
-pub(super) const MAX_DECIMAL_LONG_BYTES: usize = 128;
-
 /// Decimal text of a little-endian two's-complement integer.
 pub(super) fn decimal_from_le(bytes: &[u8]) -> String {
     let negative = bytes.last().is_some_and(|b| b & 0x80 != 0);
@@ -227,6 +229,7 @@ pub(super) fn decimal_from_le(bytes: &[u8]) -> String {
     text
 }
 
+/// Parses Python's `repr(float)` forms: `1.5`, `1e-05`, `inf`, `-inf`, `nan`.
 pub(super) fn parse_python_float(text: &str) -> Option<f64> {
     let t = text.trim();
     match t {
@@ -246,7 +249,7 @@ pub(super) fn unquote_python2_string(line: &[u8]) -> Option<Vec<u8>> {
     if !(first == b'\'' || first == b'"') || rest.last() != Some(&first) || line.len() < 2 {
         return None;
     }
-    let body = &rest[..rest.len() - 1];
+    let body = rest.get(..rest.len() - 1)?;
     let mut out = Vec::with_capacity(body.len());
     let mut i = 0;
     while let Some(&b) = body.get(i) {
