@@ -255,6 +255,9 @@ pub enum Problem {
         /// What is wrong.
         message: String,
     },
+    /// A GGUF file that breaks its format's rules.
+    #[error("not a valid GGUF file: {0}")]
+    Gguf(crate::format::gguf::GgufProblem),
     /// Any other structural problem, described in words.
     #[error("{0}")]
     Other(String),

@@ -11,6 +11,7 @@ use rayon::prelude::*;
 
 use crate::analysis::decode::{decode_at, decode_run};
 use crate::analysis::kernels;
+use crate::analysis::quant;
 use crate::analysis::slice::View;
 use crate::dtype::DType;
 use crate::format::ByteOrder;
@@ -45,6 +46,28 @@ pub struct Source<'a> {
     pub dtype: DType,
     /// Byte order.
     pub order: ByteOrder,
+    /// The ggml block type when the bytes are quantized blocks ([`crate::TensorEntry::quant`]);
+    /// `dtype` is then F32, the type they decode to.
+    pub quant: Option<crate::format::GgmlType>,
+}
+
+impl Source<'_> {
+    /// Element `i`, decoded; `None` when it lies outside the bytes.
+    pub fn value(&self, i: u64) -> Option<f64> {
+        match self.quant {
+            Some(q) => quant::value_at(q, self.bytes, i).map(f64::from),
+            None => decode_at(self.dtype, self.order, self.bytes, i),
+        }
+    }
+
+    /// Element `i` as exact text ([`crate::analysis::decode::element_text`]).
+    pub fn text(&self, i: u64) -> Option<String> {
+        match self.quant {
+            Some(q) => quant::value_at(q, self.bytes, i)
+                .map(|v| crate::analysis::decode::format_float(f64::from(v))),
+            None => crate::analysis::decode::element_text(self.dtype, self.order, self.bytes, i),
+        }
+    }
 }
 
 /// Summary statistics of the finite values, and counts of the others.
@@ -192,7 +215,7 @@ fn borrow_native<'a, T: bytemuck::Pod>(
     } else {
         ByteOrder::Big
     };
-    if src.dtype != dtype || src.order != native {
+    if src.dtype != dtype || src.order != native || src.quant.is_some() {
         return None;
     }
     let size = std::mem::size_of::<T>();
@@ -213,10 +236,18 @@ impl Element for f32 {
         self.is_finite()
     }
     fn run(src: &Source<'_>, first: u64, n: usize, out: &mut Vec<Self>) -> bool {
-        crate::analysis::decode::decode_run_f32(src.dtype, src.order, src.bytes, first, n, out)
+        match src.quant {
+            Some(q) => quant::run_f32(q, src.bytes, first, n, out),
+            None => crate::analysis::decode::decode_run_f32(
+                src.dtype, src.order, src.bytes, first, n, out,
+            ),
+        }
     }
     fn at(src: &Source<'_>, i: u64) -> Option<Self> {
-        decode_at(src.dtype, src.order, src.bytes, i).map(|v| v as f32)
+        match src.quant {
+            Some(q) => quant::value_at(q, src.bytes, i),
+            None => decode_at(src.dtype, src.order, src.bytes, i).map(|v| v as f32),
+        }
     }
     fn borrow<'a>(src: &Source<'a>, first: u64, n: usize) -> Option<&'a [Self]> {
         borrow_native(src, DType::F32, first, n)
@@ -242,10 +273,18 @@ impl Element for f64 {
         self.is_finite()
     }
     fn run(src: &Source<'_>, first: u64, n: usize, out: &mut Vec<Self>) -> bool {
+        if let Some(q) = src.quant {
+            let mut values = Vec::with_capacity(n);
+            if !quant::run_f32(q, src.bytes, first, n, &mut values) {
+                return false;
+            }
+            out.extend(values.into_iter().map(f64::from));
+            return true;
+        }
         decode_run(src.dtype, src.order, src.bytes, first, n, out)
     }
     fn at(src: &Source<'_>, i: u64) -> Option<Self> {
-        decode_at(src.dtype, src.order, src.bytes, i)
+        src.value(i)
     }
     fn borrow<'a>(src: &Source<'a>, first: u64, n: usize) -> Option<&'a [Self]> {
         borrow_native(src, DType::F64, first, n)
@@ -478,7 +517,10 @@ pub fn analyze(
     bins: usize,
     control: &Control,
 ) -> Result<Analysis, StatsError> {
-    if crate::analysis::codes::table_len(src.dtype).is_some() {
+    if src.quant.is_some() {
+        // Blocks decode to F32: the two decoding passes.
+        analyze_as::<f32>(src, view, bins, control)
+    } else if crate::analysis::codes::table_len(src.dtype).is_some() {
         crate::analysis::codes::analyze(src, view, bins, control)
     } else if crate::analysis::decode::fits_f32(src.dtype) {
         analyze_as::<f32>(src, view, bins, control)
@@ -582,8 +624,7 @@ pub fn analyze_sample(
     for i in 0..take {
         // Evenly spaced positions; u128 keeps i·n exact for huge tensors.
         let k = (u128::from(i) * u128::from(n) / u128::from(take)) as u64;
-        let v = decode_at(src.dtype, src.order, src.bytes, view.element(k))
-            .ok_or(StatsError::OutOfRange)?;
+        let v = src.value(view.element(k)).ok_or(StatsError::OutOfRange)?;
         values.push(v);
     }
     let mut m = Moments::default();
@@ -677,6 +718,7 @@ mod tests {
             bytes: &bytes,
             dtype: DType::F32,
             order: ByteOrder::Little,
+            quant: None,
         };
         let a = analyze(&src, &View::of(&t), 10, &Control::default()).unwrap();
         let n = values.len() as f64;
@@ -711,6 +753,7 @@ mod tests {
             bytes: &bytes,
             dtype: DType::F32,
             order: ByteOrder::Little,
+            quant: None,
         };
         let a = analyze(&src, &View::of(&t), 4, &Control::default()).unwrap();
         let s = &a.stats;
@@ -731,6 +774,7 @@ mod tests {
             bytes: &bytes,
             dtype: DType::F32,
             order: ByteOrder::Little,
+            quant: None,
         };
         let view = View::select(&t, &SliceSpec::parse("[1, :, 1:3]").unwrap()).unwrap();
         let a = analyze(&src, &view, 3, &Control::default()).unwrap();
@@ -753,6 +797,7 @@ mod tests {
             bytes: &bytes,
             dtype: DType::F32,
             order: ByteOrder::Little,
+            quant: None,
         };
         let a = analyze(&src, &View::of(&t), 8, &Control::default()).unwrap();
         assert_eq!(a.stats.std, 0.0);
@@ -762,6 +807,7 @@ mod tests {
             bytes: &eb,
             dtype: DType::F32,
             order: ByteOrder::Little,
+            quant: None,
         };
         let a = analyze(&src, &View::of(&e), 8, &Control::default()).unwrap();
         assert_eq!(a.stats.count, 0);
@@ -779,6 +825,7 @@ mod tests {
                 bytes: &bytes[..8 * size],
                 dtype,
                 order: ByteOrder::Little,
+                quant: None,
             };
             assert_eq!(
                 analyze(&short, &View::of(&t), 4, &Control::default()),

@@ -759,7 +759,7 @@ pub fn display_name(path: &Path) -> String {
         .unwrap_or_else(|| path.display().to_string())
 }
 
-const CHECKPOINT_EXTENSIONS: [&str; 8] = [
+const CHECKPOINT_EXTENSIONS: [&str; 9] = [
     "safetensors",
     "json",
     "pt",
@@ -768,6 +768,7 @@ const CHECKPOINT_EXTENSIONS: [&str; 8] = [
     "ckpt",
     "pkl",
     "npz",
+    "gguf",
 ];
 
 fn open_dialog(title: &str, frame: Option<&eframe::Frame>) -> Option<PathBuf> {

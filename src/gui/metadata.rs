@@ -70,6 +70,7 @@ const LINEAGE_KEYS: [&str; 8] = [
 
 /// Draws the panel.
 pub fn metadata_ui(ui: &mut Ui, ckpt: &Checkpoint, commands: &mut Vec<Command>, tab: &mut Tab) {
+    let gguf = ckpt.format == crate::Format::Gguf;
     egui::ScrollArea::vertical().id_salt("metadata").auto_shrink([false, false]).show(ui, |ui| {
         ui.strong("File");
         egui::Grid::new("file-facts").num_columns(2).spacing([16.0, 3.0]).show(ui, |ui| {
@@ -92,7 +93,11 @@ pub fn metadata_ui(ui: &mut Ui, ckpt: &Checkpoint, commands: &mut Vec<Command>, 
             ui.end_row();
             if ckpt.header_size > 0 {
                 ui.weak("header");
-                ui.label(format!("{} bytes of JSON", ckpt.header_size));
+                ui.label(if gguf {
+                    format!("{} bytes of GGUF header", ckpt.header_size)
+                } else {
+                    format!("{} bytes of JSON", ckpt.header_size)
+                });
                 ui.end_row();
             }
             if ckpt.sources.len() > 1 {
@@ -119,11 +124,16 @@ pub fn metadata_ui(ui: &mut Ui, ckpt: &Checkpoint, commands: &mut Vec<Command>, 
             });
             return;
         }
-        ui.strong(format!("__metadata__ ({} keys)", ckpt.metadata.len()));
+        ui.strong(if gguf {
+            format!("GGUF metadata ({} keys; long arrays summarised)", ckpt.metadata.len())
+        } else {
+            format!("__metadata__ ({} keys)", ckpt.metadata.len())
+        });
         for (i, (k, v)) in ckpt.metadata.iter().enumerate() {
             ui.add_space(2.0);
             ui.horizontal_wrapped(|ui| {
-                match key_label(k) {
+                let label = key_label(k).or_else(|| gguf.then(|| crate::format::gguf::key_label(k)).flatten());
+                match label {
                     Some(label) => {
                         ui.label(RichText::new(label).strong());
                         ui.weak(RichText::new(k).monospace().small());
