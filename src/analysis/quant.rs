@@ -183,7 +183,11 @@ pub fn decode_block(q: GgmlType, b: &[u8], out: &mut [f32]) {
         GgmlType::Q4_K => {
             let (d, dmin) = (f16(b, 0), f16(b, 2));
             let (scales, qs) = (&b[4..16], &b[16..144]);
-            for (c, (pair, codes)) in out.chunks_exact_mut(64).zip(qs.chunks_exact(32)).enumerate() {
+            for (c, (pair, codes)) in out
+                .chunks_exact_mut(64)
+                .zip(qs.chunks_exact(32))
+                .enumerate()
+            {
                 let (sc1, m1) = scale_min_k4(scales, 2 * c);
                 let (sc2, m2) = scale_min_k4(scales, 2 * c + 1);
                 let (d1, m1) = (d * f32::from(sc1), dmin * f32::from(m1));
@@ -198,7 +202,11 @@ pub fn decode_block(q: GgmlType, b: &[u8], out: &mut [f32]) {
         GgmlType::Q5_K => {
             let (d, dmin) = (f16(b, 0), f16(b, 2));
             let (scales, qh, qs) = (&b[4..16], &b[16..48], &b[48..176]);
-            for (c, (pair, codes)) in out.chunks_exact_mut(64).zip(qs.chunks_exact(32)).enumerate() {
+            for (c, (pair, codes)) in out
+                .chunks_exact_mut(64)
+                .zip(qs.chunks_exact(32))
+                .enumerate()
+            {
                 let (sc1, m1) = scale_min_k4(scales, 2 * c);
                 let (sc2, m2) = scale_min_k4(scales, 2 * c + 1);
                 let (d1, m1) = (d * f32::from(sc1), dmin * f32::from(m1));
@@ -217,8 +225,7 @@ pub fn decode_block(q: GgmlType, b: &[u8], out: &mut [f32]) {
             let d = f16(b, 208);
             for (h, half) in out.chunks_exact_mut(128).enumerate() {
                 let (ql, qh) = (&ql[h * 64..h * 64 + 64], &qh[h * 32..h * 32 + 32]);
-                let dl: [f32; 8] =
-                    std::array::from_fn(|k| d * f32::from(sc[h * 8 + k] as i8));
+                let dl: [f32; 8] = std::array::from_fn(|k| d * f32::from(sc[h * 8 + k] as i8));
                 for l in 0..32 {
                     let q1 = ((ql[l] & 0x0f) | ((qh[l] & 3) << 4)) as i8 - 32;
                     let q2 = ((ql[l + 32] & 0x0f) | (((qh[l] >> 2) & 3) << 4)) as i8 - 32;
@@ -342,9 +349,7 @@ pub fn block_value(q: GgmlType, b: &[u8], j: usize) -> Option<f32> {
             };
             dl * f32::from(IQ4NL[usize::from(code)])
         }
-        GgmlType::MXFP4 => {
-            e8m0_half(b[0]) * f32::from(MXFP4_VALUES[usize::from(nib32(&b[1..17]))])
-        }
+        GgmlType::MXFP4 => e8m0_half(b[0]) * f32::from(MXFP4_VALUES[usize::from(nib32(&b[1..17]))]),
         _ => return None,
     })
 }
@@ -492,7 +497,9 @@ mod tests {
         for q in DECODED {
             let bytes: Vec<u8> = (0..3).flat_map(|s| random_block(q, s + 7)).collect();
             let total = 3 * q.block_len();
-            let all: Vec<f32> = (0..total).map(|i| value_at(q, &bytes, i).unwrap()).collect();
+            let all: Vec<f32> = (0..total)
+                .map(|i| value_at(q, &bytes, i).unwrap())
+                .collect();
             for (first, n) in [(0, total), (1, total - 1), (5, 40), (total - 3, 3), (3, 1)] {
                 let mut out = vec![7.0];
                 assert!(run_f32(q, &bytes, first, n as usize, &mut out), "{q}");

@@ -555,7 +555,10 @@ pub fn parse(bytes: &[u8], limits: &Limits) -> Result<Header, GgufProblem> {
     let mut keys: HashSet<String, ahash::RandomState> =
         HashSet::with_capacity_and_hasher(reserve(kv_count), hasher.clone());
     for i in 0..kv_count {
-        let raw = r.string(&|| format!("the key of metadata entry {i}"), limits.max_gguf_string)?;
+        let raw = r.string(
+            &|| format!("the key of metadata entry {i}"),
+            limits.max_gguf_string,
+        )?;
         let key = String::from_utf8_lossy(raw).into_owned();
         let id = r
             .u32()
@@ -579,7 +582,10 @@ pub fn parse(bytes: &[u8], limits: &Limits) -> Result<Header, GgufProblem> {
     let mut names: HashSet<String, ahash::RandomState> =
         HashSet::with_capacity_and_hasher(reserve(tensor_count), hasher);
     for i in 0..tensor_count {
-        let raw = r.string(&|| format!("the name of tensor {i}"), limits.max_gguf_string)?;
+        let raw = r.string(
+            &|| format!("the name of tensor {i}"),
+            limits.max_gguf_string,
+        )?;
         let name = String::from_utf8_lossy(raw).into_owned();
         let what = |part: &str| format!("the {part} of tensor `{name}`");
         let dims = r.u32().map_err(|s| s.inside(what("dimension count")))?;
@@ -1178,7 +1184,10 @@ mod tests {
     fn reads_a_minimal_file() {
         let h = parse(&tiny(), &Limits::DEFAULT).unwrap();
         assert_eq!(h.version, 3);
-        assert_eq!(h.metadata, [("answer".into(), Value::Uint(ValueType::U32, 42))]);
+        assert_eq!(
+            h.metadata,
+            [("answer".into(), Value::Uint(ValueType::U32, 42))]
+        );
         assert_eq!(h.tensors[0].ne, [2, 2]);
         assert_eq!(h.tensors[0].bytes, 16);
         assert_eq!(h.data_start % 32, 0);
@@ -1214,10 +1223,16 @@ mod tests {
         let whole = Value::Array {
             item: ValueType::I32,
             len: 2,
-            first: vec![Value::Int(ValueType::I32, -1), Value::Int(ValueType::I32, 2)],
+            first: vec![
+                Value::Int(ValueType::I32, -1),
+                Value::Int(ValueType::I32, 2),
+            ],
         };
         assert_eq!(whole.render(), "[-1, 2]");
-        assert_eq!(Value::Float(ValueType::F32, f64::from(0.1f32)).render(), "0.1");
+        assert_eq!(
+            Value::Float(ValueType::F32, f64::from(0.1f32)).render(),
+            "0.1"
+        );
         assert_eq!(
             render_entry("general.file_type", &Value::Uint(ValueType::U32, 15)),
             "15 (mostly Q4_K_M)"
@@ -1238,7 +1253,8 @@ mod tests {
     #[test]
     fn chat_template_risks() {
         assert_eq!(template_risk("{{ messages[0]['content'] }}"), None);
-        let bad = "{{ self.__init__.__globals__.__builtins__.__import__('os').popen('id').read() }}";
+        let bad =
+            "{{ self.__init__.__globals__.__builtins__.__import__('os').popen('id').read() }}";
         assert!(template_risk(bad).unwrap().contains("__globals__"));
     }
 }
