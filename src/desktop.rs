@@ -11,11 +11,12 @@ const ICON_PNG: &[u8] = include_bytes!("../assets/icon.png");
 const ICON_SVG: &str = include_str!("../assets/icon.svg");
 
 /// MIME types registered, in the order the `.desktop` entry lists them.
-pub const MIME_TYPES: [&str; 4] = [
+pub const MIME_TYPES: [&str; 5] = [
     "application/x-safetensors",
     "application/x-safetensors-index+json",
     "application/x-pytorch-checkpoint",
     "application/x-python-pickle",
+    "application/x-gguf",
 ];
 
 /// What was installed, and what the helper tools said.

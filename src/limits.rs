@@ -71,6 +71,9 @@ pub const MAX_VALUE_NODES: usize = 200_000;
 /// Longest string kept in that view, in characters (longer ones are cut, and say so).
 pub const MAX_VALUE_STRING: usize = 4096;
 
+/// How deep arrays nested in GGUF metadata are followed (real files nest at most once).
+pub const MAX_GGUF_DEPTH: usize = 8;
+
 // ---- settable limits ---------------------------------------------------------------------------
 
 /// Bounds applied while reading files.
@@ -103,6 +106,14 @@ pub struct Limits {
     pub max_code_bytes: u64,
     /// TorchScript source files read for one archive.
     pub max_code_files: usize,
+    /// Tensors one GGUF header may declare.
+    pub max_gguf_tensors: u64,
+    /// Metadata entries one GGUF header may declare.
+    pub max_gguf_kvs: u64,
+    /// Items of one GGUF metadata array (walked and summarised, never stored whole).
+    pub max_gguf_array: u64,
+    /// Bytes of one GGUF string (key, tensor name or value).
+    pub max_gguf_string: u64,
 }
 
 impl Limits {
@@ -119,6 +130,10 @@ impl Limits {
         max_expansion: 64,
         max_code_bytes: 64 << 20,
         max_code_files: 10_000,
+        max_gguf_tensors: 1_000_000,
+        max_gguf_kvs: 1_000_000,
+        max_gguf_array: 1 << 26,
+        max_gguf_string: 1 << 26,
     };
 
     /// Names accepted by [`Limits::set`], with what each bounds.
@@ -146,6 +161,10 @@ impl Limits {
         ("header", "bytes of a safetensors JSON header"),
         ("index", "bytes of a sharded checkpoint's index"),
         ("shards", "shards one index may name"),
+        ("gguf-tensors", "tensors one GGUF header may declare"),
+        ("gguf-kvs", "metadata entries one GGUF header may declare"),
+        ("gguf-array", "items of one GGUF metadata array"),
+        ("gguf-string", "bytes of one GGUF string"),
     ];
 
     /// Sets the limit called `name` (one of [`Limits::NAMES`]) to `value`.
@@ -169,6 +188,10 @@ impl Limits {
             "header" => self.max_header_bytes = value,
             "index" => self.max_index_bytes = value,
             "shards" => self.max_shards = as_usize()?,
+            "gguf-tensors" => self.max_gguf_tensors = value,
+            "gguf-kvs" => self.max_gguf_kvs = value,
+            "gguf-array" => self.max_gguf_array = value,
+            "gguf-string" => self.max_gguf_string = value,
             _ => {
                 let known: Vec<&str> = Self::NAMES.iter().map(|(n, _)| *n).collect();
                 return Err(format!(

@@ -118,13 +118,14 @@ fn scan_one(path: &Path, policy: &Policy, limits: &Limits) -> Result<ScanResult,
         streams,
         weights_only,
     };
+    if format == Format::Gguf {
+        let findings = crate::format::gguf::scan_findings(bytes, limits).map_err(|problem| {
+            not_scanned(format!("starts like a GGUF file, but {problem}"), false)
+        })?;
+        return Ok(result(Verdict::of(&findings), findings, Vec::new(), None));
+    }
     if !format.is_pickle_based() && !matches!(format, Format::Zip) {
-        let note = match format {
-            Format::Gguf => "no pickle: GGUF holds only typed data; loading it runs no code",
-            _ => {
-                "no pickle: safetensors holds only a JSON header and raw bytes; loading it runs no code"
-            }
-        };
+        let note = "no pickle: safetensors holds only a JSON header and raw bytes; loading it runs no code";
         return Ok(result(
             Verdict::Safe,
             vec![Finding::new(Risk::Info, None, note)],

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 /// Bottom to top: a module may import the ones before it.
 const LAYERS: &[&str] = &[
-    "dtype", "timefmt", "progress", "fsutil", "desktop", "error", "limits", "archive", "detect",
+    "dtype", "timefmt", "progress", "fsutil", "desktop", "limits", "error", "archive", "detect",
     "pickle", "format", "analysis", "hash", "lineage", "convert", "scan", "output", "gui",
 ];
 

@@ -277,6 +277,7 @@ mod tests {
             bytes,
             dtype,
             order,
+            quant: None,
         };
         analyze(&src, &View::of(&t), bins, &Control::default()).unwrap()
     }
@@ -346,6 +347,7 @@ mod tests {
             bytes: &be,
             dtype: DType::I16,
             order: ByteOrder::Big,
+            quant: None,
         };
         let view = View::select(&t, &SliceSpec::parse("[:, 1]").unwrap()).unwrap();
         let a = analyze(&src, &view, 4, &Control::default()).unwrap();
@@ -410,6 +412,7 @@ mod tests {
             bytes: &bytes,
             dtype: DType::F4,
             order: ByteOrder::Little,
+            quant: None,
         };
         for spec in ["[:]", "[1:]", "[1:13]", "[0:13]", "[3:9]"] {
             let view = View::select(&t, &SliceSpec::parse(spec).unwrap()).unwrap();

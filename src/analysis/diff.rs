@@ -99,6 +99,11 @@ pub struct TensorDiff {
     pub dtype_a: Option<DType>,
     /// Dtype in B.
     pub dtype_b: Option<DType>,
+    /// The stored type in A as shown: the dtype, or the ggml block type (`Q4_K`) of a quantized
+    /// GGUF tensor ([`TensorEntry::type_name`]).
+    pub type_a: Option<&'static str>,
+    /// The stored type in B as shown.
+    pub type_b: Option<&'static str>,
     /// Shape in A.
     pub shape_a: Option<Vec<u64>>,
     /// Shape in B.
@@ -218,6 +223,8 @@ pub fn compare(
         status: Status::Identical,
         dtype_a: ta.map(|t| t.dtype),
         dtype_b: tb.map(|t| t.dtype),
+        type_a: ta.map(|t| t.type_name()),
+        type_b: tb.map(|t| t.type_name()),
         shape_a: ta.map(|t| t.shape.clone()),
         shape_b: tb.map(|t| t.shape.clone()),
         measures: None,
@@ -244,6 +251,7 @@ pub fn compare(
         // equal layouts over equal storage bytes are identical; anything else is reported
         // without walking every copy.
         let same = ta.dtype == tb.dtype
+            && ta.quant == tb.quant
             && ta.layout == tb.layout
             && ta.byte_order == tb.byte_order
             && matches!(
@@ -261,7 +269,9 @@ pub fn compare(
         }
         return d;
     }
-    if ta.dtype == tb.dtype {
+    // A quantized tensor decodes to F32 but is stored otherwise: the same dtype and the same
+    // ggml type (or none) are needed for equal bytes to mean equal values.
+    if ta.dtype == tb.dtype && ta.quant == tb.quant {
         match same_bytes(a, ta, b, tb) {
             Ok(true) => {
                 progress.add_done(ta.byte_len() + tb.byte_len());
@@ -304,7 +314,7 @@ pub fn same_bytes(
                 .zip(rb.par_chunks(PIECE))
                 .all(|(x, y)| x == y));
     }
-    if ta.dtype != tb.dtype || ta.shape != tb.shape {
+    if ta.dtype != tb.dtype || ta.quant != tb.quant || ta.shape != tb.shape {
         return Ok(false);
     }
     let (Some(size), n) = (ta.dtype.byte_size(), ta.elements()) else {

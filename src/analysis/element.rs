@@ -5,6 +5,7 @@
 
 use crate::analysis::decode::{decode_at, decode_run};
 use crate::analysis::kernels;
+use crate::analysis::quant;
 use crate::analysis::summary::Source;
 use crate::dtype::DType;
 use crate::format::ByteOrder;
@@ -44,7 +45,7 @@ fn borrow_native<'a, T: bytemuck::Pod>(
     } else {
         ByteOrder::Big
     };
-    if src.dtype != dtype || src.order != native {
+    if src.dtype != dtype || src.order != native || src.quant.is_some() {
         return None;
     }
     let size = std::mem::size_of::<T>();
@@ -65,10 +66,18 @@ impl Element for f32 {
         self.is_finite()
     }
     fn run(src: &Source<'_>, first: u64, n: usize, out: &mut Vec<Self>) -> bool {
-        crate::analysis::decode::decode_run_f32(src.dtype, src.order, src.bytes, first, n, out)
+        match src.quant {
+            Some(q) => quant::run_f32(q, src.bytes, first, n, out),
+            None => crate::analysis::decode::decode_run_f32(
+                src.dtype, src.order, src.bytes, first, n, out,
+            ),
+        }
     }
     fn at(src: &Source<'_>, i: u64) -> Option<Self> {
-        decode_at(src.dtype, src.order, src.bytes, i).map(|v| v as f32)
+        match src.quant {
+            Some(q) => quant::value_at(q, src.bytes, i),
+            None => decode_at(src.dtype, src.order, src.bytes, i).map(|v| v as f32),
+        }
     }
     fn borrow<'a>(src: &Source<'a>, first: u64, n: usize) -> Option<&'a [Self]> {
         borrow_native(src, DType::F32, first, n)
@@ -94,10 +103,18 @@ impl Element for f64 {
         self.is_finite()
     }
     fn run(src: &Source<'_>, first: u64, n: usize, out: &mut Vec<Self>) -> bool {
+        if let Some(q) = src.quant {
+            let mut values = Vec::with_capacity(n);
+            if !quant::run_f32(q, src.bytes, first, n, &mut values) {
+                return false;
+            }
+            out.extend(values.into_iter().map(f64::from));
+            return true;
+        }
         decode_run(src.dtype, src.order, src.bytes, first, n, out)
     }
     fn at(src: &Source<'_>, i: u64) -> Option<Self> {
-        decode_at(src.dtype, src.order, src.bytes, i)
+        src.value(i)
     }
     fn borrow<'a>(src: &Source<'a>, first: u64, n: usize) -> Option<&'a [Self]> {
         borrow_native(src, DType::F64, first, n)

@@ -10,7 +10,6 @@
 
 use rayon::prelude::*;
 
-use crate::analysis::decode::{decode_at, element_text};
 use crate::analysis::slice::View;
 use crate::analysis::{Source, StatsError};
 use crate::progress::Progress as Control;
@@ -91,7 +90,7 @@ pub fn heatmap(
 ) -> Result<Heatmap, StatsError> {
     let (rows, cols) = matrix_shape(view);
     block_means(rows, cols, max_w, max_h, control, |k| {
-        decode_at(src.dtype, src.order, src.bytes, view.element(k))
+        src.value(view.element(k))
     })
 }
 
@@ -105,8 +104,8 @@ pub fn diff_heatmap(
 ) -> Result<Heatmap, StatsError> {
     let (rows, cols) = matrix_shape(a.1);
     block_means(rows, cols, max_w, max_h, control, |k| {
-        let x = decode_at(a.0.dtype, a.0.order, a.0.bytes, a.1.element(k))?;
-        let y = decode_at(b.0.dtype, b.0.order, b.0.bytes, b.1.element(k))?;
+        let x = a.0.value(a.1.element(k))?;
+        let y = b.0.value(b.1.element(k))?;
         Some(x - y)
     })
 }
@@ -169,8 +168,7 @@ pub fn heatmap_preview(
     for py in 0..height as u64 {
         for px in 0..width as u64 {
             let k = (py * fy) * cols + px * fx;
-            let v = decode_at(src.dtype, src.order, src.bytes, view.element(k))
-                .ok_or(StatsError::OutOfRange)?;
+            let v = src.value(view.element(k)).ok_or(StatsError::OutOfRange)?;
             values.push(v as f32);
         }
     }
@@ -192,7 +190,7 @@ pub fn values_grid(
         .map(|r| {
             (c0..(c0 + nc).min(cols))
                 .map(|c| {
-                    element_text(src.dtype, src.order, src.bytes, view.element(r * cols + c))
+                    src.text(view.element(r * cols + c))
                         .unwrap_or_else(|| "?".into())
                 })
                 .collect()
@@ -215,6 +213,7 @@ mod tests {
             bytes: &bytes,
             dtype: DType::F32,
             order: ByteOrder::Little,
+            quant: None,
         };
         let h = heatmap(&src, &View::of(&t), 2, 2, &Control::default()).unwrap();
         assert_eq!((h.width, h.height, h.block), (2, 2, (2, 2)));

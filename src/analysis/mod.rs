@@ -17,6 +17,7 @@ pub mod element;
 pub mod heatmap;
 pub mod kernels;
 pub mod moments;
+pub mod quant;
 pub mod slice;
 pub mod summary;
 
@@ -27,12 +28,23 @@ pub use crate::progress::Progress as Control;
 pub use slice::{SliceSpec, View};
 pub use summary::{Analysis, FINE_BINS, Histogram, PERCENTILES, Source, Stats, StatsError};
 
-/// The decoding source of a tensor of `ckpt`.
+/// The decoding source of a tensor of `ckpt`; an error for a ggml block type that is not
+/// decoded ([`quant::supported`]), which is named rather than guessed.
 pub fn source<'a>(ckpt: &'a Checkpoint, t: &TensorEntry) -> Result<Source<'a>, Error> {
+    if let Some(q) = t.quant.filter(|&q| !quant::supported(q)) {
+        return Err(Error::Unsupported {
+            path: ckpt.path.clone(),
+            what: format!(
+                "statistics not supported for {q}: ckptscope decodes the ggml types F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K to Q8_K, IQ4_NL, IQ4_XS and MXFP4 (tensor `{}`)",
+                t.name
+            ),
+        });
+    }
     Ok(Source {
         bytes: ckpt.tensor_bytes(t)?,
         dtype: t.dtype,
         order: t.byte_order,
+        quant: t.quant,
     })
 }
 
@@ -46,7 +58,10 @@ pub fn analyze(
     bins: usize,
     control: &Control,
 ) -> Result<Analysis, StatsError> {
-    if codes::table_len(src.dtype).is_some() {
+    if src.quant.is_some() {
+        // Blocks decode to F32: the two decoding passes.
+        moments::analyze::<f32>(src, view, bins, control)
+    } else if codes::table_len(src.dtype).is_some() {
         codes::analyze(src, view, bins, control)
     } else if decode::fits_f32(src.dtype) {
         moments::analyze::<f32>(src, view, bins, control)

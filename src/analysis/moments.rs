@@ -9,7 +9,6 @@
 
 use rayon::prelude::*;
 
-use crate::analysis::decode::decode_at;
 use crate::analysis::element::Element;
 use crate::analysis::slice::View;
 use crate::analysis::summary::{
@@ -298,8 +297,7 @@ pub(crate) fn sample(
     for i in 0..take {
         // Evenly spaced positions; u128 keeps i·n exact for huge tensors.
         let k = (u128::from(i) * u128::from(n) / u128::from(take)) as u64;
-        let v = decode_at(src.dtype, src.order, src.bytes, view.element(k))
-            .ok_or(StatsError::OutOfRange)?;
+        let v = src.value(view.element(k)).ok_or(StatsError::OutOfRange)?;
         values.push(v);
     }
     let mut m = Moments::default();
@@ -349,6 +347,7 @@ mod tests {
             bytes: &bytes,
             dtype: DType::F32,
             order: ByteOrder::Little,
+            quant: None,
         };
         let a = analyze(&src, &View::of(&t), 10, &Control::default()).unwrap();
         let n = values.len() as f64;
@@ -383,6 +382,7 @@ mod tests {
             bytes: &bytes,
             dtype: DType::F32,
             order: ByteOrder::Little,
+            quant: None,
         };
         let a = analyze(&src, &View::of(&t), 4, &Control::default()).unwrap();
         let s = &a.stats;
@@ -403,6 +403,7 @@ mod tests {
             bytes: &bytes,
             dtype: DType::F32,
             order: ByteOrder::Little,
+            quant: None,
         };
         let view = View::select(&t, &SliceSpec::parse("[1, :, 1:3]").unwrap()).unwrap();
         let a = analyze(&src, &view, 3, &Control::default()).unwrap();
@@ -425,6 +426,7 @@ mod tests {
             bytes: &bytes,
             dtype: DType::F32,
             order: ByteOrder::Little,
+            quant: None,
         };
         let a = analyze(&src, &View::of(&t), 8, &Control::default()).unwrap();
         assert_eq!(a.stats.std, 0.0);
@@ -434,6 +436,7 @@ mod tests {
             bytes: &eb,
             dtype: DType::F32,
             order: ByteOrder::Little,
+            quant: None,
         };
         let a = analyze(&src, &View::of(&e), 8, &Control::default()).unwrap();
         assert_eq!(a.stats.count, 0);
@@ -451,6 +454,7 @@ mod tests {
                 bytes: &bytes[..8 * size],
                 dtype,
                 order: ByteOrder::Little,
+                quant: None,
             };
             assert_eq!(
                 analyze(&short, &View::of(&t), 4, &Control::default()),

@@ -35,6 +35,28 @@ pub struct Source<'a> {
     pub dtype: DType,
     /// Byte order.
     pub order: ByteOrder,
+    /// The ggml block type when the bytes are quantized blocks ([`crate::TensorEntry::quant`]);
+    /// `dtype` is then F32, the type they decode to.
+    pub quant: Option<crate::format::GgmlType>,
+}
+
+impl Source<'_> {
+    /// Element `i`, decoded; `None` when it lies outside the bytes.
+    pub fn value(&self, i: u64) -> Option<f64> {
+        match self.quant {
+            Some(q) => crate::analysis::quant::value_at(q, self.bytes, i).map(f64::from),
+            None => crate::analysis::decode::decode_at(self.dtype, self.order, self.bytes, i),
+        }
+    }
+
+    /// Element `i` as exact text ([`crate::analysis::decode::element_text`]).
+    pub fn text(&self, i: u64) -> Option<String> {
+        match self.quant {
+            Some(q) => crate::analysis::quant::value_at(q, self.bytes, i)
+                .map(|v| crate::analysis::decode::format_float(f64::from(v))),
+            None => crate::analysis::decode::element_text(self.dtype, self.order, self.bytes, i),
+        }
+    }
 }
 
 /// Summary statistics of the finite values, and counts of the others.

@@ -178,6 +178,10 @@ fn open_input(
             Format::Safetensors | Format::SafetensorsSharded => {
                 ConvertError::AlreadySafetensors(input.to_path_buf())
             }
+            Format::Gguf => ConvertError::NoTensors {
+                path: input.to_path_buf(),
+                hint: crate::format::gguf::convert_refusal(&ckpt),
+            },
             _ => ConvertError::NoTensors {
                 path: input.to_path_buf(),
                 hint: format!(" (it is a {})", ckpt.format.label()),

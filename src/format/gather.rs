@@ -62,7 +62,8 @@ pub fn for_each_chunk<E>(
     sink: &mut dyn FnMut(&[u8]) -> Result<(), E>,
 ) -> Result<Result<(), E>, GatherError> {
     let total = t.byte_len();
-    let Some(elem) = t.dtype.byte_size() else {
+    // Quantized GGUF blocks have no element size; like F4/F6 they are handed out as stored.
+    let Some(elem) = t.dtype.byte_size().filter(|_| t.quant.is_none()) else {
         // F4/F6: only ever contiguous (safetensors); hand out whole bytes.
         if !matches!(t.layout, Layout::Contiguous) {
             return Err(GatherError::SubByteView(t.name.clone()));
@@ -213,6 +214,7 @@ mod tests {
         TensorEntry {
             name: "t".into(),
             dtype: DType::U16,
+            quant: None,
             shape: shape.to_vec(),
             source: 0,
             data_offsets: [0, 0],

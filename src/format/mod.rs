@@ -10,6 +10,7 @@
 #![allow(clippy::indexing_slicing)]
 
 pub mod gather;
+pub mod gguf;
 pub mod mapped;
 pub mod pytorch;
 pub mod safetensors;
@@ -20,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 pub use crate::detect::{Format, detect};
+pub use crate::dtype::{GgmlType, ggml};
 pub use mapped::MappedFile;
 pub use pytorch::{PickleOptions, PickleReport};
 
@@ -57,9 +59,14 @@ pub struct Checkpoint {
 pub struct TensorEntry {
     /// Full name (`model.layers.0.self_attn.q_proj.weight`).
     pub name: String,
-    /// Element type.
+    /// Element type; for a block-quantized GGUF tensor, the type its values decode to (F32).
     pub dtype: DType,
-    /// Dimensions; empty for a 0-d scalar.
+    /// The ggml block type of a quantized GGUF tensor (`Q4_K`, `IQ2_XXS`...), whose bytes are
+    /// blocks of codes and scales rather than `dtype` values; `None` for every other tensor
+    /// (see [`ggml`] for why this is not a `DType`).
+    pub quant: Option<GgmlType>,
+    /// Dimensions, slowest first as PyTorch writes them (GGUF's fastest-first dimensions are
+    /// reversed); empty for a 0-d scalar.
     pub shape: Vec<u64>,
     /// Index into [`Checkpoint::sources`].
     pub source: usize,
@@ -122,6 +129,7 @@ impl TensorEntry {
         TensorEntry {
             name,
             dtype,
+            quant: None,
             shape,
             source,
             // Saturates: the readers reject offsets past the file before anything is read.
@@ -156,7 +164,20 @@ impl TensorEntry {
     /// Bytes the tensor's values take once packed row-major (what a safetensors file would
     /// store). For a contiguous tensor, its byte range.
     pub fn byte_len(&self) -> u64 {
-        self.dtype.bytes_for(self.elements()).unwrap_or(u64::MAX)
+        match self.quant {
+            Some(q) => q.bytes_for(self.elements()),
+            None => self.dtype.bytes_for(self.elements()),
+        }
+        .unwrap_or(u64::MAX)
+    }
+
+    /// The stored type's name: the ggml block type of a quantized tensor (`Q4_K`), else the
+    /// dtype (`F32`).
+    pub fn type_name(&self) -> &'static str {
+        match self.quant {
+            Some(q) => q.name(),
+            None => self.dtype.name(),
+        }
     }
 
     /// Length of the byte range the tensor reads ([`TensorEntry::data_offsets`]).
@@ -281,6 +302,8 @@ impl Finding {
 pub struct DTypeTotal {
     /// The dtype.
     pub dtype: DType,
+    /// The ggml block type, for quantized GGUF tensors (counted apart from plain F32).
+    pub quant: Option<GgmlType>,
     /// Tensors of that dtype.
     pub tensors: usize,
     /// Their elements.
@@ -368,7 +391,10 @@ impl Checkpoint {
     pub fn dtype_totals(&self) -> Vec<DTypeTotal> {
         let mut totals: Vec<DTypeTotal> = Vec::new();
         for t in &self.tensors {
-            match totals.iter_mut().find(|d| d.dtype == t.dtype) {
+            match totals
+                .iter_mut()
+                .find(|d| d.dtype == t.dtype && d.quant == t.quant)
+            {
                 Some(d) => {
                     d.tensors += 1;
                     d.elements = d.elements.saturating_add(t.elements());
@@ -376,13 +402,19 @@ impl Checkpoint {
                 }
                 None => totals.push(DTypeTotal {
                     dtype: t.dtype,
+                    quant: t.quant,
                     tensors: 1,
                     elements: t.elements(),
                     bytes: t.byte_len(),
                 }),
             }
         }
-        totals.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.dtype.cmp(&b.dtype)));
+        totals.sort_by(|a, b| {
+            b.bytes
+                .cmp(&a.bytes)
+                .then(a.dtype.cmp(&b.dtype))
+                .then(a.quant.cmp(&b.quant))
+        });
         totals
     }
 
@@ -484,18 +516,18 @@ pub fn open_watched(
         | Format::Numpy
         | Format::NumpyZip
         | Format::Zip => pytorch::open(mapped, format, limits, &options.pickle, progress),
-        Format::Gguf => Err(Error::Unsupported {
-            path: path.to_path_buf(),
-            what: unsupported_message(format),
-        }),
+        Format::Gguf => gguf::open(mapped, limits),
     }
 }
 
-fn unsupported_message(format: Format) -> String {
-    format!(
-        "this is a {}, which ckptscope recognises but does not open (it holds no pickle to scan)",
-        format.label()
-    )
+impl DTypeTotal {
+    /// The stored type's name (`Q4_K`, `F32`).
+    pub fn name(&self) -> &'static str {
+        match self.quant {
+            Some(q) => q.name(),
+            None => self.dtype.name(),
+        }
+    }
 }
 
 /// Opens a single safetensors file that is already mapped.

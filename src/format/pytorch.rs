@@ -419,6 +419,7 @@ fn entry(
     Ok(TensorEntry {
         name: t.name.clone(),
         dtype,
+        quant: None,
         shape: t.shape.clone(),
         source: 0,
         data_offsets: [range.start, range.end],
@@ -500,6 +501,7 @@ fn npy_entry(
     Ok(TensorEntry {
         name: name.to_string(),
         dtype,
+        quant: None,
         shape: h.shape.clone(),
         source: 0,
         data_offsets: [start, start + len],

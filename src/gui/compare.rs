@@ -524,13 +524,13 @@ fn pair_ui(ui: &mut Ui, v: &mut CompareView, state: &mut Persisted, commands: &m
                 ui.label(RichText::new(&t.name).monospace().strong().size(15.0));
                 ui.colored_label(status_color(t.status, ui), t.status.label());
             });
-            let side = |d: Option<crate::DType>, s: &Option<Vec<u64>>| match (d, s) {
+            let side = |d: Option<&str>, s: &Option<Vec<u64>>| match (d, s) {
                 (Some(d), Some(s)) => format!("{d} {}", human::shape(s)),
                 _ => "—".into(),
             };
             ui.horizontal(|ui| {
-                ui.colored_label(COLOR_A, format!("A: {}", side(t.dtype_a, &t.shape_a)));
-                ui.colored_label(COLOR_B, format!("B: {}", side(t.dtype_b, &t.shape_b)));
+                ui.colored_label(COLOR_A, format!("A: {}", side(t.type_a, &t.shape_a)));
+                ui.colored_label(COLOR_B, format!("B: {}", side(t.type_b, &t.shape_b)));
             });
             if let Some(m) = &t.measures {
                 egui::Grid::new("measures")

@@ -61,7 +61,7 @@ pub fn confirm_ui(ui: &mut egui::Ui, confirm: &Confirm, commands: &mut Vec<Comma
     }
 }
 
-const CHECKPOINT_EXTENSIONS: [&str; 8] = [
+const CHECKPOINT_EXTENSIONS: [&str; 9] = [
     "safetensors",
     "json",
     "pt",
@@ -70,6 +70,7 @@ const CHECKPOINT_EXTENSIONS: [&str; 8] = [
     "ckpt",
     "pkl",
     "npz",
+    "gguf",
 ];
 
 /// Asks for a checkpoint to read. `frame` is `None` before the first frame (no parent window).

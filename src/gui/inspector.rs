@@ -324,7 +324,7 @@ fn header_ui(ui: &mut Ui, t: &TensorEntry) {
         .spacing([16.0, 2.0])
         .show(ui, |ui| {
             ui.weak("dtype");
-            ui.monospace(t.dtype.name());
+            ui.monospace(t.type_name());
             ui.weak("shape");
             ui.monospace(human::shape(&t.shape));
             ui.end_row();

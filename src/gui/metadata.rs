@@ -89,6 +89,7 @@ pub struct MetaEntry {
 impl MetaEntry {
     /// The entries of `ckpt`'s metadata, in its order.
     pub fn all(ckpt: &Checkpoint) -> Vec<MetaEntry> {
+        let gguf = ckpt.format == crate::Format::Gguf;
         ckpt.metadata
             .iter()
             .map(|(k, v)| {
@@ -99,7 +100,8 @@ impl MetaEntry {
                 MetaEntry {
                     key: k.clone(),
                     value: v.clone(),
-                    label: key_label(k),
+                    label: key_label(k)
+                        .or_else(|| gguf.then(|| crate::format::gguf::key_label(k)).flatten()),
                     json,
                     lineage: LINEAGE_KEYS.contains(&k.as_str()),
                 }
@@ -116,6 +118,7 @@ pub fn metadata_ui(
     commands: &mut Vec<Command>,
     tab: &mut Tab,
 ) {
+    let gguf = ckpt.format == crate::Format::Gguf;
     egui::ScrollArea::vertical().id_salt("metadata").auto_shrink([false, false]).show(ui, |ui| {
         ui.strong("File");
         egui::Grid::new("file-facts").num_columns(2).spacing([16.0, 3.0]).show(ui, |ui| {
@@ -138,7 +141,11 @@ pub fn metadata_ui(
             ui.end_row();
             if ckpt.header_size > 0 {
                 ui.weak("header");
-                ui.label(format!("{} bytes of JSON", ckpt.header_size));
+                ui.label(if gguf {
+                    format!("{} bytes of GGUF header", ckpt.header_size)
+                } else {
+                    format!("{} bytes of JSON", ckpt.header_size)
+                });
                 ui.end_row();
             }
             if ckpt.sources.len() > 1 {
@@ -165,7 +172,11 @@ pub fn metadata_ui(
             });
             return;
         }
-        ui.strong(format!("__metadata__ ({} keys)", entries.len()));
+        ui.strong(if gguf {
+            format!("GGUF metadata ({} keys; long arrays summarised)", entries.len())
+        } else {
+            format!("__metadata__ ({} keys)", entries.len())
+        });
         for (i, entry) in entries.iter().enumerate() {
             let (k, v) = (&entry.key, &entry.value);
             ui.add_space(2.0);

@@ -83,7 +83,7 @@ impl TableState {
             let o = match key {
                 SortKey::File => a.cmp(&b),
                 SortKey::Name => x.name.cmp(&y.name),
-                SortKey::Dtype => x.dtype.cmp(&y.dtype),
+                SortKey::Dtype => (x.dtype, x.quant).cmp(&(y.dtype, y.quant)),
                 SortKey::Shape => x
                     .shape
                     .len()
@@ -252,7 +252,7 @@ pub fn table_ui(
                         ui.add(egui::Label::new(RichText::new(&t.name).monospace()).truncate());
                     });
                     row.col(|ui| {
-                        ui.monospace(t.dtype.name());
+                        ui.monospace(t.type_name());
                     });
                     row.col(|ui| {
                         ui.monospace(human::shape(&t.shape));
@@ -332,7 +332,7 @@ fn storage_text(t: &TensorEntry) -> String {
 pub fn row_text(ckpt: &Checkpoint, t: &TensorEntry) -> String {
     let mut cells = vec![
         t.name.clone(),
-        t.dtype.name().to_string(),
+        t.type_name().to_string(),
         human::shape(&t.shape),
         t.elements().to_string(),
         t.byte_len().to_string(),
@@ -410,7 +410,7 @@ fn tree_ui(
     for &i in tree.leaves.iter().take(MAX_LEAVES_SHOWN) {
         let t = &ckpt.tensors[i];
         let last = t.name.rsplit('.').next().unwrap_or(&t.name);
-        let text = format!("{last}  {} {}", t.dtype.name(), human::shape(&t.shape));
+        let text = format!("{last}  {} {}", t.type_name(), human::shape(&t.shape));
         if ui
             .selectable_label(selected == Some(i), RichText::new(text).monospace())
             .clicked()

@@ -76,8 +76,8 @@ pub fn write_json(
                 TensorJson {
                     name: &t.name,
                     status: t.status,
-                    dtype_a: t.dtype_a.map(|d| d.name()),
-                    dtype_b: t.dtype_b.map(|d| d.name()),
+                    dtype_a: t.type_a,
+                    dtype_b: t.type_b,
                     shape_a: t.shape_a.as_deref(),
                     shape_b: t.shape_b.as_deref(),
                     max_abs_diff: m
@@ -132,9 +132,9 @@ pub fn summary_line(d: &Diff) -> String {
 }
 
 fn dtype_cell(t: &TensorDiff) -> String {
-    match (t.dtype_a, t.dtype_b) {
+    match (t.type_a, t.type_b) {
         (Some(x), Some(y)) if x != y => format!("{x}→{y}"),
-        (x, y) => x.or(y).map(|d| d.name().to_string()).unwrap_or_default(),
+        (x, y) => x.or(y).unwrap_or_default().to_string(),
     }
 }
 
@@ -272,7 +272,7 @@ pub fn write_tensor(
     writeln!(
         out,
         "  A: {} {}",
-        t.dtype_a.map(|d| d.name()).unwrap_or("-"),
+        t.type_a.unwrap_or("-"),
         t.shape_a
             .as_ref()
             .map(|s| human::shape(s))
@@ -281,7 +281,7 @@ pub fn write_tensor(
     writeln!(
         out,
         "  B: {} {}",
-        t.dtype_b.map(|d| d.name()).unwrap_or("-"),
+        t.type_b.unwrap_or("-"),
         t.shape_b
             .as_ref()
             .map(|s| human::shape(s))

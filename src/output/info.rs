@@ -96,7 +96,7 @@ impl<'a> TensorJson<'a> {
     fn of(ckpt: &Checkpoint, t: &'a TensorEntry, sharded: bool) -> Self {
         TensorJson {
             name: &t.name,
-            dtype: t.dtype.name(),
+            dtype: t.type_name(),
             shape: &t.shape,
             data_offsets: t.data_offsets,
             file_offset: t.file_offset,
@@ -266,7 +266,7 @@ pub fn summary_line(ckpt: &Checkpoint) -> String {
     let dtypes: Vec<String> = ckpt
         .dtype_totals()
         .iter()
-        .map(|d| format!("{} ×{} ({})", d.dtype, d.tensors, human::bytes(d.bytes)))
+        .map(|d| format!("{} ×{} ({})", d.name(), d.tensors, human::bytes(d.bytes)))
         .collect();
     let mut line = format!(
         "{} · {} tensors · {} parameters · {} of tensors in {} on disk",
@@ -464,7 +464,7 @@ fn write_table(out: &mut impl Write, ckpt: &Checkpoint) -> io::Result<()> {
         .map(|t| {
             [
                 term(&t.name).into_owned(),
-                t.dtype.name().to_string(),
+                t.type_name().to_string(),
                 human::shape(&t.shape),
                 format!("[{}, {}]", t.data_offsets[0], t.data_offsets[1]),
                 if sharded {

@@ -7,6 +7,10 @@
 
 use std::fmt;
 
+pub mod ggml;
+
+pub use ggml::GgmlType;
+
 /// The element type of a tensor. Variant names and [`DType::name`] match safetensors 0.8.
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use crate::dtype::DType;
 
+pub mod gguf;
+
 /// Why a checkpoint could not be opened or read.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -255,6 +257,9 @@ pub enum Problem {
         /// What is wrong.
         message: String,
     },
+    /// A GGUF file that breaks its format's rules.
+    #[error("not a valid GGUF file: {0}")]
+    Gguf(gguf::GgufProblem),
     /// Any other structural problem, described in words.
     #[error("{0}")]
     Other(String),
