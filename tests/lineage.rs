@@ -85,6 +85,68 @@ fn v2_names_v1_as_its_parent() {
 }
 
 #[test]
+fn parents_by_relative_path_and_by_uuid_link_and_unknown_ones_dangle() {
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("run");
+    std::fs::create_dir(&sub).unwrap();
+    st(
+        dir.path(),
+        "base.safetensors",
+        r#"{"uuid":"1b4e28ba-2fa1-11d2-883f-0016d3cca427"}"#,
+        1.0,
+    );
+    st(
+        &sub,
+        "a.safetensors",
+        r#"{"parent":"../base.safetensors"}"#,
+        2.0,
+    );
+    st(
+        &sub,
+        "b.safetensors",
+        r#"{"parent":"./a.safetensors"}"#,
+        3.0,
+    );
+    st(
+        &sub,
+        "c.safetensors",
+        r#"{"parent_uuid":"1b4e28ba-2fa1-11d2-883f-0016d3cca427"}"#,
+        4.0,
+    );
+    st(
+        &sub,
+        "d.safetensors",
+        r#"{"parent":"gone.safetensors"}"#,
+        5.0,
+    );
+    let g = lineage::family(
+        &sub,
+        &LineageOptions {
+            extra: vec![dir.path().join("base.safetensors")],
+            hash: false,
+            cache: ckptscope::hash::CacheDir::Off,
+        },
+        &Progress::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        edge(&g, "a.safetensors", "base.safetensors").as_deref(),
+        Some("parent (path)")
+    );
+    assert_eq!(
+        edge(&g, "b.safetensors", "a.safetensors").as_deref(),
+        Some("parent (path)")
+    );
+    assert!(edge(&g, "c.safetensors", "base.safetensors").is_some());
+    assert_eq!(
+        edge(&g, "d.safetensors", "gone.safetensors").as_deref(),
+        Some("parent (name)"),
+        "an unknown parent is a dangling node named as referred to"
+    );
+    assert_eq!(g.edges.len(), 4);
+}
+
+#[test]
 fn a_converted_file_links_back_to_its_pickle_by_hash() {
     let dir = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();

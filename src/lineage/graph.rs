@@ -273,6 +273,30 @@ fn link(g: &mut Graph, options: &LineageOptions, cache: &mut HashCache, progress
             }
         }
     }
+    // Every node indexed once by each way a reference can name it, in node order (a reference
+    // resolves to the first node it names, as a scan in order would): linking is then a lookup
+    // per reference, and each path is canonicalised once.
+    let mut by: HashMap<(RefKind, String), Vec<usize>> = HashMap::new();
+    for (i, node) in g.nodes.iter().enumerate() {
+        let Some(path) = &node.path else { continue };
+        let mut keys = vec![(RefKind::Name, name_of(path))];
+        if !node.record.name.is_empty() {
+            keys.push((RefKind::Name, node.record.name.clone()));
+        }
+        if let Some(c) = &canon[i] {
+            keys.push((RefKind::Path, c.to_string_lossy().into_owned()));
+        }
+        keys.extend(hashes[i].iter().map(|h| (RefKind::Sha256, h.clone())));
+        if let Some(u) = &node.record.uuid {
+            keys.push((RefKind::Uuid, u.clone()));
+        }
+        for key in keys {
+            let list = by.entry(key).or_default();
+            if list.last() != Some(&i) {
+                list.push(i);
+            }
+        }
+    }
     let mut dangling: HashMap<(RefKind, String), usize> = HashMap::new();
     let mut edges: Vec<Edge> = Vec::new();
     for child in 0..n {
@@ -286,30 +310,20 @@ fn link(g: &mut Graph, options: &LineageOptions, cache: &mut HashCache, progress
         let mut found_for: Vec<(usize, Vec<String>)> = Vec::new();
         let mut unresolved: Vec<&ParentRef> = Vec::new();
         for r in &refs {
-            let found = (0..n).find(|&i| {
-                if i == child {
-                    return false;
-                }
-                let Some(path) = &g.nodes[i].path else {
-                    return false;
-                };
-                match r.kind {
-                    RefKind::Name => name_of(path) == r.value || g.nodes[i].record.name == r.value,
-                    RefKind::Path => {
-                        let candidate = child_dir
-                            .as_ref()
-                            .map(|d| d.join(&r.value))
-                            .unwrap_or_else(|| PathBuf::from(&r.value));
-                        candidate
-                            .canonicalize()
-                            .ok()
-                            .is_some_and(|c| Some(c) == canon[i])
-                    }
-                    RefKind::Sha256 => hashes[i].contains(&r.value),
-                    RefKind::Uuid => g.nodes[i].record.uuid.as_deref() == Some(r.value.as_str()),
-                    RefKind::HfRepo | RefKind::ShortHash => false,
-                }
-            });
+            let key = match r.kind {
+                RefKind::Path => child_dir
+                    .as_ref()
+                    .map(|d| d.join(&r.value))
+                    .unwrap_or_else(|| PathBuf::from(&r.value))
+                    .canonicalize()
+                    .ok()
+                    .map(|c| c.to_string_lossy().into_owned()),
+                RefKind::HfRepo | RefKind::ShortHash => None,
+                _ => Some(r.value.clone()),
+            };
+            let found = key
+                .and_then(|k| by.get(&(r.kind, k)))
+                .and_then(|list| list.iter().copied().find(|&i| i != child));
             let via = format!("{} ({})", r.via, kind_word(r.kind));
             match found {
                 Some(p) => match found_for.iter_mut().find(|(q, _)| *q == p) {
