@@ -719,3 +719,36 @@ fn a_cancelled_conversion_ends_as_cancelled_and_says_so() {
             .is_some()
     );
 }
+
+#[test]
+fn every_file_opened_in_a_row_is_remembered() {
+    let mut h = threaded_harness(Vec::new());
+    let names = [
+        "st_basic.safetensors",
+        "st_dtypes.safetensors",
+        "torch_zip_basic.pt",
+    ];
+    for name in names {
+        h.state_mut()
+            .push(ckptscope::gui::Command::Open(fixture(name)));
+        h.step();
+    }
+    step_until(&mut h, "the last open", |h| {
+        !h.state().jobs.open.running() && h.state().doc.is_some()
+    });
+    let recent: Vec<String> = h
+        .state()
+        .state
+        .recent
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        recent,
+        [
+            "torch_zip_basic.pt",
+            "st_dtypes.safetensors",
+            "st_basic.safetensors"
+        ]
+    );
+}

@@ -348,6 +348,9 @@ impl App {
             }
             Command::Open(path) => {
                 self.trust = None;
+                // Remembered when asked for, not when the job ends: opening three files in a row
+                // supersedes two jobs, and each file was still opened by the user.
+                self.state.remember(&path);
                 self.start_open(ctx, path);
             }
             Command::OpenDemo => match crate::gui::demo::extract() {
