@@ -15,7 +15,10 @@ use std::sync::Arc;
 use crate::format::{OpenOptions, PickleOptions};
 use crate::gui::command::Command;
 use crate::gui::compare::{CompareView, compare_ui};
-use crate::gui::dialogs::{Confirm, confirm_ui, open_dialog, reveal, save_dialog};
+use crate::gui::command::{PathPrompt, PathPurpose};
+use crate::gui::dialogs::{
+    Confirm, Picked, confirm_ui, open_dialog, path_prompt_ui, reveal, save_dialog,
+};
 use crate::gui::doc::Doc;
 use crate::gui::jobs::{Ended, Job, JobError, JobKind, JobStatus, Jobs, Opened};
 use crate::gui::menu::{MenuFacts, menu_ui, shortcuts};
@@ -54,6 +57,8 @@ pub struct App {
     commands: Vec<Command>,
     confirm: Option<Confirm>,
     converted: Option<PathBuf>,
+    /// The window's own path field, when the system dialog could not be shown.
+    prompt: Option<PathPrompt>,
     trust: Option<Verdict>,
     sync: bool,
     last_title: Option<String>,
@@ -86,6 +91,7 @@ impl App {
             commands: Vec::new(),
             confirm: None,
             converted: None,
+            prompt: None,
             trust: None,
             sync: args.sync_jobs,
             last_title: None,
@@ -159,6 +165,38 @@ impl App {
             progress: Some(progress.clone()),
             ..OpenOptions::default()
         }
+    }
+
+    /// What follows a system dialog: the command for the path chosen, nothing when the user
+    /// closed it, and the window's own path field when it could not be shown.
+    fn after_dialog(&mut self, picked: Picked, purpose: PathPurpose, suggestion: String) {
+        match picked {
+            Picked::Path(path) => self.path_entered(purpose, path),
+            Picked::Cancelled => {}
+            Picked::Unavailable => {
+                self.prompt = Some(PathPrompt {
+                    purpose,
+                    text: suggestion,
+                })
+            }
+        }
+    }
+
+    /// The command a path chosen (in a dialog or typed) stands for.
+    fn path_entered(&mut self, purpose: PathPurpose, path: PathBuf) {
+        let open = self.doc.as_ref().map(|d| d.ckpt.path.clone());
+        let command = match (purpose, open) {
+            (PathPurpose::Open, _) => Command::Open(path),
+            (PathPurpose::Compare, Some(a)) => Command::Compare { a, b: path },
+            (PathPurpose::ConvertTo, Some(source)) => Command::Convert {
+                source,
+                dest: path,
+                accept: None,
+            },
+            (PathPurpose::SetParent, Some(file)) => Command::SetParent { file, parent: path },
+            (_, None) => return,
+        };
+        self.commands.push(command);
     }
 
     fn start_open(&mut self, ctx: &egui::Context, path: PathBuf) {
@@ -342,9 +380,8 @@ impl App {
     fn handle(&mut self, ctx: &egui::Context, frame: Option<&eframe::Frame>, command: Command) {
         match command {
             Command::OpenDialog => {
-                if let Some(path) = open_dialog("Open checkpoint", frame) {
-                    self.commands.push(Command::Open(path));
-                }
+                let picked = open_dialog("Open checkpoint", frame);
+                self.after_dialog(picked, PathPurpose::Open, String::new());
             }
             Command::Open(path) => {
                 self.trust = None;
@@ -358,11 +395,9 @@ impl App {
                 Err(e) => self.error = Some(format!("cannot write the demo checkpoint: {e}")),
             },
             Command::CompareDialog => {
-                if let Some(doc) = &self.doc
-                    && let Some(b) = open_dialog("Compare with…", frame)
-                {
-                    let a = doc.ckpt.path.clone();
-                    self.commands.push(Command::Compare { a, b });
+                if self.doc.is_some() {
+                    let picked = open_dialog("Compare with…", frame);
+                    self.after_dialog(picked, PathPurpose::Compare, String::new());
                 }
             }
             Command::Compare { a, b } => self.start_compare(ctx, a, b),
@@ -396,9 +431,22 @@ impl App {
             }
             Command::ConvertDialog => {
                 if let Some(doc) = &self.doc {
+                    let suggested = crate::convert::default_output(&doc.ckpt.path);
+                    let picked = save_dialog(&suggested, frame);
+                    let text = suggested.display().to_string();
+                    self.after_dialog(picked, PathPurpose::ConvertTo, text);
+                }
+            }
+            Command::ConvertHere => {
+                if let Some(doc) = &self.doc {
                     let source = doc.ckpt.path.clone();
-                    let suggested = crate::convert::default_output(&source);
-                    if let Some(dest) = save_dialog(&suggested, frame) {
+                    let dest = crate::convert::default_output(&source);
+                    if dest.exists() {
+                        self.error = Some(format!(
+                            "{} already exists; it is not replaced. Use “Convert to…” to choose another name or to replace it.",
+                            dest.display()
+                        ));
+                    } else {
                         self.commands.push(Command::Convert {
                             source,
                             dest,
@@ -406,6 +454,23 @@ impl App {
                         });
                     }
                 }
+            }
+            Command::UndoConvert(path) => {
+                if self.converted.as_ref() == Some(&path) {
+                    match std::fs::remove_file(&path) {
+                        Ok(()) => self.notice = Some(format!("Removed {}.", path.display())),
+                        Err(e) => {
+                            self.error = Some(format!("cannot remove {}: {e}", path.display()))
+                        }
+                    }
+                    self.converted = None;
+                }
+            }
+            Command::AskPath(prompt) => self.prompt = Some(prompt),
+            Command::DismissPath => self.prompt = None,
+            Command::PathEntered(purpose, path) => {
+                self.prompt = None;
+                self.path_entered(purpose, path);
             }
             Command::Convert {
                 source,
@@ -437,11 +502,9 @@ impl App {
                 self.start_convert(ctx, source, dest, accept);
             }
             Command::SetParentDialog => {
-                if let Some(doc) = &self.doc
-                    && let Some(parent) = open_dialog("Choose the parent checkpoint", frame)
-                {
-                    let file = doc.ckpt.path.clone();
-                    self.commands.push(Command::SetParent { file, parent });
+                if self.doc.is_some() {
+                    let picked = open_dialog("Choose the parent checkpoint", frame);
+                    self.after_dialog(picked, PathPurpose::SetParent, String::new());
                 }
             }
             Command::SetParent { file, parent } => self.start_set_parent(ctx, file, parent),
@@ -577,6 +640,9 @@ impl eframe::App for App {
         self.start_shown = start;
         if let Some(confirm) = &self.confirm {
             confirm_ui(ui, confirm, &mut self.commands);
+        }
+        if let Some(prompt) = &mut self.prompt {
+            path_prompt_ui(ui, prompt, &mut self.commands);
         }
 
         self.drain(&ctx, Some(frame));

@@ -43,6 +43,17 @@ pub enum Command {
     ShowWithheldTensors,
     /// Ask where to write the safetensors export of the open pickle.
     ConvertDialog,
+    /// Convert the open pickle next to itself (`model.safetensors` for `pytorch_model.bin`,
+    /// `NAME.safetensors` otherwise), without a dialog; an existing file is never replaced.
+    ConvertHere,
+    /// Remove the file a conversion just wrote (the notice's Undo).
+    UndoConvert(PathBuf),
+    /// Ask for a path in the window: the system dialog could not be shown.
+    AskPath(PathPrompt),
+    /// A path typed in the window's path field, for what it was asked.
+    PathEntered(PathPurpose, PathBuf),
+    /// Close the window's path field.
+    DismissPath,
     /// Convert the pickle `source` to the safetensors file `dest` (replacing it).
     Convert {
         /// The pickle.
@@ -74,4 +85,26 @@ pub enum Command {
     DismissNotice,
     /// Hide the question asked (its answer, if any, was pushed as its own command).
     DismissConfirm,
+}
+
+/// What a path typed in the window is for, when the system file dialog is not available.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PathPurpose {
+    /// A checkpoint to open.
+    Open,
+    /// A second checkpoint to compare with the open one.
+    Compare,
+    /// Where to write the open pickle's safetensors export.
+    ConvertTo,
+    /// The parent of the open safetensors file.
+    SetParent,
+}
+
+/// A path field shown in the window in place of a system dialog.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathPrompt {
+    /// What the path is for.
+    pub purpose: PathPurpose,
+    /// The text typed so far (starts as a suggestion).
+    pub text: String,
 }

@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::gui::command::Command;
+use crate::gui::command::{Command, PathPrompt, PathPurpose};
 use crate::gui::widgets::display_name;
 use crate::pickle::policy::Verdict;
 
@@ -73,8 +73,31 @@ const CHECKPOINT_EXTENSIONS: [&str; 9] = [
     "gguf",
 ];
 
+/// What a system file dialog answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Picked {
+    /// The user chose this path.
+    Path(PathBuf),
+    /// The user closed the dialog.
+    Cancelled,
+    /// The dialog could not be shown (no desktop portal and no zenity): rfd then returns at
+    /// once, faster than anyone can close a dialog.
+    Unavailable,
+}
+
+/// A dialog that answers "nothing" sooner than this was never shown.
+const UNAVAILABLE_BELOW: std::time::Duration = std::time::Duration::from_millis(150);
+
+fn picked(started: std::time::Instant, answer: Option<PathBuf>) -> Picked {
+    match answer {
+        Some(path) => Picked::Path(path),
+        None if started.elapsed() < UNAVAILABLE_BELOW => Picked::Unavailable,
+        None => Picked::Cancelled,
+    }
+}
+
 /// Asks for a checkpoint to read. `frame` is `None` before the first frame (no parent window).
-pub fn open_dialog(title: &str, frame: Option<&eframe::Frame>) -> Option<PathBuf> {
+pub fn open_dialog(title: &str, frame: Option<&eframe::Frame>) -> Picked {
     let mut dialog = rfd::FileDialog::new()
         .set_title(title)
         .add_filter("Checkpoints", &CHECKPOINT_EXTENSIONS)
@@ -82,11 +105,12 @@ pub fn open_dialog(title: &str, frame: Option<&eframe::Frame>) -> Option<PathBuf
     if let Some(frame) = frame {
         dialog = dialog.set_parent(frame);
     }
-    dialog.pick_file()
+    let started = std::time::Instant::now();
+    picked(started, dialog.pick_file())
 }
 
 /// Asks where to write a safetensors file, suggesting `suggested`.
-pub fn save_dialog(suggested: &Path, frame: Option<&eframe::Frame>) -> Option<PathBuf> {
+pub fn save_dialog(suggested: &Path, frame: Option<&eframe::Frame>) -> Picked {
     let mut dialog = rfd::FileDialog::new()
         .set_title("Export to safetensors")
         .add_filter("safetensors", &["safetensors"])
@@ -97,7 +121,51 @@ pub fn save_dialog(suggested: &Path, frame: Option<&eframe::Frame>) -> Option<Pa
     if let Some(frame) = frame {
         dialog = dialog.set_parent(frame);
     }
-    dialog.save_file()
+    let started = std::time::Instant::now();
+    picked(started, dialog.save_file())
+}
+
+/// Draws the window's own path field (when the system dialog could not be shown); pushes
+/// [`Command::PathEntered`] on OK and [`Command::DismissPath`] when it closes.
+pub fn path_prompt_ui(ui: &mut egui::Ui, prompt: &mut PathPrompt, commands: &mut Vec<Command>) {
+    let title = match prompt.purpose {
+        PathPurpose::Open => "Open a checkpoint",
+        PathPurpose::Compare => "Compare with",
+        PathPurpose::ConvertTo => "Convert to",
+        PathPurpose::SetParent => "Choose the parent checkpoint",
+    };
+    let modal = egui::Modal::new(egui::Id::unique("path-prompt")).show(ui.ctx(), |ui| {
+        ui.set_max_width(520.0);
+        ui.heading(title);
+        ui.label(
+            "The system file dialog could not be shown (no desktop portal and no zenity). \
+             Type the path instead:",
+        );
+        let edit = ui.add(
+            egui::TextEdit::singleline(&mut prompt.text)
+                .desired_width(500.0)
+                .font(egui::TextStyle::Monospace),
+        );
+        let entered = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+        ui.horizontal(|ui| {
+            let text = prompt.text.trim();
+            if (ui.add_enabled(!text.is_empty(), egui::Button::new("OK")).clicked() || entered)
+                && !text.is_empty()
+            {
+                commands.push(Command::PathEntered(
+                    prompt.purpose.clone(),
+                    PathBuf::from(text),
+                ));
+                ui.close();
+            }
+            if ui.button("Cancel").clicked() {
+                ui.close();
+            }
+        });
+    });
+    if modal.should_close() {
+        commands.push(Command::DismissPath);
+    }
 }
 
 /// Opens the folder holding `path` in the system's file manager.

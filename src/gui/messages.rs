@@ -53,11 +53,22 @@ pub fn messages_ui(ui: &mut egui::Ui, m: &Messages<'_>, commands: &mut Vec<Comma
     if let Some(notice) = m.notice {
         ui.horizontal_wrapped(|ui| {
             ui.label(notice);
-            if let Some(out) = m.converted
-                && ui.button("Open it").clicked()
-            {
-                commands.push(Command::Open(out.clone()));
-                commands.push(Command::DismissNotice);
+            if let Some(out) = m.converted {
+                if ui.button("Open").clicked() {
+                    commands.push(Command::Open(out.clone()));
+                    commands.push(Command::DismissNotice);
+                }
+                if ui.button("Show in folder").clicked() {
+                    commands.push(Command::Reveal(out.clone()));
+                }
+                if ui
+                    .button("Undo")
+                    .on_hover_text("Removes the file just written")
+                    .clicked()
+                {
+                    commands.push(Command::UndoConvert(out.clone()));
+                    commands.push(Command::DismissNotice);
+                }
             }
             if ui.button("Dismiss").clicked() {
                 commands.push(Command::DismissNotice);

@@ -83,7 +83,10 @@ pub fn banner_ui(ui: &mut Ui, report: &PickleReport, commands: &mut Vec<Command>
                 if ui.button("Scan again").clicked() {
                     commands.push(Command::Rescan);
                 }
-                if ui.button("Convert to safetensors…").clicked() {
+                if ui.button("Convert to safetensors").on_hover_text("Writes the .safetensors file next to this one (model.safetensors for pytorch_model.bin); never replaces a file").clicked() {
+                    commands.push(Command::ConvertHere);
+                }
+                if ui.button("Convert to…").clicked() {
                     commands.push(Command::ConvertDialog);
                 }
                 if report.withheld && ui.button("Show tensors anyway").on_hover_text("Reads the tensor layout from the pickle without executing it").clicked() {
