@@ -3,8 +3,9 @@
 //! Every member is stored (never deflated), its data aligned to a multiple of `alignment`
 //! bytes by an `FB` extra field of `Z` padding in the local header (torch's own trick, so
 //! `torch.load(mmap=True)` can map storages in place); local headers carry no sizes or CRC (flag
-//! bit 3: a data descriptor follows the data), so a member is written in one pass with its CRC-32
-//! computed on the way and memory stays at one chunk whatever its size. Sizes or offsets of
+//! bit 3: a data descriptor follows the data, except after an empty member, as miniz does), so a
+//! member is written in one pass with its CRC-32 computed on the way and memory stays at one
+//! chunk whatever its size. Sizes or offsets of
 //! 4 GiB and more get ZIP64 extra fields and 64-bit data descriptors exactly where miniz puts
 //! them, and, as torch does, the archive always ends with a ZIP64 end record and locator before
 //! the classic end record. Times, versions and attributes are zero, as in torch's files.
@@ -24,7 +25,10 @@ const EOCD64_SIG: u32 = 0x0606_4b50;
 const EOCD64_LOCATOR_SIG: u32 = 0x0706_4b50;
 const LOCAL_LEN: u64 = 30;
 /// Flag bits torch's writer sets: 3 (sizes and CRC in a data descriptor) and 11 (UTF-8 names).
-const FLAGS: u16 = 0x0808;
+/// An empty member has no data descriptor (miniz sets bit 3 only for data), hence only bit 11.
+const fn flags(size: u64) -> u16 {
+    if size == 0 { 0x0800 } else { 0x0808 }
+}
 /// From this size or offset on, a field does not fit 32 bits (miniz's `>= MZ_UINT32_MAX`).
 const ZIP64_FROM: u64 = 0xFFFF_FFFF;
 
@@ -115,7 +119,7 @@ impl<W: Write> ZipWriter<W> {
         let mut h = Vec::with_capacity(LOCAL_LEN as usize + name.len() + usize::from(extra_len));
         h.extend_from_slice(&LOCAL_SIG.to_le_bytes());
         h.extend_from_slice(&0u16.to_le_bytes()); // version needed (miniz: 0 when stored)
-        h.extend_from_slice(&FLAGS.to_le_bytes());
+        h.extend_from_slice(&flags(size).to_le_bytes());
         h.extend_from_slice(&[0u8; 2 + 2 + 2 + 4 + 4 + 4]); // method, time, date, crc, sizes
         h.extend_from_slice(&name_len.to_le_bytes());
         h.extend_from_slice(&extra_len.to_le_bytes());
@@ -169,6 +173,14 @@ impl<W: Write> ZipWriter<W> {
             )));
         }
         written.crc32 = open.crc.finalize();
+        if written.size == 0 {
+            // Its local header's zero CRC and sizes are already right.
+            self.members.push(written);
+            return self
+                .members
+                .last()
+                .ok_or_else(|| io::Error::other("no zip member was recorded"));
+        }
         let mut d = Vec::with_capacity(24);
         d.extend_from_slice(&DESCRIPTOR_SIG.to_le_bytes());
         d.extend_from_slice(&written.crc32.to_le_bytes());
@@ -200,7 +212,7 @@ impl<W: Write> ZipWriter<W> {
             cd.extend_from_slice(&CENTRAL_SIG.to_le_bytes());
             cd.extend_from_slice(&0u16.to_le_bytes()); // version made by
             cd.extend_from_slice(&0u16.to_le_bytes()); // version needed
-            cd.extend_from_slice(&FLAGS.to_le_bytes());
+            cd.extend_from_slice(&flags(m.size).to_le_bytes());
             cd.extend_from_slice(&[0u8; 6]); // method, time, date
             cd.extend_from_slice(&m.crc32.to_le_bytes());
             let size32 = m.size.min(ZIP64_FROM) as u32;
