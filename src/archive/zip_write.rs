@@ -106,7 +106,7 @@ impl<W: Write> ZipWriter<W> {
         let name_len = u16::try_from(name.len())
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "member name too long"))?;
         let header_offset = self.at;
-        let zip64 = zip64_extra(size, header_offset);
+        let zip64 = local_zip64_extra(size, header_offset);
         // torch's getPadding: the data start after the header, the name, the ZIP64 field and
         // the 4 bytes of the `FB` field's own header.
         let start = header_offset + LOCAL_LEN + u64::from(name_len) + zip64.len() as u64 + 4;
@@ -258,16 +258,27 @@ impl<W: Write> ZipWriter<W> {
 }
 
 /// miniz's ZIP64 extended-information field: the sizes when the size needs 64 bits, the
-/// header offset when it does; empty when neither does.
+/// header offset when it does; empty when neither does. In a local header the compressed size
+/// is 0, as miniz writes it there before the data (torch's files have it so; readers take the
+/// sizes from the central directory or the data descriptor).
 fn zip64_extra(size: u64, header_offset: u64) -> Vec<u8> {
+    zip64_field(size, size, header_offset)
+}
+
+fn local_zip64_extra(size: u64, header_offset: u64) -> Vec<u8> {
+    zip64_field(size, 0, header_offset)
+}
+
+fn zip64_field(size: u64, compressed: u64, header_offset: u64) -> Vec<u8> {
     let (big_size, big_offset) = (size >= ZIP64_FROM, header_offset >= ZIP64_FROM);
+    debug_assert!(compressed == size || compressed == 0);
     if !big_size && !big_offset {
         return Vec::new();
     }
     let mut body = Vec::with_capacity(24);
     if big_size {
         body.extend_from_slice(&size.to_le_bytes());
-        body.extend_from_slice(&size.to_le_bytes());
+        body.extend_from_slice(&compressed.to_le_bytes());
     }
     if big_offset {
         body.extend_from_slice(&header_offset.to_le_bytes());
@@ -323,5 +334,14 @@ mod tests {
         assert_eq!(zip64_extra(ZIP64_FROM, 0).len(), 4 + 16);
         assert_eq!(zip64_extra(1, ZIP64_FROM).len(), 4 + 8);
         assert_eq!(zip64_extra(ZIP64_FROM, ZIP64_FROM).len(), 4 + 24);
+    }
+
+    #[test]
+    fn a_local_zip64_field_has_a_zero_compressed_size_as_miniz_writes_it() {
+        let local = local_zip64_extra(ZIP64_FROM + 1, 0);
+        assert_eq!(local[4..12], (ZIP64_FROM + 1).to_le_bytes());
+        assert_eq!(local[12..20], [0; 8]);
+        let central = zip64_extra(ZIP64_FROM + 1, 0);
+        assert_eq!(central[12..20], (ZIP64_FROM + 1).to_le_bytes());
     }
 }
