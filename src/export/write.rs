@@ -461,6 +461,10 @@ fn read_back(
         crate::archive::zip::data_range(bytes, e)
             .map_err(|p| mismatch(None, format!("member `{}`: {p}", e.name)))
     };
+    let file = std::fs::File::open(&path).map_err(|e| ExportError::ReadBack {
+        error: Box::new(Error::io("open", output, e)),
+    })?;
+    let mut buf = vec![0u8; CHUNK];
     for (i, s) in plan.storages.iter().enumerate() {
         let e = member(&format!("data/{}", s.key))
             .ok_or_else(|| mismatch(None, format!("storage `{}` is missing", s.key)))?;
@@ -468,18 +472,23 @@ fn read_back(
         if r.start % ALIGNMENT != 0 || r.end - r.start != s.byte_len() {
             return Err(mismatch(None, format!("storage `{}` is misplaced", s.key)));
         }
-        let data = bytes
-            .get(r.start as usize..r.end as usize)
-            .ok_or_else(|| mismatch(None, format!("storage `{}` is cut short", s.key)))?;
+        // Positioned reads, not the map: the pages read do not stay in this process's memory.
         let mut crc = crate::archive::zip::Crc32::default();
         let mut sum = Checksum::default();
-        for piece in data.chunks(CHUNK) {
+        let mut at = r.start;
+        while at < r.end {
             if progress.is_cancelled() {
                 return Err(ExportError::Cancelled);
             }
+            let n = (r.end - at).min(CHUNK as u64) as usize;
+            let piece = &mut buf[..n];
+            read_exact_at(&file, piece, at).map_err(|e| ExportError::ReadBack {
+                error: Box::new(Error::io("read", output, e)),
+            })?;
             crc.update(piece);
             sum.update(piece);
-            progress.add_done(piece.len() as u64);
+            progress.add_done(n as u64);
+            at += n as u64;
         }
         crate::archive::zip::check_crc(e, crc.finish())
             .map_err(|m| mismatch(None, m.to_string()))?;
@@ -522,7 +531,11 @@ fn read_back(
     }
     let e = member(PROVENANCE).ok_or_else(|| mismatch(None, "the provenance is missing".into()))?;
     let r = range_of(e)?;
-    if bytes.get(r.start as usize..r.end as usize) != Some(provenance) {
+    let read = usize::try_from(r.start)
+        .ok()
+        .zip(usize::try_from(r.end).ok())
+        .and_then(|(a, b)| bytes.get(a..b));
+    if read != Some(provenance) {
         return Err(mismatch(None, "the provenance does not read back".into()));
     }
     Ok(())
