@@ -6,11 +6,12 @@
 //!
 //! - [`format`] opens safetensors files (single or sharded) through a memory map, parsing only
 //!   headers, and detects every other checkpoint format by content.
+//! - [`export`] writes safetensors models back as PyTorch checkpoints for old runtimes.
 //! - [`dtype`] names the 22 element types of safetensors 0.8.
 //!
 //! A module imports only the layers below it (checked by `tests/layers.rs`):
 //!
-//! Layers, bottom to top: `dtype` < `timefmt` < `progress` < `fsutil` < `desktop` < `limits` < `error` < `archive` < `detect` < `pickle` < `format` < `analysis` < `hash` < `lineage` < `convert` < `scan` < `output` < `gui`.
+//! Layers, bottom to top: `dtype` < `timefmt` < `progress` < `fsutil` < `desktop` < `limits` < `error` < `archive` < `detect` < `pickle` < `format` < `analysis` < `hash` < `lineage` < `convert` < `export` < `scan` < `output` < `gui`.
 //!
 //! ```no_run
 //! let ckpt = ckptscope::format::open("model.safetensors".as_ref())?;
@@ -30,6 +31,7 @@ pub mod desktop;
 pub mod detect;
 pub mod dtype;
 pub mod error;
+pub mod export;
 pub mod format;
 pub mod fsutil;
 #[cfg(feature = "gui")]

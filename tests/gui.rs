@@ -619,7 +619,7 @@ fn convert_through_its_command_writes_the_file_and_offers_to_open_it() {
     assert_eq!(written.tensors.len(), input.tensors.len());
     assert!(labels_containing(&h, "Converted to") == 1);
     assert!(labels_containing(&h, "exported.safetensors") >= 1);
-    h.get_by_label("Open it").click();
+    h.get_by_label("Open").click();
     h.run();
     let doc = h.state().doc.as_ref().unwrap();
     assert!(doc.ckpt.path.ends_with("exported.safetensors"));
@@ -750,5 +750,71 @@ fn every_file_opened_in_a_row_is_remembered() {
             "st_dtypes.safetensors",
             "st_basic.safetensors"
         ]
+    );
+}
+
+#[test]
+fn one_click_convert_writes_beside_the_pickle_never_replaces_and_undo_removes_it() {
+    use ckptscope::gui::Command;
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("pytorch_model.bin");
+    std::fs::copy(fixture("torch_zip_basic.pt"), &source).unwrap();
+    let dest = dir.path().join("model.safetensors");
+    let mut h = harness(vec![source.clone()]);
+    h.run();
+    h.get_by_label("Convert to safetensors").click();
+    h.run();
+    assert!(
+        dest.is_file(),
+        "written beside the source, without a dialog"
+    );
+    assert_eq!(
+        ckptscope::open(&dest).unwrap().tensors.len(),
+        ckptscope::open(&source).unwrap().tensors.len()
+    );
+    assert!(labels_containing(&h, "Converted to") == 1);
+    assert!(h.query_by_label("Show in folder").is_some());
+    // A second click does not replace what is there.
+    h.state_mut().push(Command::ConvertHere);
+    h.run();
+    let error = h.state().error.clone().unwrap_or_default();
+    assert!(error.contains("already exists"), "{error}");
+    h.state_mut().push(Command::DismissError);
+    h.run();
+    h.get_by_label("Undo").click();
+    h.run();
+    assert!(!dest.exists(), "Undo removes the file just written");
+    assert!(source.is_file());
+    assert!(labels_containing(&h, "Removed") == 1);
+}
+
+#[test]
+fn without_a_system_dialog_a_path_typed_in_the_window_converts() {
+    use ckptscope::gui::Command;
+    use ckptscope::gui::command::{PathPrompt, PathPurpose};
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("model.pt");
+    std::fs::copy(fixture("torch_zip_basic.pt"), &source).unwrap();
+    let dest = dir.path().join("typed.safetensors");
+    let mut h = harness(vec![source.clone()]);
+    h.run();
+    // What the app does when the save dialog returns at once (no portal, no zenity).
+    h.state_mut().push(Command::AskPath(PathPrompt {
+        purpose: PathPurpose::ConvertTo,
+        text: String::new(),
+    }));
+    h.run();
+    assert!(labels_containing(&h, "could not be shown") == 1);
+    h.get_by_label("Path").focus();
+    h.run();
+    h.get_by_label("Path")
+        .type_text(&dest.display().to_string());
+    h.run();
+    h.get_by_label("OK").click();
+    h.run();
+    assert!(dest.is_file(), "the typed path was written");
+    assert!(
+        labels_containing(&h, "could not be shown") == 0,
+        "the field closed"
     );
 }

@@ -37,6 +37,7 @@ pub use error::ConvertError;
 use plan::plan;
 use sharded::{convert_sharded, is_sharded_pickle_index};
 pub use verify::Checksum;
+pub(crate) use verify::hash_source;
 use write::write;
 
 /// Keys of a checkpoint's root that hold the model weights, in the order they are tried.

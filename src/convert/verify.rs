@@ -216,7 +216,7 @@ pub(super) fn zip_members(ckpt: &Checkpoint, plan: &Plan<'_>) -> Result<Vec<Memb
 }
 
 /// Feeds `chunk` (file bytes from `at`) to the sorted `ranges` it overlaps, from `first` on.
-pub(super) fn feed_ranges(
+pub(crate) fn feed_ranges(
     ranges: &[std::ops::Range<u64>],
     order: &[usize],
     first: &mut usize,
@@ -252,7 +252,7 @@ type SourceHashes = (String, Vec<Option<u64>>, Vec<u32>);
 /// One pass over the source: its SHA-256, the checksum of each packed tensor's range, and the
 /// CRC-32 of each archive member in `crc_ranges` (CRC and SHA share the read; the CRC kernel
 /// costs a small fraction of the SHA).
-pub(super) fn hash_source(
+pub(crate) fn hash_source(
     path: &Path,
     ranges: &[Option<std::ops::Range<u64>>],
     crc_ranges: &[std::ops::Range<u64>],

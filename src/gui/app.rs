@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use crate::format::{OpenOptions, PickleOptions};
 use crate::gui::command::Command;
-use crate::gui::compare::{CompareView, compare_ui};
 use crate::gui::command::{PathPrompt, PathPurpose};
+use crate::gui::compare::{CompareView, compare_ui};
 use crate::gui::dialogs::{
     Confirm, Picked, confirm_ui, open_dialog, path_prompt_ui, reveal, save_dialog,
 };
@@ -59,6 +59,8 @@ pub struct App {
     converted: Option<PathBuf>,
     /// The window's own path field, when the system dialog could not be shown.
     prompt: Option<PathPrompt>,
+    /// The file the running open job reads.
+    opening: Option<PathBuf>,
     trust: Option<Verdict>,
     sync: bool,
     last_title: Option<String>,
@@ -92,6 +94,7 @@ impl App {
             confirm: None,
             converted: None,
             prompt: None,
+            opening: None,
             trust: None,
             sync: args.sync_jobs,
             last_title: None,
@@ -200,6 +203,7 @@ impl App {
     }
 
     fn start_open(&mut self, ctx: &egui::Context, path: PathBuf) {
+        self.opening = Some(path.clone());
         let trust = self.trust;
         let job = Job::spawn(
             ctx,
@@ -296,6 +300,7 @@ impl App {
         if let Some(result) = self.jobs.open.take() {
             match result {
                 Ok(Opened { path, ckpt }) => {
+                    self.opening = None;
                     self.state.remember(&path);
                     let mut doc = Doc::new(Arc::new(ckpt));
                     doc.lineage.cache = self.cache.clone();
@@ -385,9 +390,13 @@ impl App {
             }
             Command::Open(path) => {
                 self.trust = None;
-                // Remembered when asked for, not when the job ends: opening three files in a row
-                // supersedes two jobs, and each file was still opened by the user.
-                self.state.remember(&path);
+                // A file whose open a newer one supersedes was still opened by the user: it is
+                // remembered now (a cancelled open is not).
+                if self.jobs.open.running()
+                    && let Some(previous) = self.opening.take()
+                {
+                    self.state.remember(&previous);
+                }
                 self.start_open(ctx, path);
             }
             Command::OpenDemo => match crate::gui::demo::extract() {

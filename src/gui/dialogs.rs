@@ -141,15 +141,24 @@ pub fn path_prompt_ui(ui: &mut egui::Ui, prompt: &mut PathPrompt, commands: &mut
             "The system file dialog could not be shown (no desktop portal and no zenity). \
              Type the path instead:",
         );
-        let edit = ui.add(
-            egui::TextEdit::singleline(&mut prompt.text)
-                .desired_width(500.0)
-                .font(egui::TextStyle::Monospace),
-        );
+        let edit = ui
+            .horizontal(|ui| {
+                let label = ui.label("Path");
+                ui.add(
+                    egui::TextEdit::singleline(&mut prompt.text)
+                        .desired_width(460.0)
+                        .font(egui::TextStyle::Monospace),
+                )
+                .labelled_by(label.id)
+            })
+            .inner;
         let entered = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
         ui.horizontal(|ui| {
             let text = prompt.text.trim();
-            if (ui.add_enabled(!text.is_empty(), egui::Button::new("OK")).clicked() || entered)
+            if (ui
+                .add_enabled(!text.is_empty(), egui::Button::new("OK"))
+                .clicked()
+                || entered)
                 && !text.is_empty()
             {
                 commands.push(Command::PathEntered(

@@ -67,7 +67,6 @@ pub fn messages_ui(ui: &mut egui::Ui, m: &Messages<'_>, commands: &mut Vec<Comma
                     .clicked()
                 {
                     commands.push(Command::UndoConvert(out.clone()));
-                    commands.push(Command::DismissNotice);
                 }
             }
             if ui.button("Dismiss").clicked() {

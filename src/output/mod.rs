@@ -3,6 +3,7 @@
 
 pub mod convert;
 pub mod diff;
+pub mod export;
 pub mod human;
 pub mod info;
 pub mod lineage;

@@ -1,0 +1,128 @@
+//! A sharded safetensors model (`model.safetensors.index.json`) as a sharded PyTorch one:
+//! `pytorch_model-0000N-of-0000M.bin` per shard and `pytorch_model.bin.index.json`, the split
+//! unchanged.
+//!
+//! Why shards by default: the `transformers` versions that read an index (4.18 and later, April
+//! 2022) are the ones between it and safetensors support (4.25 and later), and they load the
+//! shards one at a time, so peak memory stays one shard's; `save_pretrained` of those versions
+//! wrote exactly these names. Versions before 4.18 read only `pytorch_model.bin`:
+//! [`super::ExportOptions::single_file`] (`--single-file`) writes that instead. Ties are restored
+//! within a shard (a storage lives in one file); a tie across shards is left to
+//! `transformers`, which ties those weights when it loads them, and is noted.
+//!
+//! Owns: the sharded route. Must not import: `write`, `pickle`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::{ExportError, ExportOptions, ExportReport, Target, default_output, export};
+use crate::error::Error;
+use crate::format::Checkpoint;
+use crate::progress::Progress;
+
+/// Every shard of `ckpt` (an opened index) exported beside the output index, then the index.
+/// Shards already written stay if a later one fails; the index is written last, so a failure
+/// leaves no index.
+pub(super) fn export_shards(
+    ckpt: &Checkpoint,
+    options: &ExportOptions,
+    progress: &Progress,
+) -> Result<ExportReport, ExportError> {
+    let out_index = options
+        .output
+        .clone()
+        .unwrap_or_else(|| default_output(&ckpt.path, false));
+    super::check_output(ckpt, &out_index, options.force)?;
+    let out_folder = out_index.parent().unwrap_or(Path::new(""));
+    let text = std::fs::read(&ckpt.path).map_err(|e| Error::io("read", &ckpt.path, e))?;
+    let index: serde_json::Value = serde_json::from_slice(&text).map_err(|e| {
+        Error::invalid(
+            &ckpt.path,
+            crate::error::Problem::BadIndex {
+                message: e.to_string(),
+            },
+        )
+    })?;
+    let mut total = ExportReport {
+        input: ckpt.path.clone(),
+        output: out_index.clone(),
+        to: Target::Pytorch,
+        tensors: 0,
+        storages: 0,
+        bytes: 0,
+        tied: Vec::new(),
+        notes: Vec::new(),
+        source_sha256: crate::hash::file_sha256(&ckpt.path)?,
+        shards: Vec::new(),
+        verified: true,
+    };
+    let mut weight_map: BTreeMap<String, String> = BTreeMap::new();
+    for source in &ckpt.sources {
+        let out_name = default_output(&source.path, false);
+        let output = out_folder.join(out_name.file_name().unwrap_or_default());
+        let shard_options = ExportOptions {
+            output: Some(output.clone()),
+            single_file: false,
+            ..options.clone()
+        };
+        let r = export(&source.path, &shard_options, progress)?;
+        let written = crate::format::open(&source.path)?;
+        let shard_name = output
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        for t in &written.tensors {
+            weight_map.insert(t.name.clone(), shard_name.clone());
+        }
+        for (alias, _) in &r.tied {
+            weight_map.insert(alias.clone(), shard_name.clone());
+        }
+        total.tensors += r.tensors;
+        total.storages += r.storages;
+        total.bytes = total
+            .bytes
+            .checked_add(r.bytes)
+            .ok_or_else(|| ExportError::TooLarge {
+                path: ckpt.path.clone(),
+                what: "the total size of the shards".into(),
+            })?;
+        total.tied.extend(r.tied);
+        total.notes.extend(r.notes);
+        total.shards.push(r.output);
+    }
+    // Ties the index names across shards (a dropped name mapped to a shard lacking its target)
+    // are not restored: say so.
+    if let Some(map) = index.get("weight_map").and_then(|m| m.as_object()) {
+        for name in map.keys() {
+            if !weight_map.contains_key(name) {
+                total.notes.push(format!(
+                    "`{name}` is in the index but in no shard: not written"
+                ));
+            }
+        }
+    }
+    let mut metadata = index
+        .get("metadata")
+        .and_then(|m| m.as_object())
+        .cloned()
+        .unwrap_or_default();
+    metadata.insert("total_size".into(), serde_json::Value::from(total.bytes));
+    let json = serde_json::json!({ "metadata": metadata, "weight_map": weight_map });
+    let replace = if options.force {
+        crate::fsutil::Replace::Always
+    } else {
+        crate::fsutil::Replace::Never
+    };
+    crate::fsutil::atomic_write(&out_index, replace, |f| {
+        serde_json::to_writer_pretty(&mut *f, &json).map_err(std::io::Error::from)?;
+        std::io::Write::write_all(f, b"\n")
+    })
+    .map_err(|error| match error.kind() {
+        std::io::ErrorKind::AlreadyExists => ExportError::Exists(out_index.clone()),
+        _ => ExportError::Write {
+            path: out_index.clone(),
+            error,
+        },
+    })?;
+    Ok(total)
+}
