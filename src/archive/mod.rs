@@ -1,8 +1,11 @@
-//! Archive containers read straight from a byte slice (a memory map): zip and tar.
+//! Archive containers read straight from a byte slice (a memory map): zip, tar, and the
+//! protobuf wire format ONNX models are written in.
 //!
-//! Owns: the zip central directory, local headers, CRCs and data ranges; tar member listing.
+//! Owns: the zip central directory, local headers, CRCs, data ranges and bounded inflation; tar
+//! member listing; protobuf fields with their offsets.
 //! Must not import: any other ckptscope module but `error` (a leaf under `pickle` and `format`,
 //! which both read archives).
 
+pub mod protobuf;
 pub mod tar;
 pub mod zip;

@@ -61,7 +61,7 @@ pub fn confirm_ui(ui: &mut egui::Ui, confirm: &Confirm, commands: &mut Vec<Comma
     }
 }
 
-const CHECKPOINT_EXTENSIONS: [&str; 8] = [
+const CHECKPOINT_EXTENSIONS: [&str; 10] = [
     "safetensors",
     "json",
     "pt",
@@ -69,7 +69,9 @@ const CHECKPOINT_EXTENSIONS: [&str; 8] = [
     "bin",
     "ckpt",
     "pkl",
+    "npy",
     "npz",
+    "onnx",
 ];
 
 /// Asks for a checkpoint to read. `frame` is `None` before the first frame (no parent window).
