@@ -296,3 +296,29 @@ fn a_damaged_deflated_member_fails_its_crc_when_read() {
     let e = ckpt.tensor_bytes(&ckpt.tensors[0]).unwrap_err().to_string();
     assert!(e.contains("CRC-32"), "{e}");
 }
+
+#[test]
+fn info_and_scan_on_the_command_line() {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ckptscope"))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let path = common::fixture("numpy/deflated.npz");
+    let (code, out) = run(&["info", "--json", path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["format"], "numpy_zip");
+    assert_eq!(v["tensors"].as_array().unwrap().len(), 6);
+    let (code, out) = run(&["scan", path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("SAFE") && out.contains("no pickle: data-only format"),
+        "{out}"
+    );
+}

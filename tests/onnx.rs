@@ -452,3 +452,43 @@ fn external_data_past_4_gib_offsets() {
     let b = ckpt.tensor_bytes(t).unwrap();
     assert_eq!(f32::from_le_bytes(b[8..12].try_into().unwrap()), 3.5);
 }
+
+fn cli(args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ckptscope"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[test]
+fn info_and_scan_on_the_command_line() {
+    let raw = common::fixture("onnx/raw.onnx");
+    let (code, out) = cli(&["info", raw.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("ONNX model") && out.contains("raw_float16"),
+        "{out}"
+    );
+    assert!(
+        out.contains("`text` not read: STRING tensors hold text"),
+        "{out}"
+    );
+    let (code, out) = cli(&[
+        "info",
+        "--json",
+        common::fixture("onnx/external.onnx").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["format"], "onnx");
+    assert_eq!(v["metadata"]["weights"], "external");
+    assert_eq!(v["metadata"]["onnx.producer_name"], "ckptscope-tests");
+    let (code, out) = cli(&["scan", common::fixture("onnx").to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.matches("SAFE").count(), 3, "{out}");
+    assert!(out.contains("no pickle: data-only format"), "{out}");
+}
