@@ -194,7 +194,7 @@ fn onnx_findings(read: &crate::format::onnx::Read, max: usize) -> Vec<Finding> {
             ),
         ));
     }
-    findings.sort_by(|a, b| b.risk.cmp(&a.risk));
+    findings.sort_by_key(|f| std::cmp::Reverse(f.risk));
     findings
 }
 
@@ -220,7 +220,7 @@ fn numpy_findings(bytes: &[u8], format: Format, analysis: &mut crate::pickle::An
             "no pickle: data-only format (NumPy arrays of numbers; np.load reads them without unpickling anything)",
         ));
     }
-    analysis.findings.sort_by(|a, b| b.risk.cmp(&a.risk));
+    analysis.findings.sort_by_key(|f| std::cmp::Reverse(f.risk));
     analysis.verdict = analysis.verdict.max(Verdict::of(&analysis.findings));
 }
 

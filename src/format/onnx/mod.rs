@@ -75,12 +75,15 @@ enum Place {
     Decode(Recipe),
 }
 
+/// An initializer's dtype, shape and place.
+type Located = (DType, Vec<u64>, Place);
+
 /// A model, read: its parsed description, and for each initializer its place or why not.
 #[derive(Debug)]
 pub struct Read {
     /// The parsed model.
     pub model: Model,
-    places: Vec<Result<(DType, Vec<u64>, Place), Refused>>,
+    places: Vec<Result<Located, Refused>>,
 }
 
 impl Read {
@@ -281,7 +284,7 @@ fn typed_field(dtype: DType, elements: u64) -> Option<(u32, usize, u64, Packing)
     })
 }
 
-type Placed = Result<(DType, Vec<u64>, Place), (Concern, String)>;
+type Placed = Result<Located, (Concern, String)>;
 
 fn place(
     t: &Tensor,
