@@ -1,6 +1,6 @@
 //! Double-click integration on Linux desktops: installs, for the current user, a freedesktop
 //! `.desktop` entry, the MIME types of checkpoint files and the icon, so that a file manager
-//! opens `.safetensors` and PyTorch files in ckptscope. (macOS and Windows associations come
+//! opens `.safetensors`, PyTorch, ONNX and NumPy files in ckptscope. (macOS and Windows associations come
 //! from the bundle metadata in `Cargo.toml`, used by `cargo packager`.)
 
 use std::path::{Path, PathBuf};
@@ -11,12 +11,15 @@ const ICON_PNG: &[u8] = include_bytes!("../assets/icon.png");
 const ICON_SVG: &str = include_str!("../assets/icon.svg");
 
 /// MIME types registered, in the order the `.desktop` entry lists them.
-pub const MIME_TYPES: [&str; 5] = [
+pub const MIME_TYPES: [&str; 8] = [
     "application/x-safetensors",
     "application/x-safetensors-index+json",
     "application/x-pytorch-checkpoint",
     "application/x-python-pickle",
     "application/x-gguf",
+    "application/x-onnx",
+    "application/x-npy",
+    "application/x-npz",
 ];
 
 /// What was installed, and what the helper tools said.

@@ -51,13 +51,14 @@ pub fn file_sha256(path: &Path) -> Result<String, Error> {
 /// metadata keeps it.
 pub fn content_id(ckpt: &Checkpoint, progress: &Progress) -> Result<String, Error> {
     let mut h = Sha256::new();
+    // Derived sources (deflated members, decoded fields) are made from a file hashed already.
+    let files = || ckpt.sources.iter().filter(|s| s.derivation().is_none());
     progress.add_total(
-        ckpt.sources
-            .iter()
+        files()
             .map(|s| s.file_size - s.data_start.min(s.file_size))
             .sum(),
     );
-    for s in &ckpt.sources {
+    for s in files() {
         let bytes = s.mapped()?.bytes();
         let data = usize::try_from(s.data_start)
             .ok()

@@ -61,6 +61,20 @@ pub const MAX_CACHE_ENTRIES: usize = 20_000;
 /// Most storage records a legacy tar checkpoint may declare.
 pub const MAX_TAR_RECORDS: u64 = 10_000_000;
 
+/// Most initializers one ONNX graph may list (each costs a little bookkeeping at open).
+pub const MAX_ONNX_TENSORS: usize = 1_000_000;
+
+/// Most entries of an ONNX model's `metadata_props`, opset imports, or one tensor's
+/// `external_data`.
+pub const MAX_ONNX_ENTRIES: usize = 100_000;
+
+/// Most dimensions of one tensor (NumPy's own limit is 64).
+pub const MAX_DIMS: usize = 64;
+
+/// Longest `.npy` header read (NumPy itself refuses headers over 10,000 bytes unless told to
+/// trust the file).
+pub const MAX_NPY_HEADER: usize = 1 << 20;
+
 /// How deep the walk that turns a pickle's value tree into tensors and a JSON view goes (the
 /// tree itself is bounded by [`Limits::pickle`]).
 pub const MAX_VALUE_DEPTH: usize = 128;

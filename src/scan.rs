@@ -124,8 +124,22 @@ fn scan_one(path: &Path, policy: &Policy, limits: &Limits) -> Result<ScanResult,
         })?;
         return Ok(result(Verdict::of(&findings), findings, Vec::new(), None));
     }
+    if format == Format::Onnx {
+        let read = crate::format::onnx::read(path, bytes).map_err(|problem| {
+            not_scanned(format!("starts like an ONNX model, but {problem}"), false)
+        })?;
+        let findings = onnx_findings(&read, limits.max_findings);
+        return Ok(result(Verdict::of(&findings), findings, Vec::new(), None));
+    }
     if !format.is_pickle_based() && !matches!(format, Format::Zip) {
-        let note = "no pickle: safetensors holds only a JSON header and raw bytes; loading it runs no code";
+        let note = match format {
+            Format::Onnx => {
+                "no pickle: data-only format (an ONNX model is a protobuf graph and tensors; loading it runs no Python code)"
+            }
+            _ => {
+                "no pickle: safetensors holds only a JSON header and raw bytes; loading it runs no code"
+            }
+        };
         return Ok(result(
             Verdict::Safe,
             vec![Finding::new(Risk::Info, None, note)],
@@ -133,13 +147,88 @@ fn scan_one(path: &Path, policy: &Policy, limits: &Limits) -> Result<ScanResult,
             None,
         ));
     }
-    let analysis = analyze(bytes, format, policy, limits, None);
+    let mut analysis = analyze(bytes, format, policy, limits, None);
+    if matches!(format, Format::Numpy | Format::NumpyZip) {
+        numpy_findings(bytes, format, &mut analysis);
+    }
     Ok(result(
         analysis.verdict,
         analysis.findings,
         analysis.streams,
         analysis.weights_only,
     ))
+}
+
+/// An ONNX model's findings: what it is, then each initializer that is not read, its risk
+/// by why (an external data path that leaves the model's folder is dangerous: loading the model
+/// reads that file); at most `max` of them, the rest counted in one line per risk.
+fn onnx_findings(read: &crate::format::onnx::Read, max: usize) -> Vec<Finding> {
+    use crate::format::onnx::Concern;
+    let mut findings = vec![Finding::new(
+        Risk::Info,
+        None,
+        "no pickle: data-only format (an ONNX model is a protobuf graph and tensors; loading it runs no Python code)",
+    )];
+    let mut dropped = [0u64; 3];
+    for r in read.refused() {
+        let risk = match r.concern {
+            Concern::Unsupported => Risk::Info,
+            Concern::Malformed => Risk::Suspicious,
+            Concern::Escapes => Risk::Dangerous,
+        };
+        if findings.len() < max.max(2) {
+            findings.push(Finding::new(
+                risk,
+                None,
+                format!("initializer `{}`: {}", r.name, r.reason),
+            ));
+        } else {
+            if let Some(slot) = dropped.get_mut(risk as usize) {
+                *slot += 1;
+            }
+        }
+    }
+    for (risk, n) in [Risk::Info, Risk::Suspicious, Risk::Dangerous]
+        .into_iter()
+        .zip(dropped)
+        .filter(|(_, n)| *n > 0)
+    {
+        findings.push(Finding::new(
+            risk,
+            None,
+            format!(
+                "{n} more initializers like those above (raise --limit findings=N to list them)"
+            ),
+        ));
+    }
+    findings.sort_by_key(|f| std::cmp::Reverse(f.risk));
+    findings
+}
+
+/// NumPy files: arrays whose header or size cannot be right are suspicious (the file is not
+/// what it says); a file in which no pickle was found (no object array) says it is data only.
+fn numpy_findings(bytes: &[u8], format: Format, analysis: &mut crate::pickle::Analysis) {
+    use crate::format::numpy;
+    let arrays = match (format, &analysis.zip) {
+        (Format::NumpyZip, Some(zip)) => numpy::read_npz(bytes, &zip.entries, u64::MAX),
+        _ => numpy::read_npy(bytes),
+    };
+    for p in numpy::problems(&arrays).into_iter().take(1000) {
+        analysis.findings.push(Finding::new(
+            Risk::Suspicious,
+            None,
+            format!("{p}: np.load would fail on it"),
+        ));
+    }
+    if analysis.streams.is_empty() {
+        analysis.findings.push(Finding::new(
+            Risk::Info,
+            None,
+            "no pickle: data-only format (NumPy arrays of numbers; np.load reads them without unpickling anything)",
+        ));
+    }
+    analysis.findings.sort_by_key(|f| std::cmp::Reverse(f.risk));
+    analysis.verdict = analysis.verdict.max(Verdict::of(&analysis.findings));
 }
 
 fn hex_preview(bytes: &[u8]) -> String {
@@ -164,6 +253,7 @@ fn checkpoint_name(path: &Path) -> bool {
         "joblib",
         "npy",
         "npz",
+        "onnx",
         "safetensors",
         "tar",
         "zip",

@@ -30,8 +30,8 @@ fuzz_target!(|data: &[u8]| {
                 continue;
             };
             let view = ckptscope::analysis::View::of(t);
-            let _ = ckptscope::analysis::stats::analyze_sample(&src, &view, 16, 64);
-            let _ = ckptscope::analysis::stats::analyze(&src, &view, 16, &control);
+            let _ = ckptscope::analysis::analyze_sample(&src, &view, 16, 64);
+            let _ = ckptscope::analysis::analyze(&src, &view, 16, &control);
         }
     }
 });

@@ -238,6 +238,34 @@ pub fn data_range(bytes: &[u8], entry: &ZipEntry) -> Result<std::ops::Range<u64>
     Ok(start..end)
 }
 
+/// The first `max` bytes a deflate stream inflates to (fewer when it is shorter): enough to read
+/// an array header without inflating the member. Costs at most `max` bytes of memory.
+pub fn inflate_prefix(raw: &[u8], max: usize) -> Result<Vec<u8>, String> {
+    use miniz_oxide::inflate::{TINFLStatus, decompress_to_vec_with_limit};
+    match decompress_to_vec_with_limit(raw, max) {
+        Ok(all) => Ok(all),
+        Err(e) if e.status == TINFLStatus::HasMoreOutput => Ok(e.output),
+        Err(e) => Err(format!("the deflate stream is damaged ({:?})", e.status)),
+    }
+}
+
+/// Inflates a deflate stream that must give exactly `size` bytes: more is refused as soon as the
+/// output passes `size` (a bomb costs at most `size + 1` bytes), fewer is an error too.
+pub fn inflate_exact(raw: &[u8], size: usize) -> Result<Vec<u8>, String> {
+    use miniz_oxide::inflate::{TINFLStatus, decompress_to_vec_with_limit};
+    match decompress_to_vec_with_limit(raw, size.saturating_add(1)) {
+        Ok(all) if all.len() == size => Ok(all),
+        Ok(all) => Err(format!(
+            "it inflates to {} bytes, not the {size} its directory entry records",
+            all.len()
+        )),
+        Err(e) if e.status == TINFLStatus::HasMoreOutput => Err(format!(
+            "it inflates to more than the {size} bytes its directory entry records (a zip bomb?)"
+        )),
+        Err(e) => Err(format!("the deflate stream is damaged ({:?})", e.status)),
+    }
+}
+
 fn find_eocd(bytes: &[u8]) -> Option<usize> {
     if bytes.len() < EOCD_LEN {
         return None;

@@ -160,7 +160,13 @@ pub fn for_each_chunk<E>(
             }
             if swap {
                 let start = buf.len() - n as usize * elem;
-                for e in buf[start..].chunks_exact_mut(elem) {
+                // A complex value is two floats, each in the stored byte order.
+                let unit = if t.dtype == crate::dtype::DType::C64 {
+                    4
+                } else {
+                    elem
+                };
+                for e in buf[start..].chunks_exact_mut(unit) {
                     e.reverse();
                 }
             }
@@ -280,6 +286,22 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(chunks, [vec![0, 1], vec![2, 3], vec![4, 5]]);
+    }
+
+    #[test]
+    fn big_endian_complex_swaps_each_float_not_the_pair() {
+        let stored: Vec<u8> = [1.5f32, -2.0, 3.0, 0.25]
+            .iter()
+            .flat_map(|v| v.to_be_bytes())
+            .collect();
+        let mut t = strided(&[2], &[1], 0, ByteOrder::Big);
+        t.dtype = crate::dtype::DType::C64;
+        let packed = to_vec(&t, &stored).unwrap();
+        let floats: Vec<f32> = packed
+            .chunks(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        assert_eq!(floats, [1.5, -2.0, 3.0, 0.25]);
     }
 
     #[test]

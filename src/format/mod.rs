@@ -9,9 +9,12 @@
 
 #![allow(clippy::indexing_slicing)]
 
+pub mod derived;
 pub mod gather;
 pub mod gguf;
 pub mod mapped;
+pub mod numpy;
+pub mod onnx;
 pub mod pytorch;
 pub mod safetensors;
 pub mod sharded;
@@ -211,6 +214,10 @@ pub struct Source {
     /// Tensors it holds.
     pub tensor_count: usize,
     mapped: OnceLock<MappedFile>,
+    /// For bytes that are not a range of the file (a deflated `.npz` member, an ONNX typed
+    /// field): how they are made from it on first use. Tensors of such a source have
+    /// `data_offsets` into those bytes.
+    derived: Option<(usize, Box<derived::Derived>)>,
 }
 
 impl Source {
@@ -227,6 +234,7 @@ impl Source {
             data_start: safetensors::LENGTH_BYTES + header_size,
             tensor_count,
             mapped: OnceLock::new(),
+            derived: None,
         }
     }
 
@@ -236,6 +244,38 @@ impl Source {
         Source {
             data_start: 0,
             ..Source::new(path, file_size, 0, tensor_count)
+        }
+    }
+
+    /// Bytes derived by `derived`, when first asked for, from the file of source `parent` (at
+    /// `path`, `file_size` bytes long), whose map they share.
+    pub(crate) fn derived(
+        parent: usize,
+        path: PathBuf,
+        file_size: u64,
+        derived: derived::Derived,
+    ) -> Self {
+        Source {
+            derived: Some((parent, Box::new(derived))),
+            ..Source::whole_file(path, file_size, 1)
+        }
+    }
+
+    /// How this source's bytes are made, when they are not a range of its file.
+    pub fn derivation(&self) -> Option<&derived::Derived> {
+        self.derived.as_ref().map(|(_, d)| &**d)
+    }
+
+    /// How the source is named to users: its file name, and what is derived from it.
+    pub fn label(&self) -> String {
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        match self.derivation() {
+            Some(d) => format!("{name} ({})", d.describe()),
+            None => name,
         }
     }
 
@@ -322,7 +362,12 @@ impl Checkpoint {
         findings: Vec<Finding>,
     ) -> Self {
         Checkpoint {
-            file_size: sources.iter().map(|s| s.file_size).sum(),
+            // Derived sources are made from a file already counted.
+            file_size: sources
+                .iter()
+                .filter(|s| s.derived.is_none())
+                .map(|s| s.file_size)
+                .sum(),
             header_size: sources.iter().map(|s| s.header_size).sum(),
             path,
             format,
@@ -430,21 +475,46 @@ impl Checkpoint {
                 )),
             )
         })?;
-        let mapped = source.mapped()?;
-        let range = tensor.file_range();
+        let (data, range) = match &source.derived {
+            None => (source.mapped()?.bytes(), tensor.file_range()),
+            Some((parent, d)) => {
+                let file = self
+                    .sources
+                    .get(*parent)
+                    .filter(|p| p.derived.is_none())
+                    .ok_or_else(|| {
+                        Error::invalid(
+                            &self.path,
+                            Problem::Other(format!(
+                                "tensor `{}` is derived from a missing source",
+                                tensor.name
+                            )),
+                        )
+                    })?
+                    .mapped()?;
+                let made = d.bytes(file.bytes()).map_err(|e| {
+                    Error::invalid(
+                        &source.path,
+                        Problem::Other(format!("tensor `{}`: {e}", tensor.name)),
+                    )
+                })?;
+                (made, tensor.data_offsets[0]..tensor.data_offsets[1])
+            }
+        };
         let bytes = usize::try_from(range.start)
             .ok()
             .zip(usize::try_from(range.end).ok())
-            .and_then(|(s, e)| mapped.bytes().get(s..e));
+            .and_then(|(s, e)| data.get(s..e));
         bytes.ok_or_else(|| {
             Error::invalid(
                 &source.path,
                 Problem::Other(format!(
-                    "tensor `{}` bytes {}..{} lie outside the {}-byte file",
+                    "tensor `{}` bytes {}..{} lie outside the {} bytes of {}",
                     tensor.name,
                     range.start,
                     range.end,
-                    mapped.len()
+                    data.len(),
+                    source.label()
                 )),
             )
         })
@@ -517,6 +587,7 @@ pub fn open_watched(
         | Format::NumpyZip
         | Format::Zip => pytorch::open(mapped, format, limits, &options.pickle, progress),
         Format::Gguf => gguf::open(mapped, limits),
+        Format::Onnx => onnx::open(mapped, limits),
     }
 }
 

@@ -1,5 +1,6 @@
 //! Pickle-based checkpoints (PyTorch zip, legacy and tar files, raw pickles, NumPy) opened as a
-//! [`Checkpoint`], without executing anything.
+//! [`Checkpoint`], without executing anything. (NumPy arrays themselves are read by
+//! [`crate::format::numpy`]; the engine judges the pickles of object arrays.)
 //!
 //! The pickle engine judges the file and reads the tree of objects; this module maps each tensor
 //! to the bytes it views: a storage record of the archive (zip), a raw storage after the pickles
@@ -10,9 +11,9 @@
 use std::collections::HashMap;
 use std::ops::Range;
 
-use crate::dtype::DType;
 use crate::error::Error;
 use crate::format::mapped::MappedFile;
+use crate::format::numpy;
 use crate::format::{ByteOrder, Checkpoint, Format, Layout, Source, TensorEntry};
 use crate::limits::Limits;
 use crate::pickle::policy::{Finding, Policy, Verdict};
@@ -150,25 +151,46 @@ pub fn open(
             report.withheld = !extracted.tensors.is_empty();
         }
     }
-    if let Some(npy) = &analysis.npy
-        && !npy.is_object()
-    {
-        match npy_entry("array", npy, 0, bytes.len() as u64) {
-            Ok(e) => tensors.push(e),
-            Err(reason) => report.unsupported.push(UnsupportedTensor {
-                name: "array".into(),
-                reason,
-                root: None,
-            }),
+    // NumPy arrays are data whatever the verdict (np.load reads them without unpickling);
+    // object arrays are left to the scan.
+    let arrays = match (format, &analysis.zip) {
+        (Format::Numpy, _) => Some(numpy::read_npy(bytes)),
+        (Format::NumpyZip, Some(zip)) => Some(numpy::read_npz(
+            bytes,
+            &zip.entries,
+            limits.max_inflated_bytes,
+        )),
+        _ => None,
+    };
+    let mut derived = Vec::new();
+    if let Some(arrays) = arrays {
+        tensors.extend(arrays.tensors);
+        derived = arrays.derived;
+        report.unsupported.extend(
+            arrays
+                .unsupported
+                .into_iter()
+                .filter(|(name, _)| format == Format::NumpyZip || !arrays.objects.contains(name))
+                .map(|(name, reason)| UnsupportedTensor {
+                    name,
+                    reason,
+                    root: None,
+                }),
+        );
+    }
+    let file_size = mapped.len();
+    let mut sources = vec![Source::whole_file(path.clone(), file_size, 0).with_map(mapped)];
+    sources.extend(
+        derived
+            .into_iter()
+            .map(|d| Source::derived(0, path.clone(), file_size, d)),
+    );
+    for t in &tensors {
+        if let Some(s) = sources.get_mut(t.source) {
+            s.tensor_count += 1;
         }
     }
-    if format == Format::NumpyZip
-        && let Some(zip) = &analysis.zip
-    {
-        npz_entries(bytes, zip, &mut tensors, &mut report.unsupported);
-    }
-    let source = Source::whole_file(path.clone(), mapped.len(), tensors.len()).with_map(mapped);
-    let mut ckpt = Checkpoint::new(path, format, Vec::new(), tensors, vec![source], Vec::new());
+    let mut ckpt = Checkpoint::new(path, format, Vec::new(), tensors, sources, Vec::new());
     ckpt.pickle = Some(Box::new(report));
     Ok(ckpt)
 }
@@ -439,116 +461,6 @@ fn entry(
     })
 }
 
-/// The safetensors dtype and byte order of a NumPy `descr`.
-pub fn npy_dtype(descr: &str) -> Option<(DType, ByteOrder)> {
-    let (order, code) = match descr.as_bytes().first()? {
-        b'<' | b'=' => (ByteOrder::Little, &descr[1..]),
-        b'|' => (ByteOrder::Little, &descr[1..]),
-        b'>' => (ByteOrder::Big, &descr[1..]),
-        _ => (ByteOrder::Little, descr),
-    };
-    let dtype = match code {
-        "f2" => DType::F16,
-        "f4" => DType::F32,
-        "f8" => DType::F64,
-        "i1" => DType::I8,
-        "u1" => DType::U8,
-        "i2" => DType::I16,
-        "u2" => DType::U16,
-        "i4" => DType::I32,
-        "u4" => DType::U32,
-        "i8" => DType::I64,
-        "u8" => DType::U64,
-        "b1" => DType::BOOL,
-        "c8" => DType::C64,
-        _ => return None,
-    };
-    Some((dtype, order))
-}
-
-fn npy_entry(
-    name: &str,
-    h: &container::NpyHeader,
-    base: u64,
-    end: u64,
-) -> Result<TensorEntry, String> {
-    let (dtype, byte_order) = npy_dtype(&h.descr)
-        .ok_or_else(|| format!("NumPy dtype `{}` has no safetensors equivalent", h.descr))?;
-    let start = base + h.data_start as u64;
-    let elements = h
-        .shape
-        .iter()
-        .try_fold(1u64, |a, &d| a.checked_mul(d))
-        .ok_or("shape overflows")?;
-    let len = dtype.bytes_for(elements).ok_or("shape overflows")?;
-    if start.checked_add(len).is_none_or(|e| e > end) {
-        return Err(format!(
-            "the array needs {len} bytes but the file ends first"
-        ));
-    }
-    let layout = if h.fortran_order && h.shape.len() > 1 {
-        // Column-major: the first dimension varies fastest.
-        let mut strides = Vec::with_capacity(h.shape.len());
-        let mut step = 1u64;
-        for &d in &h.shape {
-            strides.push(step);
-            step = step.saturating_mul(d.max(1));
-        }
-        Layout::Strided { offset: 0, strides }
-    } else {
-        Layout::Contiguous
-    };
-    Ok(TensorEntry {
-        name: name.to_string(),
-        dtype,
-        quant: None,
-        shape: h.shape.clone(),
-        source: 0,
-        data_offsets: [start, start + len],
-        file_offset: start,
-        layout,
-        byte_order: if dtype.byte_size() == Some(1) {
-            ByteOrder::Little
-        } else {
-            byte_order
-        },
-        storage: None,
-        device: None,
-        root: None,
-    })
-}
-
-fn npz_entries(
-    bytes: &[u8],
-    zip: &container::TorchZip,
-    tensors: &mut Vec<TensorEntry>,
-    unsupported: &mut Vec<UnsupportedTensor>,
-) {
-    for e in &zip.entries {
-        let Some(name) = e.name.strip_suffix(".npy") else {
-            continue;
-        };
-        let result = container::stored_range(bytes, e).and_then(|range| {
-            let member = bytes
-                .get(range.start as usize..range.end as usize)
-                .ok_or("member out of range")?;
-            let h = container::npy_header(member)?;
-            if h.is_object() {
-                return Err("object array (a pickle), not numbers".to_string());
-            }
-            npy_entry(name, &h, range.start, range.end)
-        });
-        match result {
-            Ok(t) => tensors.push(t),
-            Err(reason) => unsupported.push(UnsupportedTensor {
-                name: name.to_string(),
-                reason,
-                root: None,
-            }),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -561,13 +473,5 @@ mod tests {
         assert_eq!(view_extent(&[], &[], 5, 32), Some(24));
         assert_eq!(view_extent(&[0, 7], &[7, 1], 0, 32), Some(0));
         assert_eq!(view_extent(&[u64::MAX, 2], &[u64::MAX, 1], 0, 32), None);
-    }
-
-    #[test]
-    fn numpy_descr() {
-        assert_eq!(npy_dtype("<f4"), Some((DType::F32, ByteOrder::Little)));
-        assert_eq!(npy_dtype(">i2"), Some((DType::I16, ByteOrder::Big)));
-        assert_eq!(npy_dtype("|b1"), Some((DType::BOOL, ByteOrder::Little)));
-        assert_eq!(npy_dtype("<U8"), None);
     }
 }

@@ -61,7 +61,7 @@ pub fn confirm_ui(ui: &mut egui::Ui, confirm: &Confirm, commands: &mut Vec<Comma
     }
 }
 
-const CHECKPOINT_EXTENSIONS: [&str; 9] = [
+const CHECKPOINT_EXTENSIONS: [&str; 11] = [
     "safetensors",
     "json",
     "pt",
@@ -69,8 +69,10 @@ const CHECKPOINT_EXTENSIONS: [&str; 9] = [
     "bin",
     "ckpt",
     "pkl",
+    "npy",
     "npz",
     "gguf",
+    "onnx",
 ];
 
 /// What a system file dialog answered.

@@ -154,7 +154,7 @@ pub fn metadata_ui(
                     for s in &ckpt.sources {
                         ui.monospace(format!(
                             "{}  {}  {} tensors",
-                            s.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                            s.label(),
                             human::bytes(s.file_size),
                             s.tensor_count
                         ));

@@ -36,7 +36,7 @@ pub fn start_ui(ui: &mut Ui, recent: &[RecentFile], opening: bool, commands: &mu
                 ui.set_width(420.0);
                 ui.vertical_centered(|ui| {
                     ui.label(if hovering { "Drop to open" } else { "Drop a checkpoint here, or two to compare them" });
-                    ui.weak(".safetensors · model.safetensors.index.json · .pt .pth .bin .ckpt .pkl · .npy .npz");
+                    ui.weak(".safetensors · model.safetensors.index.json · .pt .pth .bin .ckpt .pkl · .onnx · .npy .npz");
                 });
             });
         if opening {

@@ -309,8 +309,7 @@ pub fn table_ui(
 fn shard_name(ckpt: &Checkpoint, t: &TensorEntry) -> String {
     ckpt.sources
         .get(t.source)
-        .and_then(|s| s.path.file_name())
-        .map(|n| n.to_string_lossy().into_owned())
+        .map(|s| s.label())
         .unwrap_or_default()
 }
 

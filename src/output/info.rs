@@ -101,12 +101,7 @@ impl<'a> TensorJson<'a> {
             data_offsets: t.data_offsets,
             file_offset: t.file_offset,
             shard: sharded
-                .then(|| {
-                    ckpt.sources
-                        .get(t.source)
-                        .and_then(|s| s.path.file_name())
-                        .map(|n| n.to_string_lossy().into_owned())
-                })
+                .then(|| ckpt.sources.get(t.source).map(|s| s.label()))
                 .flatten(),
             storage: t.storage.as_deref(),
             storage_offset: match &t.layout {
@@ -470,8 +465,7 @@ fn write_table(out: &mut impl Write, ckpt: &Checkpoint) -> io::Result<()> {
                 if sharded {
                     ckpt.sources
                         .get(t.source)
-                        .and_then(|s| s.path.file_name())
-                        .map(|n| term(&n.to_string_lossy()).into_owned())
+                        .map(|s| term(&s.label()).into_owned())
                         .unwrap_or_default()
                 } else if strided {
                     storage_cell(t)

@@ -24,8 +24,14 @@ pub fn write_human(out: &mut impl Write, run: &ScanRun) -> io::Result<()> {
                     term(&r.path.to_string_lossy()),
                     r.format.label()
                 )?;
-                // For files with no pickle, the format says it all.
-                let quiet = !r.format.is_pickle_based() && r.format != crate::Format::Zip;
+                // For files with no pickle, the format says it all (ONNX models and NumPy
+                // arrays say what was checked).
+                let quiet = matches!(
+                    r.format,
+                    crate::Format::Safetensors
+                        | crate::Format::SafetensorsSharded
+                        | crate::Format::Gguf
+                );
                 for f in r
                     .findings
                     .iter()

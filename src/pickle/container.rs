@@ -223,6 +223,30 @@ pub fn member_bytes<'a>(
     }
 }
 
+/// True for a deflated `.npy` member whose header (read from the first 64 KiB it inflates to,
+/// never the whole member) is a plain numeric array: `np.load` reads its data without
+/// unpickling anything, so a scan need not inflate it. A header that cannot be read is not
+/// vouched for (false), so such a member is inflated and scanned whole as before.
+pub fn is_deflated_numeric_npy(bytes: &[u8], entry: &ZipEntry) -> bool {
+    if entry.method != 8 {
+        return false;
+    }
+    let Ok(range) = zip::data_range(bytes, entry) else {
+        return false;
+    };
+    let Some(raw) = usize::try_from(range.start)
+        .ok()
+        .zip(usize::try_from(range.end).ok())
+        .and_then(|(s, e)| bytes.get(s..e))
+    else {
+        return false;
+    };
+    let Ok(prefix) = zip::inflate_prefix(raw, 64 << 10) else {
+        return false;
+    };
+    npy_header(&prefix).is_ok_and(|h| !h.is_object() && h.descr != "?")
+}
+
 /// The absolute byte range of a stored member (for zero-copy storages).
 pub fn stored_range(bytes: &[u8], entry: &ZipEntry) -> Result<Range<u64>, String> {
     if !entry.is_stored() {

@@ -131,6 +131,11 @@ impl Runner<'_> {
             {
                 continue;
             }
+            // A compressed array of numbers holds no pickle: its header says so, and np.load
+            // reads it without unpickling (inflating it here would cost its whole size).
+            if format == Format::NumpyZip && container::is_deflated_numeric_npy(bytes, entry) {
+                continue;
+            }
             // One read (and inflate) of the member serves both checks.
             let b = match self.member(bytes, entry) {
                 None => break,

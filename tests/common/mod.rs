@@ -307,3 +307,87 @@ pub fn crc32(data: &[u8]) -> u32 {
     }
     !crc
 }
+
+/// One array of an ONNX or NumPy fixture's ground truth (`tests/gen/onnx_numpy.py`).
+#[derive(Debug, serde::Deserialize)]
+pub struct ArrayTruth {
+    pub dtype: String,
+    pub shape: Vec<u64>,
+    pub sha256: String,
+    pub values: Vec<f64>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub mean: Option<f64>,
+}
+
+/// The ground truth of an ONNX or NumPy fixture.
+#[derive(Debug, serde::Deserialize)]
+pub struct FileTruth {
+    pub tensors: BTreeMap<String, ArrayTruth>,
+    pub unsupported: Vec<String>,
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Reads `tests/fixtures/NAME.expected.json` written by `tests/gen/onnx_numpy.py`.
+pub fn file_truth(name: &str) -> FileTruth {
+    let text = std::fs::read_to_string(fixture(&format!("{name}.expected.json"))).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn close(a: f64, b: f64) -> bool {
+    a == b || (a - b).abs() <= 1e-5 * a.abs().max(b.abs()).max(1e-3)
+}
+
+/// The tensors of `ckpt` are exactly the arrays the library read back: names, dtypes, shapes,
+/// SHA-256 of the packed C-order little-endian bytes, the first values, and min/max/mean
+/// computed by ckptscope's statistics from the bytes as stored (strided, big-endian, inflated
+/// or decoded).
+pub fn assert_arrays_match_truth(name: &str, ckpt: &ckptscope::Checkpoint) {
+    use ckptscope::analysis;
+    let truth = file_truth(name);
+    let ours: BTreeMap<&str, &ckptscope::TensorEntry> =
+        ckpt.tensors.iter().map(|t| (t.name.as_str(), t)).collect();
+    assert_eq!(ours.len(), ckpt.tensors.len(), "{name}: a name twice");
+    assert_eq!(
+        ours.keys().copied().collect::<Vec<_>>(),
+        truth.tensors.keys().map(String::as_str).collect::<Vec<_>>(),
+        "{name}: tensor names"
+    );
+    for (tname, want) in &truth.tensors {
+        let t = ours[tname.as_str()];
+        assert_eq!(t.dtype.name(), want.dtype, "{name}/{tname} dtype");
+        assert_eq!(t.shape, want.shape, "{name}/{tname} shape");
+        let region = ckpt
+            .tensor_bytes(t)
+            .unwrap_or_else(|e| panic!("{name}/{tname}: {e}"));
+        let packed = ckptscope::format::gather::to_vec(t, region).unwrap();
+        assert_eq!(sha256_hex(&packed), want.sha256, "{name}/{tname} bytes");
+        for (i, v) in want.values.iter().enumerate() {
+            let got = analysis::decode::decode_at(
+                t.dtype,
+                ckptscope::format::ByteOrder::Little,
+                &packed,
+                i as u64,
+            )
+            .unwrap();
+            assert!(close(got, *v), "{name}/{tname}[{i}]: {got} != {v}");
+        }
+        let src = analysis::source(ckpt, t).unwrap();
+        let a = analysis::analyze(
+            &src,
+            &analysis::View::of(t),
+            16,
+            &analysis::Control::default(),
+        )
+        .unwrap();
+        for (what, got, want) in [
+            ("min", a.stats.min, want.min),
+            ("max", a.stats.max, want.max),
+            ("mean", a.stats.mean, want.mean),
+        ] {
+            if let Some(want) = want {
+                assert!(close(got, want), "{name}/{tname} {what}: {got} != {want}");
+            }
+        }
+    }
+}
