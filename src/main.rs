@@ -394,14 +394,7 @@ fn convert(args: &ConvertArgs) -> anyhow::Result<ExitCode> {
     let report = with_progress_line(&progress, "converting", || {
         convert(&args.input, &options, &progress)
     })?;
-    write_out(|out| {
-        if args.json {
-            serde_json::to_writer(&mut *out, &report)?;
-            writeln!(out)
-        } else {
-            ckptscope::output::convert::write_human(out, &report)
-        }
-    })?;
+    write_report(args.json, &report, ckptscope::output::convert::write_human)?;
     // An output missing tensors (--skip-unreadable) is not a success.
     Ok(if report.skipped.is_empty() {
         ExitCode::SUCCESS
@@ -431,14 +424,7 @@ fn export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
     let report = with_progress_line(&progress, "exporting", || {
         export(&args.input, &options, &progress)
     })?;
-    write_out(|out| {
-        if args.json {
-            serde_json::to_writer(&mut *out, &report)?;
-            writeln!(out)
-        } else {
-            ckptscope::output::export::write_human(out, &report)
-        }
-    })?;
+    write_report(args.json, &report, ckptscope::output::export::write_human)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -590,6 +576,22 @@ fn with_progress_line<T>(
         let _ = watcher.join();
     }
     result
+}
+
+/// Writes `report` to stdout as one JSON line with `--json`, else as `human` writes it.
+fn write_report<R: serde::Serialize>(
+    json: bool,
+    report: &R,
+    human: impl FnOnce(&mut std::io::BufWriter<std::io::StdoutLock<'static>>, &R) -> std::io::Result<()>,
+) -> anyhow::Result<()> {
+    write_out(|out| {
+        if json {
+            serde_json::to_writer(&mut *out, report)?;
+            writeln!(out)
+        } else {
+            human(out, report)
+        }
+    })
 }
 
 /// The exit status when stdout's reader went away: what a shell shows for a program killed by
