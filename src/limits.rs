@@ -55,6 +55,14 @@ pub const MAX_MAPPING_NESTING: usize = 16;
 /// What one GLOBAL, STACK_GLOBAL or INST costs in opcodes of the budget.
 pub const GLOBAL_COST: u64 = 64;
 
+/// Most files listed in one folder tree (scan, package view): a folder of a million entries is
+/// listed in about a second; past it the listing says it is incomplete.
+pub const MAX_FOLDER_FILES: usize = 1_000_000;
+
+/// Largest JSON file of a package read to summarise it (config.json, trainer_state.json, an
+/// index).
+pub const MAX_PACKAGE_JSON: u64 = 64 << 20;
+
 /// Entries kept in the hash cache file; the oldest-keyed go first.
 pub const MAX_CACHE_ENTRIES: usize = 20_000;
 

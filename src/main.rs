@@ -36,7 +36,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// List a checkpoint's tensors, metadata and layout (reads headers only; pickles are read by
-    /// the safe engine, never executed).
+    /// the safe engine, never executed). For a folder, the model package: every file with its
+    /// role, format, size, verdict and weights-only answer, totals, config and run timeline.
     Info(InfoArgs),
     /// Judge pickle-based files (and folders, recursively) without executing them: safe,
     /// suspicious or dangerous, with the reasons.
@@ -52,7 +53,18 @@ enum Command {
     Scan(ScanArgs),
     /// Convert a PyTorch pickle checkpoint to safetensors without executing it: streamed,
     /// verified byte for byte, and written atomically.
+    ///
+    /// Given a folder, converts every weight-bearing pickle in it (sharded models through their
+    /// index) next to itself, skipping training-only files and existing outputs (`--force`
+    /// replaces them); one failure does not stop the rest. Exit status: 0 when every pickle was
+    /// converted or skipped on purpose, 1 when one was refused for its verdict or converted
+    /// without some tensors, 2 when one failed.
     Convert(ConvertArgs),
+    /// Write the inference part of a model folder to a new folder or `.tar.gz`: configs,
+    /// tokenizer, model card and weights in safetensors (pickles converted and verified on the
+    /// way); optimizer, scheduler, RNG state, training arguments, logs and `checkpoint-N/`
+    /// folders are left out. Never replaces an existing target.
+    Inference(InferenceArgs),
     /// Export a safetensors model as a PyTorch checkpoint (`pytorch_model.bin`) for runtimes
     /// that predate safetensors: written without Python, streamed, read back and verified (it
     /// must scan safe and load with `torch.load(weights_only=True)`), and written atomically.
@@ -102,8 +114,9 @@ struct ScanArgs {
 
 #[derive(Args)]
 struct ConvertArgs {
-    /// The pickle checkpoint (`.pt`, `.pth`, `.bin`, `.ckpt`, `.pkl`), or a
-    /// `pytorch_model.bin.index.json` of a sharded model.
+    /// The pickle checkpoint (`.pt`, `.pth`, `.bin`, `.ckpt`, `.pkl`), a
+    /// `pytorch_model.bin.index.json` of a sharded model, or a folder (every weight-bearing
+    /// pickle in it).
     input: PathBuf,
     /// Output file (default: the input with a `.safetensors` extension; `pytorch_model.bin`
     /// becomes `model.safetensors`).
@@ -127,6 +140,26 @@ struct ConvertArgs {
     /// exit code is 1.
     #[arg(long)]
     skip_unreadable: bool,
+    #[command(flatten)]
+    trust: TrustArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+#[derive(Args)]
+struct InferenceArgs {
+    /// The model folder.
+    folder: PathBuf,
+    /// The new folder, or an archive when it ends in `.tar.gz` or `.tgz` (default:
+    /// `FOLDER-inference` beside it).
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// Print what would be written and left out, and the bytes saved; write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print a JSON report.
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     trust: TrustArgs,
     #[command(flatten)]
@@ -317,6 +350,7 @@ fn main() -> ExitCode {
         Some(Command::Info(args)) => info(&args),
         Some(Command::Scan(args)) => scan(&args),
         Some(Command::Convert(args)) => convert(&args),
+        Some(Command::Inference(args)) => inference(&args),
         Some(Command::Export(args)) => export(&args),
         Some(Command::Diff(args)) => diff(&args),
         Some(Command::Lineage(args)) => lineage(&args),
@@ -338,7 +372,38 @@ fn main() -> ExitCode {
     }
 }
 
+fn package_options(
+    trust: &TrustArgs,
+    limits: &LimitArgs,
+) -> anyhow::Result<ckptscope::package::PackageOptions> {
+    Ok(ckptscope::package::PackageOptions {
+        policy: trust.open_options().pickle.policy,
+        limits: limits.limits()?,
+    })
+}
+
+fn open_package(
+    folder: &std::path::Path,
+    options: &ckptscope::package::PackageOptions,
+) -> anyhow::Result<ckptscope::package::Package> {
+    let progress = ckptscope::progress::Progress::new();
+    Ok(with_progress_line(&progress, "reading the folder", || {
+        ckptscope::package::open_package(folder, options, &progress)
+    })?)
+}
+
 fn info(args: &InfoArgs) -> anyhow::Result<ExitCode> {
+    if args.path.is_dir() {
+        let package = open_package(&args.path, &package_options(&args.trust, &args.limits)?)?;
+        write_out(|out| {
+            if args.json {
+                ckptscope::output::package::write_json(out, &package)
+            } else {
+                ckptscope::output::package::write_human(out, &package)
+            }
+        })?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut options = args.trust.open_options();
     options.limits = args.limits.limits()?;
     let ckpt = ckptscope::format::open_with(&args.path, &options)?;
@@ -390,6 +455,9 @@ fn convert(args: &ConvertArgs) -> anyhow::Result<ExitCode> {
         cache: ckptscope::hash::CacheDir::User,
         ..ConvertOptions::default()
     };
+    if args.input.is_dir() {
+        return convert_folder(args, &options);
+    }
     let progress = ckptscope::progress::Progress::new();
     let report = with_progress_line(&progress, "converting", || {
         convert(&args.input, &options, &progress)
@@ -401,6 +469,61 @@ fn convert(args: &ConvertArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+fn convert_folder(
+    args: &ConvertArgs,
+    options: &ckptscope::convert::ConvertOptions,
+) -> anyhow::Result<ExitCode> {
+    use ckptscope::package::convert_all::{RunProgress, convert_all};
+    if args.output.is_some() {
+        anyhow::bail!(
+            "--output names one file; a folder's pickles are each converted next to themselves"
+        );
+    }
+    let package = open_package(&args.input, &package_options(&args.trust, &args.limits)?)?;
+    let progress = RunProgress::new();
+    let summary = with_progress_line(&progress.overall, "converting", || {
+        convert_all(&package, options, &progress, |_| {})
+    });
+    write_report(
+        args.json,
+        &summary,
+        ckptscope::output::package::write_summary,
+    )?;
+    Ok(ExitCode::from(summary.exit_code()))
+}
+
+fn inference(args: &InferenceArgs) -> anyhow::Result<ExitCode> {
+    use ckptscope::package::inference;
+    let package = open_package(&args.folder, &package_options(&args.trust, &args.limits)?)?;
+    let plan = inference::plan(&package);
+    if args.dry_run {
+        write_report(args.json, &plan, ckptscope::output::package::write_plan)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let target = args
+        .output
+        .clone()
+        .unwrap_or_else(|| inference::default_target(&package));
+    let open = args.trust.open_options();
+    let convert = ckptscope::convert::ConvertOptions {
+        accept: open.pickle.trust,
+        policy: open.pickle.policy,
+        limits: args.limits.limits()?,
+        cache: ckptscope::hash::CacheDir::User,
+        ..Default::default()
+    };
+    let progress = ckptscope::progress::Progress::new();
+    let written = with_progress_line(&progress, "writing", || {
+        inference::write(&package, &plan, &target, &convert, &progress)
+    })?;
+    write_report(
+        args.json,
+        &written,
+        ckptscope::output::package::write_written,
+    )?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn export(args: &ExportArgs) -> anyhow::Result<ExitCode> {

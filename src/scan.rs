@@ -242,7 +242,7 @@ fn hex_preview(bytes: &[u8]) -> String {
 
 /// Names that say a file is meant to be a checkpoint or a pickle: inside folders, such a file
 /// whose content is not recognised is reported as not scanned instead of skipped.
-fn checkpoint_name(path: &Path) -> bool {
+pub fn checkpoint_name(path: &Path) -> bool {
     const EXTENSIONS: &[&str] = &[
         "pt",
         "pth",
@@ -320,10 +320,10 @@ pub fn scan_paths(paths: &[PathBuf], policy: &Policy, limits: &Limits) -> ScanRu
     let mut run = ScanRun::default();
     for path in paths {
         if path.is_dir() {
-            let mut files = Vec::new();
-            walk(path, &mut files, &mut run, 0);
-            files.sort();
-            for file in files {
+            let listing = list_folder(path, false);
+            run.results.extend(listing.errors.into_iter().map(Err));
+            run.special.extend(listing.special);
+            for file in listing.files {
                 match scan_one(&file, policy, limits) {
                     Err(n) if n.unknown_content && !checkpoint_name(&file) => run.skipped += 1,
                     other => run.results.push(other.map_err(|n| n.error)),
@@ -337,27 +337,68 @@ pub fn scan_paths(paths: &[PathBuf], policy: &Policy, limits: &Limits) -> ScanRu
     run
 }
 
-fn walk(dir: &Path, files: &mut Vec<PathBuf>, run: &mut ScanRun, depth: usize) {
-    if depth > 64 {
-        run.results.push(Err(Error::io(
+/// The regular files under a folder, found by [`list_folder`], and what was not listed.
+#[derive(Debug, Default)]
+pub struct Listing {
+    /// Regular files (and links to regular files), sorted.
+    pub files: Vec<PathBuf>,
+    /// Folders or entries that could not be read.
+    pub errors: Vec<Error>,
+    /// Paths that are not regular files (FIFOs, sockets, devices, broken links), never opened,
+    /// and folders left out on purpose.
+    pub special: Vec<Skipped>,
+}
+
+/// Deepest folder nesting listed.
+const MAX_DEPTH: usize = 64;
+
+/// Lists the regular files under `dir`, recursively, without opening any. Symlinked folders are
+/// not followed (no loops); symlinked files are listed. With `skip_hidden`, folders whose name
+/// starts with `.` (`.git`, `.cache`) are noted in [`Listing::special`] and not entered. At most
+/// [`crate::limits::MAX_FOLDER_FILES`] files are listed: past that an error says the listing is
+/// incomplete.
+pub fn list_folder(dir: &Path, skip_hidden: bool) -> Listing {
+    let mut listing = Listing::default();
+    walk(dir, &mut listing, skip_hidden, 0);
+    listing.files.sort();
+    listing.special.sort_by(|a, b| a.path.cmp(&b.path));
+    listing
+}
+
+fn walk(dir: &Path, out: &mut Listing, skip_hidden: bool, depth: usize) {
+    if depth > MAX_DEPTH {
+        out.errors.push(Error::io(
             "list",
             dir,
-            std::io::Error::other("folders nested more than 64 deep are not scanned"),
-        )));
+            std::io::Error::other(format!(
+                "folders nested more than {MAX_DEPTH} deep are not listed"
+            )),
+        ));
         return;
     }
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
-            run.results.push(Err(Error::io("list", dir, e)));
+            out.errors.push(Error::io("list", dir, e));
             return;
         }
     };
     for entry in entries {
+        if out.files.len() >= crate::limits::MAX_FOLDER_FILES {
+            out.errors.push(Error::io(
+                "list",
+                dir,
+                std::io::Error::other(format!(
+                    "more than {} files; the rest are not listed",
+                    crate::limits::MAX_FOLDER_FILES
+                )),
+            ));
+            return;
+        }
         let entry = match entry {
             Ok(entry) => entry,
             Err(e) => {
-                run.results.push(Err(Error::io("list", dir, e)));
+                out.errors.push(Error::io("list", dir, e));
                 continue;
             }
         };
@@ -365,33 +406,39 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, run: &mut ScanRun, depth: usize) {
         let kind = match entry.file_type() {
             Ok(kind) => kind,
             Err(e) => {
-                run.results.push(Err(Error::io("read", &path, e)));
+                out.errors.push(Error::io("read", &path, e));
                 continue;
             }
         };
-        // Symlinked folders are not followed (no loops); symlinked files are scanned.
         if kind.is_dir() {
-            walk(&path, files, run, depth + 1);
+            if skip_hidden && entry.file_name().to_string_lossy().starts_with('.') {
+                out.special.push(Skipped {
+                    path,
+                    reason: "a hidden folder, not listed".into(),
+                });
+            } else {
+                walk(&path, out, skip_hidden, depth + 1);
+            }
         } else if kind.is_file() {
-            files.push(path);
+            out.files.push(path);
         } else if kind.is_symlink() {
             match std::fs::metadata(&path) {
-                Ok(target) if target.is_file() => files.push(path),
+                Ok(target) if target.is_file() => out.files.push(path),
                 Ok(target) if target.is_dir() => {}
-                Ok(target) => run.special.push(Skipped {
+                Ok(target) => out.special.push(Skipped {
                     path,
                     reason: format!(
                         "a link to {}, not a regular file",
                         file_kind(&target.file_type())
                     ),
                 }),
-                Err(e) => run.special.push(Skipped {
+                Err(e) => out.special.push(Skipped {
                     path,
                     reason: format!("a link that cannot be followed ({e})"),
                 }),
             }
         } else {
-            run.special.push(Skipped {
+            out.special.push(Skipped {
                 path,
                 reason: format!("{}, not a regular file", file_kind(&kind)),
             });

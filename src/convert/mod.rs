@@ -35,7 +35,8 @@ use crate::progress::Progress;
 
 pub use error::ConvertError;
 use plan::plan;
-use sharded::{convert_sharded, is_sharded_pickle_index};
+use sharded::convert_sharded;
+pub use sharded::is_sharded_pickle_index;
 pub use verify::Checksum;
 pub(crate) use verify::hash_source;
 use write::write;

@@ -13,7 +13,8 @@ use crate::progress::Progress;
 
 // ---- sharded pickle models ---------------------------------------------------------------------
 
-pub(super) fn is_sharded_pickle_index(path: &Path) -> bool {
+/// Whether `path` names the index of a sharded *pickle* model (`pytorch_model.bin.index.json`).
+pub fn is_sharded_pickle_index(path: &Path) -> bool {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

@@ -143,6 +143,21 @@ fn read_index(path: &Path, limits: &Limits) -> Result<IndexFile, Error> {
     })
 }
 
+/// The shard files an index (of safetensors or of pickles) names, each once, in name order:
+/// only plain file names beside the index (a name with a folder in it is an error when the
+/// model is opened, and is not listed here).
+pub fn shard_names(index_path: &Path, limits: &Limits) -> Result<Vec<String>, Error> {
+    let index = read_index(index_path, limits)?;
+    let mut names: Vec<String> = index
+        .weight_map
+        .into_values()
+        .filter(|n| is_plain_file_name(n))
+        .collect();
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
 fn is_plain_file_name(name: &str) -> bool {
     let p = PathBuf::from(name);
     !name.is_empty()

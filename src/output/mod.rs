@@ -7,4 +7,5 @@ pub mod export;
 pub mod human;
 pub mod info;
 pub mod lineage;
+pub mod package;
 pub mod scan;
