@@ -20,9 +20,11 @@ use crate::gui::dialogs::{
     Confirm, Picked, confirm_ui, open_dialog, path_prompt_ui, reveal, save_dialog,
 };
 use crate::gui::doc::Doc;
+use crate::gui::jobs::Slot;
 use crate::gui::jobs::{Ended, Job, JobError, JobKind, JobStatus, Jobs, Opened};
 use crate::gui::menu::{MenuFacts, menu_ui, shortcuts};
 use crate::gui::messages::{Messages, messages_ui};
+use crate::gui::package::{PackageView, package_ui};
 use crate::gui::state::{Persisted, RecentFile, ThemeChoice, check_recent};
 use crate::gui::widgets::display_name;
 use crate::pickle::policy::Verdict;
@@ -48,6 +50,11 @@ pub struct App {
     pub doc: Option<Doc>,
     /// The comparison, when one is shown.
     pub compare: Option<CompareView>,
+    /// The open model folder. A file opened from it is shown over it; closing that file
+    /// comes back to it.
+    pub package: Option<PackageView>,
+    /// Opening a folder as a package.
+    pub open_folder: Slot<crate::package::Package>,
     /// The last error, shown until dismissed.
     pub error: Option<String>,
     /// A short message: a job done or cancelled.
@@ -87,6 +94,8 @@ impl App {
             state,
             doc: None,
             compare: None,
+            package: None,
+            open_folder: Slot::default(),
             error: None,
             notice: None,
             jobs: Jobs::default(),
@@ -138,6 +147,10 @@ impl App {
             JobKind::Stats | JobKind::Heatmap | JobKind::Lineage => {
                 self.doc.as_ref().and_then(|d| d.ended(kind))
             }
+            JobKind::OpenFolder => self.open_folder.ended(),
+            JobKind::ConvertAll | JobKind::Inference | JobKind::RunCompare => {
+                self.package.as_ref().and_then(|p| p.ended(kind))
+            }
         }
     }
 
@@ -152,6 +165,10 @@ impl App {
             }
             JobKind::Stats | JobKind::Heatmap | JobKind::Lineage => {
                 self.doc.as_mut().and_then(|d| d.cancel(kind))
+            }
+            JobKind::OpenFolder => self.open_folder.cancel(),
+            JobKind::ConvertAll | JobKind::Inference | JobKind::RunCompare => {
+                self.package.as_mut().and_then(|p| p.cancel(kind))
             }
         }
     }
@@ -217,6 +234,33 @@ impl App {
         );
         self.jobs.open.start(job);
         self.error = None;
+    }
+
+    fn start_open_folder(&mut self, ctx: &egui::Context, path: PathBuf) {
+        let job = Job::spawn(
+            ctx,
+            JobKind::OpenFolder,
+            display_name(&path),
+            self.sync,
+            move |progress| {
+                Ok(crate::package::open_package(
+                    &path,
+                    &crate::package::PackageOptions::default(),
+                    progress,
+                )?)
+            },
+        );
+        self.open_folder.start(job);
+        self.error = None;
+    }
+
+    /// The conversion settings the package actions use: as the command line's defaults
+    /// (pickles judged anything but safe are refused), with the window's hash cache.
+    fn package_convert_options(&self) -> crate::convert::ConvertOptions {
+        crate::convert::ConvertOptions {
+            cache: self.cache.clone(),
+            ..Default::default()
+        }
     }
 
     fn start_compare(&mut self, ctx: &egui::Context, a: PathBuf, b: PathBuf) {
@@ -310,6 +354,27 @@ impl App {
                 Err(e) => self.job_failed(e),
             }
         }
+        if let Some(result) = self.open_folder.take() {
+            match result {
+                Ok(package) => {
+                    self.state.remember(&package.root);
+                    self.package = Some(PackageView::new(package));
+                    self.doc = None;
+                    self.compare = None;
+                }
+                Err(e) => self.job_failed(e),
+            }
+        }
+        if let Some(view) = &mut self.package {
+            match view.update() {
+                Some(Ok(notice)) => {
+                    self.notice = Some(notice);
+                    self.converted = None;
+                }
+                Some(Err(e)) => self.error = Some(e),
+                None => {}
+            }
+        }
         if let Some(result) = self.jobs.compare.take() {
             match result {
                 Ok(compared) => {
@@ -361,6 +426,8 @@ impl App {
 
     fn busy(&self) -> bool {
         self.jobs.busy()
+            || self.open_folder.running()
+            || self.package.as_ref().is_some_and(PackageView::busy)
             || self.doc.as_ref().is_some_and(Doc::busy)
             || self.compare.as_ref().is_some_and(CompareView::busy)
     }
@@ -388,6 +455,34 @@ impl App {
                 let picked = open_dialog("Open checkpoint", frame);
                 self.after_dialog(picked, PathPurpose::Open, String::new());
             }
+            Command::Open(path) if path.is_dir() => self.start_open_folder(ctx, path),
+            Command::OpenFolderDialog => {
+                let picked = crate::gui::dialogs::folder_dialog(frame);
+                self.after_dialog(picked, PathPurpose::Open, String::new());
+            }
+            Command::BackToFolder => {
+                self.doc = None;
+                self.compare = None;
+            }
+            Command::ConvertAll => {
+                let options = self.package_convert_options();
+                if let Some(view) = &mut self.package {
+                    view.start_convert_all(ctx, self.sync, options);
+                    self.notice = None;
+                }
+            }
+            Command::MakeInference(target) => {
+                let options = self.package_convert_options();
+                if let Some(view) = &mut self.package {
+                    view.start_inference(ctx, self.sync, target, options);
+                    self.notice = None;
+                }
+            }
+            Command::CompareRun => {
+                if let Some(view) = &mut self.package {
+                    view.start_run_compare(ctx, self.sync, Default::default());
+                }
+            }
             Command::Open(path) => {
                 self.trust = None;
                 // A file whose open a newer one supersedes was still opened by the user: it is
@@ -411,6 +506,11 @@ impl App {
             }
             Command::Compare { a, b } => self.start_compare(ctx, a, b),
             Command::Close => {
+                // A file opened from a folder closes back to the folder; the folder itself
+                // closes to the start screen.
+                if self.doc.is_none() && self.compare.is_none() {
+                    self.package = None;
+                }
                 self.doc = None;
                 self.compare = None;
                 self.notice = None;
@@ -541,6 +641,8 @@ impl App {
             format!("{} ↔ {}", display_name(&c.a.path), display_name(&c.b.path))
         } else if let Some(d) = &self.doc {
             display_name(&d.ckpt.path)
+        } else if let Some(p) = &self.package {
+            format!("{}/", display_name(p.root()))
         } else {
             return "ckptscope".into();
         };
@@ -617,7 +719,8 @@ impl eframe::App for App {
         egui::Panel::top("menu").show(ui, |ui| {
             menu_ui(ui, &mut self.state, &facts, &mut self.commands);
         });
-        let running = self.jobs.running();
+        let mut running = self.jobs.running();
+        running.extend(self.open_folder.status());
         let messages = Messages {
             error: self.error.as_deref(),
             notice: self.notice.as_deref(),
@@ -629,12 +732,30 @@ impl eframe::App for App {
                 messages_ui(ui, &messages, &mut self.commands);
             });
         }
-        let start = self.compare.is_none() && self.doc.is_none();
+        if let Some(view) = &self.package
+            && (self.doc.is_some() || self.compare.is_some())
+        {
+            egui::Panel::top("package-crumb").show(ui, |ui| {
+                ui.horizontal(|ui| {
+                    if ui
+                        .button(format!("Back to {}", display_name(view.root())))
+                        .on_hover_text("Back to the folder")
+                        .clicked()
+                    {
+                        self.commands.push(Command::BackToFolder);
+                    }
+                    ui.weak("opened from this folder");
+                });
+            });
+        }
+        let start = self.compare.is_none() && self.doc.is_none() && self.package.is_none();
         if let Some(view) = &mut self.compare {
             compare_ui(ui, view, &mut self.state, &mut self.commands);
         } else if let Some(doc) = &mut self.doc {
             let focus = std::mem::take(&mut self.focus_filter);
             crate::gui::doc::doc_ui(ui, doc, &mut self.state, &mut self.commands, focus);
+        } else if let Some(view) = &mut self.package {
+            package_ui(ui, view, &mut self.commands);
         } else {
             self.refresh_recent();
             egui::CentralPanel::default().show(ui, |ui| {

@@ -20,6 +20,16 @@ pub enum Command {
     OpenDialog,
     /// Open a file (or folder).
     Open(PathBuf),
+    /// Show the folder dialog; the folder chosen is opened as a package.
+    OpenFolderDialog,
+    /// Leave the file opened from a package, back to the package's view.
+    BackToFolder,
+    /// Convert every weight-bearing pickle of the open package next to itself.
+    ConvertAll,
+    /// Write the open package's inference package to this folder (or `.tar.gz`).
+    MakeInference(PathBuf),
+    /// Compare each checkpoint of the open package's run with the next.
+    CompareRun,
     /// Open the demo checkpoint shipped in the binary.
     OpenDemo,
     /// Pick a second file to compare with the open one.

@@ -111,6 +111,16 @@ pub fn open_dialog(title: &str, frame: Option<&eframe::Frame>) -> Picked {
     picked(started, dialog.pick_file())
 }
 
+/// Asks for a model folder to open as a package.
+pub fn folder_dialog(frame: Option<&eframe::Frame>) -> Picked {
+    let mut dialog = rfd::FileDialog::new().set_title("Open model folder");
+    if let Some(frame) = frame {
+        dialog = dialog.set_parent(frame);
+    }
+    let started = std::time::Instant::now();
+    picked(started, dialog.pick_folder())
+}
+
 /// Asks where to write a safetensors file, suggesting `suggested`.
 pub fn save_dialog(suggested: &Path, frame: Option<&eframe::Frame>) -> Picked {
     let mut dialog = rfd::FileDialog::new()

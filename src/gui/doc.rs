@@ -75,7 +75,7 @@ impl Doc {
         match kind {
             JobKind::Stats | JobKind::Heatmap => self.inspector.cancel(kind),
             JobKind::Lineage => self.lineage.cancel(),
-            JobKind::Open | JobKind::Compare | JobKind::Convert | JobKind::SetParent => None,
+            _ => None,
         }
     }
 
@@ -84,7 +84,7 @@ impl Doc {
         match kind {
             JobKind::Stats | JobKind::Heatmap => self.inspector.ended(kind),
             JobKind::Lineage => self.lineage.ended(),
-            JobKind::Open | JobKind::Compare | JobKind::Convert | JobKind::SetParent => None,
+            _ => None,
         }
     }
 

@@ -38,6 +38,14 @@ pub enum JobKind {
     SetParent,
     /// Reading the family of a checkpoint.
     Lineage,
+    /// Opening a model folder as a package.
+    OpenFolder,
+    /// Converting every pickle of a package.
+    ConvertAll,
+    /// Writing an inference package.
+    Inference,
+    /// Comparing consecutive checkpoints of a run.
+    RunCompare,
 }
 
 impl JobKind {
@@ -51,6 +59,10 @@ impl JobKind {
             JobKind::Convert => "converting",
             JobKind::SetParent => "setting the parent",
             JobKind::Lineage => "reading lineage",
+            JobKind::OpenFolder => "opening folder",
+            JobKind::ConvertAll => "converting all pickles in",
+            JobKind::Inference => "writing",
+            JobKind::RunCompare => "comparing the run of",
         }
     }
 }
@@ -126,8 +138,20 @@ impl<T: Send + 'static> Job<T> {
         sync: bool,
         work: impl FnOnce(&Arc<Progress>) -> JobResult<T> + Send + 'static,
     ) -> Job<T> {
+        Job::spawn_with(ctx, kind, label, sync, Progress::new(), work)
+    }
+
+    /// [`Job::spawn`] with a progress made by the caller (one it shares with the work's own
+    /// finer-grained progress, as "convert all" does with its per-file one).
+    pub fn spawn_with(
+        ctx: &egui::Context,
+        kind: JobKind,
+        label: impl Into<String>,
+        sync: bool,
+        progress: Arc<Progress>,
+        work: impl FnOnce(&Arc<Progress>) -> JobResult<T> + Send + 'static,
+    ) -> Job<T> {
         let label = label.into();
-        let progress = Progress::new();
         let (tx, rx) = channel();
         if sync {
             let _ = tx.send(work(&progress));
@@ -327,7 +351,7 @@ impl Jobs {
             JobKind::Compare => self.compare.cancel(),
             JobKind::Convert => self.convert.cancel(),
             JobKind::SetParent => self.set_parent.cancel(),
-            JobKind::Stats | JobKind::Heatmap | JobKind::Lineage => None,
+            _ => None,
         }
     }
 
@@ -359,7 +383,7 @@ impl Jobs {
             JobKind::Compare => self.compare.progress(),
             JobKind::Convert => self.convert.progress(),
             JobKind::SetParent => self.set_parent.progress(),
-            JobKind::Stats | JobKind::Heatmap | JobKind::Lineage => None,
+            _ => None,
         }
     }
 
@@ -370,7 +394,7 @@ impl Jobs {
             JobKind::Compare => self.compare.ended(),
             JobKind::Convert => self.convert.ended(),
             JobKind::SetParent => self.set_parent.ended(),
-            JobKind::Stats | JobKind::Heatmap | JobKind::Lineage => None,
+            _ => None,
         }
     }
 }

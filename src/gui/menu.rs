@@ -89,6 +89,14 @@ fn file_menu(ui: &mut egui::Ui, state: &Persisted, facts: &MenuFacts, commands: 
         commands.push(Command::OpenDialog);
         ui.close();
     }
+    if ui
+        .button("Open folder…")
+        .on_hover_text("A model folder or training run, seen as one package")
+        .clicked()
+    {
+        commands.push(Command::OpenFolderDialog);
+        ui.close();
+    }
     if ui.button("Open demo checkpoint").clicked() {
         commands.push(Command::OpenDemo);
         ui.close();

@@ -16,10 +16,13 @@ pub fn start_ui(ui: &mut Ui, recent: &[RecentFile], opening: bool, commands: &mu
         ui.label("Explore, scan, convert and compare ML checkpoints. Nothing in a file is ever executed.");
         ui.add_space(16.0);
         ui.horizontal(|ui| {
-            let width = 2.0 * 190.0 + ui.spacing().item_spacing.x;
+            let width = 3.0 * 190.0 + 2.0 * ui.spacing().item_spacing.x;
             ui.add_space((ui.available_width() - width).max(0.0) / 2.0);
             if ui.add_sized([190.0, 34.0], egui::Button::new("Open checkpoint…")).clicked() {
                 commands.push(Command::OpenDialog);
+            }
+            if ui.add_sized([190.0, 34.0], egui::Button::new("Open folder…")).on_hover_text("A model folder or training run, seen as one package").clicked() {
+                commands.push(Command::OpenFolderDialog);
             }
             if ui.add_sized([190.0, 34.0], egui::Button::new("Open demo checkpoint")).clicked() {
                 commands.push(Command::OpenDemo);
@@ -35,7 +38,7 @@ pub fn start_ui(ui: &mut Ui, recent: &[RecentFile], opening: bool, commands: &mu
             .show(ui, |ui| {
                 ui.set_width(420.0);
                 ui.vertical_centered(|ui| {
-                    ui.label(if hovering { "Drop to open" } else { "Drop a checkpoint here, or two to compare them" });
+                    ui.label(if hovering { "Drop to open" } else { "Drop a checkpoint or a model folder here, or two checkpoints to compare them" });
                     ui.weak(".safetensors · model.safetensors.index.json · .pt .pth .bin .ckpt .pkl · .onnx · .npy .npz");
                 });
             });

@@ -188,9 +188,10 @@ pub fn write_human(out: &mut impl Write, package: &Package) -> io::Result<()> {
     for r in &t.by_role {
         writeln!(
             out,
-            "  {:<21} {:>4} files  {:>10}",
+            "  {:<21} {:>4} {:<5}  {:>10}",
             r.role.label(),
             r.files,
+            if r.files == 1 { "file" } else { "files" },
             bytes(r.bytes)
         )?;
     }
