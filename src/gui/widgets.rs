@@ -468,6 +468,33 @@ mod tests {
     }
 
     #[test]
+    fn thin_heatmaps_are_strips_and_others_keep_their_aspect() {
+        let heat = |width, height| Heatmap {
+            width,
+            height,
+            values: vec![0.0; width * height],
+            lo: 0.0,
+            hi: 1.0,
+            block: (1, 1),
+            sampled: false,
+        };
+        let max = egui::vec2(512.0, 360.0);
+        assert_eq!(
+            heatmap_size(&heat(512, 1), max),
+            egui::vec2(512.0, HEATMAP_STRIP)
+        );
+        assert_eq!(
+            heatmap_size(&heat(1, 512), max),
+            egui::vec2(HEATMAP_STRIP, 360.0)
+        );
+        assert_eq!(heatmap_size(&heat(64, 64), max), egui::vec2(360.0, 360.0));
+        assert_eq!(heatmap_size(&heat(128, 64), max), egui::vec2(512.0, 256.0));
+        // Never more than the room given.
+        let tiny = egui::vec2(20.0, 10.0);
+        assert_eq!(heatmap_size(&heat(512, 1), tiny), egui::vec2(20.0, 10.0));
+    }
+
+    #[test]
     fn colormaps_cover_their_range() {
         assert_ne!(colormap(0.0, false), colormap(1.0, false));
         assert_eq!(colormap(0.0, true), colormap(0.0, true));
