@@ -818,3 +818,344 @@ fn without_a_system_dialog_a_path_typed_in_the_window_converts() {
         "the field closed"
     );
 }
+
+// ---- export for PyTorch ------------------------------------------------------------------------
+
+#[test]
+fn one_click_export_writes_pytorch_model_bin_that_scans_safe_never_replaces_and_undo_removes_it() {
+    use ckptscope::gui::Command;
+    use ckptscope::pickle::policy::{Policy, Verdict};
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("model.safetensors");
+    std::fs::copy(fixture("st_basic.safetensors"), &source).unwrap();
+    let dest = dir.path().join("pytorch_model.bin");
+    let mut h = harness(vec![source.clone()]);
+    h.run();
+    h.get_by_label("Export for PyTorch").click();
+    h.run();
+    assert!(
+        dest.is_file(),
+        "written beside the source, without a dialog: {:?}",
+        h.state().error
+    );
+    // A valid torch zip checkpoint that ckptscope's own scan calls safe, with every tensor.
+    let scan =
+        ckptscope::scan::scan_file(&dest, &Policy::default(), &ckptscope::Limits::DEFAULT).unwrap();
+    assert_eq!(scan.verdict, Verdict::Safe, "{:?}", scan.findings);
+    assert!(scan.weights_only.as_ref().unwrap().loads);
+    let written = ckptscope::open(&dest).unwrap();
+    assert_eq!(written.format, ckptscope::Format::PytorchZip);
+    let original = ckptscope::open(&source).unwrap();
+    assert_eq!(written.tensors.len(), original.tensors.len());
+    for t in &original.tensors {
+        let w = written.require(&t.name).unwrap();
+        assert_eq!(w.shape, t.shape, "{}", t.name);
+        assert_eq!(
+            written.tensor_bytes(w).unwrap(),
+            original.tensor_bytes(t).unwrap(),
+            "{}",
+            t.name
+        );
+    }
+    assert_eq!(labels_containing(&h, "Exported to"), 1);
+    for action in ["Open", "Show in folder", "Undo"] {
+        assert!(h.query_by_label(action).is_some(), "{action}");
+    }
+    // A second click does not replace what is there.
+    let before = std::fs::read(&dest).unwrap();
+    h.state_mut().push(Command::ExportHere);
+    h.run();
+    let error = h.state().error.clone().unwrap_or_default();
+    assert!(error.contains("already exists"), "{error}");
+    assert_eq!(std::fs::read(&dest).unwrap(), before);
+    h.state_mut().push(Command::DismissError);
+    h.run();
+    h.get_by_label("Undo").click();
+    h.run();
+    assert!(!dest.exists(), "Undo removes the file just written");
+    assert!(source.is_file());
+    assert_eq!(labels_containing(&h, "Removed"), 1);
+}
+
+#[test]
+fn the_file_menu_exports_a_sharded_model_shard_by_shard_and_undo_removes_every_file() {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(fixture("sharded")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+    }
+    let index = dir.path().join("model.safetensors.index.json");
+    let mut h = harness(vec![index.clone()]);
+    h.run();
+    h.get_by_label("File").click();
+    h.run();
+    // The File menu's item, not the summary's button (further right).
+    h.get_all_by_label("Export for PyTorch")
+        .min_by(|a, b| a.rect().left().total_cmp(&b.rect().left()))
+        .unwrap()
+        .click();
+    h.run();
+    let out_index = dir.path().join("pytorch_model.bin.index.json");
+    assert!(out_index.is_file(), "{:?}", h.state().error);
+    let shards: Vec<PathBuf> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "bin"))
+        .collect();
+    assert_eq!(shards.len(), 2, "{shards:?}");
+    let written: usize = shards
+        .iter()
+        .map(|s| ckptscope::open(s).unwrap().tensors.len())
+        .sum();
+    assert_eq!(written, ckptscope::open(&index).unwrap().tensors.len());
+    assert!(labels_containing(&h, "2 shards beside it") == 1);
+    h.get_by_label("Undo").click();
+    h.run();
+    assert!(!out_index.exists());
+    for shard in &shards {
+        assert!(!shard.exists(), "{}", shard.display());
+    }
+}
+
+#[test]
+fn one_click_export_refuses_when_a_shard_it_would_write_is_there() {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(fixture("sharded")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+    }
+    let index = dir.path().join("model.safetensors.index.json");
+    let shard = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "safetensors"))
+        .unwrap();
+    let taken = ckptscope::export::default_output(&shard, false);
+    std::fs::write(&taken, b"someone's file").unwrap();
+    let mut h = harness(vec![index]);
+    h.run();
+    h.get_by_label("Export for PyTorch").click();
+    h.run();
+    let error = h.state().error.clone().unwrap_or_default();
+    assert!(error.contains("already exists"), "{error}");
+    assert_eq!(std::fs::read(&taken).unwrap(), b"someone's file");
+    assert!(!dir.path().join("pytorch_model.bin.index.json").exists());
+}
+
+#[test]
+fn without_a_system_dialog_a_path_typed_in_the_window_exports() {
+    use ckptscope::gui::Command;
+    use ckptscope::gui::command::{PathPrompt, PathPurpose};
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("weights.safetensors");
+    std::fs::copy(fixture("st_basic.safetensors"), &source).unwrap();
+    let dest = dir.path().join("typed.pt");
+    let mut h = harness(vec![source.clone()]);
+    h.run();
+    h.state_mut().push(Command::AskPath(PathPrompt {
+        purpose: PathPurpose::ExportTo,
+        text: String::new(),
+    }));
+    h.run();
+    assert!(labels_containing(&h, "could not be shown") == 1);
+    h.get_by_label("Path").focus();
+    h.run();
+    h.get_by_label("Path")
+        .type_text(&dest.display().to_string());
+    h.run();
+    h.get_by_label("OK").click();
+    h.run();
+    assert!(dest.is_file(), "{:?}", h.state().error);
+    assert_eq!(
+        ckptscope::open(&dest).unwrap().format,
+        ckptscope::Format::PytorchZip
+    );
+}
+
+#[test]
+fn an_export_cancelled_as_it_starts_ends_cancelled_and_the_next_runs_to_its_end() {
+    use ckptscope::gui::Command;
+    use ckptscope::gui::jobs::{JobError, JobKind};
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("model.safetensors");
+    std::fs::copy(fixture("st_basic.safetensors"), &source).unwrap();
+    let mut h = threaded_harness(vec![source.clone()]);
+    step_until(&mut h, "the open", |h| h.state().doc.is_some());
+    // Cancelled in the frame it starts in. Whether the worker saw the flag before it linked its
+    // file in depends on the scheduler (a tiny file exports in a millisecond), so only what the
+    // window shows is asserted: the job ended cancelled and its late result is dropped.
+    let dest = dir.path().join("pytorch_model.bin");
+    h.state_mut().push(Command::Export {
+        source: source.clone(),
+        dest: dest.clone(),
+        replace: false,
+    });
+    h.state_mut().push(Command::Cancel(JobKind::Export));
+    h.step();
+    assert_eq!(
+        h.state().ended(JobKind::Export),
+        Some(&Err(JobError::Cancelled))
+    );
+    assert!(!h.state().jobs.export.running());
+    for _ in 0..5 {
+        h.step();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(labels_containing(&h, "Cancelled: exporting model.safetensors") == 1);
+    assert!(
+        labels_containing(&h, "Exported to") == 0,
+        "the late result is dropped"
+    );
+    assert!(h.query_by_label("Undo").is_none());
+    let _ = std::fs::remove_file(&dest);
+    // A second export on its thread runs to its end and says so.
+    h.state_mut().push(Command::ExportHere);
+    step_until(&mut h, "the export", |h| {
+        h.state().ended(JobKind::Export) == Some(&Ok(()))
+    });
+    h.step();
+    assert!(dest.is_file());
+    assert!(labels_containing(&h, "Exported to") == 1);
+}
+
+// ---- details: long names, thin heatmaps --------------------------------------------------------
+
+const LONG_NAME: &str =
+    "encoder.layer.0.attention.output.dense.lora_adapter.scaling_factors.weight";
+
+/// The details fixture is what its generator's truth says.
+fn details() -> PathBuf {
+    let path = fixture("gui/details.safetensors");
+    let truth: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("gui/details.safetensors.expected.json")).unwrap(),
+    )
+    .unwrap();
+    let ckpt = ckptscope::open(&path).unwrap();
+    for t in &ckpt.tensors {
+        let want: Vec<u64> = truth[&t.name]["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        assert_eq!(t.shape, want, "{}", t.name);
+    }
+    assert_eq!(truth[LONG_NAME]["shape"], serde_json::json!([1, 512]));
+    path
+}
+
+/// The long name's label in the table: the leftmost of those that read it (the inspector's
+/// heading names the selected tensor too).
+fn name_cell<'t>(h: &'t Harness<'_, App>) -> egui_kittest::Node<'t> {
+    h.get_all_by_label(LONG_NAME)
+        .min_by(|a, b| a.rect().left().total_cmp(&b.rect().left()))
+        .unwrap()
+}
+
+#[test]
+fn a_long_tensor_name_cut_in_the_table_shows_in_full_on_hover() {
+    let mut h = harness(vec![details()]);
+    h.run();
+    // The inspector's heading (the first tensor is selected) gives the name's full width.
+    let full = h
+        .get_all_by_label(LONG_NAME)
+        .map(|n| n.rect().width())
+        .fold(0.0, f32::max);
+    let cell = name_cell(&h).rect();
+    assert!(cell.width() < full / 2.0, "cut: {cell:?}, full {full}");
+    let before: Vec<egui::Rect> = h.query_all_by_label(LONG_NAME).map(|n| n.rect()).collect();
+    name_cell(&h).hover();
+    h.run();
+    let tips: Vec<egui::Rect> = h
+        .query_all_by_label(LONG_NAME)
+        .map(|n| n.rect())
+        .filter(|r| !before.contains(r))
+        .collect();
+    let [tip] = tips.as_slice() else {
+        panic!("the full name is shown on hover, once: {tips:?}");
+    };
+    assert!(tip.width() > cell.width() * 2.0, "in full: {tip:?}");
+    assert!(tip.top() >= cell.top(), "beside the pointer: {tip:?}");
+}
+
+#[test]
+fn the_name_column_is_resized_by_dragging_its_edge_to_read_a_long_name() {
+    let mut h = harness(vec![details()]);
+    h.run();
+    let before = name_cell(&h).rect().width();
+    // The resize handle sits between the name column and the dtype column's header.
+    let dtype = h
+        .get_all_by_label("dtype")
+        .map(|n| n.rect())
+        .min_by(|a, b| a.left().total_cmp(&b.left()))
+        .unwrap();
+    let (edge, y) = (dtype.left() - 4.0, dtype.center().y);
+    h.hover_at(egui::pos2(edge, y));
+    h.run();
+    h.drag_at(egui::pos2(edge, y));
+    h.step();
+    for dx in [50.0, 150.0, 300.0, 420.0] {
+        h.hover_at(egui::pos2(edge + dx, y));
+        h.step();
+    }
+    h.drop_at(egui::pos2(edge + 420.0, y));
+    h.run();
+    let after = name_cell(&h).rect().width();
+    assert!(
+        after > before + 300.0,
+        "the widened column shows more of the name: {before} -> {after}"
+    );
+}
+
+#[test]
+fn a_row_vector_heatmap_is_a_strip_of_usable_height_and_a_column_one_of_usable_width() {
+    let mut h = harness(vec![details()]);
+    h.run();
+    name_cell(&h).click();
+    h.run();
+    let strip = h.get_by_label("heatmap").rect();
+    assert!(strip.height() >= 24.0, "{strip:?}");
+    assert!(strip.width() >= 200.0, "{strip:?}");
+    h.get_by_label("pooler.column").click();
+    h.run();
+    let column = h.get_by_label("heatmap").rect();
+    assert!(column.width() >= 24.0, "{column:?}");
+    assert!(column.height() >= 200.0, "{column:?}");
+    // A square matrix keeps its aspect.
+    h.get_by_label("small.weight").click();
+    h.run();
+    let square = h.get_by_label("heatmap").rect();
+    assert!((square.width() - square.height()).abs() < 2.0, "{square:?}");
+}
+
+#[test]
+fn a_typed_export_path_where_a_file_is_asks_before_replacing_it() {
+    use ckptscope::gui::Command;
+    use ckptscope::gui::command::PathPurpose;
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("weights.safetensors");
+    std::fs::copy(fixture("st_basic.safetensors"), &source).unwrap();
+    let dest = dir.path().join("taken.bin");
+    std::fs::write(&dest, b"someone's file").unwrap();
+    let mut h = harness(vec![source]);
+    h.run();
+    h.state_mut()
+        .push(Command::PathEntered(PathPurpose::ExportTo, dest.clone()));
+    h.run();
+    assert!(labels_containing(&h, "Replace existing files?") == 1);
+    assert_eq!(std::fs::read(&dest).unwrap(), b"someone's file", "not yet");
+    h.get_by_label("Cancel").click();
+    h.run();
+    assert_eq!(std::fs::read(&dest).unwrap(), b"someone's file");
+    h.state_mut()
+        .push(Command::PathEntered(PathPurpose::ExportTo, dest.clone()));
+    h.run();
+    h.get_by_label("Replace").click();
+    h.run();
+    assert_eq!(
+        ckptscope::open(&dest).unwrap().format,
+        ckptscope::Format::PytorchZip,
+        "{:?}",
+        h.state().error
+    );
+}

@@ -147,6 +147,23 @@ pub fn default_output(input: &Path, single_file: bool) -> PathBuf {
     folder.join(format!("{}.bin", renamed(stem)))
 }
 
+/// Every file an export of `ckpt` to `output` writes: `output`, and for a sharded model exported
+/// shard by shard the shard files beside it (named as [`default_output`] names each shard). The
+/// window checks them all before it writes, so a one-click export never replaces a file, and its
+/// Undo removes them all.
+pub fn outputs(ckpt: &crate::Checkpoint, output: &Path, single_file: bool) -> Vec<PathBuf> {
+    let mut files = vec![output.to_path_buf()];
+    if ckpt.format == Format::SafetensorsSharded && !single_file {
+        let folder = output.parent().unwrap_or(Path::new(""));
+        files.extend(
+            ckpt.sources
+                .iter()
+                .map(|s| sharded::shard_output(folder, &s.path)),
+        );
+    }
+    files
+}
+
 /// Exports `input` (a safetensors file, a `*.safetensors.index.json` or a folder holding one)
 /// as `options` say, reporting progress (bytes written, then bytes verified) and stopping when
 /// it is cancelled.

@@ -20,6 +20,12 @@ use crate::error::Error;
 use crate::format::Checkpoint;
 use crate::progress::Progress;
 
+/// Where the shard `source` is written: its default name, in the output index's folder.
+pub(super) fn shard_output(out_folder: &Path, source: &Path) -> std::path::PathBuf {
+    let out_name = default_output(source, false);
+    out_folder.join(out_name.file_name().unwrap_or_default())
+}
+
 /// Every shard of `ckpt` (an opened index) exported beside the output index, then the index.
 /// Shards already written stay if a later one fails; the index is written last, so a failure
 /// leaves no index.
@@ -58,8 +64,7 @@ pub(super) fn export_shards(
     };
     let mut weight_map: BTreeMap<String, String> = BTreeMap::new();
     for source in &ckpt.sources {
-        let out_name = default_output(&source.path, false);
-        let output = out_folder.join(out_name.file_name().unwrap_or_default());
+        let output = shard_output(out_folder, &source.path);
         let shard_options = ExportOptions {
             output: Some(output.clone()),
             single_file: false,

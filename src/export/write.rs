@@ -166,6 +166,10 @@ pub(super) fn write(
         &provenance_bytes,
         progress,
     )?;
+    // The last moment a cancel can still leave no file.
+    if progress.is_cancelled() {
+        return Err(ExportError::Cancelled);
+    }
     let replace = if options.force {
         crate::fsutil::Replace::Always
     } else {

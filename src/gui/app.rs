@@ -3,7 +3,7 @@
 //! Owns [`App`]: the persisted state, the open document (and the comparison, when one is
 //! shown), the job registry, the error and notice, and the queue of [`Command`]s. Views, menus
 //! and dialogs draw from this state and push commands; the app drains them once per frame and
-//! does the work that touches files or starts jobs. Opening, scanning, statistics, conversion,
+//! does the work that touches files or starts jobs. Opening, scanning, statistics, conversion, export,
 //! comparison and lineage all run as [`Job`]s, so the window keeps repainting whatever the size
 //! of the file.
 //!
@@ -17,7 +17,8 @@ use crate::gui::command::Command;
 use crate::gui::command::{PathPrompt, PathPurpose};
 use crate::gui::compare::{CompareView, compare_ui};
 use crate::gui::dialogs::{
-    Confirm, Picked, confirm_ui, open_dialog, path_prompt_ui, reveal, save_dialog,
+    Confirm, Picked, SAVE_PYTORCH, SAVE_PYTORCH_INDEX, SAVE_SAFETENSORS, confirm_ui, open_dialog,
+    path_prompt_ui, reveal, save_dialog,
 };
 use crate::gui::doc::Doc;
 use crate::gui::jobs::Slot;
@@ -59,11 +60,12 @@ pub struct App {
     pub error: Option<String>,
     /// A short message: a job done or cancelled.
     pub notice: Option<String>,
-    /// The long jobs (open, compare, convert, set-parent), each with its own progress and cancel.
+    /// The long jobs (open, compare, convert, export, set-parent), each with its own progress and cancel.
     pub jobs: Jobs,
     commands: Vec<Command>,
     confirm: Option<Confirm>,
-    converted: Option<PathBuf>,
+    /// What the last conversion or export wrote (the notice's Open and Undo).
+    converted: Option<Written>,
     /// The window's own path field, when the system dialog could not be shown.
     prompt: Option<PathPrompt>,
     /// The file the running open job reads.
@@ -77,6 +79,14 @@ pub struct App {
     recent: Vec<RecentFile>,
     start_shown: bool,
     cache: crate::hash::CacheDir,
+}
+
+/// The files a conversion or an export just wrote.
+struct Written {
+    /// The file to open (an export's index, for a sharded model).
+    path: PathBuf,
+    /// The other files written with it (an export's shards), removed with it by Undo.
+    also: Vec<PathBuf>,
 }
 
 /// Rounds of commands pushed by commands (a dialog's answer) handled in one frame; whatever is
@@ -138,9 +148,11 @@ impl App {
     /// comparison shown (its statistics).
     pub fn ended(&self, kind: JobKind) -> Option<&Ended> {
         match kind {
-            JobKind::Open | JobKind::Compare | JobKind::Convert | JobKind::SetParent => {
-                self.jobs.ended(kind)
-            }
+            JobKind::Open
+            | JobKind::Compare
+            | JobKind::Convert
+            | JobKind::Export
+            | JobKind::SetParent => self.jobs.ended(kind),
             JobKind::Stats if self.compare.is_some() => {
                 self.compare.as_ref().and_then(|c| c.ended(kind))
             }
@@ -157,9 +169,11 @@ impl App {
     /// Stops the running job of `kind`: the status of the one stopped, if one ran.
     fn cancel(&mut self, kind: JobKind) -> Option<JobStatus> {
         match kind {
-            JobKind::Open | JobKind::Compare | JobKind::Convert | JobKind::SetParent => {
-                self.jobs.cancel(kind)
-            }
+            JobKind::Open
+            | JobKind::Compare
+            | JobKind::Convert
+            | JobKind::Export
+            | JobKind::SetParent => self.jobs.cancel(kind),
             JobKind::Stats if self.compare.is_some() => {
                 self.compare.as_mut().and_then(|c| c.cancel(kind))
             }
@@ -191,7 +205,8 @@ impl App {
     /// closed it, and the window's own path field when it could not be shown.
     fn after_dialog(&mut self, picked: Picked, purpose: PathPurpose, suggestion: String) {
         match picked {
-            Picked::Path(path) => self.path_entered(purpose, path),
+            // The system's save dialog asked before it let a file be replaced.
+            Picked::Path(path) => self.path_entered(purpose, path, true),
             Picked::Cancelled => {}
             Picked::Unavailable => {
                 self.prompt = Some(PathPrompt {
@@ -202,8 +217,9 @@ impl App {
         }
     }
 
-    /// The command a path chosen (in a dialog or typed) stands for.
-    fn path_entered(&mut self, purpose: PathPurpose, path: PathBuf) {
+    /// The command a path chosen (in a dialog or typed) stands for. `asked`: the system dialog
+    /// chose it, and asked before letting an existing file be replaced.
+    fn path_entered(&mut self, purpose: PathPurpose, path: PathBuf, asked: bool) {
         let open = self.doc.as_ref().map(|d| d.ckpt.path.clone());
         let command = match (purpose, open) {
             (PathPurpose::Open, _) => Command::Open(path),
@@ -213,10 +229,38 @@ impl App {
                 dest: path,
                 accept: None,
             },
+            (PathPurpose::ExportTo, Some(source)) => {
+                let there = self.existing_outputs(&path);
+                if !asked && !there.is_empty() {
+                    // Typed in the window: nobody asked yet whether to replace them.
+                    self.confirm = Some(Confirm::ReplaceExport {
+                        source,
+                        dest: path,
+                        there,
+                    });
+                    return;
+                }
+                Command::Export {
+                    source,
+                    dest: path,
+                    replace: asked,
+                }
+            }
             (PathPurpose::SetParent, Some(file)) => Command::SetParent { file, parent: path },
             (_, None) => return,
         };
         self.commands.push(command);
+    }
+
+    /// The files an export of the open document to `dest` would write that are already there.
+    fn existing_outputs(&self, dest: &std::path::Path) -> Vec<PathBuf> {
+        let Some(doc) = &self.doc else {
+            return Vec::new();
+        };
+        crate::export::outputs(&doc.ckpt, dest, false)
+            .into_iter()
+            .filter(|p| p.exists())
+            .collect()
     }
 
     fn start_open(&mut self, ctx: &egui::Context, path: PathBuf) {
@@ -331,6 +375,51 @@ impl App {
         self.error = None;
     }
 
+    fn start_export(&mut self, ctx: &egui::Context, source: PathBuf, dest: PathBuf, replace: bool) {
+        let options = crate::export::ExportOptions {
+            output: Some(dest),
+            force: replace,
+            ..Default::default()
+        };
+        let job = Job::spawn(
+            ctx,
+            JobKind::Export,
+            display_name(&source),
+            self.sync,
+            move |progress| match crate::export::export(&source, &options, progress) {
+                Ok(report) => Ok(report),
+                // The library's words are the command line's (`--force`); the window's way to
+                // replace a file is its save dialog.
+                Err(crate::export::ExportError::Exists(p)) => Err(JobError::Failed(format!(
+                    "{} already exists; it is not replaced. Use “Export for PyTorch…” to choose another name or to replace it.",
+                    p.display()
+                ))),
+                Err(e) => Err(e.into()),
+            },
+        );
+        self.jobs.export.start(job);
+        self.notice = None;
+        self.error = None;
+    }
+
+    /// Removes what a conversion or an export wrote (the notice's Undo).
+    fn undo(&mut self, written: Written) {
+        let mut removed = Vec::new();
+        let mut failed = Vec::new();
+        for path in std::iter::once(&written.path).chain(&written.also) {
+            match std::fs::remove_file(path) {
+                Ok(()) => removed.push(path.display().to_string()),
+                Err(e) => failed.push(format!("cannot remove {}: {e}", path.display())),
+            }
+        }
+        if !removed.is_empty() {
+            self.notice = Some(format!("Removed {}.", removed.join(", ")));
+        }
+        if !failed.is_empty() {
+            self.error = Some(failed.join("; "));
+        }
+    }
+
     /// Shows what a job that did not give a result means to the user. A job cancelled by the
     /// user was already said so when it was cancelled; one cancelled from inside says nothing.
     fn job_failed(&mut self, e: JobError) {
@@ -389,7 +478,22 @@ impl App {
             match result {
                 Ok(report) => {
                     self.notice = Some(convert_notice(&report));
-                    self.converted = Some(report.output);
+                    self.converted = Some(Written {
+                        path: report.output,
+                        also: Vec::new(),
+                    });
+                }
+                Err(e) => self.job_failed(e),
+            }
+        }
+        if let Some(result) = self.jobs.export.take() {
+            match result {
+                Ok(report) => {
+                    self.notice = Some(export_notice(&report));
+                    self.converted = Some(Written {
+                        path: report.output,
+                        also: report.shards,
+                    });
                 }
                 Err(e) => self.job_failed(e),
             }
@@ -541,7 +645,7 @@ impl App {
             Command::ConvertDialog => {
                 if let Some(doc) = &self.doc {
                     let suggested = crate::convert::default_output(&doc.ckpt.path);
-                    let picked = save_dialog(&suggested, frame);
+                    let picked = save_dialog(SAVE_SAFETENSORS, &suggested, frame);
                     let text = suggested.display().to_string();
                     self.after_dialog(picked, PathPurpose::ConvertTo, text);
                 }
@@ -565,21 +669,61 @@ impl App {
                 }
             }
             Command::UndoConvert(path) => {
-                if self.converted.as_ref() == Some(&path) {
-                    match std::fs::remove_file(&path) {
-                        Ok(()) => self.notice = Some(format!("Removed {}.", path.display())),
-                        Err(e) => {
-                            self.error = Some(format!("cannot remove {}: {e}", path.display()))
-                        }
-                    }
-                    self.converted = None;
+                if let Some(written) = self.converted.take_if(|w| w.path == path) {
+                    self.undo(written);
                 }
             }
+            Command::ExportDialog => {
+                if let Some(doc) = &self.doc
+                    && exportable(&doc.ckpt)
+                {
+                    let suggested = crate::export::default_output(&doc.ckpt.path, false);
+                    let kind = if doc.ckpt.format == crate::Format::SafetensorsSharded {
+                        SAVE_PYTORCH_INDEX
+                    } else {
+                        SAVE_PYTORCH
+                    };
+                    let picked = save_dialog(kind, &suggested, frame);
+                    let text = suggested.display().to_string();
+                    self.after_dialog(picked, PathPurpose::ExportTo, text);
+                }
+            }
+            Command::ExportHere => {
+                if let Some(doc) = &self.doc
+                    && exportable(&doc.ckpt)
+                {
+                    let source = doc.ckpt.path.clone();
+                    let dest = crate::export::default_output(&source, false);
+                    let there: Vec<String> = self
+                        .existing_outputs(&dest)
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect();
+                    if there.is_empty() {
+                        self.commands.push(Command::Export {
+                            source,
+                            dest,
+                            replace: false,
+                        });
+                    } else {
+                        self.error = Some(format!(
+                            "{} already exists; it is not replaced. Use “Export for PyTorch…” to choose another name or to replace it.",
+                            there.join(", ")
+                        ));
+                    }
+                }
+            }
+            Command::Export {
+                source,
+                dest,
+                replace,
+            } => self.start_export(ctx, source, dest, replace),
             Command::AskPath(prompt) => self.prompt = Some(prompt),
             Command::DismissPath => self.prompt = None,
             Command::PathEntered(purpose, path) => {
                 self.prompt = None;
-                self.path_entered(purpose, path);
+                // A typed path replaces an export's files only once the window asked.
+                self.path_entered(purpose, path, false);
             }
             Command::Convert {
                 source,
@@ -657,6 +801,7 @@ impl App {
                 .doc
                 .as_ref()
                 .is_some_and(|d| d.ckpt.format == crate::Format::Safetensors),
+            can_export: self.doc.as_ref().is_some_and(|d| exportable(&d.ckpt)),
             comparing: self.compare.is_some(),
         }
     }
@@ -724,7 +869,7 @@ impl eframe::App for App {
         let messages = Messages {
             error: self.error.as_deref(),
             notice: self.notice.as_deref(),
-            converted: self.converted.as_ref(),
+            converted: self.converted.as_ref().map(|w| &w.path),
             running: &running,
         };
         if messages.any() {
@@ -798,6 +943,36 @@ fn apply_theme(ctx: &egui::Context, theme: ThemeChoice) {
         ThemeChoice::Dark => egui::ThemePreference::Dark,
         ThemeChoice::Light => egui::ThemePreference::Light,
     });
+}
+
+/// The open file can be exported for PyTorch: a safetensors file or a sharded safetensors model.
+fn exportable(ckpt: &crate::Checkpoint) -> bool {
+    matches!(
+        ckpt.format,
+        crate::Format::Safetensors | crate::Format::SafetensorsSharded
+    )
+}
+
+/// What a finished export says: where, how much, that it was read back, what shares a storage.
+fn export_notice(report: &crate::export::ExportReport) -> String {
+    let mut parts = Vec::new();
+    if !report.shards.is_empty() {
+        parts.push(format!("{} shards beside it", report.shards.len()));
+    }
+    if !report.tied.is_empty() {
+        parts.push(format!(
+            "{} tied names share a storage again",
+            report.tied.len()
+        ));
+    }
+    parts.extend(report.notes.iter().cloned());
+    format!(
+        "Exported to {}: {} tensors, {}, verified (scans safe, loads with torch.load(weights_only=True)){}.",
+        report.output.display(),
+        report.tensors,
+        crate::output::human::bytes(report.bytes),
+        parts.iter().map(|p| format!("; {p}")).collect::<String>()
+    )
 }
 
 /// What a finished conversion says: where, how much, and what was left out.

@@ -56,8 +56,24 @@ pub enum Command {
     /// Convert the open pickle next to itself (`model.safetensors` for `pytorch_model.bin`,
     /// `NAME.safetensors` otherwise), without a dialog; an existing file is never replaced.
     ConvertHere,
-    /// Remove the file a conversion just wrote (the notice's Undo).
+    /// Remove the file a conversion or an export just wrote (the notice's Undo; an export's
+    /// shards go with its index).
     UndoConvert(PathBuf),
+    /// Ask where to write the PyTorch export of the open safetensors file (or sharded model).
+    ExportDialog,
+    /// Export the open safetensors file next to itself under the name the command line gives
+    /// by default (`pytorch_model.bin` for `model.safetensors`), without a dialog; an existing
+    /// file is never replaced.
+    ExportHere,
+    /// Export the safetensors file (or index) `source` as the PyTorch checkpoint `dest`.
+    Export {
+        /// The safetensors file or `*.safetensors.index.json`.
+        source: PathBuf,
+        /// The checkpoint written (the index, for a sharded model).
+        dest: PathBuf,
+        /// Replace files already there: only when the system's save dialog asked the user.
+        replace: bool,
+    },
     /// Ask for a path in the window: the system dialog could not be shown.
     AskPath(PathPrompt),
     /// A path typed in the window's path field, for what it was asked.
@@ -97,6 +113,10 @@ pub enum Command {
     DismissConfirm,
 }
 
+/// What [`Command::ExportHere`] does, on the hover of its buttons (the File menu's and the
+/// summary's).
+pub const EXPORT_HERE_HINT: &str = "Writes pytorch_model.bin (for model.safetensors; NAME.bin otherwise; a sharded model's shards and index) next to this file, read back and verified; never replaces a file";
+
 /// What a path typed in the window is for, when the system file dialog is not available.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PathPurpose {
@@ -106,6 +126,8 @@ pub enum PathPurpose {
     Compare,
     /// Where to write the open pickle's safetensors export.
     ConvertTo,
+    /// Where to write the open safetensors file's PyTorch export.
+    ExportTo,
     /// The parent of the open safetensors file.
     SetParent,
 }

@@ -660,7 +660,14 @@ fn pair_ui(ui: &mut Ui, v: &mut CompareView, state: &mut Persisted, commands: &m
                     for (col, (label, tex, h, div)) in cols.iter_mut().zip(&v.textures) {
                         col.label(label.as_str());
                         let w = col.available_width().min(300.0);
-                        heatmap_image(col, tex, h, *div, egui::vec2(w, 300.0));
+                        heatmap_image(
+                            col,
+                            tex,
+                            h,
+                            *div,
+                            egui::vec2(w, 300.0),
+                            &format!("heatmap {label}"),
+                        );
                     }
                 });
             }

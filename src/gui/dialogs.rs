@@ -1,6 +1,6 @@
 //! What the window asks outside itself or of the user: the native open and save dialogs (rfd,
-//! on the UI thread as the platform wants), the system file manager, and the confirmation
-//! before converting an unsafe pickle.
+//! on the UI thread as the platform wants), the system file manager, and the confirmations
+//! before converting an unsafe pickle and before an export replaces files at a typed path.
 //!
 //! Owns [`Confirm`] and the modal that asks it. The dialogs only find the data a command needs;
 //! the app then pushes the command that carries it, so tests drive the same flows without them.
@@ -24,17 +24,33 @@ pub enum Confirm {
         /// The verdict of its scan.
         verdict: Verdict,
     },
+    /// Exporting to a path typed in the window's own path field (no system dialog asked) where
+    /// files already are.
+    ReplaceExport {
+        /// The safetensors file or index.
+        source: PathBuf,
+        /// The checkpoint to write.
+        dest: PathBuf,
+        /// The files there that the export would replace.
+        there: Vec<PathBuf>,
+    },
 }
 
 /// Draws the question; its answer is pushed as a command, and [`Command::DismissConfirm`] once
 /// the modal closes.
 pub fn confirm_ui(ui: &mut egui::Ui, confirm: &Confirm, commands: &mut Vec<Command>) {
-    let Confirm::ConvertUnsafe {
-        source,
-        dest,
-        verdict,
-    } = confirm;
-    let verdict = *verdict;
+    let (source, dest, verdict) = match confirm {
+        Confirm::ConvertUnsafe {
+            source,
+            dest,
+            verdict,
+        } => (source, dest, *verdict),
+        Confirm::ReplaceExport {
+            source,
+            dest,
+            there,
+        } => return replace_export_ui(ui, source, dest, there, commands),
+    };
     let modal = egui::Modal::new(egui::Id::unique("confirm-convert")).show(ui.ctx(), |ui| {
         ui.set_max_width(460.0);
         ui.heading(format!("Convert a {verdict} file?"));
@@ -48,6 +64,42 @@ pub fn confirm_ui(ui: &mut egui::Ui, confirm: &Confirm, commands: &mut Vec<Comma
                     source: source.clone(),
                     dest: dest.clone(),
                     accept: Some(verdict),
+                });
+                ui.close();
+            }
+            if ui.button("Cancel").clicked() {
+                ui.close();
+            }
+        });
+    });
+    if modal.should_close() {
+        commands.push(Command::DismissConfirm);
+    }
+}
+
+/// Asks before an export replaces files at a path typed in the window.
+fn replace_export_ui(
+    ui: &mut egui::Ui,
+    source: &Path,
+    dest: &Path,
+    there: &[PathBuf],
+    commands: &mut Vec<Command>,
+) {
+    let modal = egui::Modal::new(egui::Id::unique("confirm-replace")).show(ui.ctx(), |ui| {
+        ui.set_max_width(460.0);
+        ui.heading("Replace existing files?");
+        let names: Vec<String> = there.iter().map(|p| p.display().to_string()).collect();
+        ui.label(format!(
+            "Exporting for PyTorch to {} replaces {}.",
+            dest.display(),
+            names.join(", ")
+        ));
+        ui.horizontal(|ui| {
+            if ui.button("Replace").clicked() {
+                commands.push(Command::Export {
+                    source: source.to_path_buf(),
+                    dest: dest.to_path_buf(),
+                    replace: true,
                 });
                 ui.close();
             }
@@ -121,11 +173,44 @@ pub fn folder_dialog(frame: Option<&eframe::Frame>) -> Picked {
     picked(started, dialog.pick_folder())
 }
 
-/// Asks where to write a safetensors file, suggesting `suggested`.
-pub fn save_dialog(suggested: &Path, frame: Option<&eframe::Frame>) -> Picked {
+/// What a save dialog asks for: its title and the file type it offers.
+#[derive(Clone, Copy, Debug)]
+pub struct SaveKind {
+    /// The dialog's title.
+    pub title: &'static str,
+    /// The name of the file type.
+    pub filter: &'static str,
+    /// Its extensions.
+    pub extensions: &'static [&'static str],
+}
+
+/// The save dialog of "Convert to…".
+pub const SAVE_SAFETENSORS: SaveKind = SaveKind {
+    title: "Export to safetensors",
+    filter: "safetensors",
+    extensions: &["safetensors"],
+};
+
+/// The save dialog of "Export for PyTorch…" for one file.
+pub const SAVE_PYTORCH: SaveKind = SaveKind {
+    title: "Export for PyTorch",
+    filter: "PyTorch checkpoint",
+    extensions: &["bin", "pt", "pth"],
+};
+
+/// The save dialog of "Export for PyTorch…" for a sharded model: its index (the shards are
+/// written beside it).
+pub const SAVE_PYTORCH_INDEX: SaveKind = SaveKind {
+    title: "Export for PyTorch (index; the shards go beside it)",
+    filter: "PyTorch index",
+    extensions: &["json"],
+};
+
+/// Asks where to write a file of `kind`, suggesting `suggested`.
+pub fn save_dialog(kind: SaveKind, suggested: &Path, frame: Option<&eframe::Frame>) -> Picked {
     let mut dialog = rfd::FileDialog::new()
-        .set_title("Export to safetensors")
-        .add_filter("safetensors", &["safetensors"])
+        .set_title(kind.title)
+        .add_filter(kind.filter, kind.extensions)
         .set_file_name(display_name(suggested));
     if let Some(dir) = suggested.parent().filter(|d| !d.as_os_str().is_empty()) {
         dialog = dialog.set_directory(dir);
@@ -144,6 +229,7 @@ pub fn path_prompt_ui(ui: &mut egui::Ui, prompt: &mut PathPrompt, commands: &mut
         PathPurpose::Open => "Open a checkpoint",
         PathPurpose::Compare => "Compare with",
         PathPurpose::ConvertTo => "Convert to",
+        PathPurpose::ExportTo => "Export for PyTorch to",
         PathPurpose::SetParent => "Choose the parent checkpoint",
     };
     let modal = egui::Modal::new(egui::Id::unique("path-prompt")).show(ui.ctx(), |ui| {

@@ -129,6 +129,12 @@ pub fn doc_ui(
                 egui::RichText::new(crate::gui::widgets::display_name(&doc.ckpt.path)).strong(),
             );
             ui.label(&doc.summary);
+            if matches!(
+                doc.ckpt.format,
+                crate::Format::Safetensors | crate::Format::SafetensorsSharded
+            ) {
+                export_buttons(ui, commands);
+            }
         });
         for f in &doc.ckpt.findings {
             let color = match f.severity {
@@ -207,6 +213,26 @@ pub fn doc_ui(
             },
         }
     });
+}
+
+/// "Export for PyTorch" (beside the file, never replacing one) and "Export for PyTorch…" (a
+/// save dialog), for safetensors files: where the pickle banner offers its conversion.
+fn export_buttons(ui: &mut egui::Ui, commands: &mut Vec<Command>) {
+    ui.separator();
+    if ui
+        .button("Export for PyTorch")
+        .on_hover_text(crate::gui::command::EXPORT_HERE_HINT)
+        .clicked()
+    {
+        commands.push(Command::ExportHere);
+    }
+    if ui
+        .button("Export for PyTorch…")
+        .on_hover_text("Choose where to write the PyTorch checkpoint")
+        .clicked()
+    {
+        commands.push(Command::ExportDialog);
+    }
 }
 
 /// The program of a TorchScript archive.

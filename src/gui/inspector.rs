@@ -693,6 +693,13 @@ fn heat_ui(ui: &mut Ui, st: &mut Inspector, commands: &mut Vec<Command>) {
     }
     if let Some(tex) = tex {
         let width = ui.available_width().min(512.0);
-        heatmap_image(ui, tex, h, *diverging, egui::vec2(width, width.min(360.0)));
+        heatmap_image(
+            ui,
+            tex,
+            h,
+            *diverging,
+            egui::vec2(width, width.min(360.0)),
+            "heatmap",
+        );
     }
 }

@@ -7,7 +7,7 @@
 //! nobody matches error strings. A [`Slot`] holds at most one job of a kind and remembers how
 //! the last one ended; cancelling detaches the job at once (its late result is dropped with the
 //! channel), so the window never waits for a worker stuck on a hostile file. [`Jobs`] is the
-//! app's registry (open, compare, convert, set-parent); a document keeps its statistics, heatmap
+//! app's registry (open, compare, convert, export, set-parent); a document keeps its statistics, heatmap
 //! and lineage slots of the same type, and the app answers for every [`JobKind`].
 //!
 //! It must not import the app, the commands or any view: they all depend on it. Its results are
@@ -34,6 +34,8 @@ pub enum JobKind {
     Compare,
     /// Converting a pickle to safetensors.
     Convert,
+    /// Exporting safetensors as a PyTorch checkpoint.
+    Export,
     /// Recording a parent in a safetensors header.
     SetParent,
     /// Reading the family of a checkpoint.
@@ -57,6 +59,7 @@ impl JobKind {
             JobKind::Heatmap => "heatmap",
             JobKind::Compare => "comparing",
             JobKind::Convert => "converting",
+            JobKind::Export => "exporting",
             JobKind::SetParent => "setting the parent",
             JobKind::Lineage => "reading lineage",
             JobKind::OpenFolder => "opening folder",
@@ -110,6 +113,15 @@ impl From<crate::analysis::StatsError> for JobError {
     fn from(e: crate::analysis::StatsError) -> JobError {
         match e {
             crate::analysis::StatsError::Cancelled => JobError::Cancelled,
+            e => JobError::failed(e),
+        }
+    }
+}
+
+impl From<crate::export::ExportError> for JobError {
+    fn from(e: crate::export::ExportError) -> JobError {
+        match e {
+            crate::export::ExportError::Cancelled => JobError::Cancelled,
             e => JobError::failed(e),
         }
     }
@@ -339,6 +351,8 @@ pub struct Jobs {
     pub compare: Slot<Compared>,
     /// Converting a pickle.
     pub convert: Slot<crate::convert::ConvertReport>,
+    /// Exporting safetensors for PyTorch.
+    pub export: Slot<crate::export::ExportReport>,
     /// Recording a parent for a file.
     pub set_parent: Slot<crate::lineage::SetParentReport>,
 }
@@ -350,6 +364,7 @@ impl Jobs {
             JobKind::Open => self.open.cancel(),
             JobKind::Compare => self.compare.cancel(),
             JobKind::Convert => self.convert.cancel(),
+            JobKind::Export => self.export.cancel(),
             JobKind::SetParent => self.set_parent.cancel(),
             _ => None,
         }
@@ -361,6 +376,7 @@ impl Jobs {
             self.open.status(),
             self.compare.status(),
             self.convert.status(),
+            self.export.status(),
             self.set_parent.status(),
         ]
         .into_iter()
@@ -373,6 +389,7 @@ impl Jobs {
         self.open.running()
             || self.compare.running()
             || self.convert.running()
+            || self.export.running()
             || self.set_parent.running()
     }
 
@@ -382,6 +399,7 @@ impl Jobs {
             JobKind::Open => self.open.progress(),
             JobKind::Compare => self.compare.progress(),
             JobKind::Convert => self.convert.progress(),
+            JobKind::Export => self.export.progress(),
             JobKind::SetParent => self.set_parent.progress(),
             _ => None,
         }
@@ -393,6 +411,7 @@ impl Jobs {
             JobKind::Open => self.open.ended(),
             JobKind::Compare => self.compare.ended(),
             JobKind::Convert => self.convert.ended(),
+            JobKind::Export => self.export.ended(),
             JobKind::SetParent => self.set_parent.ended(),
             _ => None,
         }
@@ -475,6 +494,10 @@ mod tests {
         assert_eq!(JobError::from(e), JobError::Cancelled);
         assert_eq!(
             JobError::from(crate::convert::ConvertError::Cancelled),
+            JobError::Cancelled
+        );
+        assert_eq!(
+            JobError::from(crate::export::ExportError::Cancelled),
             JobError::Cancelled
         );
     }

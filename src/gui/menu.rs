@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use crate::gui::command::Command;
+use crate::gui::command::{Command, EXPORT_HERE_HINT};
 use crate::gui::state::{Persisted, ThemeChoice};
 
 /// What the menus need to know about the window.
@@ -17,6 +17,9 @@ pub struct MenuFacts {
     pub is_pickle: bool,
     /// The open file is a safetensors file (a parent can be recorded).
     pub is_safetensors: bool,
+    /// The open file is a safetensors file or a sharded safetensors model (it can be exported
+    /// for PyTorch).
+    pub can_export: bool,
     /// The compare view is shown.
     pub comparing: bool,
 }
@@ -141,6 +144,21 @@ fn file_menu(ui: &mut egui::Ui, state: &Persisted, facts: &MenuFacts, commands: 
         .clicked()
     {
         commands.push(Command::ConvertDialog);
+        ui.close();
+    }
+    if ui
+        .add_enabled(facts.can_export, egui::Button::new("Export for PyTorch"))
+        .on_hover_text(EXPORT_HERE_HINT)
+        .clicked()
+    {
+        commands.push(Command::ExportHere);
+        ui.close();
+    }
+    if ui
+        .add_enabled(facts.can_export, egui::Button::new("Export for PyTorch…"))
+        .clicked()
+    {
+        commands.push(Command::ExportDialog);
         ui.close();
     }
     if ui

@@ -222,20 +222,42 @@ pub fn heatmap_pixels(h: &Heatmap) -> (Vec<u8>, bool) {
     (rgba, diverging)
 }
 
-/// Shows a heatmap texture (made once per heatmap) scaled to `size`, with its value range.
+/// The least height of a heatmap of one or a few rows, and the least width of one of a few
+/// columns: kept to the matrix's aspect, a `[1, 512]` slice would be a line one pixel high.
+pub const HEATMAP_STRIP: f32 = 36.0;
+
+/// The size a heatmap of `h` is drawn at within `max`: the matrix's aspect, except that neither
+/// side is thinner than [`HEATMAP_STRIP`] (a row vector becomes a strip whose cells are stretched
+/// tall, a column vector one stretched wide).
+pub fn heatmap_size(h: &Heatmap, max: egui::Vec2) -> egui::Vec2 {
+    let aspect = h.width.max(1) as f32 / h.height.max(1) as f32;
+    let mut size = egui::vec2(max.x, max.x / aspect);
+    if size.y > max.y {
+        size = egui::vec2(max.y * aspect, max.y);
+    }
+    egui::vec2(
+        size.x.max(HEATMAP_STRIP.min(max.x)),
+        size.y.max(HEATMAP_STRIP.min(max.y)),
+    )
+}
+
+/// Shows a heatmap texture (made once per heatmap) scaled to fit `max` (see [`heatmap_size`]),
+/// with its value range. `label` names the image for screen readers (and tests).
 pub fn heatmap_image(
     ui: &mut Ui,
     tex: &egui::TextureHandle,
     h: &Heatmap,
     diverging: bool,
     max: egui::Vec2,
+    label: &str,
 ) {
-    let aspect = h.width.max(1) as f32 / h.height.max(1) as f32;
-    let mut size = egui::vec2(max.x, max.x / aspect);
-    if size.y > max.y {
-        size = egui::vec2(max.y * aspect, max.y);
-    }
-    ui.add(egui::Image::new(tex).fit_to_exact_size(size));
+    let size = heatmap_size(h, max);
+    ui.add(
+        egui::Image::new(tex)
+            .fit_to_exact_size(size)
+            .maintain_aspect_ratio(false)
+            .alt_text(label),
+    );
     ui.horizontal(|ui| {
         let (lo, hi) = if diverging {
             let m = h.lo.abs().max(h.hi.abs());
@@ -443,6 +465,33 @@ mod tests {
         ));
         assert!(!filter_match("attn", "model.layers.3.mlp.up_proj.weight"));
         assert!(filter_match("layers.1?.*", "layers.12.w"));
+    }
+
+    #[test]
+    fn thin_heatmaps_are_strips_and_others_keep_their_aspect() {
+        let heat = |width, height| Heatmap {
+            width,
+            height,
+            values: vec![0.0; width * height],
+            lo: 0.0,
+            hi: 1.0,
+            block: (1, 1),
+            sampled: false,
+        };
+        let max = egui::vec2(512.0, 360.0);
+        assert_eq!(
+            heatmap_size(&heat(512, 1), max),
+            egui::vec2(512.0, HEATMAP_STRIP)
+        );
+        assert_eq!(
+            heatmap_size(&heat(1, 512), max),
+            egui::vec2(HEATMAP_STRIP, 360.0)
+        );
+        assert_eq!(heatmap_size(&heat(64, 64), max), egui::vec2(360.0, 360.0));
+        assert_eq!(heatmap_size(&heat(128, 64), max), egui::vec2(512.0, 256.0));
+        // Never more than the room given.
+        let tiny = egui::vec2(20.0, 10.0);
+        assert_eq!(heatmap_size(&heat(512, 1), tiny), egui::vec2(20.0, 10.0));
     }
 
     #[test]
