@@ -546,6 +546,16 @@ fn side_ui(ui: &mut Ui, view: &mut PackageView, commands: &mut Vec<Command>) {
     }
 }
 
+/// One colour per pair of steps (line and points alike), cycling.
+const PALETTE: [egui::Color32; 6] = [
+    crate::gui::widgets::COLOR_A,
+    crate::gui::widgets::COLOR_B,
+    crate::gui::widgets::COLOR_DIFF,
+    egui::Color32::from_rgb(90, 200, 120),
+    egui::Color32::from_rgb(230, 90, 110),
+    egui::Color32::from_rgb(200, 200, 90),
+];
+
 /// The relative change of each layer between consecutive points, one line per pair; clicking
 /// near a point (or a pair's button) opens the pair in the compare view.
 fn run_changes_ui(ui: &mut Ui, p: &Package, changes: &RunChanges, commands: &mut Vec<Command>) {
@@ -566,15 +576,21 @@ fn run_changes_ui(ui: &mut Ui, p: &Package, changes: &RunChanges, commands: &mut
         .include_y(0.0)
         .allow_scroll(false)
         .show(ui, |plot_ui| {
-            for s in &changes.steps {
+            for (i, s) in changes.steps.iter().enumerate() {
+                let color = PALETTE[i % PALETTE.len()];
                 let name = format!("step {} to {}", s.steps.0, s.steps.1);
                 let points: Vec<[f64; 2]> = s
                     .groups
                     .iter()
                     .map(|g| [x_of(g.layer), g.rel_change])
                     .collect();
-                plot_ui.line(Line::new(name.clone(), PlotPoints::from(points.clone())));
-                plot_ui.points(Points::new(name, PlotPoints::from(points)).radius(3.0));
+                plot_ui
+                    .line(Line::new(name.clone(), PlotPoints::from(points.clone())).color(color));
+                plot_ui.points(
+                    Points::new(name, PlotPoints::from(points))
+                        .radius(3.0)
+                        .color(color),
+                );
             }
             plot_ui.pointer_coordinate()
         });
