@@ -7,16 +7,21 @@
 //! are compared by value. The histogram of a−b needs the range first, so it is a second pass,
 //! run only for the pair a user looks at.
 //!
+//! Across formats, a [`Mapping`] pairs tensors by the names llama.cpp gives them and each pair
+//! carries how one side's elements are reordered to line up ([`Unpermute`]): the comparison then
+//! walks that side through a strided view, so values are compared in PyTorch order.
+//!
 //! `clippy::indexing_slicing` is allowed here: indexes are positions of a vector within its own
 //! length.
 
 #![allow(clippy::indexing_slicing)]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use rayon::prelude::*;
 
 use crate::analysis::element::Element;
+use crate::analysis::namemap::{Mapping, Which, unpermuted_view};
 use crate::analysis::slice::View;
 use crate::analysis::summary::{Histogram, Source, StatsError};
 use crate::dtype::DType;
@@ -112,6 +117,63 @@ pub struct TensorDiff {
     pub measures: Option<Measures>,
     /// Why the pair could not be compared, if it could not.
     pub error: Option<String>,
+    /// The name in B when a [`Mapping`] paired it with a differently named tensor.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name_b: Option<String>,
+    /// The reordering undone to line the two sides up, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unpermute: Option<Unpermute>,
+}
+
+/// llama.cpp's permutation of the query/key rows, undone on one side of a pair
+/// ([`unpermuted_view`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Unpermute {
+    /// The side read through the view (the GGUF one).
+    pub side: Which,
+    /// Heads the rows were permuted over.
+    pub heads: u64,
+}
+
+/// Two tensors to compare (either may be missing) and how their elements line up.
+#[derive(Clone, Copy, Debug)]
+pub struct Pair<'c> {
+    /// The tensor in A.
+    pub a: Option<&'c TensorEntry>,
+    /// The tensor in B.
+    pub b: Option<&'c TensorEntry>,
+    /// The reordering of one side, if any.
+    pub unpermute: Option<Unpermute>,
+}
+
+impl<'c> Pair<'c> {
+    /// The pair a finished comparison made: by its names in A and B, with its reordering.
+    pub fn of(a: &'c Checkpoint, b: &'c Checkpoint, d: &TensorDiff) -> Pair<'c> {
+        let in_a = (d.status != Status::OnlyInB)
+            .then(|| a.tensor(&d.name))
+            .flatten();
+        let name_b = d.name_b.as_deref().unwrap_or(&d.name);
+        let in_b = (d.status != Status::OnlyInA)
+            .then(|| b.tensor(name_b))
+            .flatten();
+        Pair {
+            a: in_a,
+            b: in_b,
+            unpermute: d.unpermute,
+        }
+    }
+
+    /// The views that walk both sides in the same order.
+    fn views(&self, ta: &TensorEntry, tb: &TensorEntry) -> Result<(View, View), String> {
+        let view = |t: &TensorEntry, side: Which| match self.unpermute {
+            Some(u) if u.side == side => unpermuted_view(t, u.heads),
+            _ => Ok(View::of(t)),
+        };
+        Ok((
+            view(ta, Which::A)?.simplified(),
+            view(tb, Which::B)?.simplified(),
+        ))
+    }
 }
 
 impl TensorDiff {
@@ -153,6 +215,8 @@ pub struct Diff {
     pub renames: Vec<(String, String)>,
     /// Metadata changes (for pickles, their non-tensor values).
     pub metadata: MetadataDiff,
+    /// The name mapping tensors were paired by, if any.
+    pub mapping: Option<Mapping>,
 }
 
 impl Diff {
@@ -173,29 +237,79 @@ impl Diff {
 
 /// Compares every tensor of `a` with its namesake in `b`.
 pub fn diff(a: &Checkpoint, b: &Checkpoint, progress: &Progress) -> Diff {
-    let mut pairs: Vec<(Option<&TensorEntry>, Option<&TensorEntry>)> = Vec::new();
+    diff_mapped(a, b, None, progress)
+}
+
+/// The pairs a comparison makes: by the mapping's names where it has one (undoing llama.cpp's
+/// Q/K permutation on the GGUF side), by equal names otherwise.
+pub fn pairs<'c>(a: &'c Checkpoint, b: &'c Checkpoint, mapping: Option<&Mapping>) -> Vec<Pair<'c>> {
+    let partners = mapping.map(|m| m.partners(a, b)).unwrap_or_default();
+    let unpermute = |name_a: &str, name_b: &str| {
+        let m = mapping?;
+        let gguf_name = match m.gguf {
+            Which::A => name_a,
+            Which::B => name_b,
+        };
+        m.permuted_heads(gguf_name).map(|heads| Unpermute {
+            side: m.gguf,
+            heads,
+        })
+    };
+    let mut out = Vec::new();
     for t in &a.tensors {
-        pairs.push((Some(t), b.tensor(&t.name)));
+        let pair = match partners.b_of_a.get(&t.name) {
+            Some(nb) => Pair {
+                a: Some(t),
+                b: b.tensor(nb),
+                unpermute: unpermute(&t.name, nb),
+            },
+            // A name the mapping pairs elsewhere is not also paired with a namesake.
+            None if partners.a_of_b.contains_key(&t.name) => Pair {
+                a: Some(t),
+                b: None,
+                unpermute: None,
+            },
+            None => Pair {
+                a: Some(t),
+                b: b.tensor(&t.name),
+                unpermute: None,
+            },
+        };
+        out.push(pair);
     }
     for t in &b.tensors {
-        if a.tensor(&t.name).is_none() {
-            pairs.push((None, Some(t)));
+        let paired = match partners.a_of_b.get(&t.name) {
+            Some(na) => a.tensor(na).is_some(),
+            None => !partners.b_of_a.contains_key(&t.name) && a.tensor(&t.name).is_some(),
+        };
+        if !paired {
+            out.push(Pair {
+                a: None,
+                b: Some(t),
+                unpermute: None,
+            });
         }
     }
+    out
+}
+
+/// Compares every tensor of `a` with its partner in `b`: the tensor the mapping pairs it with,
+/// or its namesake.
+pub fn diff_mapped(
+    a: &Checkpoint,
+    b: &Checkpoint,
+    mapping: Option<&Mapping>,
+    progress: &Progress,
+) -> Diff {
+    let pairs = pairs(a, b, mapping);
     let total: u64 = pairs
         .iter()
-        .filter_map(|(x, y)| {
-            Some(
-                x.as_ref()?
-                    .byte_len()
-                    .saturating_add(y.as_ref()?.byte_len()),
-            )
-        })
+        .filter_map(|p| Some(p.a?.byte_len().saturating_add(p.b?.byte_len())))
         .fold(0, u64::saturating_add);
     progress.add_total(total);
     let mut tensors: Vec<TensorDiff> = pairs
         .iter()
-        .map(|(ta, tb)| compare(a, *ta, b, *tb, progress))
+        .map(|p| compare_pair(a, b, p, progress))
         .collect();
     tensors.sort_by(|x, y| {
         y.change()
@@ -203,14 +317,23 @@ pub fn diff(a: &Checkpoint, b: &Checkpoint, progress: &Progress) -> Diff {
             .then(x.status.cmp(&y.status))
             .then(x.name.cmp(&y.name))
     });
+    let unpaired_a: HashSet<&str> = pairs
+        .iter()
+        .filter_map(|p| p.a.filter(|_| p.b.is_none()).map(|t| t.name.as_str()))
+        .collect();
+    let unpaired_b: HashSet<&str> = pairs
+        .iter()
+        .filter_map(|p| p.b.filter(|_| p.a.is_none()).map(|t| t.name.as_str()))
+        .collect();
     Diff {
-        renames: renames(a, b),
+        renames: renames(a, b, &unpaired_a, &unpaired_b),
         metadata: metadata_diff(&a.metadata_pairs(), &b.metadata_pairs()),
+        mapping: mapping.cloned(),
         tensors,
     }
 }
 
-/// Compares one pair (either side may be missing).
+/// Compares one pair of namesakes (either side may be missing).
 pub fn compare(
     a: &Checkpoint,
     ta: Option<&TensorEntry>,
@@ -218,6 +341,26 @@ pub fn compare(
     tb: Option<&TensorEntry>,
     progress: &Progress,
 ) -> TensorDiff {
+    compare_pair(
+        a,
+        b,
+        &Pair {
+            a: ta,
+            b: tb,
+            unpermute: None,
+        },
+        progress,
+    )
+}
+
+/// Compares one pair (either side may be missing).
+pub fn compare_pair(
+    a: &Checkpoint,
+    b: &Checkpoint,
+    pair: &Pair<'_>,
+    progress: &Progress,
+) -> TensorDiff {
+    let (ta, tb) = (pair.a, pair.b);
     let mut d = TensorDiff {
         name: ta.or(tb).map(|t| t.name.clone()).unwrap_or_default(),
         status: Status::Identical,
@@ -229,6 +372,11 @@ pub fn compare(
         shape_b: tb.map(|t| t.shape.clone()),
         measures: None,
         error: None,
+        name_b: match (ta, tb) {
+            (Some(x), Some(y)) if x.name != y.name => Some(y.name.clone()),
+            _ => None,
+        },
+        unpermute: pair.unpermute.filter(|_| ta.is_some() && tb.is_some()),
     };
     let (ta, tb) = match (ta, tb) {
         (Some(x), Some(y)) => (x, y),
@@ -271,8 +419,17 @@ pub fn compare(
     }
     // A quantized tensor decodes to F32 but is stored otherwise: the same dtype and the same
     // ggml type (or none) are needed for equal bytes to mean equal values.
+    let (va, vb) = match pair.views(ta, tb) {
+        Ok(v) => v,
+        Err(e) => {
+            d.status = Status::ValuesChanged;
+            d.error = Some(e);
+            return d;
+        }
+    };
+    let reordered = pair.unpermute.is_some();
     if ta.dtype == tb.dtype && ta.quant == tb.quant {
-        match same_bytes(a, ta, b, tb) {
+        match same_bytes_in(a, ta, &va, b, tb, &vb, reordered) {
             Ok(true) => {
                 progress.add_done(ta.byte_len() + tb.byte_len());
                 return d;
@@ -288,7 +445,7 @@ pub fn compare(
     } else {
         d.status = Status::DtypeChanged;
     }
-    match measures(a, ta, b, tb, progress) {
+    match measures_in(a, ta, va, b, tb, vb, progress) {
         Ok(m) => d.measures = Some(m),
         Err(e) => d.error = Some(e),
     }
@@ -303,9 +460,24 @@ pub fn same_bytes(
     b: &Checkpoint,
     tb: &TensorEntry,
 ) -> Result<bool, String> {
+    let (va, vb) = (View::of(ta).simplified(), View::of(tb).simplified());
+    same_bytes_in(a, ta, &va, b, tb, &vb, false)
+}
+
+/// [`same_bytes`] of the elements two views walk; `reordered`: the views are not both the
+/// natural order, so the plain `memcmp` does not apply.
+fn same_bytes_in(
+    a: &Checkpoint,
+    ta: &TensorEntry,
+    va: &View,
+    b: &Checkpoint,
+    tb: &TensorEntry,
+    vb: &View,
+    reordered: bool,
+) -> Result<bool, String> {
     let ra = a.tensor_bytes(ta).map_err(|e| e.to_string())?;
     let rb = b.tensor_bytes(tb).map_err(|e| e.to_string())?;
-    if ta.is_plain() && tb.is_plain() {
+    if ta.is_plain() && tb.is_plain() && !reordered {
         // memcmp in 8 MiB pieces on every core; stops early at a difference.
         const PIECE: usize = 8 << 20;
         return Ok(ra.len() == rb.len()
@@ -320,13 +492,12 @@ pub fn same_bytes(
     let (Some(size), n) = (ta.dtype.byte_size(), ta.elements()) else {
         return Err("strided views of sub-byte types are not supported".into());
     };
-    let (va, vb) = (View::of(ta).simplified(), View::of(tb).simplified());
     let (mut xa, mut xb) = (Vec::new(), Vec::new());
     let mut k = 0;
     while k < n {
         let m = (n - k).min(BLOCK);
-        pack_range(ra, &va, ta.byte_order, size as usize, k, k + m, &mut xa)?;
-        pack_range(rb, &vb, tb.byte_order, size as usize, k, k + m, &mut xb)?;
+        pack_range(ra, va, ta.byte_order, size as usize, k, k + m, &mut xa)?;
+        pack_range(rb, vb, tb.byte_order, size as usize, k, k + m, &mut xb)?;
         if xa != xb {
             return Ok(false);
         }
@@ -618,17 +789,28 @@ fn both_f32(a: &Side<'_>, b: &Side<'_>) -> bool {
 fn sides<'a>(
     a: &'a Checkpoint,
     ta: &TensorEntry,
+    va: View,
     b: &'a Checkpoint,
     tb: &TensorEntry,
+    vb: View,
 ) -> Result<(Side<'a>, Side<'a>), String> {
+    if va.elements() != vb.elements() {
+        return Err(format!(
+            "`{}` has {} elements and `{}` {}",
+            ta.name,
+            va.elements(),
+            tb.name,
+            vb.elements()
+        ));
+    }
     Ok((
         Side {
             src: crate::analysis::source(a, ta).map_err(|e| e.to_string())?,
-            view: View::of(ta).simplified(),
+            view: va,
         },
         Side {
             src: crate::analysis::source(b, tb).map_err(|e| e.to_string())?,
-            view: View::of(tb).simplified(),
+            view: vb,
         },
     ))
 }
@@ -641,7 +823,21 @@ pub fn measures(
     tb: &TensorEntry,
     progress: &Progress,
 ) -> Result<Measures, String> {
-    let (sa, sb) = sides(a, ta, b, tb)?;
+    let (va, vb) = (View::of(ta).simplified(), View::of(tb).simplified());
+    measures_in(a, ta, va, b, tb, vb, progress)
+}
+
+/// [`measures`] of the elements two views walk.
+fn measures_in(
+    a: &Checkpoint,
+    ta: &TensorEntry,
+    va: View,
+    b: &Checkpoint,
+    tb: &TensorEntry,
+    vb: View,
+    progress: &Progress,
+) -> Result<Measures, String> {
+    let (sa, sb) = sides(a, ta, va, b, tb, vb)?;
     let result = if both_f32(&sa, &sb) {
         accumulate::<f32>(&sa, &sb, progress)
     } else {
@@ -676,7 +872,28 @@ pub fn diff_histogram(
     bins: usize,
     progress: &Progress,
 ) -> Result<Histogram, String> {
-    let (sa, sb) = sides(a, ta, b, tb)?;
+    let pair = Pair {
+        a: Some(ta),
+        b: Some(tb),
+        unpermute: None,
+    };
+    pair_histogram(a, b, &pair, m, bins, progress)
+}
+
+/// [`diff_histogram`] of a pair, lined up as the comparison lined it up.
+pub fn pair_histogram(
+    a: &Checkpoint,
+    b: &Checkpoint,
+    pair: &Pair<'_>,
+    m: &Measures,
+    bins: usize,
+    progress: &Progress,
+) -> Result<Histogram, String> {
+    let (Some(ta), Some(tb)) = (pair.a, pair.b) else {
+        return Err("a histogram of a − b needs both tensors".into());
+    };
+    let (va, vb) = pair.views(ta, tb)?;
+    let (sa, sb) = sides(a, ta, va, b, tb, vb)?;
     let (lo, hi) = if m.min_diff == m.max_diff {
         (m.min_diff - 0.5, m.max_diff + 0.5)
     } else {
@@ -729,14 +946,23 @@ fn diff_counts<V: Element>(
     Ok(totals)
 }
 
-fn renames(a: &Checkpoint, b: &Checkpoint) -> Vec<(String, String)> {
+fn renames(
+    a: &Checkpoint,
+    b: &Checkpoint,
+    unpaired_a: &HashSet<&str>,
+    unpaired_b: &HashSet<&str>,
+) -> Vec<(String, String)> {
     let only_a: Vec<&TensorEntry> = a
         .tensors
         .iter()
-        .filter(|t| b.tensor(&t.name).is_none())
+        .filter(|t| unpaired_a.contains(t.name.as_str()))
         .collect();
     let mut only_b: HashMap<(DType, Vec<u64>), Vec<&TensorEntry>> = HashMap::new();
-    for t in b.tensors.iter().filter(|t| a.tensor(&t.name).is_none()) {
+    for t in b
+        .tensors
+        .iter()
+        .filter(|t| unpaired_b.contains(t.name.as_str()))
+    {
         only_b
             .entry((t.dtype, t.shape.clone()))
             .or_default()

@@ -17,6 +17,7 @@ pub mod element;
 pub mod heatmap;
 pub mod kernels;
 pub mod moments;
+pub mod namemap;
 pub mod quant;
 pub mod slice;
 pub mod summary;
