@@ -315,7 +315,7 @@ fn cli_diff_maps_automatically_and_reports_per_tensor_errors() {
     // The human report says how the pairs were made.
     let (_, text, _) = run(&["diff", hf, q4]);
     assert!(text.contains("paired by llama.cpp names (B is GGUF; 4 heads, 2 KV heads"));
-    assert!(text.contains("model.layers.0.self_attn.q_proj.weight ⇄ blk.0.attn_q.weight"));
+    assert!(text.contains("model.layers.0.self_attn.q_proj.weight → blk.0.attn_q.weight"));
 }
 
 #[test]

@@ -156,10 +156,10 @@ pub fn mapping_line(m: &Mapping) -> String {
     )
 }
 
-/// The name of a pair: `name`, or `name ⇄ name in B` for a mapped pair.
+/// The name of a pair: `name`, or `name → name in B` for a mapped pair.
 pub fn pair_name(t: &TensorDiff) -> String {
     match &t.name_b {
-        Some(b) => format!("{} ⇄ {b}", t.name),
+        Some(b) => format!("{} → {b}", t.name),
         None => t.name.clone(),
     }
 }
