@@ -21,7 +21,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use rayon::prelude::*;
 
 use crate::analysis::element::Element;
-use crate::analysis::namemap::{Mapping, Which, unpermuted_view};
+use crate::analysis::measures::Acc;
+pub use crate::analysis::measures::Measures;
+use crate::analysis::namemap::Mapping;
+pub use crate::analysis::pairs::{Pair, Unpermute, pairs};
 use crate::analysis::slice::View;
 use crate::analysis::summary::{Histogram, Source, StatsError};
 use crate::dtype::DType;
@@ -70,29 +73,6 @@ impl Status {
     ];
 }
 
-/// Numeric measures of a − b over elements where both are finite.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
-pub struct Measures {
-    /// Elements compared.
-    pub count: u64,
-    /// Elements whose values differ (NaN against NaN counts as equal).
-    pub differing: u64,
-    /// Positions where exactly one side is NaN or ±Inf, or both are but differ.
-    pub nonfinite_mismatch: u64,
-    /// max |a − b|.
-    pub max_abs_diff: f64,
-    /// mean |a − b|.
-    pub mean_abs_diff: f64,
-    /// ‖a − b‖ / ‖a‖ (0 when both are zero, +∞ when only a is).
-    pub rel_l2: f64,
-    /// a·b / (‖a‖‖b‖) (1 when both are zero).
-    pub cosine: f64,
-    /// Smallest a − b.
-    pub min_diff: f64,
-    /// Largest a − b.
-    pub max_diff: f64,
-}
-
 /// One pair of tensors.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct TensorDiff {
@@ -125,27 +105,6 @@ pub struct TensorDiff {
     pub unpermute: Option<Unpermute>,
 }
 
-/// llama.cpp's permutation of the query/key rows, undone on one side of a pair
-/// ([`unpermuted_view`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Unpermute {
-    /// The side read through the view (the GGUF one).
-    pub side: Which,
-    /// Heads the rows were permuted over.
-    pub heads: u64,
-}
-
-/// Two tensors to compare (either may be missing) and how their elements line up.
-#[derive(Clone, Copy, Debug)]
-pub struct Pair<'c> {
-    /// The tensor in A.
-    pub a: Option<&'c TensorEntry>,
-    /// The tensor in B.
-    pub b: Option<&'c TensorEntry>,
-    /// The reordering of one side, if any.
-    pub unpermute: Option<Unpermute>,
-}
-
 impl<'c> Pair<'c> {
     /// The pair a finished comparison made: by its names in A and B, with its reordering.
     pub fn of(a: &'c Checkpoint, b: &'c Checkpoint, d: &TensorDiff) -> Pair<'c> {
@@ -161,18 +120,6 @@ impl<'c> Pair<'c> {
             b: in_b,
             unpermute: d.unpermute,
         }
-    }
-
-    /// The views that walk both sides in the same order.
-    fn views(&self, ta: &TensorEntry, tb: &TensorEntry) -> Result<(View, View), String> {
-        let view = |t: &TensorEntry, side: Which| match self.unpermute {
-            Some(u) if u.side == side => unpermuted_view(t, u.heads),
-            _ => Ok(View::of(t)),
-        };
-        Ok((
-            view(ta, Which::A)?.simplified(),
-            view(tb, Which::B)?.simplified(),
-        ))
     }
 }
 
@@ -238,59 +185,6 @@ impl Diff {
 /// Compares every tensor of `a` with its namesake in `b`.
 pub fn diff(a: &Checkpoint, b: &Checkpoint, progress: &Progress) -> Diff {
     diff_mapped(a, b, None, progress)
-}
-
-/// The pairs a comparison makes: by the mapping's names where it has one (undoing llama.cpp's
-/// Q/K permutation on the GGUF side), by equal names otherwise.
-pub fn pairs<'c>(a: &'c Checkpoint, b: &'c Checkpoint, mapping: Option<&Mapping>) -> Vec<Pair<'c>> {
-    let partners = mapping.map(|m| m.partners(a, b)).unwrap_or_default();
-    let unpermute = |name_a: &str, name_b: &str| {
-        let m = mapping?;
-        let gguf_name = match m.gguf {
-            Which::A => name_a,
-            Which::B => name_b,
-        };
-        m.permuted_heads(gguf_name).map(|heads| Unpermute {
-            side: m.gguf,
-            heads,
-        })
-    };
-    let mut out = Vec::new();
-    for t in &a.tensors {
-        let pair = match partners.b_of_a.get(&t.name) {
-            Some(nb) => Pair {
-                a: Some(t),
-                b: b.tensor(nb),
-                unpermute: unpermute(&t.name, nb),
-            },
-            // A name the mapping pairs elsewhere is not also paired with a namesake.
-            None if partners.a_of_b.contains_key(&t.name) => Pair {
-                a: Some(t),
-                b: None,
-                unpermute: None,
-            },
-            None => Pair {
-                a: Some(t),
-                b: b.tensor(&t.name),
-                unpermute: None,
-            },
-        };
-        out.push(pair);
-    }
-    for t in &b.tensors {
-        let paired = match partners.a_of_b.get(&t.name) {
-            Some(na) => a.tensor(na).is_some(),
-            None => !partners.b_of_a.contains_key(&t.name) && a.tensor(&t.name).is_some(),
-        };
-        if !paired {
-            out.push(Pair {
-                a: None,
-                b: Some(t),
-                unpermute: None,
-            });
-        }
-    }
-    out
 }
 
 /// Compares every tensor of `a` with its partner in `b`: the tensor the mapping pairs it with,
@@ -541,149 +435,6 @@ fn pack_range(
         Ok(())
     } else {
         Err("a view reads outside its storage".into())
-    }
-}
-
-/// Accumulators of one block.
-#[derive(Clone, Copy, Debug)]
-struct Acc {
-    count: u64,
-    differing: u64,
-    nonfinite: u64,
-    n: u64,
-    max_abs: f64,
-    sum_abs: f64,
-    sum_d2: f64,
-    sum_a2: f64,
-    sum_b2: f64,
-    sum_ab: f64,
-    min_d: f64,
-    max_d: f64,
-}
-
-impl Default for Acc {
-    fn default() -> Self {
-        Acc {
-            count: 0,
-            differing: 0,
-            nonfinite: 0,
-            n: 0,
-            max_abs: 0.0,
-            sum_abs: 0.0,
-            sum_d2: 0.0,
-            sum_a2: 0.0,
-            sum_b2: 0.0,
-            sum_ab: 0.0,
-            min_d: f64::INFINITY,
-            max_d: f64::NEG_INFINITY,
-        }
-    }
-}
-
-impl Acc {
-    /// A batch of pairs: the multi-lane kernel, or one pair at a time when NaN/Inf are present.
-    fn add_batch<V: Element>(&mut self, xa: &[V], xb: &[V]) {
-        let k = V::pairs(xa, xb);
-        if k.odd {
-            for (&x, &y) in xa.iter().zip(xb) {
-                self.add(x.f64(), y.f64());
-            }
-            return;
-        }
-        let n = xa.len().min(xb.len()) as u64;
-        if n == 0 {
-            return;
-        }
-        *self = self.merge(Acc {
-            count: n,
-            differing: k.differing,
-            nonfinite: 0,
-            n,
-            max_abs: k.max_abs,
-            sum_abs: k.sum_abs,
-            sum_d2: k.sum_d2,
-            sum_a2: k.sum_a2,
-            sum_b2: k.sum_b2,
-            sum_ab: k.sum_ab,
-            min_d: k.min_d,
-            max_d: k.max_d,
-        });
-    }
-
-    #[inline(always)]
-    fn add(&mut self, x: f64, y: f64) {
-        self.count += 1;
-        if x.is_finite() && y.is_finite() {
-            let d = x - y;
-            self.n += 1;
-            if d != 0.0 {
-                self.differing += 1;
-            }
-            let ad = d.abs();
-            self.max_abs = self.max_abs.max(ad);
-            self.sum_abs += ad;
-            self.sum_d2 += d * d;
-            self.sum_a2 += x * x;
-            self.sum_b2 += y * y;
-            self.sum_ab += x * y;
-            self.min_d = self.min_d.min(d);
-            self.max_d = self.max_d.max(d);
-        } else {
-            let same = (x.is_nan() && y.is_nan()) || x == y;
-            if !same {
-                self.nonfinite += 1;
-                self.differing += 1;
-            }
-        }
-    }
-
-    fn merge(mut self, o: Acc) -> Acc {
-        self.count += o.count;
-        self.differing += o.differing;
-        self.nonfinite += o.nonfinite;
-        self.n += o.n;
-        self.max_abs = self.max_abs.max(o.max_abs);
-        self.sum_abs += o.sum_abs;
-        self.sum_d2 += o.sum_d2;
-        self.sum_a2 += o.sum_a2;
-        self.sum_b2 += o.sum_b2;
-        self.sum_ab += o.sum_ab;
-        self.min_d = self.min_d.min(o.min_d);
-        self.max_d = self.max_d.max(o.max_d);
-        self
-    }
-
-    fn measures(&self) -> Measures {
-        let na = self.sum_a2.sqrt();
-        let nb = self.sum_b2.sqrt();
-        let nd = self.sum_d2.sqrt();
-        Measures {
-            count: self.count,
-            differing: self.differing,
-            nonfinite_mismatch: self.nonfinite,
-            max_abs_diff: self.max_abs,
-            mean_abs_diff: if self.n == 0 {
-                0.0
-            } else {
-                self.sum_abs / self.n as f64
-            },
-            rel_l2: if na > 0.0 {
-                nd / na
-            } else if nd == 0.0 {
-                0.0
-            } else {
-                f64::INFINITY
-            },
-            cosine: if na > 0.0 && nb > 0.0 {
-                (self.sum_ab / (na * nb)).clamp(-1.0, 1.0)
-            } else if na == 0.0 && nb == 0.0 {
-                1.0
-            } else {
-                0.0
-            },
-            min_diff: if self.n == 0 { 0.0 } else { self.min_d },
-            max_diff: if self.n == 0 { 0.0 } else { self.max_d },
-        }
     }
 }
 
@@ -1014,31 +765,6 @@ pub fn metadata_diff(a: &[(String, String)], b: &[(String, String)]) -> Metadata
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn accumulators_match_hand_computation() {
-        let mut acc = Acc::default();
-        for (x, y) in [
-            (1.0, 1.0),
-            (2.0, 1.0),
-            (3.0, 5.0),
-            (f64::NAN, f64::NAN),
-            (f64::INFINITY, 1.0),
-        ] {
-            acc.add(x, y);
-        }
-        let m = acc.measures();
-        assert_eq!(m.count, 5);
-        assert_eq!(m.differing, 3);
-        assert_eq!(m.nonfinite_mismatch, 1);
-        assert_eq!(m.max_abs_diff, 2.0);
-        assert_eq!(m.mean_abs_diff, 1.0);
-        assert!((m.rel_l2 - (5f64).sqrt() / (14f64).sqrt()).abs() < 1e-12);
-        assert!((m.cosine - 18.0 / ((14f64).sqrt() * (27f64).sqrt())).abs() < 1e-12);
-        assert_eq!((m.min_diff, m.max_diff), (-2.0, 1.0));
-        let zero = Acc::default().measures();
-        assert_eq!((zero.rel_l2, zero.cosine), (0.0, 1.0));
-    }
 
     #[test]
     fn metadata_changes() {
