@@ -1,5 +1,5 @@
 //! The measures of a − b and their accumulator: one block's sums, merged across the parallel
-//! blocks of a comparison. Kept apart from the pairing and walking of [`crate::analysis::diff`],
+//! blocks of a comparison. Kept apart from the pairing and walking of the comparison (`diff`),
 //! so the arithmetic is checked on its own.
 //!
 //! Owns: [`Measures`] and the accumulator. Must not import: `diff`.
