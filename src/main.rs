@@ -227,10 +227,22 @@ struct DiffArgs {
     /// Bins of the a-b histogram (with --tensor).
     #[arg(long, default_value_t = 20)]
     bins: usize,
+    /// How tensors are paired: `llama` by the names llama.cpp gives a Hugging Face Llama model
+    /// in GGUF (undoing its Q/K row permutation), `none` by equal names, `auto` llama when one
+    /// side is a Llama GGUF file holding the other's tensors.
+    #[arg(long, value_enum, default_value = "auto")]
+    map: MapArg,
     #[command(flatten)]
     trust: TrustArgs,
     #[command(flatten)]
     limits: LimitArgs,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum MapArg {
+    Auto,
+    Llama,
+    None,
 }
 
 #[derive(Args)]
@@ -557,19 +569,27 @@ fn diff(args: &DiffArgs) -> anyhow::Result<ExitCode> {
     options.limits = args.limits.limits()?;
     let a = ckptscope::format::open_with(&args.a, &options)?;
     let b = ckptscope::format::open_with(&args.b, &options)?;
+    let mapping = match args.map {
+        MapArg::Auto => ckptscope::analysis::namemap::Mapping::offered(&a, &b),
+        MapArg::Llama => Some(ckptscope::analysis::namemap::Mapping::llama(&a, &b)?),
+        MapArg::None => None,
+    };
     let progress = ckptscope::progress::Progress::new();
     if let Some(name) = &args.tensor {
-        let (ta, tb) = (a.tensor(name), b.tensor(name));
-        if ta.is_none() && tb.is_none() {
+        let pairs = diff::pairs(&a, &b, mapping.as_ref());
+        let Some(pair) = pairs
+            .iter()
+            .find(|p| [p.a, p.b].into_iter().flatten().any(|t| t.name == *name))
+        else {
             anyhow::bail!("no tensor named `{name}` in either checkpoint");
-        }
-        let one = diff::compare(&a, ta, &b, tb, &progress);
-        let hist = match (ta, tb, &one.measures) {
-            (Some(ta), Some(tb), Some(m)) => Some(
-                diff::diff_histogram(&a, ta, &b, tb, m, args.bins, &progress)
+        };
+        let one = diff::compare_pair(&a, &b, pair, &progress);
+        let hist = match &one.measures {
+            Some(m) => Some(
+                diff::pair_histogram(&a, &b, pair, m, args.bins, &progress)
                     .map_err(anyhow::Error::msg)?,
             ),
-            _ => None,
+            None => None,
         };
         write_out(|out| {
             if args.json {
@@ -586,7 +606,9 @@ fn diff(args: &DiffArgs) -> anyhow::Result<ExitCode> {
             one.status != diff::Status::Identical,
         )));
     }
-    let d = with_progress_line(&progress, "comparing", || diff::diff(&a, &b, &progress));
+    let d = with_progress_line(&progress, "comparing", || {
+        diff::diff_mapped(&a, &b, mapping.as_ref(), &progress)
+    });
     write_out(|out| {
         if args.json {
             ckptscope::output::diff::write_json(out, &a, &b, &d)

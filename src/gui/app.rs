@@ -314,7 +314,27 @@ impl App {
             let options = App::options_for(trust, progress);
             let ca = crate::format::open_with(&a, &options)?;
             let cb = crate::format::open_with(&b, &options)?;
-            let compared = CompareView::diff(Arc::new(ca), Arc::new(cb), progress);
+            let compared = CompareView::diff(Arc::new(ca), Arc::new(cb), true, progress);
+            if progress.is_cancelled() {
+                return Err(JobError::Cancelled);
+            }
+            Ok(compared)
+        });
+        self.jobs.compare.start(job);
+        self.error = None;
+    }
+
+    /// Compares the open pair again with other pairing rules (no file is reopened).
+    fn start_repair(
+        &mut self,
+        ctx: &egui::Context,
+        a: Arc<crate::format::Checkpoint>,
+        b: Arc<crate::format::Checkpoint>,
+        mapped: bool,
+    ) {
+        let label = format!("{} and {}", display_name(&a.path), display_name(&b.path));
+        let job = Job::spawn(ctx, JobKind::Compare, label, self.sync, move |progress| {
+            let compared = CompareView::diff(a, b, mapped, progress);
             if progress.is_cancelled() {
                 return Err(JobError::Cancelled);
             }
@@ -620,6 +640,12 @@ impl App {
                 self.notice = None;
             }
             Command::LeaveCompare => self.compare = None,
+            Command::Repair { mapped } => {
+                if let Some(v) = &self.compare {
+                    let (a, b) = (v.a.clone(), v.b.clone());
+                    self.start_repair(ctx, a, b, mapped);
+                }
+            }
             Command::ForgetRecent(path) => self.state.recent.retain(|p| p != &path),
             Command::Reveal(path) => {
                 if let Err(e) = reveal(&path) {

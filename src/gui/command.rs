@@ -103,6 +103,12 @@ pub enum Command {
     Cancel(JobKind),
     /// Leave the compare view, back to the file explored before.
     LeaveCompare,
+    /// Compare the two files of the compare view again, pairing tensors by llama.cpp's names
+    /// (`true`, when the view offers it) or by their names as stored (`false`).
+    Repair {
+        /// Pair by llama.cpp's names.
+        mapped: bool,
+    },
     /// Switch the colour theme.
     SetTheme(ThemeChoice),
     /// Hide the error.

@@ -5,6 +5,10 @@
 //! histogram of a − b, both statistics side by side and, for 2-D tensors, heatmaps of A, B and
 //! A − B, computed on workers (a sample first, then exact). A tab shows the metadata diff.
 //!
+//! When one file is a Llama GGUF file holding the other's tensors under llama.cpp's names, the
+//! pairs are made by those names (Q/K rows un-permuted, see [`crate::analysis::namemap`]) and a
+//! "Names" choice switches back to the names as stored.
+//!
 //! Owns [`CompareView`]: the comparison (made by the compare job, [`CompareView::diff`]), the
 //! status boxes and filter with the rows they let through (recomputed only when they change),
 //! and the slots of the selected pair's jobs. The view cancels through [`Command::Cancel`]. It
@@ -21,8 +25,9 @@ use egui::{Color32, RichText, Ui};
 use egui_extras::{Column, TableBuilder};
 
 use crate::analysis::decode::format_float;
-use crate::analysis::diff::{self, Diff, Status, TensorDiff};
+use crate::analysis::diff::{self, Diff, Pair, Status, TensorDiff};
 use crate::analysis::heatmap::{self, Heatmap};
+use crate::analysis::namemap::{Mapping, Which, unpermuted_view};
 use crate::analysis::slice::View;
 use crate::analysis::{self as stats, Analysis, Histogram};
 use crate::format::Checkpoint;
@@ -57,6 +62,8 @@ pub struct CompareView {
     pub b: Arc<Checkpoint>,
     /// The comparison.
     pub diff: Diff,
+    /// The name mapping this pair of files allows, offered as a choice.
+    pub offered: Option<Mapping>,
     shown: BTreeSet<Status>,
     filter: String,
     /// The pairs the status boxes and the filter let through, and the choice they were made for.
@@ -74,9 +81,16 @@ pub struct CompareView {
 }
 
 impl CompareView {
-    /// Compares `a` with `b`, on the caller's worker: the compare job runs this.
-    pub fn diff(a: Arc<Checkpoint>, b: Arc<Checkpoint>, progress: &Progress) -> Compared {
-        let diff = diff::diff(&a, &b, progress);
+    /// Compares `a` with `b`, on the caller's worker: the compare job runs this. `mapped`:
+    /// pair by llama.cpp's names when the files allow it ([`Mapping::offered`]).
+    pub fn diff(
+        a: Arc<Checkpoint>,
+        b: Arc<Checkpoint>,
+        mapped: bool,
+        progress: &Progress,
+    ) -> Compared {
+        let mapping = mapped.then(|| Mapping::offered(&a, &b)).flatten();
+        let diff = diff::diff_mapped(&a, &b, mapping.as_ref(), progress);
         Compared { a, b, diff }
     }
 
@@ -84,10 +98,12 @@ impl CompareView {
     pub fn new(Compared { a, b, diff }: Compared) -> CompareView {
         // Open on the largest change compared by value.
         let selected = diff.tensors.iter().position(|t| t.measures.is_some());
+        let offered = Mapping::offered(&a, &b);
         let mut view = CompareView {
             a,
             b,
             diff,
+            offered,
             shown: Status::ALL
                 .into_iter()
                 .filter(|s| *s != Status::Identical)
@@ -192,7 +208,10 @@ impl CompareView {
             .filter(|&i| {
                 let t = &self.diff.tensors[i];
                 self.shown.contains(&t.status)
-                    && crate::gui::widgets::filter_match(&self.filter, &t.name)
+                    && (crate::gui::widgets::filter_match(&self.filter, &t.name)
+                        || t.name_b
+                            .as_ref()
+                            .is_some_and(|n| crate::gui::widgets::filter_match(&self.filter, n)))
             })
             .collect();
         self.rows_for = Some((self.shown.clone(), self.filter.clone()));
@@ -201,12 +220,22 @@ impl CompareView {
 
 type Side<'a> = (crate::analysis::Source<'a>, View, &'a crate::TensorEntry);
 
-fn side<'a>(c: &'a Checkpoint, name: &str) -> Result<Option<Side<'a>>, String> {
-    let Some(t) = c.tensor(name) else {
+/// One side of a pair, walked in the order the comparison lined it up in (`heads`: undoing
+/// llama.cpp's Q/K permutation).
+fn side<'a>(
+    c: &'a Checkpoint,
+    t: Option<&'a crate::TensorEntry>,
+    heads: Option<u64>,
+) -> Result<Option<Side<'a>>, String> {
+    let Some(t) = t else {
         return Ok(None);
     };
     let src = crate::analysis::source(c, t).map_err(|e| e.to_string())?;
-    Ok(Some((src, View::of(t), t)))
+    let view = match heads {
+        Some(h) => unpermuted_view(t, h)?,
+        None => View::of(t),
+    };
+    Ok(Some((src, view, t)))
 }
 
 /// Statistics, histograms and heatmaps of one pair; `sampled`: from a strided sample.
@@ -216,10 +245,12 @@ fn pair_details(
     pair: &TensorDiff,
     bins: usize,
     sampled: bool,
-    p: &Progress,
+    progress: &Progress,
 ) -> PairResult {
     let mut r = PairResult::default();
-    let (sa, sb) = match (side(a, &pair.name), side(b, &pair.name)) {
+    let p = Pair::of(a, b, pair);
+    let heads = |s: Which| p.unpermute.filter(|u| u.side == s).map(|u| u.heads);
+    let (sa, sb) = match (side(a, p.a, heads(Which::A)), side(b, p.b, heads(Which::B))) {
         (Ok(x), Ok(y)) => (x, y),
         (Err(e), _) | (_, Err(e)) => {
             r.error = Some(e);
@@ -230,7 +261,7 @@ fn pair_details(
         if sampled {
             stats::analyze_sample(&s.0, &s.1, bins, SAMPLE)
         } else {
-            stats::analyze(&s.0, &s.1, bins, p)
+            stats::analyze(&s.0, &s.1, bins, progress)
         }
     };
     if let Some(s) = &sa {
@@ -245,19 +276,20 @@ fn pair_details(
         if let Some(m) = &pair.measures
             && !sampled
         {
-            r.diff = diff::diff_histogram(a, x.2, b, y.2, m, bins, p).ok();
+            r.diff = diff::pair_histogram(a, b, &p, m, bins, progress).ok();
         } else if let Some(m) = &pair.measures {
             // A quick difference histogram on the first elements.
-            r.diff = diff::diff_histogram(a, x.2, b, y.2, m, bins, p)
+            r.diff = diff::pair_histogram(a, b, &p, m, bins, progress)
                 .ok()
                 .filter(|_| x.2.elements() <= SAMPLE * 4);
         }
-        if x.1.shape.len() == 2 {
+        // The tensor's own rank: an un-permuted view splits the rows but walks the same matrix.
+        if x.2.shape.len() == 2 {
             let make = |s: &Side<'_>| {
                 if sampled {
                     heatmap::heatmap_preview(&s.0, &s.1, HEAT, HEAT)
                 } else {
-                    heatmap::heatmap(&s.0, &s.1, HEAT, HEAT, p)
+                    heatmap::heatmap(&s.0, &s.1, HEAT, HEAT, progress)
                 }
             };
             if let Ok(h) = make(x) {
@@ -266,7 +298,7 @@ fn pair_details(
             if let Ok(h) = make(y) {
                 r.heat.push(("B".into(), h));
             }
-            if let Ok(h) = heatmap::diff_heatmap((&x.0, &x.1), (&y.0, &y.1), HEAT, HEAT, p) {
+            if let Ok(h) = heatmap::diff_heatmap((&x.0, &x.1), (&y.0, &y.1), HEAT, HEAT, progress) {
                 r.heat.push(("A − B".into(), h));
             }
         }
@@ -338,6 +370,9 @@ pub fn compare_ui(
                 commands.push(Command::LeaveCompare);
             }
         });
+        if v.offered.is_some() {
+            names_ui(ui, v, commands);
+        }
         for (x, y) in &v.diff.renames {
             ui.weak(format!(
                 "renamed? `{x}` in A looks like `{y}` in B (same dtype, shape and bytes)"
@@ -406,7 +441,11 @@ pub fn compare_ui(
                             let m = t.measures.as_ref();
                             row.col(|ui| {
                                 ui.add(
-                                    egui::Label::new(RichText::new(&t.name).monospace()).truncate(),
+                                    egui::Label::new(
+                                        RichText::new(crate::output::diff::pair_name(t))
+                                            .monospace(),
+                                    )
+                                    .truncate(),
                                 );
                             });
                             row.col(|ui| {
@@ -452,6 +491,39 @@ pub fn compare_ui(
             metadata_diff_ui(ui, &v.diff);
         } else {
             pair_ui(ui, v, state, commands);
+        }
+    });
+}
+
+/// The "Names" choice: pairs by llama.cpp's names or by the names as stored.
+fn names_ui(ui: &mut Ui, v: &CompareView, commands: &mut Vec<Command>) {
+    const STORED: &str = "as stored";
+    const LLAMA: &str = "llama.cpp names";
+    ui.horizontal_wrapped(|ui| {
+        let mapped = v.diff.mapping.is_some();
+        let mut choice = mapped;
+        let label = ui.label("Names");
+        egui::ComboBox::from_id_salt("compare-names")
+            .selected_text(if mapped { LLAMA } else { STORED })
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut choice, true, LLAMA);
+                ui.selectable_value(&mut choice, false, STORED);
+            })
+            .response
+            .labelled_by(label.id);
+        if choice != mapped {
+            commands.push(Command::Repair { mapped: choice });
+        }
+        if let Some(m) = &v.diff.mapping {
+            ui.weak(crate::output::diff::mapping_line(m));
+        } else if let Some(m) = &v.offered {
+            let side = match m.gguf {
+                Which::A => "A",
+                Which::B => "B",
+            };
+            ui.weak(format!(
+                "{side} is a Llama GGUF file: choose llama.cpp names to pair its tensors with the Hugging Face ones"
+            ));
         }
     });
 }
@@ -532,6 +604,18 @@ fn pair_ui(ui: &mut Ui, v: &mut CompareView, state: &mut Persisted, commands: &m
                 ui.colored_label(COLOR_A, format!("A: {}", side(t.type_a, &t.shape_a)));
                 ui.colored_label(COLOR_B, format!("B: {}", side(t.type_b, &t.shape_b)));
             });
+            if let Some(n) = &t.name_b {
+                ui.horizontal_wrapped(|ui| {
+                    ui.colored_label(COLOR_B, "B:");
+                    ui.monospace(n);
+                    if let Some(u) = t.unpermute {
+                        ui.weak(format!(
+                            "llama.cpp's Q/K row permutation over {} heads undone: compared in Hugging Face row order",
+                            u.heads
+                        ));
+                    }
+                });
+            }
             if let Some(m) = &t.measures {
                 egui::Grid::new("measures")
                     .num_columns(4)

@@ -7,6 +7,7 @@ use serde::Serialize;
 use crate::analysis::Histogram;
 use crate::analysis::decode::format_float;
 use crate::analysis::diff::{Diff, Measures, Status, TensorDiff};
+use crate::analysis::namemap::{Mapping, Which};
 use crate::format::Checkpoint;
 use crate::output::human::{self, term};
 use crate::output::info::one_line;
@@ -20,6 +21,8 @@ pub struct DiffJson<'a> {
     tensors: Vec<TensorJson<'a>>,
     renames: &'a [(String, String)],
     metadata: &'a crate::analysis::diff::MetadataDiff,
+    /// The name mapping the pairs were made by (`null`: equal names).
+    mapping: Option<&'a Mapping>,
 }
 
 #[derive(Serialize)]
@@ -33,6 +36,12 @@ struct Summary {
 #[derive(Serialize)]
 struct TensorJson<'a> {
     name: &'a str,
+    /// The partner's name in B, when a mapping paired differently named tensors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name_b: Option<&'a str>,
+    /// Heads over which llama.cpp's Q/K row permutation was undone on the GGUF side.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unpermuted_heads: Option<u64>,
     status: Status,
     dtype_a: Option<&'static str>,
     dtype_b: Option<&'static str>,
@@ -75,6 +84,8 @@ pub fn write_json(
                 let m = t.measures.as_ref();
                 TensorJson {
                     name: &t.name,
+                    name_b: t.name_b.as_deref(),
+                    unpermuted_heads: t.unpermute.map(|u| u.heads),
                     status: t.status,
                     dtype_a: t.type_a,
                     dtype_b: t.type_b,
@@ -102,6 +113,7 @@ pub fn write_json(
             .collect(),
         renames: &d.renames,
         metadata: &d.metadata,
+        mapping: d.mapping.as_ref(),
     };
     serde_json::to_writer(&mut *out, &doc)?;
     out.write_all(b"\n")
@@ -129,6 +141,27 @@ pub fn summary_line(d: &Diff) -> String {
         ));
     }
     line
+}
+
+/// How the pairs were made, when a mapping made them: `paired by llama.cpp names (B is GGUF,
+/// 4 heads, 2 KV heads: Q/K rows un-permuted)`.
+pub fn mapping_line(m: &Mapping) -> String {
+    let side = match m.gguf {
+        Which::A => "A",
+        Which::B => "B",
+    };
+    format!(
+        "paired by llama.cpp names ({side} is GGUF; {} heads, {} KV heads: Q/K rows un-permuted, compared in Hugging Face order)",
+        m.n_head, m.n_head_kv
+    )
+}
+
+/// The name of a pair: `name`, or `name → name in B` for a mapped pair.
+pub fn pair_name(t: &TensorDiff) -> String {
+    match &t.name_b {
+        Some(b) => format!("{} → {b}", t.name),
+        None => t.name.clone(),
+    }
 }
 
 fn dtype_cell(t: &TensorDiff) -> String {
@@ -179,6 +212,9 @@ pub fn write_human(
             summary_line(d)
         }
     )?;
+    if let Some(m) = &d.mapping {
+        writeln!(out, "{}", mapping_line(m))?;
+    }
     for (x, y) in &d.renames {
         writeln!(
             out,
@@ -195,7 +231,7 @@ pub fn write_human(
             let m = t.measures.as_ref();
             let f = |v: Option<f64>| v.map(format_float).unwrap_or_default();
             [
-                term(&t.name).into_owned(),
+                term(&pair_name(t)).into_owned(),
                 t.status.label().to_string(),
                 dtype_cell(t),
                 shape_cell(t),
@@ -268,7 +304,18 @@ pub fn write_tensor(
     t: &TensorDiff,
     hist: Option<&Histogram>,
 ) -> io::Result<()> {
-    writeln!(out, "{}: {}", term(&t.name), t.status.label())?;
+    writeln!(out, "{}: {}", term(&pair_name(t)), t.status.label())?;
+    if let Some(u) = t.unpermute {
+        writeln!(
+            out,
+            "  llama.cpp's Q/K row permutation over {} heads undone on {}",
+            u.heads,
+            match u.side {
+                Which::A => "A",
+                Which::B => "B",
+            }
+        )?;
+    }
     writeln!(
         out,
         "  A: {} {}",
