@@ -121,7 +121,8 @@ impl<W: Write> TarWriter<W> {
             ));
         }
         let pad = (BLOCK - (size % BLOCK as u64) as usize) % BLOCK;
-        self.out.write_all(&[0; BLOCK][..pad])
+        self.out
+            .write_all([0; BLOCK].get(..pad).unwrap_or_default())
     }
 
     /// Writes the two zero blocks that end an archive and returns the writer.

@@ -15,7 +15,7 @@ use egui_extras::{Column, TableBuilder};
 
 use crate::gui::command::Command;
 use crate::gui::jobs::{Ended, Job, JobError, JobKind, JobStatus, Slot};
-use crate::gui::widgets::{display_name, job_row, verdict_color};
+use crate::gui::widgets::{COLOR_A, display_name, job_row, verdict_color};
 use crate::output::human::bytes as human_bytes;
 use crate::output::package::{check_label, config_value, format_label, verdict_line};
 use crate::package::convert_all::{Item, Outcome, RunProgress, Summary};
@@ -577,7 +577,7 @@ fn run_changes_ui(ui: &mut Ui, p: &Package, changes: &RunChanges, commands: &mut
         .allow_scroll(false)
         .show(ui, |plot_ui| {
             for (i, s) in changes.steps.iter().enumerate() {
-                let color = PALETTE[i % PALETTE.len()];
+                let color = PALETTE.get(i % PALETTE.len()).copied().unwrap_or(COLOR_A);
                 let name = format!("step {} to {}", s.steps.0, s.steps.1);
                 let points: Vec<[f64; 2]> = s
                     .groups

@@ -306,8 +306,8 @@ pub enum InferenceError {
     Convert {
         /// The pickle, relative to the package.
         path: PathBuf,
-        /// Why.
-        error: ConvertError,
+        /// Why (boxed: a conversion error is large, and this is the rare path).
+        error: Box<ConvertError>,
     },
     /// Reading or writing failed.
     #[error("{what} {}: {error}", path.display())]
@@ -401,7 +401,7 @@ pub fn write(
             ConvertError::Cancelled => InferenceError::Cancelled,
             error => InferenceError::Convert {
                 path: e.source.clone(),
-                error,
+                error: Box::new(error),
             },
         })?;
         progress.add_done(e.bytes);
@@ -501,12 +501,11 @@ fn write_archive(
                 let written = staging.join(&e.dest);
                 let folder = e.dest.parent().unwrap_or(Path::new(""));
                 let mut files = vec![written.clone()];
-                if e.dest.to_string_lossy().ends_with(".index.json") {
-                    if let Ok(shards) =
+                if e.dest.to_string_lossy().ends_with(".index.json")
+                    && let Ok(shards) =
                         crate::format::sharded::shard_names(&written, &crate::Limits::default())
-                    {
-                        files.extend(shards.iter().map(|s| staging.join(folder).join(s)));
-                    }
+                {
+                    files.extend(shards.iter().map(|s| staging.join(folder).join(s)));
                 }
                 for path in files {
                     let rel = path.strip_prefix(staging).unwrap_or(&path).to_path_buf();

@@ -416,15 +416,16 @@ fn inspect(
     // A file named like weights that could not be read as weights (truncated, no tensors, code
     // instead of data) still claims to be weights: keep the claim, so conversion attempts it and
     // reports why it failed or was refused, instead of passing over it as "other".
-    if file.role == Role::Other && is_checkpoint {
-        if let Some(claimed) = roles::by_extension(rel) {
-            file.role = claimed;
-            if file.problem.is_none() {
-                file.problem = Some(match &file.check {
-                    Check::NotScanned { reason } => reason.clone(),
-                    _ => "the content is not a checkpoint ckptscope can read".into(),
-                });
-            }
+    if file.role == Role::Other
+        && is_checkpoint
+        && let Some(claimed) = roles::by_extension(rel)
+    {
+        file.role = claimed;
+        if file.problem.is_none() {
+            file.problem = Some(match &file.check {
+                Check::NotScanned { reason } => reason.clone(),
+                _ => "the content is not a checkpoint ckptscope can read".into(),
+            });
         }
     }
     if file.role == Role::WeightsIndex && crate::convert::is_sharded_pickle_index(&path) {

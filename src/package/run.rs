@@ -46,6 +46,9 @@ pub struct StepChange {
     pub unpaired: usize,
 }
 
+/// A layer being summed: tensors, Σ change × elements, Σ elements, the tensor that moved most.
+type Group = (usize, f64, u64, (String, f64));
+
 /// The whole run.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct RunChanges {
@@ -151,7 +154,7 @@ pub fn run_changes(
         else {
             continue;
         };
-        let mut groups: BTreeMap<(bool, u64), (usize, f64, u64, (String, f64))> = BTreeMap::new();
+        let mut groups: BTreeMap<(bool, u64), Group> = BTreeMap::new();
         let mut unpaired = 0;
         for ta in &a.tensors {
             if progress.is_cancelled() {
