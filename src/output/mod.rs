@@ -8,3 +8,4 @@ pub mod human;
 pub mod info;
 pub mod lineage;
 pub mod scan;
+pub mod stats;
