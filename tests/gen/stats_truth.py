@@ -5,6 +5,9 @@ Run from the repository root with the venv (torch, safetensors, numpy, gguf, onn
 
     /work/venv/bin/python tests/gen/stats_truth.py
 
+Without torch, `--complex-only` recomputes only the entries of the complex tensors (the
+safetensors C64 read with safetensors.numpy, the ONNX COMPLEX64) in the existing truth.json.
+
 Writes tests/fixtures/stats/special.safetensors (F32, BF16, F16 and I8 tensors with NaN, +Inf,
 -Inf and zeros, written by safetensors.torch.save_file) and tests/fixtures/stats/truth.json:
 
@@ -25,8 +28,12 @@ import json
 import os
 
 import numpy as np
-import torch
-from safetensors.torch import load_file, save_file
+
+try:  # every reader but NumPy's, ONNX's and gguf's needs torch (see main)
+    import torch
+    from safetensors.torch import load_file, save_file
+except ImportError:
+    torch = None
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "fixtures")
 PERCENTILES = [1, 5, 25, 50, 75, 95, 99]
@@ -34,13 +41,15 @@ BINS = 64
 
 
 def to_f64(x):
-    if isinstance(x, torch.Tensor):
+    """float64 values; complex numbers as magnitudes computed in float64 (as ckptscope does:
+    the float32 magnitude NumPy gives a complex64 is rounded)."""
+    if torch is not None and isinstance(x, torch.Tensor):
         if x.is_complex():
-            return x.abs().double().numpy()
+            return x.to(torch.complex128).abs().numpy()
         return x.double().numpy() if x.dtype != torch.bool else x.to(torch.float64).numpy()
     x = np.asarray(x)
     if np.iscomplexobj(x):
-        return np.abs(x).astype(np.float64)
+        return np.abs(x.astype(np.complex128))
     return x.astype(np.float64)
 
 
@@ -173,5 +182,27 @@ def main():
         f.write("\n")
 
 
+def complex_only():
+    from safetensors import safe_open
+
+    path = os.path.join(ROOT, "stats", "truth.json")
+    with open(path) as f:
+        truth = json.load(f)
+    with safe_open(os.path.join(ROOT, "st_dtypes.safetensors"), "np") as st:
+        c64 = st.get_tensor("c64")
+    truth["st_dtypes.safetensors"]["c64"] = measure({"c64": c64})["c64"]
+    raw = onnx_arrays(os.path.join(ROOT, "onnx/raw.onnx"))
+    truth["onnx/raw.onnx"]["raw_complex64"] = measure(
+        {"raw_complex64": raw["raw_complex64"]})["raw_complex64"]
+    with open(path, "w") as f:
+        json.dump(truth, f, sort_keys=True)
+        f.write("\n")
+
+
 if __name__ == "__main__":
-    main()
+    import sys
+
+    if "--complex-only" in sys.argv:
+        complex_only()
+    else:
+        main()
