@@ -240,7 +240,9 @@ struct StatsArgs {
 fn parse_bins(text: &str) -> Result<usize, String> {
     match text.trim().parse::<usize>() {
         Ok(n @ 1..=1_000_000) => Ok(n),
-        _ => Err(format!("expected a number of bins from 1 to 1000000, got `{text}`")),
+        _ => Err(format!(
+            "expected a number of bins from 1 to 1000000, got `{text}`"
+        )),
     }
 }
 

@@ -38,7 +38,10 @@ fn check(what: &str, got: &Value, want: &Value) {
     let ulps = if got["dtype"] == "C64" { 4e-16 } else { 0.0 };
     for k in ["min", "max"] {
         let (g, w) = (f(got, k), f(want, k));
-        assert!((g - w).abs() <= ulps * w.abs(), "{what}: {k} {g} vs numpy {w}");
+        assert!(
+            (g - w).abs() <= ulps * w.abs(),
+            "{what}: {k} {g} vs numpy {w}"
+        );
     }
     let scale = f(want, "max").abs().max(f(want, "min").abs());
     for k in ["mean", "std", "rms"] {
@@ -83,7 +86,11 @@ fn check(what: &str, got: &Value, want: &Value) {
         .iter()
         .map(|c| c.as_u64().unwrap())
         .collect();
-    assert_eq!(counts.iter().sum::<u64>(), f(want, "finite") as u64, "{what}");
+    assert_eq!(
+        counts.iter().sum::<u64>(),
+        f(want, "finite") as u64,
+        "{what}"
+    );
     assert_eq!(counts.len(), want_counts.len(), "{what}: bins");
     let slack = 3 + f(want, "finite") as u64 / 1000;
     let (mut ours, mut theirs) = (0u64, 0u64);
@@ -136,13 +143,8 @@ fn slices_match_numpy_indexing() {
                     continue;
                 }
                 let path = fixture(file);
-                let (code, v, err) = stats_json(&[
-                    path.to_str().unwrap(),
-                    "--tensor",
-                    name,
-                    "--slice",
-                    slice,
-                ]);
+                let (code, v, err) =
+                    stats_json(&[path.to_str().unwrap(), "--tensor", name, "--slice", slice]);
                 assert_eq!(code, 0, "{file} {name}{slice}: {err}");
                 // The slice is printed back as given (these are all in its canonical spelling).
                 assert_eq!(v["slice"], slice.as_str(), "{file} {name}");
@@ -239,10 +241,7 @@ fn bad_slices_are_errors() {
         .iter()
         .find(|t| t["name"] == "0.bias")
         .unwrap();
-    assert_eq!(
-        bias["error"],
-        "2 selections for a tensor with 1 dimensions"
-    );
+    assert_eq!(bias["error"], "2 selections for a tensor with 1 dimensions");
     assert!(bias["selected_shape"].is_null() && bias.get("count").is_none());
     let (code, _, _) = stats_json(&[p, "--tensor", "0.weight", "--slice", "[16]"]);
     assert_eq!(code, 1);
@@ -281,7 +280,10 @@ fn unsupported_ggml_types_say_so_and_exit_1() {
         out.contains("  error: statistics not supported for IQ2_XXS"),
         "{out}"
     );
-    assert!(out.contains("1 of 1 tensors could not be measured"), "{out}");
+    assert!(
+        out.contains("1 of 1 tensors could not be measured"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -296,7 +298,9 @@ fn json_has_the_documented_shape() {
     };
     assert_eq!(
         keys(&v),
-        ["bins", "errors", "format", "path", "sample", "slice", "tensors"]
+        [
+            "bins", "errors", "format", "path", "sample", "slice", "tensors"
+        ]
     );
     assert_eq!(
         (&v["format"], &v["bins"], &v["errors"]),
@@ -393,7 +397,10 @@ fn human_output_is_one_aligned_block_per_tensor() {
     );
     let blocks: Vec<&str> = out.split("\n\n").skip(1).collect();
     assert_eq!(blocks.len(), 4, "{out}");
-    let f32_block = blocks.iter().find(|b| b.starts_with("f32  F32  [100, 50]")).unwrap();
+    let f32_block = blocks
+        .iter()
+        .find(|b| b.starts_with("f32  F32  [100, 50]"))
+        .unwrap();
     let lines: Vec<&str> = f32_block.lines().collect();
     for (i, key) in ["count", "min", "mean", "rms"].iter().enumerate() {
         assert!(lines[i + 1].starts_with(&format!("  {key}")), "{f32_block}");
@@ -402,8 +409,14 @@ fn human_output_is_one_aligned_block_per_tensor() {
     assert_eq!(lines[2].find("max"), Some(col), "{f32_block}");
     assert_eq!(lines[3].find("std"), Some(col), "{f32_block}");
     assert!(lines[2].ends_with("NaN    3"), "{f32_block}");
-    assert!(lines[5].starts_with("  percentiles (≈, within "), "{f32_block}");
-    assert!(lines[6].starts_with("  histogram  64 bins over ["), "{f32_block}");
+    assert!(
+        lines[5].starts_with("  percentiles (≈, within "),
+        "{f32_block}"
+    );
+    assert!(
+        lines[6].starts_with("  histogram  64 bins over ["),
+        "{f32_block}"
+    );
     assert!(lines[7].contains('█'), "{f32_block}");
     let bf16 = blocks.iter().find(|b| b.starts_with("bf16  BF16")).unwrap();
     assert!(bf16.contains("  percentiles (exact)  p1 "), "{bf16}");

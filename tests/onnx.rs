@@ -279,7 +279,11 @@ fn subgraphs_nested_past_the_bound_are_counted_not_entered() {
     assert_eq!(ckpt.tensors.len(), depth + 1);
     let last = ckpt.tensors.last().unwrap();
     assert_eq!(last.name.matches(".then_branch").count(), depth);
-    assert!(last.name.starts_with("n0.then_branch.n1.then_branch."), "{}", last.name);
+    assert!(
+        last.name.starts_with("n0.then_branch.n1.then_branch."),
+        "{}",
+        last.name
+    );
     let f = finding_with(&ckpt, "sub-graphs nested deeper than 16 levels not read").unwrap();
     assert_eq!(f.severity, Severity::Warning);
     assert!(f.message.starts_with("1 sub-graphs"), "{}", f.message);
@@ -287,7 +291,10 @@ fn subgraphs_nested_past_the_bound_are_counted_not_entered() {
 
 #[test]
 fn a_node_that_cannot_be_read_costs_its_subgraphs_not_the_model() {
-    let good = ld(1, &if_node("ok", &ld(5, &tensor("a", 1, &[1], &f32_raw(&[2.0])))));
+    let good = ld(
+        1,
+        &if_node("ok", &ld(5, &tensor("a", 1, &[1], &f32_raw(&[2.0])))),
+    );
     // A node whose body is not protobuf (wire type 7 does not exist).
     let bad = ld(1, &[0x0f, 0x01]);
     let w = ld(5, &tensor("w", 1, &[1], &f32_raw(&[3.0])));

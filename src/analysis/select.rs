@@ -134,7 +134,11 @@ pub fn close_names<'a>(wanted: &str, names: impl Iterator<Item = &'a str>) -> Ve
             edit_distance(&key, &lower, budget).map(|d| (d, name))
         })
         .collect();
-    scored.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.len().cmp(&b.1.len())).then(a.1.cmp(b.1)));
+    scored.sort_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then(a.1.len().cmp(&b.1.len()))
+            .then(a.1.cmp(b.1))
+    });
     scored.dedup_by(|a, b| a.1 == b.1);
     scored
         .into_iter()

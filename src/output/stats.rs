@@ -89,7 +89,10 @@ fn figures(a: &Analysis) -> Figures<'_> {
         percentiles: a
             .percentiles
             .iter()
-            .map(|&(p, v)| Percentile { p, value: finite(v) })
+            .map(|&(p, v)| Percentile {
+                p,
+                value: finite(v),
+            })
             .collect(),
         percentiles_exact: a.percentile_resolution == 0.0,
         percentile_resolution: a.percentile_resolution,
@@ -268,9 +271,11 @@ fn write_tensor(out: &mut impl Write, r: &TensorStats) -> io::Result<()> {
 }
 
 fn selected_count(r: &TensorStats) -> u64 {
-    r.selected
-        .as_ref()
-        .map_or(0, |s| s.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).unwrap_or(u64::MAX))
+    r.selected.as_ref().map_or(0, |s| {
+        s.iter()
+            .try_fold(1u64, |a, &d| a.checked_mul(d))
+            .unwrap_or(u64::MAX)
+    })
 }
 
 /// The counts as a line of block characters, `width` at most (neighbouring bins summed), each

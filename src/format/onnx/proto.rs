@@ -247,7 +247,8 @@ fn graph(data: &[u8], base: u64, m: &mut Model, scope: &str, depth: usize) -> Re
             15 => {
                 count_check(m.sparse.len(), MAX_ONNX_TENSORS, "sparse initializers")?;
                 let (data, range) = delimited(&f, "sparse_initializer")?;
-                m.sparse.push(scoped(scope, sparse_name(data, range.start)?));
+                m.sparse
+                    .push(scoped(scope, sparse_name(data, range.start)?));
             }
             _ => {}
         }
