@@ -200,8 +200,11 @@ mod tests {
     #[test]
     fn close_names_rank_containment_then_edits() {
         let names = ["0.weight", "0.bias", "2.weight", "3.weight", "embed.weight"];
+        // A swap is two edits, the budget of an 8-character name: `2.weight` is three away.
+        assert_eq!(close_names("0.weigth", names.iter().copied()), ["0.weight"]);
+        // Ties go shortest first, then by name.
         assert_eq!(
-            close_names("0.weigth", names.iter().copied()),
+            close_names("1.weight", names.iter().copied()),
             ["0.weight", "2.weight", "3.weight"]
         );
         assert_eq!(
