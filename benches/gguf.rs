@@ -7,55 +7,13 @@
 
 mod support;
 
-use std::io::Write;
-
 use ckptscope::analysis::{self, Control, SliceSpec, View};
 use support::*;
-
-/// Values per row: 16 Q4_K blocks of 256.
-const COLS: u64 = 4096;
-/// Rows: 116,508 × 16 blocks × 144 bytes = 256.0 MiB.
-const ROWS: u64 = 116_508;
-
-/// A GGUF v3 file holding one Q4_K tensor `t` of `ROWS` × `COLS` with random codes and sane
-/// f16 scales, written block by block.
-fn write_q4k(path: &std::path::Path) {
-    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    let mut header = b"GGUF".to_vec();
-    header.extend_from_slice(&3u32.to_le_bytes());
-    header.extend_from_slice(&1u64.to_le_bytes());
-    header.extend_from_slice(&0u64.to_le_bytes());
-    header.extend_from_slice(&1u64.to_le_bytes());
-    header.push(b't');
-    header.extend_from_slice(&2u32.to_le_bytes());
-    header.extend_from_slice(&COLS.to_le_bytes());
-    header.extend_from_slice(&ROWS.to_le_bytes());
-    header.extend_from_slice(&12u32.to_le_bytes());
-    header.extend_from_slice(&0u64.to_le_bytes());
-    header.resize(header.len().next_multiple_of(32), 0);
-    out.write_all(&header).unwrap();
-    let mut x = 0x9E37_79B9u32;
-    let mut block = [0u8; 144];
-    for _ in 0..ROWS * COLS / 256 {
-        for b in block.iter_mut() {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            *b = x as u8;
-        }
-        let d = half::f16::from_f32(0.001 + (x % 1000) as f32 * 4e-5).to_le_bytes();
-        let dmin = half::f16::from_f32(0.002 + (x % 777) as f32 * 3e-5).to_le_bytes();
-        block[..2].copy_from_slice(&d);
-        block[2..4].copy_from_slice(&dmin);
-        out.write_all(&block).unwrap();
-    }
-    out.flush().unwrap();
-}
 
 fn main() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("q4k.gguf");
-    write_q4k(&path);
+    write_q4k(&path, Q4K_ROWS);
     warm_page_cache(&path);
     let ckpt = ckptscope::open(&path).unwrap();
     let t = ckpt.require("t").unwrap();

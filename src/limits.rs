@@ -72,6 +72,11 @@ pub const MAX_TAR_RECORDS: u64 = 10_000_000;
 /// Most initializers one ONNX graph may list (each costs a little bookkeeping at open).
 pub const MAX_ONNX_TENSORS: usize = 1_000_000;
 
+/// Deepest nesting of ONNX sub-graphs entered (the body of a `Loop` inside the branch of an
+/// `If` is depth 2); a sub-graph deeper still is counted and reported, not read. Exporters nest
+/// a few levels; the bound keeps a hostile file from recursing without end.
+pub const MAX_ONNX_GRAPH_DEPTH: usize = 16;
+
 /// Most entries of an ONNX model's `metadata_props`, opset imports, or one tensor's
 /// `external_data`.
 pub const MAX_ONNX_ENTRIES: usize = 100_000;

@@ -10,6 +10,7 @@ pub struct Progress {
     cancel: AtomicBool,
     done: AtomicU64,
     total: AtomicU64,
+    planned: AtomicU64,
 }
 
 impl Progress {
@@ -42,9 +43,18 @@ impl Progress {
         self.done.load(Ordering::Relaxed)
     }
 
-    /// Units to do.
+    /// Units to do: what the workers added so far, or what was planned when that is more.
     pub fn total(&self) -> u64 {
-        self.total.load(Ordering::Relaxed)
+        self.total
+            .load(Ordering::Relaxed)
+            .max(self.planned.load(Ordering::Relaxed))
+    }
+
+    /// Announces `n` units of work before the workers that will do them start (and add them
+    /// with [`Progress::add_total`] themselves): a batch of tasks then shows one fraction over
+    /// all of them instead of one that jumps back as each task begins.
+    pub fn plan(&self, n: u64) {
+        self.planned.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Adds to the work to do.

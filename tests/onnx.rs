@@ -102,7 +102,12 @@ fn finding_with<'a>(
 
 #[test]
 fn fixtures_match_what_onnx_reads_back() {
-    for name in ["onnx/raw.onnx", "onnx/typed.onnx", "onnx/external.onnx"] {
+    for name in [
+        "onnx/raw.onnx",
+        "onnx/typed.onnx",
+        "onnx/external.onnx",
+        "onnx/subgraphs.onnx",
+    ] {
         let path = common::fixture(name);
         assert_eq!(
             detect(&std::fs::read(&path).unwrap()),
@@ -197,7 +202,12 @@ fn external_data_is_mapped_from_its_file() {
 
 #[test]
 fn scans_say_data_only_and_flag_escaping_external_paths() {
-    for name in ["onnx/raw.onnx", "onnx/typed.onnx", "onnx/external.onnx"] {
+    for name in [
+        "onnx/raw.onnx",
+        "onnx/typed.onnx",
+        "onnx/external.onnx",
+        "onnx/subgraphs.onnx",
+    ] {
         let r = scan_file(&common::fixture(name), &Policy::default(), &Limits::DEFAULT).unwrap();
         assert_eq!(r.verdict, Verdict::Safe, "{name}");
         assert!(
@@ -217,6 +227,85 @@ fn scans_say_data_only_and_flag_escaping_external_paths() {
     assert_eq!(r.verdict, Verdict::Dangerous, "{:?}", r.findings);
     assert_eq!(r.findings[0].risk, Risk::Dangerous);
     assert!(r.findings[0].reason.contains("escapes the model's folder"));
+}
+
+#[test]
+fn subgraph_initializers_are_listed_under_their_scope_after_the_main_graph() {
+    let ckpt = open(&common::fixture("onnx/subgraphs.onnx"));
+    let names: Vec<&str> = ckpt.tensors.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "w",
+            // Attributes in file order (onnx writes them sorted by name).
+            "branch.else_branch.k",
+            "branch.then_branch.w",
+            "Loop_1.body.step",
+            "Loop_1.body.inner.else_branch.deep",
+            "Loop_1.body.inner.then_branch.deep",
+            "scan.body.scale",
+            "scan.body.ids",
+            "pick.options.0.table",
+            "pick.options.1.table",
+        ]
+    );
+    // The Constant node's value is not a weight.
+    assert!(ckpt.tensors.iter().all(|t| !t.name.contains("c_value")));
+    assert_eq!(ckpt.metadata_value("onnx.nodes"), Some("5"));
+}
+
+/// A `NodeProto` named `name` with an `If` whose `then_branch` is `then`.
+fn if_node(name: &str, then: &[u8]) -> Vec<u8> {
+    let attribute = [ld(1, b"then_branch"), ld(6, then), vint(20, 5)].concat();
+    [ld(3, name.as_bytes()), ld(4, b"If"), ld(5, &attribute)].concat()
+}
+
+#[test]
+fn subgraphs_nested_past_the_bound_are_counted_not_entered() {
+    // 40 Ifs, each branch holding an initializer and the next If.
+    let mut graph = ld(5, &tensor("leaf", 1, &[1], &f32_raw(&[1.0])));
+    for level in (0..40).rev() {
+        graph = [
+            ld(1, &if_node(&format!("n{level}"), &graph)),
+            ld(5, &tensor("v", 1, &[1], &f32_raw(&[level as f32]))),
+        ]
+        .concat();
+    }
+    let bytes = [vint(1, 8), ld(7, &[ld(2, b"g"), graph].concat())].concat();
+    let (_d, path) = common::write_temp("deep.onnx", &bytes);
+    let ckpt = open(&path);
+    let depth = ckptscope::limits::MAX_ONNX_GRAPH_DEPTH;
+    // The main graph's `v`, then one `v` per level entered.
+    assert_eq!(ckpt.tensors.len(), depth + 1);
+    let last = ckpt.tensors.last().unwrap();
+    assert_eq!(last.name.matches(".then_branch").count(), depth);
+    assert!(
+        last.name.starts_with("n0.then_branch.n1.then_branch."),
+        "{}",
+        last.name
+    );
+    let f = finding_with(&ckpt, "sub-graphs nested deeper than 16 levels not read").unwrap();
+    assert_eq!(f.severity, Severity::Warning);
+    assert!(f.message.starts_with("1 sub-graphs"), "{}", f.message);
+}
+
+#[test]
+fn a_node_that_cannot_be_read_costs_its_subgraphs_not_the_model() {
+    let good = ld(
+        1,
+        &if_node("ok", &ld(5, &tensor("a", 1, &[1], &f32_raw(&[2.0])))),
+    );
+    // A node whose body is not protobuf (wire type 7 does not exist).
+    let bad = ld(1, &[0x0f, 0x01]);
+    let w = ld(5, &tensor("w", 1, &[1], &f32_raw(&[3.0])));
+    let bytes = [vint(1, 8), ld(7, &[bad, good, w].concat())].concat();
+    let (_d, path) = common::write_temp("badnode.onnx", &bytes);
+    let ckpt = open(&path);
+    let names: Vec<&str> = ckpt.tensors.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["w", "ok.then_branch.a"]);
+    assert_eq!(ckpt.metadata_value("onnx.nodes"), Some("2"));
+    let f = finding_with(&ckpt, "1 nodes could not be read in search of sub-graphs").unwrap();
+    assert_eq!(f.severity, Severity::Warning);
 }
 
 // ---------------------------------------------------------------- hostile models
@@ -489,6 +578,6 @@ fn info_and_scan_on_the_command_line() {
     assert_eq!(v["metadata"]["onnx.producer_name"], "ckptscope-tests");
     let (code, out) = cli(&["scan", common::fixture("onnx").to_str().unwrap()]);
     assert_eq!(code, 0, "{out}");
-    assert_eq!(out.matches("SAFE").count(), 3, "{out}");
+    assert_eq!(out.matches("SAFE").count(), 4, "{out}");
     assert!(out.contains("no pickle: data-only format"), "{out}");
 }

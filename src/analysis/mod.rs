@@ -21,6 +21,8 @@ pub mod moments;
 pub mod namemap;
 pub mod pairs;
 pub mod quant;
+pub mod report;
+pub mod select;
 pub mod slice;
 pub mod summary;
 
@@ -49,6 +51,22 @@ pub fn source<'a>(ckpt: &'a Checkpoint, t: &TensorEntry) -> Result<Source<'a>, E
         order: t.byte_order,
         quant: t.quant,
     })
+}
+
+/// Histogram bins the window starts with, and `ckptscope stats` without `--bins`.
+pub const DEFAULT_BINS: usize = 64;
+/// Elements of the first, sampled answer (the window's, and `stats --sample` without a count).
+pub const DEFAULT_SAMPLE: u64 = 16_384;
+
+/// The units of work [`analyze`] will count on its [`Control`] for `view`: what a caller
+/// [plans](crate::progress::Progress::plan) to show one progress over several analyses.
+pub fn work(src: &Source<'_>, view: &View) -> u64 {
+    let n = view.elements();
+    if src.quant.is_none() && codes::table_len(src.dtype).is_some() {
+        n
+    } else {
+        n.saturating_mul(2)
+    }
 }
 
 /// Computes statistics and a `bins`-bin histogram of every selected element, in parallel. Types

@@ -31,7 +31,7 @@ use crate::gui::widgets::{Series, heatmap_image, heatmap_pixels, histogram_plot}
 use crate::output::human;
 
 /// Elements decoded for the first, sampled answer.
-const SAMPLE: u64 = 16_384;
+const SAMPLE: u64 = stats::DEFAULT_SAMPLE;
 /// Heatmap resolution.
 const HEAT_PIXELS: usize = 256;
 /// Values grid size.

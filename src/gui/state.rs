@@ -41,7 +41,7 @@ impl Default for Persisted {
             recent: Vec::new(),
             theme: ThemeChoice::System,
             tree_view: false,
-            bins: 64,
+            bins: crate::analysis::DEFAULT_BINS,
             log_counts: false,
         }
     }

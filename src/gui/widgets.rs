@@ -400,32 +400,8 @@ pub fn job_row(ui: &mut Ui, status: &crate::gui::jobs::JobStatus) -> bool {
     cancel
 }
 
-/// Glob matching with `*` and `?`, case-insensitive.
-pub fn glob_match(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.to_lowercase().chars().collect();
-    let t: Vec<char> = text.to_lowercase().chars().collect();
-    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    while pi < p.len() && p[pi] == '*' {
-        pi += 1;
-    }
-    pi == p.len()
-}
+/// The table filter's glob, shared with `ckptscope stats --tensor`.
+pub use crate::analysis::select::glob_match;
 
 /// Does `name` pass the filter? Globs when the filter has `*` or `?`, else a case-insensitive
 /// substring; several words must all match.

@@ -9,3 +9,4 @@ pub mod info;
 pub mod lineage;
 pub mod package;
 pub mod scan;
+pub mod stats;

@@ -1,5 +1,6 @@
-//! ONNX models (`.onnx`) opened as a [`Checkpoint`]: the graph's initializers are the tensors,
-//! the model's description and `metadata_props` the metadata.
+//! ONNX models (`.onnx`) opened as a [`Checkpoint`]: the graph's initializers are the tensors
+//! (with those of the sub-graphs of `If`, `Loop` and `Scan` nodes, under a dotted scope: see
+//! [`proto`]), the model's description and `metadata_props` the metadata.
 //!
 //! **Why a hand-written wire reader and not `prost`.** A generated `ModelProto` would parse the
 //! whole graph into owned structs and copy every `raw_data` out of the file: a 2 GB model would
@@ -171,6 +172,24 @@ pub fn open(mapped: MappedFile, limits: &Limits) -> Result<Checkpoint, Error> {
             format!("`{name}` not read: sparse initializers are not supported"),
         ));
     }
+    if read.model.too_deep > 0 {
+        findings.push(Finding::new(
+            Severity::Warning,
+            format!(
+                "{} sub-graphs nested deeper than {} levels not read (their initializers are not listed)",
+                read.model.too_deep,
+                crate::limits::MAX_ONNX_GRAPH_DEPTH
+            ),
+        ));
+    }
+    if let (n @ 1.., Some(first)) = &read.model.unreadable_nodes {
+        findings.push(Finding::new(
+            Severity::Warning,
+            format!(
+                "{n} nodes could not be read in search of sub-graphs (initializers of theirs are not listed): {first}"
+            ),
+        ));
+    }
     for s in &mut sources {
         s.tensor_count = 0;
     }
@@ -217,6 +236,9 @@ pub fn metadata(m: &Model) -> Vec<(String, String)> {
     );
     put("graph_name", m.graph_name.clone());
     put("nodes", Some(m.nodes.to_string()));
+    if m.subgraphs > 0 {
+        put("subgraphs", Some(m.subgraphs.to_string()));
+    }
     if m.functions > 0 {
         put("functions", Some(m.functions.to_string()));
     }

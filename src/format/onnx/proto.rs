@@ -4,19 +4,27 @@
 //! `metadata_props`; the main graph's name, its node count, and each initializer's name,
 //! `data_type`, `dims`, and *where* its values are (the byte range of `raw_data`, the pieces of
 //! its typed field, or its `external_data` entries). Everything else (nodes, value infos,
-//! functions, training info) is skipped by its length without being looked into, so a graph of
-//! a million nodes costs a million key reads and no allocation. Sub-graphs (the bodies of `If`
-//! and `Loop` nodes) and `Constant` nodes are not entered: their tensors are part of the
-//! program, not the model's initializers.
+//! functions, training info) is skipped by its length without being looked into. Nodes are
+//! looked into only as far as their attributes' keys, to find sub-graphs: the branches of `If`,
+//! the bodies of `Loop` and `Scan` (attributes of type `GRAPH` or `GRAPHS`, whatever the
+//! operator) hold initializers of their own, which are listed under a dotted scope,
+//! `NODE.ATTRIBUTE.NAME` (`NODE.ATTRIBUTE.I.NAME` for the i-th graph of a `GRAPHS`), `NODE`
+//! being the node's name or `OP_TYPE_INDEX` when it has none. A node without sub-graphs costs a
+//! few key reads and no allocation. `Constant` nodes are not entered: their tensor is a value of
+//! the program, not a weight.
 //!
-//! Nesting is fixed by this code (model, graph, tensor, entry: four levels), never by the file;
-//! counts are bounded by [`crate::limits`]; every length was checked by the wire reader.
+//! Nesting is bounded by this code, never by the file: model, graph, tensor, entry, plus at
+//! most [`MAX_ONNX_GRAPH_DEPTH`] levels of sub-graphs, deeper ones being counted and not
+//! entered; counts are bounded by [`crate::limits`]; every length was checked by the wire
+//! reader.
 
 use std::ops::Range;
 
 use crate::archive::protobuf::{Field, Fields, Value, WireError};
 use crate::error::Problem;
-use crate::limits::{MAX_DIMS, MAX_ONNX_ENTRIES, MAX_ONNX_TENSORS, MAX_VALUE_STRING};
+use crate::limits::{
+    MAX_DIMS, MAX_ONNX_ENTRIES, MAX_ONNX_GRAPH_DEPTH, MAX_ONNX_TENSORS, MAX_VALUE_STRING,
+};
 
 /// A model, as far as its weights and description go.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -41,10 +49,18 @@ pub struct Model {
     pub graph_name: Option<String>,
     /// Nodes of the main graph.
     pub nodes: u64,
-    /// Its initializers, in file order.
+    /// Its initializers, in file order, then (in the order their nodes come) those of its
+    /// sub-graphs, named with their scope.
     pub initializers: Vec<Tensor>,
-    /// Names of its sparse initializers (listed, not read).
+    /// Names of its sparse initializers and those of its sub-graphs (listed, not read).
     pub sparse: Vec<String>,
+    /// Sub-graphs read (attributes of type `GRAPH`, and each graph of a `GRAPHS`).
+    pub subgraphs: u64,
+    /// Sub-graphs nested deeper than [`MAX_ONNX_GRAPH_DEPTH`], not entered.
+    pub too_deep: u64,
+    /// Nodes whose bytes could not be read in search of sub-graphs (counted; their weights, if
+    /// any, are not listed), and the first one's problem.
+    pub unreadable_nodes: (u64, Option<String>),
     /// Local functions the model defines.
     pub functions: u64,
 }
@@ -154,7 +170,7 @@ pub fn parse(bytes: &[u8]) -> Result<Model, Problem> {
                     return Err(bad("the model has more than one main graph"));
                 }
                 let (data, range) = delimited(&f, "graph")?;
-                graph(data, range.start, &mut m)?;
+                graph(data, range.start, &mut m, "", 0)?;
             }
             8 => {
                 count_check(m.opsets.len(), MAX_ONNX_ENTRIES, "opset imports")?;
@@ -204,23 +220,150 @@ fn entry(data: &[u8], base: u64) -> Result<(String, String), Problem> {
     Ok((key, value))
 }
 
-fn graph(data: &[u8], base: u64, m: &mut Model) -> Result<(), Problem> {
+/// `name` under `scope` (the main graph's scope is empty).
+fn scoped(scope: &str, name: String) -> String {
+    if scope.is_empty() {
+        name
+    } else {
+        format!("{scope}.{name}")
+    }
+}
+
+/// A `GraphProto` at `depth` (0: the main graph) whose initializers are named under `scope`:
+/// its own initializers first, then those of its nodes' sub-graphs, node by node.
+fn graph(data: &[u8], base: u64, m: &mut Model, scope: &str, depth: usize) -> Result<(), Problem> {
     for f in Fields::new(data, base) {
         let f = f.map_err(wire)?;
         match f.number {
-            1 => m.nodes += 1,
-            2 => m.graph_name = Some(text(bytes_of(&f, "graph name")?)),
+            1 if depth == 0 => m.nodes += 1,
+            2 if depth == 0 => m.graph_name = Some(text(bytes_of(&f, "graph name")?)),
             5 => {
                 count_check(m.initializers.len(), MAX_ONNX_TENSORS, "initializers")?;
                 let (data, range) = delimited(&f, "initializer")?;
-                m.initializers.push(tensor(data, range)?);
+                let mut t = tensor(data, range)?;
+                t.name = scoped(scope, std::mem::take(&mut t.name));
+                m.initializers.push(t);
             }
             15 => {
                 count_check(m.sparse.len(), MAX_ONNX_TENSORS, "sparse initializers")?;
                 let (data, range) = delimited(&f, "sparse_initializer")?;
-                m.sparse.push(sparse_name(data, range.start)?);
+                m.sparse
+                    .push(scoped(scope, sparse_name(data, range.start)?));
             }
             _ => {}
+        }
+    }
+    let mut index = 0u64;
+    for f in Fields::new(data, base) {
+        let f = f.map_err(wire)?;
+        if f.number != 1 {
+            continue;
+        }
+        // The weights do not depend on the program: a node that cannot be read costs its own
+        // sub-graphs, said in a finding, not the model.
+        let read = delimited(&f, "node")
+            .and_then(|(data, range)| node(data, range.start, m, scope, depth, index));
+        if let Err(e) = read {
+            let (count, first) = &mut m.unreadable_nodes;
+            *count += 1;
+            first.get_or_insert_with(|| e.to_string());
+        }
+        index += 1;
+    }
+    Ok(())
+}
+
+/// An `AttributeProto`'s sub-graphs: its `g` (field 6) and each of its `graphs` (field 11),
+/// as (message, offset, index in `graphs`), in file order.
+type SubGraph<'a> = (&'a [u8], u64, Option<usize>);
+
+/// The sub-graphs of one attribute, and its name when it has any.
+fn attribute_graphs(data: &[u8], base: u64) -> Result<(String, Vec<SubGraph<'_>>), Problem> {
+    let mut name = String::new();
+    let mut graphs = Vec::new();
+    let mut listed = 0;
+    for f in Fields::new(data, base) {
+        let f = f.map_err(wire)?;
+        match f.number {
+            1 => name = text(bytes_of(&f, "attribute name")?),
+            6 => {
+                let (d, r) = delimited(&f, "attribute graph")?;
+                graphs.push((d, r.start, None));
+            }
+            11 => {
+                count_check(listed, MAX_ONNX_ENTRIES, "graphs in one attribute")?;
+                let (d, r) = delimited(&f, "attribute graphs")?;
+                graphs.push((d, r.start, Some(listed)));
+                listed += 1;
+            }
+            _ => {}
+        }
+    }
+    Ok((name, graphs))
+}
+
+/// Does this `AttributeProto` hold a graph? Keys only: nothing is allocated.
+fn has_graph(data: &[u8], base: u64) -> Result<bool, Problem> {
+    for f in Fields::new(data, base) {
+        if matches!(f.map_err(wire)?.number, 6 | 11) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// A `NodeProto`, the `index`-th of its graph: the initializers of its sub-graphs, if any.
+fn node(
+    data: &[u8],
+    base: u64,
+    m: &mut Model,
+    scope: &str,
+    depth: usize,
+    index: u64,
+) -> Result<(), Problem> {
+    let mut any = false;
+    for f in Fields::new(data, base) {
+        let f = f.map_err(wire)?;
+        if f.number == 5 {
+            let (d, r) = delimited(&f, "attribute")?;
+            any |= has_graph(d, r.start)?;
+        }
+    }
+    if !any {
+        return Ok(());
+    }
+    let (mut name, mut op_type) = (String::new(), String::new());
+    for f in Fields::new(data, base) {
+        let f = f.map_err(wire)?;
+        match f.number {
+            3 => name = text(bytes_of(&f, "node name")?),
+            4 => op_type = text(bytes_of(&f, "op_type")?),
+            _ => {}
+        }
+    }
+    if name.is_empty() {
+        let op = if op_type.is_empty() { "node" } else { &op_type };
+        name = format!("{op}_{index}");
+    }
+    let node_scope = scoped(scope, name);
+    for f in Fields::new(data, base) {
+        let f = f.map_err(wire)?;
+        if f.number != 5 {
+            continue;
+        }
+        let (d, r) = delimited(&f, "attribute")?;
+        let (attribute, graphs) = attribute_graphs(d, r.start)?;
+        for (g, at, i) in graphs {
+            if depth >= MAX_ONNX_GRAPH_DEPTH {
+                m.too_deep += 1;
+                continue;
+            }
+            m.subgraphs += 1;
+            let inner = match i {
+                Some(i) => format!("{node_scope}.{attribute}.{i}"),
+                None => format!("{node_scope}.{attribute}"),
+            };
+            graph(g, at, m, &inner, depth + 1)?;
         }
     }
     Ok(())
