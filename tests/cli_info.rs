@@ -38,13 +38,29 @@ fn json_has_the_documented_shape_and_ground_truth() {
 
 #[test]
 fn json_of_a_sharded_model_lists_shards() {
-    let path = fixture("sharded");
+    let path = fixture("sharded/model.safetensors.index.json");
     let (code, out, _) = run(&["info", "--json", path.to_str().unwrap()]);
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["format"], "safetensors_sharded");
     assert_eq!(v["shards"].as_array().unwrap().len(), 2);
     assert_eq!(v["tensors"][5]["shard"], "model-00002-of-00002.safetensors");
+    // The folder itself is a package: the index is its model, with every tensor counted.
+    let (code, out, _) = run(&["info", "--json", fixture("sharded").to_str().unwrap()]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["kind"], "package");
+    let index = v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "model.safetensors.index.json")
+        .unwrap();
+    assert_eq!(index["role"], "weights_index");
+    assert_eq!(
+        index["tensors"],
+        ckptscope::open(&path).unwrap().tensors.len()
+    );
 }
 
 #[test]

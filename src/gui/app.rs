@@ -12,7 +12,6 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::format::{OpenOptions, PickleOptions};
 use crate::gui::command::Command;
 use crate::gui::command::{PathPrompt, PathPurpose};
 use crate::gui::compare::{CompareView, compare_ui};
@@ -25,8 +24,12 @@ use crate::gui::jobs::Slot;
 use crate::gui::jobs::{Ended, Job, JobError, JobKind, JobStatus, Jobs, Opened};
 use crate::gui::menu::{MenuFacts, menu_ui, shortcuts};
 use crate::gui::messages::{Messages, messages_ui};
+use crate::gui::notices::{
+    apply_theme, convert_notice, dropped_command, export_notice, exportable, open_options,
+    set_parent_notice,
+};
 use crate::gui::package::{PackageView, package_ui};
-use crate::gui::state::{Persisted, RecentFile, ThemeChoice, check_recent};
+use crate::gui::state::{Persisted, RecentFile, check_recent};
 use crate::gui::widgets::display_name;
 use crate::pickle::policy::Verdict;
 
@@ -187,20 +190,6 @@ impl App {
         }
     }
 
-    fn options_for(
-        trust: Option<Verdict>,
-        progress: &Arc<crate::progress::Progress>,
-    ) -> OpenOptions {
-        OpenOptions {
-            pickle: PickleOptions {
-                trust,
-                ..PickleOptions::default()
-            },
-            progress: Some(progress.clone()),
-            ..OpenOptions::default()
-        }
-    }
-
     /// What follows a system dialog: the command for the path chosen, nothing when the user
     /// closed it, and the window's own path field when it could not be shown.
     fn after_dialog(&mut self, picked: Picked, purpose: PathPurpose, suggestion: String) {
@@ -272,7 +261,7 @@ impl App {
             display_name(&path),
             self.sync,
             move |progress| {
-                let ckpt = crate::format::open_with(&path, &App::options_for(trust, progress))?;
+                let ckpt = crate::format::open_with(&path, &open_options(trust, progress))?;
                 Ok(Opened { path, ckpt })
             },
         );
@@ -281,20 +270,8 @@ impl App {
     }
 
     fn start_open_folder(&mut self, ctx: &egui::Context, path: PathBuf) {
-        let job = Job::spawn(
-            ctx,
-            JobKind::OpenFolder,
-            display_name(&path),
-            self.sync,
-            move |progress| {
-                Ok(crate::package::open_package(
-                    &path,
-                    &crate::package::PackageOptions::default(),
-                    progress,
-                )?)
-            },
-        );
-        self.open_folder.start(job);
+        self.open_folder
+            .start(PackageView::open_job(ctx, path, self.sync));
         self.error = None;
     }
 
@@ -311,7 +288,7 @@ impl App {
         let trust = self.trust;
         let label = format!("{} and {}", display_name(&a), display_name(&b));
         let job = Job::spawn(ctx, JobKind::Compare, label, self.sync, move |progress| {
-            let options = App::options_for(trust, progress);
+            let options = open_options(trust, progress);
             let ca = crate::format::open_with(&a, &options)?;
             let cb = crate::format::open_with(&b, &options)?;
             let compared = CompareView::diff(Arc::new(ca), Arc::new(cb), true, progress);
@@ -521,16 +498,7 @@ impl App {
         if let Some(result) = self.jobs.set_parent.take() {
             match result {
                 Ok(report) => {
-                    let keys: Vec<String> = report
-                        .keys
-                        .iter()
-                        .map(|(k, v)| format!("{k} = {v}"))
-                        .collect();
-                    self.notice = Some(format!(
-                        "Parent recorded in {}: {}.",
-                        display_name(&report.file),
-                        keys.join(", ")
-                    ));
+                    self.notice = Some(set_parent_notice(&report));
                     self.converted = None;
                     // Reopen the file shown to show its new metadata (set_parent verified it).
                     if self.doc.as_ref().is_none_or(|d| d.ckpt.path == report.file) {
@@ -588,23 +556,11 @@ impl App {
                 self.doc = None;
                 self.compare = None;
             }
-            Command::ConvertAll => {
+            c @ (Command::ConvertAll | Command::MakeInference(_) | Command::CompareRun) => {
                 let options = self.package_convert_options();
                 if let Some(view) = &mut self.package {
-                    view.start_convert_all(ctx, self.sync, options);
+                    view.handle(ctx, self.sync, c, options);
                     self.notice = None;
-                }
-            }
-            Command::MakeInference(target) => {
-                let options = self.package_convert_options();
-                if let Some(view) = &mut self.package {
-                    view.start_inference(ctx, self.sync, target, options);
-                    self.notice = None;
-                }
-            }
-            Command::CompareRun => {
-                if let Some(view) = &mut self.package {
-                    view.start_run_compare(ctx, self.sync, Default::default());
                 }
             }
             Command::Open(path) => {
@@ -840,22 +796,12 @@ impl App {
                 .map(|f| f.path().to_path_buf())
                 .collect()
         });
-        match dropped.as_slice() {
-            [] => {}
-            [one] => match &self.doc {
-                // A second file dropped on an open one: compare them.
-                Some(doc) if self.compare.is_none() => {
-                    self.commands.push(Command::Compare {
-                        a: doc.ckpt.path.clone(),
-                        b: one.clone(),
-                    });
-                }
-                _ => self.commands.push(Command::Open(one.clone())),
-            },
-            [a, b, ..] => self.commands.push(Command::Compare {
-                a: a.clone(),
-                b: b.clone(),
-            }),
+        let open = match (&self.doc, &self.compare) {
+            (Some(doc), None) => Some(doc.ckpt.path.as_path()),
+            _ => None,
+        };
+        if let Some(c) = dropped_command(&dropped, open) {
+            self.commands.push(c);
         }
     }
 
@@ -906,18 +852,7 @@ impl eframe::App for App {
         if let Some(view) = &self.package
             && (self.doc.is_some() || self.compare.is_some())
         {
-            egui::Panel::top("package-crumb").show(ui, |ui| {
-                ui.horizontal(|ui| {
-                    if ui
-                        .button(format!("Back to {}", display_name(view.root())))
-                        .on_hover_text("Back to the folder")
-                        .clicked()
-                    {
-                        self.commands.push(Command::BackToFolder);
-                    }
-                    ui.weak("opened from this folder");
-                });
-            });
+            crate::gui::package::crumb_ui(ui, view, &mut self.commands);
         }
         let start = self.compare.is_none() && self.doc.is_none() && self.package.is_none();
         if let Some(view) = &mut self.compare {
@@ -961,72 +896,4 @@ impl eframe::App for App {
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         eframe::set_value(storage, eframe::APP_KEY, &self.state);
     }
-}
-
-fn apply_theme(ctx: &egui::Context, theme: ThemeChoice) {
-    ctx.set_theme(match theme {
-        ThemeChoice::System => egui::ThemePreference::System,
-        ThemeChoice::Dark => egui::ThemePreference::Dark,
-        ThemeChoice::Light => egui::ThemePreference::Light,
-    });
-}
-
-/// The open file can be exported for PyTorch: a safetensors file or a sharded safetensors model.
-fn exportable(ckpt: &crate::Checkpoint) -> bool {
-    matches!(
-        ckpt.format,
-        crate::Format::Safetensors | crate::Format::SafetensorsSharded
-    )
-}
-
-/// What a finished export says: where, how much, that it was read back, what shares a storage.
-fn export_notice(report: &crate::export::ExportReport) -> String {
-    let mut parts = Vec::new();
-    if !report.shards.is_empty() {
-        parts.push(format!("{} shards beside it", report.shards.len()));
-    }
-    if !report.tied.is_empty() {
-        parts.push(format!(
-            "{} tied names share a storage again",
-            report.tied.len()
-        ));
-    }
-    parts.extend(report.notes.iter().cloned());
-    format!(
-        "Exported to {}: {} tensors, {}, verified (scans safe, loads with torch.load(weights_only=True)){}.",
-        report.output.display(),
-        report.tensors,
-        crate::output::human::bytes(report.bytes),
-        parts.iter().map(|p| format!("; {p}")).collect::<String>()
-    )
-}
-
-/// What a finished conversion says: where, how much, and what was left out.
-fn convert_notice(report: &crate::convert::ConvertReport) -> String {
-    let mut parts = Vec::new();
-    if let Some(root) = &report.exported {
-        parts.push(format!("the `{root}` weights"));
-    }
-    if !report.aliases.is_empty() {
-        parts.push(format!("{} aliases stored once", report.aliases.len()));
-    }
-    if !report.left_out.is_empty() {
-        parts.push(format!(
-            "{} other tensors left out (listed in its metadata; the CLI's --all keeps them)",
-            report.left_out.len()
-        ));
-    }
-    if !report.skipped.is_empty() {
-        parts.push(format!(
-            "{} unreadable tensors skipped",
-            report.skipped.len()
-        ));
-    }
-    format!(
-        "Converted to {}: {} tensors, {}, verified{}.",
-        report.output.display(),
-        report.tensors,
-        crate::output::human::bytes(report.bytes),
-        parts.iter().map(|p| format!("; {p}")).collect::<String>()
-    )
 }

@@ -27,6 +27,7 @@ pub mod lineage;
 pub mod menu;
 pub mod messages;
 pub mod metadata;
+pub mod notices;
 pub mod package;
 pub mod pickle;
 pub mod start;

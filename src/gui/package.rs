@@ -70,6 +70,39 @@ impl PackageView {
         }
     }
 
+    /// The job that opens `path` as a package.
+    pub fn open_job(ctx: &egui::Context, path: PathBuf, sync: bool) -> Job<Package> {
+        Job::spawn(
+            ctx,
+            JobKind::OpenFolder,
+            display_name(&path),
+            sync,
+            move |progress| {
+                Ok(crate::package::open_package(
+                    &path,
+                    &PackageOptions::default(),
+                    progress,
+                )?)
+            },
+        )
+    }
+
+    /// Does a package command: convert all, make the inference package, compare the run.
+    pub fn handle(
+        &mut self,
+        ctx: &egui::Context,
+        sync: bool,
+        command: Command,
+        options: crate::convert::ConvertOptions,
+    ) {
+        match command {
+            Command::ConvertAll => self.start_convert_all(ctx, sync, options),
+            Command::MakeInference(target) => self.start_inference(ctx, sync, target, options),
+            Command::CompareRun => self.start_run_compare(ctx, sync, PackageOptions::default()),
+            _ => {}
+        }
+    }
+
     /// The folder.
     pub fn root(&self) -> &Path {
         &self.package.root
@@ -275,6 +308,22 @@ pub fn package_ui(ui: &mut Ui, view: &mut PackageView, commands: &mut Vec<Comman
             ui.separator();
         }
         files_ui(ui, view, commands);
+    });
+}
+
+/// The bar above a file opened from the package: the way back to it.
+pub fn crumb_ui(ui: &mut Ui, view: &PackageView, commands: &mut Vec<Command>) {
+    egui::Panel::top("package-crumb").show(ui, |ui| {
+        ui.horizontal(|ui| {
+            if ui
+                .button(format!("Back to {}", display_name(view.root())))
+                .on_hover_text("Back to the folder")
+                .clicked()
+            {
+                commands.push(Command::BackToFolder);
+            }
+            ui.weak("opened from this folder");
+        });
     });
 }
 
