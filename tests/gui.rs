@@ -12,20 +12,7 @@ use egui_kittest::kittest::Queryable as _;
 use egui_kittest::{Harness, SnapshotOptions};
 
 fn harness(files: Vec<PathBuf>) -> Harness<'static, App> {
-    Harness::builder()
-        .with_size(egui::vec2(1400.0, 900.0))
-        .with_max_steps(12)
-        .build_eframe(move |cc| {
-            App::new(
-                cc,
-                StartupArgs {
-                    files,
-                    sync_jobs: true,
-                    demo_on_first_run: false,
-                    ..Default::default()
-                },
-            )
-        })
+    common::app_harness(files)
 }
 
 /// Snapshots tolerate small anti-aliasing differences between Mesa versions.

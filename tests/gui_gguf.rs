@@ -5,28 +5,13 @@
 
 mod common;
 
-use ckptscope::gui::{App, StartupArgs};
 use common::fixture;
-use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable as _;
 
 #[test]
 fn a_gguf_model_opens_with_its_types_and_dequantized_statistics() {
     let path = fixture("gguf/blocks.gguf");
-    let mut h = Harness::builder()
-        .with_size(egui::vec2(1400.0, 900.0))
-        .with_max_steps(12)
-        .build_eframe(move |cc| {
-            App::new(
-                cc,
-                StartupArgs {
-                    files: vec![path],
-                    sync_jobs: true,
-                    demo_on_first_run: false,
-                    ..Default::default()
-                },
-            )
-        });
+    let mut h = common::app_harness(vec![path]);
     h.run();
     assert!(
         h.query_all_by_label_contains("slowest dimension first")

@@ -7,34 +7,18 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use ckptscope::gui::App;
 use ckptscope::gui::jobs::JobKind;
-use ckptscope::gui::{App, StartupArgs};
-use common::{copy_tree, fixture};
+use common::fixture;
 use egui_kittest::kittest::Queryable as _;
 use egui_kittest::{Harness, SnapshotOptions};
 
 fn harness(files: Vec<PathBuf>) -> Harness<'static, App> {
-    Harness::builder()
-        .with_size(egui::vec2(1400.0, 900.0))
-        .with_max_steps(12)
-        .build_eframe(move |cc| {
-            App::new(
-                cc,
-                StartupArgs {
-                    files,
-                    sync_jobs: true,
-                    demo_on_first_run: false,
-                    ..Default::default()
-                },
-            )
-        })
+    common::app_harness(files)
 }
 
 fn copy_of(name: &str) -> (tempfile::TempDir, PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
-    let dest = tmp.path().join(name);
-    copy_tree(&fixture(&format!("package/{name}")), &dest);
-    (tmp, dest)
+    common::package_copy(name)
 }
 
 fn labels_containing(h: &Harness<'_, App>, text: &str) -> usize {

@@ -5,10 +5,9 @@
 
 mod common;
 
-use ckptscope::gui::{App, StartupArgs};
 use common::fixture;
+use egui_kittest::SnapshotOptions;
 use egui_kittest::kittest::Queryable as _;
-use egui_kittest::{Harness, SnapshotOptions};
 
 #[test]
 fn a_gguf_conversion_is_compared_by_llama_cpp_names() {
@@ -16,20 +15,7 @@ fn a_gguf_conversion_is_compared_by_llama_cpp_names() {
         fixture("xformat/llama_hf.safetensors"),
         fixture("xformat/llama_q4_0.gguf"),
     ];
-    let mut h = Harness::builder()
-        .with_size(egui::vec2(1400.0, 900.0))
-        .with_max_steps(12)
-        .build_eframe(move |cc| {
-            App::new(
-                cc,
-                StartupArgs {
-                    files,
-                    sync_jobs: true,
-                    demo_on_first_run: false,
-                    ..Default::default()
-                },
-            )
-        });
+    let mut h = common::app_harness(files);
     h.run();
     {
         let cmp = h.state().compare.as_ref().expect("compare view");

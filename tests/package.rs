@@ -45,10 +45,7 @@ fn open(dir: &Path) -> Package {
 
 /// A copy of a fixture folder to write into.
 fn copy_of(name: &str) -> (tempfile::TempDir, PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
-    let dest = tmp.path().join(name);
-    common::copy_tree(&fixture(&format!("package/{name}")), &dest);
-    (tmp, dest)
+    common::package_copy(name)
 }
 
 /// Every tensor of the safetensors model at `path` equals the torch truth `want`.

@@ -15,6 +15,34 @@ pub fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// The real app in a kittest harness at 1400×900, its jobs run inline, opening `files` (none:
+/// the start screen; one: explore; two: compare).
+#[cfg(feature = "gui")]
+pub fn app_harness(files: Vec<PathBuf>) -> egui_kittest::Harness<'static, ckptscope::gui::App> {
+    egui_kittest::Harness::builder()
+        .with_size(egui::vec2(1400.0, 900.0))
+        .with_max_steps(12)
+        .build_eframe(move |cc| {
+            ckptscope::gui::App::new(
+                cc,
+                ckptscope::gui::StartupArgs {
+                    files,
+                    sync_jobs: true,
+                    demo_on_first_run: false,
+                    ..Default::default()
+                },
+            )
+        })
+}
+
+/// A copy of the committed fixture folder `package/NAME`, in a fresh temporary folder.
+pub fn package_copy(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join(name);
+    copy_tree(&fixture(&format!("package/{name}")), &dest);
+    (tmp, dest)
+}
+
 /// Copies the folder `from` (files and subfolders) to `to`.
 pub fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
