@@ -27,6 +27,30 @@ fn snapshot(h: &mut Harness<'_, App>, name: &str) {
     );
 }
 
+/// What the app does when a system dialog returns at once (no portal, no zenity): its own path
+/// field, where `path` is typed and confirmed.
+fn type_in_path_field(
+    h: &mut Harness<'_, App>,
+    purpose: ckptscope::gui::command::PathPurpose,
+    path: &std::path::Path,
+) {
+    h.state_mut().push(ckptscope::gui::Command::AskPath(
+        ckptscope::gui::command::PathPrompt {
+            purpose,
+            text: String::new(),
+        },
+    ));
+    h.run();
+    assert!(labels_containing(h, "could not be shown") == 1);
+    h.get_by_label("Path").focus();
+    h.run();
+    h.get_by_label("Path")
+        .type_text(&path.display().to_string());
+    h.run();
+    h.get_by_label("OK").click();
+    h.run();
+}
+
 fn labels_containing(h: &Harness<'_, App>, text: &str) -> usize {
     h.query_all_by_label_contains(text).count()
 }
@@ -777,8 +801,7 @@ fn one_click_convert_writes_beside_the_pickle_never_replaces_and_undo_removes_it
 
 #[test]
 fn without_a_system_dialog_a_path_typed_in_the_window_converts() {
-    use ckptscope::gui::Command;
-    use ckptscope::gui::command::{PathPrompt, PathPurpose};
+    use ckptscope::gui::command::PathPurpose;
     let dir = tempfile::tempdir().unwrap();
     let source = dir.path().join("model.pt");
     std::fs::copy(fixture("torch_zip_basic.pt"), &source).unwrap();
@@ -786,19 +809,7 @@ fn without_a_system_dialog_a_path_typed_in_the_window_converts() {
     let mut h = harness(vec![source.clone()]);
     h.run();
     // What the app does when the save dialog returns at once (no portal, no zenity).
-    h.state_mut().push(Command::AskPath(PathPrompt {
-        purpose: PathPurpose::ConvertTo,
-        text: String::new(),
-    }));
-    h.run();
-    assert!(labels_containing(&h, "could not be shown") == 1);
-    h.get_by_label("Path").focus();
-    h.run();
-    h.get_by_label("Path")
-        .type_text(&dest.display().to_string());
-    h.run();
-    h.get_by_label("OK").click();
-    h.run();
+    type_in_path_field(&mut h, PathPurpose::ConvertTo, &dest);
     assert!(dest.is_file(), "the typed path was written");
     assert!(
         labels_containing(&h, "could not be shown") == 0,
@@ -931,27 +942,14 @@ fn one_click_export_refuses_when_a_shard_it_would_write_is_there() {
 
 #[test]
 fn without_a_system_dialog_a_path_typed_in_the_window_exports() {
-    use ckptscope::gui::Command;
-    use ckptscope::gui::command::{PathPrompt, PathPurpose};
+    use ckptscope::gui::command::PathPurpose;
     let dir = tempfile::tempdir().unwrap();
     let source = dir.path().join("weights.safetensors");
     std::fs::copy(fixture("st_basic.safetensors"), &source).unwrap();
     let dest = dir.path().join("typed.pt");
     let mut h = harness(vec![source.clone()]);
     h.run();
-    h.state_mut().push(Command::AskPath(PathPrompt {
-        purpose: PathPurpose::ExportTo,
-        text: String::new(),
-    }));
-    h.run();
-    assert!(labels_containing(&h, "could not be shown") == 1);
-    h.get_by_label("Path").focus();
-    h.run();
-    h.get_by_label("Path")
-        .type_text(&dest.display().to_string());
-    h.run();
-    h.get_by_label("OK").click();
-    h.run();
+    type_in_path_field(&mut h, PathPurpose::ExportTo, &dest);
     assert!(dest.is_file(), "{:?}", h.state().error);
     assert_eq!(
         ckptscope::open(&dest).unwrap().format,
