@@ -237,6 +237,36 @@ pub fn available_space(path: &Path) -> Option<u64> {
     }
 }
 
+/// Renames `from` to `to` unless `to` exists (then [`io::ErrorKind::AlreadyExists`], and
+/// nothing moved). On Linux the kernel decides (`RENAME_NOREPLACE`), so a file or an empty
+/// folder created at `to` at the same instant is never replaced; where the flag is not
+/// supported (other systems, a file system that refuses it) `to` is looked at first, which
+/// leaves that instant open.
+pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::fs::{CWD, RenameFlags, renameat_with};
+        match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+            Ok(()) => return Ok(()),
+            Err(e) if e == rustix::io::Errno::EXIST => {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("{} already exists", to.display()),
+                ));
+            }
+            Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if to.symlink_metadata().is_ok() {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{} already exists", to.display()),
+        ));
+    }
+    std::fs::rename(from, to)
+}
+
 /// Syncs a folder so a rename or link in it survives a crash. File systems that cannot sync a
 /// folder (they answer "invalid" or "unsupported") are taken at their word.
 pub fn sync_folder(folder: &Path) -> io::Result<()> {
@@ -397,6 +427,27 @@ pub fn read_exact_at(file: &std::fs::File, buf: &mut [u8], at: u64) -> std::io::
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rename_noreplace_never_replaces_a_file_or_an_empty_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let from = dir.path().join("built");
+        std::fs::create_dir(&from).unwrap();
+        std::fs::write(from.join("a"), b"x").unwrap();
+        let empty = dir.path().join("empty");
+        std::fs::create_dir(&empty).unwrap();
+        let file = dir.path().join("file");
+        std::fs::write(&file, b"keep").unwrap();
+        for to in [&empty, &file] {
+            let e = rename_noreplace(&from, to).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::AlreadyExists, "{}", to.display());
+        }
+        assert!(from.join("a").is_file(), "nothing moved");
+        assert_eq!(std::fs::read(&file).unwrap(), b"keep");
+        let to = dir.path().join("target");
+        rename_noreplace(&from, &to).unwrap();
+        assert!(to.join("a").is_file());
+    }
     use std::io::{Read as _, Write as _};
 
     fn names(dir: &Path) -> Vec<String> {

@@ -424,8 +424,12 @@ pub fn write(
             progress.add_done(e.bytes);
         }
         let built = staging.keep();
-        if let Err(error) = std::fs::rename(&built, target) {
+        if let Err(error) = crate::fsutil::rename_noreplace(&built, target) {
             let _ = std::fs::remove_dir_all(&built);
+            // Something appeared at the target while the package was built: it stays.
+            if error.kind() == io::ErrorKind::AlreadyExists {
+                return Err(InferenceError::Exists(target.to_path_buf()));
+            }
             return Err(InferenceError::Io {
                 what: "rename into place",
                 path: target.to_path_buf(),
