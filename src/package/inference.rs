@@ -10,6 +10,7 @@
 //! renamed into place at the end; an archive is written through [`crate::fsutil::AtomicFile`].
 //! An existing target is never replaced.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
@@ -84,16 +85,26 @@ const LOG_FOLDERS: &[&str] = &["runs", "wandb", "logs", "mlruns", "tensorboard"]
 
 /// Plans the inference package of `package`.
 pub fn plan(package: &Package) -> Plan {
-    let in_point = |f: &PackageFile| {
-        package.timeline.iter().any(|p| match p.kind {
-            PointKind::Folder => f.path.starts_with(&p.path),
-            PointKind::File => f.path == p.path,
+    // The run point a file belongs to: its `checkpoint-N/` folder (every such folder is a point
+    // of the timeline), or itself when it is a `step=N` file. Looked up, not searched for: a
+    // folder may hold a million files and half as many points.
+    let file_points: HashSet<&Path> = package
+        .timeline
+        .iter()
+        .filter(|p| p.kind == PointKind::File)
+        .map(|p| p.path.as_path())
+        .collect();
+    let point_of = |f: &PackageFile| {
+        super::timeline::point_folder(&f.path).or_else(|| {
+            file_points
+                .contains(f.path.as_path())
+                .then(|| f.path.clone())
         })
     };
     let top_has_weights = package
         .files
         .iter()
-        .any(|f| !in_point(f) && f.role.holds_weights());
+        .any(|f| f.role.holds_weights() && point_of(f).is_none());
     let from_point = if top_has_weights {
         None
     } else {
@@ -121,12 +132,7 @@ pub fn plan(package: &Package) -> Plan {
             Some(p) if p.kind == PointKind::File && f.path == p.path => {
                 PathBuf::from("model.safetensors")
             }
-            _ if in_point(f) => {
-                let point = package
-                    .timeline
-                    .iter()
-                    .find(|p| f.path.starts_with(&p.path))
-                    .map_or_else(|| f.path.clone(), |p| p.path.clone());
+            _ if let Some(point) = point_of(f) => {
                 leave(
                     f,
                     format!("part of run checkpoint {}", point.display()),
@@ -171,7 +177,7 @@ pub fn plan(package: &Package) -> Plan {
         });
     }
     // A converted pickle beside a safetensors file of the same name: the safetensors one wins.
-    let copied: Vec<PathBuf> = entries
+    let copied: HashSet<PathBuf> = entries
         .iter()
         .filter(|e| e.action == Action::Copy)
         .map(|e| e.dest.clone())

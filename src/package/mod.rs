@@ -46,7 +46,7 @@ pub struct PackageOptions {
 pub struct Package {
     /// The folder.
     pub root: PathBuf,
-    /// Every regular file under it, by relative path.
+    /// Every regular file under it, by relative path, in path order.
     pub files: Vec<PackageFile>,
     /// Paths not listed (FIFOs, hidden folders, unreadable entries) and why.
     pub skipped: Vec<Skipped>,
@@ -229,9 +229,13 @@ fn format_name<S: serde::Serializer>(f: &Format, s: S) -> Result<S::Ok, S::Error
 }
 
 impl Package {
-    /// The file at a relative path.
+    /// The file at a relative path (files are kept in path order: a binary search).
     pub fn file(&self, relative: &Path) -> Option<&PackageFile> {
-        self.files.iter().find(|f| f.path == relative)
+        let i = self
+            .files
+            .binary_search_by(|f| f.path.as_path().cmp(relative))
+            .ok()?;
+        self.files.get(i)
     }
 
     /// The verdict a file's content gets: its own, or for a sharded index the worst of its
@@ -328,7 +332,10 @@ pub fn open_package(
             Ok(file)
         })
         .collect();
-    let files = files.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let mut files = files.into_iter().collect::<Result<Vec<_>, _>>()?;
+    // The listing is sorted already; this keeps [`Package::file`]'s binary search true by
+    // construction (a sorted slice costs one pass).
+    files.sort_by(|a, b| a.path.cmp(&b.path));
 
     let totals = totals(&files);
     let timeline = run_timeline(dir, &files);
