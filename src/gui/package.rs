@@ -39,6 +39,9 @@ pub struct PackageView {
     pub items: Arc<Mutex<Vec<Item>>>,
     /// The last convert-all run, once it ended.
     pub summary: Option<Summary>,
+    /// Pickles "Convert all" would convert now (their outputs are not there yet): counted when
+    /// the package opens and after each run, not every frame (it looks at the disk).
+    to_convert: usize,
     /// How much each layer moved between consecutive run points.
     pub changes: Option<RunChanges>,
     convert: Slot<Summary>,
@@ -54,7 +57,9 @@ impl PackageView {
         let target = crate::package::inference::default_target(&package)
             .display()
             .to_string();
+        let to_convert = convertible(&package);
         PackageView {
+            to_convert,
             package: Arc::new(package),
             plan,
             target,
@@ -192,6 +197,7 @@ impl PackageView {
         let mut said = None;
         if let Some(result) = self.convert.take() {
             self.run_progress = None;
+            self.to_convert = convertible(&self.package);
             match result {
                 Ok(summary) => {
                     said = Some(Ok(convert_all_notice(&summary)));
@@ -235,7 +241,9 @@ impl PackageView {
                 if let Some(run) = self.run_progress.take() {
                     run.cancel();
                 }
-                self.convert.cancel()
+                let status = self.convert.cancel();
+                self.to_convert = convertible(&self.package);
+                status
             }
             JobKind::Inference => self.inference.cancel(),
             JobKind::RunCompare => self.compare.cancel(),
@@ -257,6 +265,14 @@ impl PackageView {
     pub fn busy(&self) -> bool {
         self.convert.running() || self.inference.running() || self.compare.running()
     }
+}
+
+/// Pickles of `package` whose conversion would run (not skipped: their output is not there).
+fn convertible(package: &Package) -> usize {
+    crate::package::convert_all::plan(package, false)
+        .iter()
+        .filter(|(_, d)| d.is_ok())
+        .count()
 }
 
 /// What a finished convert-all run says.
@@ -351,10 +367,7 @@ fn header_ui(ui: &mut Ui, view: &mut PackageView, commands: &mut Vec<Command>) {
         ui.colored_label(color, RichText::new(verdict_line(p)).strong());
     });
     ui.horizontal_wrapped(|ui| {
-        let to_convert = crate::package::convert_all::plan(p, false)
-            .iter()
-            .filter(|(_, d)| d.is_ok())
-            .count();
+        let to_convert = view.to_convert;
         let convert = ui
             .add_enabled(
                 !view.convert.running() && to_convert > 0,
