@@ -445,6 +445,22 @@ fn package_options(
     })
 }
 
+/// What every conversion of the command line shares: the verdict accepted and the allowlist
+/// (`--allow-*`), the limits, and the user's hash cache.
+fn convert_options(
+    trust: &TrustArgs,
+    limits: &LimitArgs,
+) -> anyhow::Result<ckptscope::convert::ConvertOptions> {
+    let open = trust.open_options();
+    Ok(ckptscope::convert::ConvertOptions {
+        accept: open.pickle.trust,
+        policy: open.pickle.policy,
+        limits: limits.limits()?,
+        cache: ckptscope::hash::CacheDir::User,
+        ..Default::default()
+    })
+}
+
 fn open_package(
     folder: &std::path::Path,
     options: &ckptscope::package::PackageOptions,
@@ -505,18 +521,13 @@ fn scan(args: &ScanArgs) -> anyhow::Result<ExitCode> {
 
 fn convert(args: &ConvertArgs) -> anyhow::Result<ExitCode> {
     use ckptscope::convert::{ConvertOptions, convert};
-    let open = args.trust.open_options();
     let options = ConvertOptions {
         output: args.output.clone(),
         force: args.force,
         all: args.all,
-        accept: open.pickle.trust,
-        policy: open.pickle.policy,
-        limits: args.limits.limits()?,
         materialize_expanded: args.materialize_expanded,
         skip_unreadable: args.skip_unreadable,
-        cache: ckptscope::hash::CacheDir::User,
-        ..ConvertOptions::default()
+        ..convert_options(&args.trust, &args.limits)?
     };
     if args.input.is_dir() {
         return convert_folder(args, &options);
@@ -569,14 +580,7 @@ fn inference(args: &InferenceArgs) -> anyhow::Result<ExitCode> {
         .output
         .clone()
         .unwrap_or_else(|| inference::default_target(&package));
-    let open = args.trust.open_options();
-    let convert = ckptscope::convert::ConvertOptions {
-        accept: open.pickle.trust,
-        policy: open.pickle.policy,
-        limits: args.limits.limits()?,
-        cache: ckptscope::hash::CacheDir::User,
-        ..Default::default()
-    };
+    let convert = convert_options(&args.trust, &args.limits)?;
     let progress = ckptscope::progress::Progress::new();
     let written = with_progress_line(&progress, "writing", || {
         inference::write(&package, &plan, &target, &convert, &progress)
