@@ -19,18 +19,7 @@ use support::*;
 /// One `python3 tests/gen/stats_bench.py FILE KIND`: its figures and the seconds it took.
 fn numpy(path: &Path, kind: &str) -> (Value, f64) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/gen/stats_bench.py");
-    let out = Command::new("python3")
-        .arg(&script)
-        .arg(path)
-        .arg(kind)
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = python_stdout(&[script.as_os_str(), path.as_os_str(), kind.as_ref()]);
     let mut lines = text.lines();
     let figures = serde_json::from_str(lines.next().expect("figures")).expect("json");
     let seconds = lines

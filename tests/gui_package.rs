@@ -118,11 +118,7 @@ fn the_inference_package_shows_the_bytes_saved_then_writes_only_what_inference_n
     h.run();
     assert_eq!(h.state().ended(JobKind::Inference), Some(&Ok(())));
     let out = tmp.path().join("hf_run-inference");
-    let mut names: Vec<String> = std::fs::read_dir(&out)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
+    let names = common::file_names(&out);
     assert_eq!(
         names,
         [

@@ -460,11 +460,7 @@ fn the_inference_package_keeps_what_inference_needs_and_converts_the_pickles() {
         &Progress::new(),
     )
     .unwrap();
-    let mut names: Vec<String> = std::fs::read_dir(&target)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
+    let names = common::file_names(&target);
     assert_eq!(
         names,
         [

@@ -173,11 +173,9 @@ pub fn anon_growth_kib<T>(f: impl FnOnce() -> T) -> (T, u64) {
     (out, peak.saturating_sub(base))
 }
 
-/// Runs a Python script that prints its own compute time in seconds on its last line.
-pub fn python_seconds(code: &str, args: &[&str]) -> f64 {
+/// Runs `python3 ARGS...` and gives what it printed; a failure stops the bench with its stderr.
+pub fn python_stdout<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> String {
     let out = Command::new("python3")
-        .arg("-c")
-        .arg(code)
         .args(args)
         .output()
         .expect("python3");
@@ -186,7 +184,14 @@ pub fn python_seconds(code: &str, args: &[&str]) -> f64 {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8_lossy(&out.stdout)
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs a Python script that prints its own compute time in seconds on its last line.
+pub fn python_seconds(code: &str, args: &[&str]) -> f64 {
+    let mut all = vec!["-c", code];
+    all.extend_from_slice(args);
+    python_stdout(&all)
         .lines()
         .last()
         .and_then(|l| l.trim().parse().ok())

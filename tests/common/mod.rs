@@ -43,6 +43,16 @@ pub fn package_copy(name: &str) -> (tempfile::TempDir, PathBuf) {
     (tmp, dest)
 }
 
+/// The names in the folder `dir`, sorted.
+pub fn file_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 /// Copies the folder `from` (files and subfolders) to `to`.
 pub fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
