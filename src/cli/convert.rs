@@ -9,15 +9,35 @@ use clap::Args;
 use super::options::{ForceArg, JsonArg, OutputArg, ReadArgs};
 use super::stdio::{with_progress_line, write_report};
 
-/// Convert a PyTorch pickle checkpoint to safetensors without executing it: streamed,
-/// verified byte for byte, and written atomically.
+/// Convert a PyTorch pickle checkpoint to safetensors, without executing it
+///
+/// The pickle is judged first (as `scan` does) and converted only when safe, or when
+/// `--allow-suspicious` / `--allow-dangerous` accept its verdict; nothing is executed either
+/// way. The tensors are streamed into a temporary file, read back and verified byte for byte,
+/// and the file is moved into place atomically; an existing output is kept unless `--force`.
+/// By default only the weights are written (the model's state dict); `--all` writes every
+/// tensor, optimizer state too, under its dotted path.
 ///
 /// Given a folder, converts every weight-bearing pickle in it (sharded models through their
 /// index) next to itself, skipping training-only files and existing outputs (`--force`
-/// replaces them); one failure does not stop the rest. Exit status: 0 when every pickle was
-/// converted or skipped on purpose, 1 when one was refused for its verdict or converted
-/// without some tensors, 2 when one failed.
+/// replaces them); one failure does not stop the rest.
+///
+/// Examples:
+///   ckptscope convert pytorch_model.bin               (writes model.safetensors beside it)
+///   ckptscope convert model.ckpt -o weights.safetensors --force
+///   ckptscope convert ./my-finetune/
+///
+/// JSON (`--json`): {"input", "output", "verdict", "exported", "tensors", "bytes", "aliases",
+/// "skipped", "source_sha256", "verified"}; for a folder {"items": [{"input", "output"?, "role",
+/// "verdict"?, "outcome", "report"?, "reason"?}]}.
+///
+/// Exit status for a file: 0 when converted; 1 when converted without some tensors
+/// (`--skip-unreadable`); 2 on an error (a verdict not accepted, unreadable input, existing
+/// output, bad arguments). For a folder: 0 when every pickle was converted or skipped on
+/// purpose; 1 when one was refused for its verdict or converted without some tensors; 2 when
+/// one failed, or on an error.
 #[derive(Args)]
+#[command(verbatim_doc_comment)]
 #[command(mut_arg("output", |a| a.help(
     "Output file (default: the input with a `.safetensors` extension; `pytorch_model.bin` \
      becomes `model.safetensors`)"

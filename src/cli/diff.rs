@@ -6,11 +6,29 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::options::{JsonArg, ReadArgs};
-use super::stdio::{with_progress_line, write_out};
+use super::stdio::{with_progress_line, write_either};
 
-/// Compare two checkpoints tensor by tensor (any formats ckptscope opens). Exit 0 when
-/// identical, 1 when different, 2 on error.
+/// Compare two checkpoints tensor by tensor (any formats ckptscope opens)
+///
+/// Pairs the tensors of A and B (by name, or by llama.cpp's names with `--map`), and for each
+/// pair says whether it is identical, changed in values, type or shape, or only on one side,
+/// with the largest and mean absolute difference, the relative L2 distance and the cosine;
+/// metadata changes are listed too. `--tensor NAME` shows one pair in detail with a histogram
+/// of a-b. Pickles are read under the same rules as `info` (`--allow-*`).
+///
+/// Examples:
+///   ckptscope diff v1.safetensors v2.safetensors
+///   ckptscope diff model-Q8_0.gguf ./llama-hf/ --tensor blk.0.attn_q.weight
+///
+/// JSON (`--json`): {"a", "b", "summary", "tensors": [{"name", "status", "dtype_a", "dtype_b",
+/// "shape_a", "shape_b", "max_abs_diff", "mean_abs_diff", "rel_l2", "cosine", "differing",
+/// "count", "name_b"?, "unpermuted_heads"?}], "renames", "metadata", "mapping"}; with
+/// `--tensor`, {"tensor", "histogram"}.
+///
+/// Exit status: 0 when identical (with `--tensor`: that pair), 1 when different, 2 on an error
+/// (unreadable file, no such tensor, bad arguments).
 #[derive(Args)]
+#[command(verbatim_doc_comment)]
 #[command(mut_arg("json", |a| a.help("Print one JSON object")))]
 pub struct DiffArgs {
     /// The first checkpoint (A).
@@ -36,8 +54,11 @@ pub struct DiffArgs {
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum MapArg {
+    /// `llama` when one side is a Llama GGUF file holding the other's tensors, else `none`.
     Auto,
+    /// By the names llama.cpp gives a Hugging Face Llama model, undoing its Q/K permutation.
     Llama,
+    /// By equal names.
     None,
 }
 
@@ -70,13 +91,11 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
             ),
             None => None,
         };
-        write_out(|out| {
-            if json {
-                ckptscope::output::diff::write_tensor_json(out, &one, hist.as_ref())
-            } else {
-                ckptscope::output::diff::write_tensor(out, &one, hist.as_ref())
-            }
-        })?;
+        write_either(
+            json,
+            |o| ckptscope::output::diff::write_tensor_json(o, &one, hist.as_ref()),
+            |o| ckptscope::output::diff::write_tensor(o, &one, hist.as_ref()),
+        )?;
         return Ok(ExitCode::from(u8::from(
             one.status != diff::Status::Identical,
         )));
@@ -84,12 +103,10 @@ pub fn run(args: &DiffArgs) -> anyhow::Result<ExitCode> {
     let d = with_progress_line(&progress, "comparing", || {
         diff::diff_mapped(&a, &b, mapping.as_ref(), &progress)
     });
-    write_out(|out| {
-        if json {
-            ckptscope::output::diff::write_json(out, &a, &b, &d)
-        } else {
-            ckptscope::output::diff::write_human(out, &a, &b, &d)
-        }
-    })?;
+    write_either(
+        json,
+        |o| ckptscope::output::diff::write_json(o, &a, &b, &d),
+        |o| ckptscope::output::diff::write_human(o, &a, &b, &d),
+    )?;
     Ok(ExitCode::from(u8::from(!d.is_identical())))
 }

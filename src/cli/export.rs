@@ -8,10 +8,26 @@ use clap::Args;
 use super::options::{ForceArg, JsonArg, LimitArgs, OutputArg};
 use super::stdio::{with_progress_line, write_report};
 
-/// Export a safetensors model as a PyTorch checkpoint (`pytorch_model.bin`) for runtimes
-/// that predate safetensors: written without Python, streamed, read back and verified (it
-/// must scan safe and load with `torch.load(weights_only=True)`), and written atomically.
+/// Export a safetensors model as a PyTorch checkpoint, for older runtimes
+///
+/// Writes a `torch.save` zip checkpoint (`pytorch_model.bin`) without Python: streamed, read
+/// back and verified (it must scan safe, load with `torch.load(weights_only=True)` and hold
+/// every tensor equal to the source), and moved into place atomically. A sharded model keeps
+/// its shards and gets a `pytorch_model.bin.index.json`, unless `--single-file`. Tied weights
+/// are restored as views of one storage (`--tie`). `SOURCE_DATE_EPOCH` fixes the time recorded,
+/// so the same input gives the same bytes.
+///
+/// Examples:
+///   ckptscope export model.safetensors                (writes pytorch_model.bin beside it)
+///   ckptscope export ./llama/ --single-file --tie lm_head.weight=model.embed_tokens.weight
+///
+/// JSON (`--json`): {"input", "output", "to", "tensors", "storages", "bytes", "tied": [[alias,
+/// kept]], "notes", "source_sha256", "shards"?, "verified"}.
+///
+/// Exit status: 0 when written and verified; 2 on an error (unreadable input, existing output
+/// without `--force`, a failed check, bad arguments).
 #[derive(Args)]
+#[command(verbatim_doc_comment)]
 #[command(mut_arg("output", |a| a.help(
     "Output file (default: `model.safetensors` becomes `pytorch_model.bin`, an index \
      `pytorch_model.bin.index.json` with `pytorch_model-0000N-of-0000M.bin` shards, any other \

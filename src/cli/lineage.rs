@@ -6,11 +6,24 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::options::JsonArg;
-use super::stdio::{with_progress_line, write_out};
+use super::stdio::{with_progress_line, write_either};
 
-/// Show where checkpoints came from: parents found in metadata (ckptscope, ModelSpec,
-/// kohya, Hugging Face, uuids) linked by name, path, hash or uuid, as a tree.
+/// Show where checkpoints came from, as a tree of parents and children
+///
+/// Reads the parents recorded in metadata (ckptscope's own keys, ModelSpec, kohya, Hugging
+/// Face, uuids) and links them to the checkpoints of PATH's folder (and `--also` folders) by
+/// name, path, hash or uuid. A training run's steps are shown as a timeline. `--hash` hashes
+/// the candidates to resolve references by hash (cached, so slow only once).
+///
+/// Examples:
+///   ckptscope lineage finetuned.safetensors
+///   ckptscope lineage ./runs/ --also ./base-models/ --hash
+///
+/// JSON (`--json`): {"nodes", "edges", "timelines"}.
+///
+/// Exit status: 0 when shown; 2 on an error (unreadable path, bad arguments).
 #[derive(Args)]
+#[command(verbatim_doc_comment)]
 #[command(mut_arg("json", |a| a.help("Print `{\"nodes\", \"edges\", \"timelines\"}` as JSON")))]
 pub struct LineageArgs {
     /// A checkpoint (its folder is scanned) or a folder.
@@ -37,12 +50,10 @@ pub fn run(args: &LineageArgs) -> anyhow::Result<ExitCode> {
         ckptscope::lineage::family(&args.path, &options, &progress)
     })?;
     let json = args.json.json;
-    write_out(|out| {
-        if json {
-            ckptscope::output::lineage::write_json(out, &graph)
-        } else {
-            ckptscope::output::lineage::write_human(out, &graph)
-        }
-    })?;
+    write_either(
+        json,
+        |o| ckptscope::output::lineage::write_json(o, &graph),
+        |o| ckptscope::output::lineage::write_human(o, &graph),
+    )?;
     Ok(ExitCode::SUCCESS)
 }

@@ -28,14 +28,33 @@ mod set_parent;
 mod stats;
 pub mod stdio;
 
-/// Explore, scan, convert and compare ML checkpoints (safetensors and PyTorch pickles).
+/// Explore, scan, convert and compare ML checkpoints, without executing them
+///
+/// Reads safetensors (single or sharded), PyTorch pickles and TorchScript archives, GGUF, ONNX
+/// and NumPy `.npy` / `.npz` files. Pickles are walked by an engine that never executes them:
+/// every file gets a verdict (safe, suspicious, dangerous, or "not scanned" when it cannot be
+/// judged), and tensors are read only from files judged safe unless `--allow-suspicious` or
+/// `--allow-dangerous` accepts more.
 ///
 /// Without a subcommand, opens the explorer window on the given files (none: the start screen;
 /// one: explore it; two: compare them).
+///
+/// Examples:
+///   ckptscope model.safetensors                  explore a file in the window
+///   ckptscope scan ~/Downloads/models            judge every checkpoint in a folder
+///   ckptscope convert pytorch_model.bin          write model.safetensors beside it
+///   ckptscope info --json model.safetensors      tensors and metadata as JSON
+///   ckptscope COMMAND --help                     the reference of one command
+///
+/// Exit status: 0 on success; 1 when a command reports what it was asked to find (a file not
+/// safe, checkpoints that differ, a tensor not measured, a conversion refused or partial; each
+/// command's help says which); 2 on an error or bad arguments, with the message on stderr;
+/// 141 when the reader of the output goes away (below).
 #[derive(Parser)]
 #[command(
     name = "ckptscope",
     version,
+    verbatim_doc_comment,
     args_conflicts_with_subcommands = true,
     after_help = "When the reader of the output goes away (`ckptscope info FILE | head -1`), \
 ckptscope stops quietly with exit status 141, as a program killed by SIGPIPE does; never 0, so \
@@ -44,7 +63,8 @@ a pipeline with `pipefail` does not take a cut-off scan for a clean one."
 pub struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
-    /// Checkpoints to open in the window.
+    /// Checkpoints to open in the window: none for the start screen, one to explore, two to
+    /// compare.
     files: Vec<PathBuf>,
 }
 

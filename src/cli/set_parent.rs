@@ -7,9 +7,20 @@ use clap::Args;
 
 use super::stdio::write_out;
 
-/// Record PARENT as the parent of FILE (a safetensors file): writes `parent` and
-/// `parent_sha256` into its metadata, rewriting only the header, atomically.
+/// Record PARENT as the parent of FILE (a safetensors file), for `lineage`
+///
+/// Writes `parent` (PARENT's file name when both sit in one folder, else its absolute path) and
+/// `parent_sha256` (its whole-file SHA-256) into FILE's metadata, rewriting only the header: the
+/// tensor data is copied unchanged into a temporary file that replaces FILE atomically once its
+/// content id is checked unchanged.
+///
+/// Example:
+///   ckptscope set-parent finetuned.safetensors base.safetensors
+///
+/// Exit status: 0 when recorded; 2 on an error (FILE not safetensors, unreadable files, bad
+/// arguments).
 #[derive(Args)]
+#[command(verbatim_doc_comment)]
 pub struct SetParentArgs {
     /// The safetensors file to annotate.
     file: PathBuf,

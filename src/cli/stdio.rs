@@ -29,6 +29,16 @@ pub fn write_out(write: impl FnOnce(&mut Out) -> std::io::Result<()>) -> anyhow:
     }
 }
 
+/// Writes the `--json` document when `json`, else the human report: the printers of one
+/// report, chosen by the flag.
+pub fn write_either(
+    json: bool,
+    as_json: impl FnOnce(&mut Out) -> std::io::Result<()>,
+    as_human: impl FnOnce(&mut Out) -> std::io::Result<()>,
+) -> anyhow::Result<()> {
+    write_out(|out| if json { as_json(out) } else { as_human(out) })
+}
+
 /// Writes `report` to stdout as one JSON line with `--json`, else as `human` writes it.
 pub fn write_report<R: serde::Serialize>(
     json: bool,
