@@ -11,9 +11,11 @@
 //! - [`export`] writes safetensors models back as PyTorch checkpoints for old runtimes.
 //! - [`dtype`] names the 22 element types of safetensors 0.8.
 //!
-//! A module imports only the layers below it (checked by `tests/layers.rs`):
+//! A module imports only the layers below it (checked by `tests/layers.rs`). The top one,
+//! `cli` (`src/cli/`), is the binary's, not the library's: it parses the command line and
+//! launches the window, and nothing here can name it.
 //!
-//! Layers, bottom to top: `dtype` < `timefmt` < `progress` < `fsutil` < `desktop` < `limits` < `error` < `archive` < `detect` < `pickle` < `format` < `analysis` < `hash` < `lineage` < `convert` < `export` < `scan` < `package` < `output` < `gui`.
+//! Layers, bottom to top: `dtype` < `timefmt` < `progress` < `fsutil` < `desktop` < `limits` < `error` < `archive` < `detect` < `pickle` < `format` < `analysis` < `hash` < `lineage` < `convert` < `export` < `scan` < `package` < `output` < `gui` < `cli`.
 //!
 //! ```no_run
 //! let ckpt = ckptscope::format::open("model.safetensors".as_ref())?;

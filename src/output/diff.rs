@@ -298,6 +298,19 @@ pub fn write_human(
     Ok(())
 }
 
+/// The `--json` document of one pair (`--tensor NAME`): `{"tensor", "histogram"}`, on one line.
+pub fn write_tensor_json(
+    out: &mut impl Write,
+    t: &TensorDiff,
+    hist: Option<&Histogram>,
+) -> io::Result<()> {
+    serde_json::to_writer(
+        &mut *out,
+        &serde_json::json!({ "tensor": t, "histogram": hist }),
+    )?;
+    writeln!(out)
+}
+
 /// The detailed report of one pair (`--tensor NAME`): measures and a text histogram of a − b.
 pub fn write_tensor(
     out: &mut impl Write,

@@ -190,3 +190,19 @@ fn tree(
     }
     Ok(())
 }
+
+/// `ckptscope set-parent`'s report: each key written, and the content id that proves the tensor
+/// data unchanged.
+pub fn write_set_parent(
+    out: &mut impl Write,
+    report: &crate::lineage::SetParentReport,
+) -> io::Result<()> {
+    for (k, v) in &report.keys {
+        writeln!(out, "{}: {} = {}", report.file.display(), term(k), term(v))?;
+    }
+    writeln!(
+        out,
+        "header rewritten; tensor data unchanged (content id {})",
+        report.content_id
+    )
+}

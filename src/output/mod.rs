@@ -1,7 +1,8 @@
-//! What the CLI prints: human tables and `--json` documents, kept out of `main.rs` so they can be
-//! tested and reused (the GUI shows the same numbers with the same units).
+//! What the CLI prints: human tables and `--json` documents, kept out of the binary's `src/cli`
+//! so they can be tested and reused (the GUI shows the same numbers with the same units).
 
 pub mod convert;
+pub mod desktop;
 pub mod diff;
 pub mod export;
 pub mod human;
