@@ -481,7 +481,7 @@ fn info(args: &InfoArgs) -> anyhow::Result<ExitCode> {
                 ckptscope::output::package::write_human(out, &package)
             }
         })?;
-        return Ok(ExitCode::SUCCESS);
+        return Ok(ExitCode::from(package.totals.exit_code()));
     }
     let mut options = args.trust.open_options();
     options.limits = args.limits.limits()?;
