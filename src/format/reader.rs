@@ -1,7 +1,7 @@
 //! What every format's reader implements: open a file into a [`Checkpoint`] (whose
 //! [`Checkpoint::tensor_bytes`] reads any tensor), and judge it for `scan`.
 //!
-//! The registry ([`super::registry`]) holds one reader per format it reads; `open_with` and
+//! The format registry (`format/registry/`) holds one reader per format it reads; `open_with` and
 //! `scan` dispatch through it, so a new format is its folder, its reader and one table entry.
 //! A reader judges only what it understands whole: anything else is an error (not scanned),
 //! never `safe`.
