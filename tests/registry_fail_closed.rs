@@ -52,7 +52,8 @@ fn a_corrupt_gguf_in_a_folder_is_not_scanned_and_exits_2() {
     let (code, out, err) = run(&["scan", tmp.path().to_str().unwrap()]);
     assert_eq!(code, 2, "{out}{err}");
     assert!(
-        out.contains("model.gguf  not scanned: named like a GGUF model (.gguf)"),
+        out.contains("model.gguf  not scanned: not a format ckptscope can judge")
+            && out.contains("named like a GGUF model (.gguf)"),
         "{out}"
     );
     assert!(

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::{first_bytes, identify, lookup, not_read, unrecognised};
+use super::{first_bytes, identify, lookup, not_read};
 use crate::archive::zip;
 use crate::error::Error;
 use crate::format::reader::{Input, Judgement, Reader};
@@ -40,11 +40,11 @@ impl ZipArchive {
     /// The findings of the members that are not pickles (the archive's pickle analysis ran
     /// them: `streams`), arrays or plain data, or why the archive cannot be judged.
     fn members(input: &Input<'_>, streams: &[StreamReport]) -> Result<Vec<Finding>, String> {
-        let entries = zip::entries(input.bytes).map_err(|p| {
-            format!(
-                "a zip archive whose central directory cannot be read (truncated or damaged?): {p}"
-            )
-        })?;
+        // An archive whose directory cannot be read is judged by the pickle analysis, which
+        // says so (suspicious, never safe); `scan` refuses it before any reader runs.
+        let Ok(entries) = zip::entries(input.bytes) else {
+            return Ok(Vec::new());
+        };
         let mut findings = Vec::new();
         for entry in &entries {
             let lower = entry.name.to_ascii_lowercase();
@@ -94,8 +94,8 @@ impl ZipArchive {
             let reader = match (format, e.reader) {
                 (Format::Unknown, _) => {
                     return Err(member(format!(
-                        "is not a format ckptscope reads ({}), so the archive was not scanned and is not known to be safe",
-                        unrecognised(name, &first_bytes(&prefix))
+                        "is not a format ckptscope reads (first bytes: {}), so the archive was not scanned and is not known to be safe",
+                        first_bytes(&prefix)
                     )));
                 }
                 (Format::Zip, _) => {

@@ -640,16 +640,17 @@ pub fn not_read(format: Format) -> String {
 
 /// Why a file whose content was not recognised was not scanned, saying what its name claims.
 pub fn unrecognised(path: &Path, first_bytes: &str) -> String {
-    match claim(path) {
+    let named = match claim(path) {
         Some((e, c)) => format!(
-            "named like a {} ({}), but its content is not one (first bytes: {first_bytes}); it was not scanned, so it is not known to be safe",
+            "; it is named like a {} ({}), but its content is not one",
             e.label,
             c.pattern.shown()
         ),
-        None => format!(
-            "not a format ckptscope can judge (first bytes: {first_bytes}); it was not scanned, so it is not known to be safe"
-        ),
-    }
+        None => String::new(),
+    };
+    format!(
+        "not a format ckptscope can judge (first bytes: {first_bytes}){named}; it was not scanned, so it is not known to be safe"
+    )
 }
 
 /// A TensorFlow SavedModel folder: it holds `saved_model.pb` or `saved_model.pbtxt`.
