@@ -131,7 +131,7 @@ fn a_keras_archive_with_a_lambda_layer_is_not_safe() {
     std::fs::write(&path, keras_with_lambda()).unwrap();
     let (code, out, _) = run(&["scan", path.to_str().unwrap()]);
     assert_eq!(code, 2, "{out}");
-    assert!(out.contains("not scanned: a Keras v3 archive"), "{out}");
+    assert!(out.contains("not scanned: a Keras 3 model"), "{out}");
     assert!(!out.contains("SAFE"), "{out}");
     // Renamed, it is still recognised by its members.
     let renamed = tmp.path().join("model.zip");

@@ -80,12 +80,19 @@ impl ZipArchive {
                 _ => whole(raw).map_err(member)?,
             };
             let name = Path::new(&entry.name);
-            let format = identify(name, &prefix);
-            // Pickles and `.npy` arrays were run with the archive's pickle analysis.
-            if streams
+            // A zip too large for the prefix to hold its directory is still a zip.
+            let format = match identify(name, &prefix) {
+                Format::Unknown if prefix.starts_with(b"PK\x03\x04") => Format::Zip,
+                f => f,
+            };
+            // Pickles and `.npy` arrays were run with the archive's pickle analysis (which runs
+            // whatever starts like a pickle: a member it ran that is some other format is still
+            // judged as that format).
+            let ran = streams
                 .iter()
-                .any(|s| s.member.as_deref() == Some(entry.name.as_str()))
-                || matches!(format, Format::Pickle | Format::PytorchLegacy)
+                .any(|s| s.member.as_deref() == Some(entry.name.as_str()));
+            if matches!(format, Format::Pickle | Format::PytorchLegacy)
+                || (format == Format::Unknown && ran)
                 || (format == Format::Numpy && lower.ends_with(".npy"))
             {
                 continue;
@@ -253,5 +260,13 @@ mod tests {
         assert_eq!(identify(Path::new("m.zip"), &keras), Format::Keras);
         let nested = zip_of(&[("inner.zip", &plain)]);
         assert!(judge_zip(&nested).unwrap_err().contains("inner.zip"));
+        // `PK` starts like a pickle (PERSID): the pickle analysis runs it, and it is still a zip.
+        let evil_inner = zip_of(&[("evil.pkl", b"cposix\nsystem\n(S'id'\ntR.")]);
+        let nested = zip_of(&[("middle.bin", &evil_inner)]);
+        let why = judge_zip(&nested).unwrap_err();
+        assert!(
+            why.contains("middle.bin") && why.contains("nested"),
+            "{why}"
+        );
     }
 }

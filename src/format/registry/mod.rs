@@ -395,10 +395,18 @@ pub static FORMATS: &[Entry] = &[
         ..entry(Format::Hdf5, "hdf5", "HDF5 file (Keras .h5, h5py)")
     },
     Entry {
-        claims: &[weights(Pattern::Ext("keras"))],
+        // Keras 3 writes sharded weights as `NAME.weights.json` beside `NAME_0000N.weights.h5`.
+        claims: &[
+            weights(Pattern::Ext("keras")),
+            unsaid(Pattern::Ext("weights.json")),
+        ],
         carries_code: true,
         risk: "its config.json can hold Python bytecode (Lambda layers) and name classes that Keras imports and runs when it loads the model",
-        ..entry(Format::Keras, "keras", "Keras v3 archive (.keras)")
+        ..entry(
+            Format::Keras,
+            "keras",
+            "Keras 3 model (.keras, .weights.json)",
+        )
     },
     Entry {
         claims: &[
@@ -436,11 +444,18 @@ pub static FORMATS: &[Entry] = &[
         ..entry(Format::TfLite, "tflite", "TensorFlow Lite model")
     },
     Entry {
+        // An Orbax checkpoint folder: its manifest and metadata files claim it.
         claims: &[
             weights(Pattern::Ext("msgpack")),
             weights(Pattern::Ext("flax")),
+            weights(Pattern::Name("manifest.ocdbt")),
+            unsaid(Pattern::Name("_checkpoint_metadata")),
         ],
-        ..entry(Format::FlaxMsgpack, "flax_msgpack", "Flax msgpack state")
+        ..entry(
+            Format::FlaxMsgpack,
+            "flax_msgpack",
+            "Flax msgpack state or Orbax checkpoint",
+        )
     },
     Entry {
         claims: &[
@@ -456,6 +471,7 @@ pub static FORMATS: &[Entry] = &[
     Entry {
         claims: &[
             unsaid(Pattern::Ext("arrow")),
+            unsaid(Pattern::Ext("arrows")),
             unsaid(Pattern::Ext("feather")),
             unsaid(Pattern::Ext("ipc")),
         ],
@@ -616,7 +632,8 @@ pub fn identify(path: &Path, bytes: &[u8]) -> Format {
             _ => Format::Compressed,
         },
         Format::Unknown if lower.ends_with(".joblib") && is_zlib(bytes) => Format::JoblibCompressed,
-        Format::Zip | Format::Tar | Format::Unknown => match named {
+        // Any JSON with a `weight_map` looks like a safetensors index; a Keras index is one too.
+        Format::Zip | Format::Tar | Format::Unknown | Format::SafetensorsSharded => match named {
             Some(e) if e.refused() => e.format,
             _ => content,
         },

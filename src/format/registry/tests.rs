@@ -108,6 +108,9 @@ fn names_claim_formats() {
         ("model.pdparams", Some(Format::Paddle)),
         ("model.pdiparams", Some(Format::Paddle)),
         ("table.feather", Some(Format::Arrow)),
+        ("table_stream.arrows", Some(Format::Arrow)),
+        ("m.weights.json", Some(Format::Keras)),
+        ("ckpt/manifest.ocdbt", Some(Format::FlaxMsgpack)),
         ("data.tar.gz", Some(Format::CompressedTar)),
         ("data.tgz", Some(Format::CompressedTar)),
         ("data.tar", Some(Format::Tar)),
@@ -163,6 +166,12 @@ fn content_and_name_identify_what_is_judged() {
     );
     assert_eq!(id("log.txt.gz", b"\x1f\x8b\x08\x00"), Format::Compressed);
     assert_eq!(id("notes.txt", b"\x78\x9c\x01\x02"), Format::Unknown);
+    let index = br#"{"metadata": {}, "weight_map": {"a": "m_00000.weights.h5"}}"#;
+    assert_eq!(id("m.weights.json", index), Format::Keras);
+    assert_eq!(
+        id("model.safetensors.index.json", index),
+        Format::SafetensorsSharded
+    );
 }
 
 #[test]
