@@ -85,12 +85,7 @@ impl Reader for Pickled {
 
     fn judge(&self, input: &Input<'_>) -> Result<Judgement, String> {
         let a = analyze(input.bytes, input.format, input.policy, input.limits, None);
-        Ok(Judgement {
-            verdict: a.verdict,
-            findings: a.findings,
-            streams: a.streams,
-            weights_only: a.weights_only,
-        })
+        Ok(judgement(a))
     }
 }
 
@@ -106,18 +101,23 @@ impl Reader for Numpy {
         options: &OpenOptions,
         progress: Option<&Progress>,
     ) -> Result<Checkpoint, Error> {
-        super::pytorch::open(mapped, format, &options.limits, &options.pickle, progress)
+        Pickled.open(mapped, format, options, progress)
     }
 
     fn judge(&self, input: &Input<'_>) -> Result<Judgement, String> {
         let mut a = analyze(input.bytes, input.format, input.policy, input.limits, None);
         numpy_findings(input.bytes, input.format, &mut a);
-        Ok(Judgement {
-            verdict: a.verdict,
-            findings: a.findings,
-            streams: a.streams,
-            weights_only: a.weights_only,
-        })
+        Ok(judgement(a))
+    }
+}
+
+/// What `scan` reports of a pickle analysis.
+fn judgement(a: crate::pickle::Analysis) -> Judgement {
+    Judgement {
+        verdict: a.verdict,
+        findings: a.findings,
+        streams: a.streams,
+        weights_only: a.weights_only,
     }
 }
 
