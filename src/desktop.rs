@@ -1,6 +1,6 @@
 //! Double-click integration on Linux desktops: installs, for the current user, a freedesktop
 //! `.desktop` entry, the MIME types of checkpoint files and the icon, so that a file manager
-//! opens `.safetensors`, PyTorch, ONNX and NumPy files in ckptscope. (macOS and Windows associations come
+//! opens the formats ckptscope reads (the MIME types of the format registry) in ckptscope. (macOS and Windows associations come
 //! from the bundle metadata in `Cargo.toml`, used by `cargo packager`.)
 
 use std::path::{Path, PathBuf};
@@ -10,17 +10,14 @@ const MIME: &str = include_str!("../assets/ckptscope-mime.xml");
 const ICON_PNG: &[u8] = include_bytes!("../assets/icon.png");
 const ICON_SVG: &str = include_str!("../assets/icon.svg");
 
-/// MIME types registered, in the order the `.desktop` entry lists them.
-pub const MIME_TYPES: [&str; 8] = [
-    "application/x-safetensors",
-    "application/x-safetensors-index+json",
-    "application/x-pytorch-checkpoint",
-    "application/x-python-pickle",
-    "application/x-gguf",
-    "application/x-onnx",
-    "application/x-npy",
-    "application/x-npz",
-];
+/// MIME types registered, in the order the `.desktop` entry lists them: those of the format
+/// registry ([`crate::format::registry::mime_types`]), which the asset files are checked against.
+pub fn mime_types() -> Vec<&'static str> {
+    crate::format::registry::mime_types()
+        .iter()
+        .map(|m| m.name)
+        .collect()
+}
 
 /// What was installed, and what the helper tools said.
 #[derive(Debug, Default)]
@@ -92,7 +89,7 @@ pub fn install(data: &Path, exe: &Path, run_tools: bool) -> std::io::Result<Inst
             "xdg-mime".into(),
             std::iter::once("default".to_string())
                 .chain(std::iter::once("ckptscope.desktop".to_string()))
-                .chain(MIME_TYPES.iter().map(|s| s.to_string()))
+                .chain(mime_types().into_iter().map(str::to_string))
                 .collect(),
         ));
         for (tool, args) in all {
@@ -128,7 +125,7 @@ mod tests {
             entry.contains("Exec=\"/opt/ckpt scope/bin/ckptscope\" %F"),
             "{entry}"
         );
-        for t in MIME_TYPES {
+        for t in mime_types() {
             assert!(entry.contains(t));
             assert!(MIME.contains(&format!("type=\"{t}\"")));
         }

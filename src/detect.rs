@@ -33,70 +33,44 @@ pub enum Format {
     Gguf,
     /// An ONNX model (a protobuf `ModelProto`), its weights inside or in external data files.
     Onnx,
+    /// An HDF5 file (`h5py`, Keras 2 `.h5` models, Keras 3 `.weights.h5`).
+    Hdf5,
+    /// A Keras 3 `.keras` archive: a zip of `config.json` (which can name Python code, such
+    /// as a `Lambda` layer's marshalled bytecode), `metadata.json` and `model.weights.h5`.
+    Keras,
+    /// A TensorFlow SavedModel: a folder holding `saved_model.pb` (or `.pbtxt`) and
+    /// `variables/`; its graph can read and write files when run.
+    TfSavedModel,
+    /// A TensorFlow `GraphDef` or `MetaGraphDef` protobuf (`.pb`, `.meta`), known by name.
+    TfGraph,
+    /// A TensorFlow checkpoint (TensorBundle): a `.index` LevelDB table and its
+    /// `.data-NNNNN-of-NNNNN` shards.
+    TfCheckpoint,
+    /// A TensorFlow Lite flatbuffer (`TFL3`).
+    #[serde(rename = "tflite")]
+    TfLite,
+    /// A Flax / msgpack state (`flax.serialization.to_bytes`), known by name.
+    FlaxMsgpack,
+    /// A PaddlePaddle file (`.pdparams`, `.pdopt`, `.pdmodel`, `.pdiparams`) that is not a
+    /// pickle (pickles are judged as pickles).
+    Paddle,
+    /// An Apache Arrow IPC file or Feather file (`ARROW1`, `FEA1`).
+    Arrow,
+    /// A joblib file compressed with zlib, gzip, bz2, xz or lz4: a pickle inside.
+    JoblibCompressed,
+    /// A 7-Zip archive.
+    #[serde(rename = "7z")]
+    SevenZip,
+    /// A compressed tar archive (`.tar.gz`, `.tgz`, `.tar.bz2`, `.tar.xz`, `.tar.zst`).
+    CompressedTar,
+    /// A tar archive that is not torch's legacy tar format.
+    Tar,
+    /// A compressed stream (gzip, bzip2, xz, zstd, lz4) whose name claims nothing.
+    Compressed,
     /// A zip archive that is none of the above.
     Zip,
     /// Not a format ckptscope knows.
     Unknown,
-}
-
-impl Format {
-    /// How the format is named to users.
-    pub fn label(self) -> &'static str {
-        match self {
-            Format::Safetensors => "safetensors",
-            Format::SafetensorsSharded => "sharded safetensors",
-            Format::PytorchZip => "PyTorch zip checkpoint (pickle)",
-            Format::PytorchLegacy => "PyTorch legacy checkpoint (pickle)",
-            Format::PytorchTar => "PyTorch tar checkpoint (pickle)",
-            Format::Torchscript => "TorchScript archive (code + pickle)",
-            Format::Pickle => "Python pickle",
-            Format::Numpy => "NumPy .npy array",
-            Format::NumpyZip => "NumPy .npz archive",
-            Format::Gguf => "GGUF model",
-            Format::Onnx => "ONNX model",
-            Format::Zip => "zip archive",
-            Format::Unknown => "unknown format",
-        }
-    }
-
-    /// The spelling used in `--json` output.
-    pub fn json_name(self) -> &'static str {
-        match self {
-            Format::Safetensors => "safetensors",
-            Format::SafetensorsSharded => "safetensors_sharded",
-            Format::PytorchZip => "pytorch_zip",
-            Format::PytorchLegacy => "pytorch_legacy",
-            Format::PytorchTar => "pytorch_tar",
-            Format::Torchscript => "torchscript",
-            Format::Pickle => "pickle",
-            Format::Numpy => "numpy",
-            Format::NumpyZip => "numpy_zip",
-            Format::Gguf => "gguf",
-            Format::Onnx => "onnx",
-            Format::Zip => "zip",
-            Format::Unknown => "unknown",
-        }
-    }
-
-    /// Formats whose loading in Python goes through `pickle` (and so can run code).
-    pub fn is_pickle_based(self) -> bool {
-        matches!(
-            self,
-            Format::PytorchZip
-                | Format::PytorchLegacy
-                | Format::PytorchTar
-                | Format::Torchscript
-                | Format::Pickle
-                | Format::NumpyZip
-                | Format::Numpy
-        )
-    }
-}
-
-impl std::fmt::Display for Format {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.label())
-    }
 }
 
 /// The pickle that opens every legacy `torch.save` file with the default protocol: PROTO 2,
@@ -139,11 +113,26 @@ pub fn detect(bytes: &[u8]) -> Format {
         return if tar::member_names(bytes).iter().any(|n| n == "pickle") {
             Format::PytorchTar
         } else {
-            Format::Unknown
+            Format::Tar
         };
     }
     if is_legacy_magic(bytes) {
         return Format::PytorchLegacy;
+    }
+    if bytes.starts_with(HDF5_MAGIC) {
+        return Format::Hdf5;
+    }
+    if bytes.get(4..8) == Some(b"TFL3") {
+        return Format::TfLite;
+    }
+    if bytes.starts_with(b"ARROW1") || bytes.starts_with(b"FEA1") {
+        return Format::Arrow;
+    }
+    if bytes.starts_with(b"7z\xbc\xaf\x27\x1c") {
+        return Format::SevenZip;
+    }
+    if compression(bytes).is_some() {
+        return Format::Compressed;
     }
     if looks_like_safetensors(bytes) {
         return Format::Safetensors;
@@ -154,10 +143,78 @@ pub fn detect(bytes: &[u8]) -> Format {
     if looks_like_onnx(bytes) {
         return Format::Onnx;
     }
+    if is_leveldb_table(bytes) {
+        return Format::TfCheckpoint;
+    }
     if looks_like_pickle(bytes) {
         return Format::Pickle;
     }
+    if is_hdf5(bytes) {
+        return Format::Hdf5;
+    }
     Format::Unknown
+}
+
+/// The signature of an HDF5 superblock.
+pub const HDF5_MAGIC: &[u8] = b"\x89HDF\r\n\x1a\n";
+
+/// An HDF5 file: its superblock signature at offset 0, or at 512, 1024, 2048... (a file with a
+/// user block; the HDF5 spec allows only those offsets).
+pub fn is_hdf5(bytes: &[u8]) -> bool {
+    let mut at = 0usize;
+    loop {
+        match bytes.get(at..) {
+            Some(rest) if rest.starts_with(HDF5_MAGIC) => return true,
+            Some(rest) if rest.len() >= HDF5_MAGIC.len() => {}
+            _ => return false,
+        }
+        at = match at.checked_mul(2) {
+            Some(0) => 512,
+            Some(next) => next,
+            None => return false,
+        };
+    }
+}
+
+/// The footer magic of a LevelDB table (TensorFlow's `.index` files): the last 8 bytes, little
+/// endian, after the 40-byte block handles.
+const LEVELDB_MAGIC: u64 = 0xdb47_7524_8b80_fb57;
+
+/// A LevelDB table, as TensorFlow writes a checkpoint's `.index` (TensorBundle).
+pub fn is_leveldb_table(bytes: &[u8]) -> bool {
+    bytes.len() >= 48
+        && bytes
+            .get(bytes.len() - 8..)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map(u64::from_le_bytes)
+            == Some(LEVELDB_MAGIC)
+}
+
+/// The compressor whose stream `bytes` starts with: gzip, bzip2, xz, zstd or lz4 (frame).
+pub fn compression(bytes: &[u8]) -> Option<&'static str> {
+    const MAGICS: [(&[u8], &str); 5] = [
+        (b"\x1f\x8b\x08", "gzip"),
+        (b"\xfd7zXZ\x00", "xz"),
+        (b"\x28\xb5\x2f\xfd", "zstd"),
+        (b"\x04\x22\x4d\x18", "lz4"),
+        (b"BZh", "bzip2"),
+    ];
+    let (_, name) = MAGICS.iter().find(|(m, _)| bytes.starts_with(m))?;
+    if *name == "bzip2" && !bytes.get(3).is_some_and(|b| (b'1'..=b'9').contains(b)) {
+        return None;
+    }
+    Some(name)
+}
+
+/// A zlib stream (joblib's default compressor): method 8, a window of at most 32 KiB and the
+/// header checksum right. Two bytes only, so it is trusted only for files named `.joblib`.
+pub fn is_zlib(bytes: &[u8]) -> bool {
+    match bytes {
+        [cmf, flg, ..] => {
+            cmf & 0x0f == 8 && cmf >> 4 <= 7 && (u16::from(*cmf) * 256 + u16::from(*flg)) % 31 == 0
+        }
+        _ => false,
+    }
 }
 
 /// A protobuf `ModelProto`: its top-level fields (at most 64 are looked at) all have the
@@ -267,6 +324,15 @@ pub fn is_torchscript_member(lower: &str) -> bool {
         || lower.starts_with("code/")
 }
 
+/// The members of a Keras 3 archive (lower-cased names): `config.json` at the root beside
+/// `metadata.json` or the `model.weights.*` store.
+pub fn is_keras_members(lower: &[String]) -> bool {
+    lower.iter().any(|n| n == "config.json")
+        && lower
+            .iter()
+            .any(|n| n == "metadata.json" || n.starts_with("model.weights."))
+}
+
 fn detect_zip(bytes: &[u8]) -> Format {
     let Ok(entries) = zip::entries(bytes) else {
         return Format::Zip;
@@ -283,6 +349,9 @@ fn detect_zip(bytes: &[u8]) -> Format {
     }
     if !lower.is_empty() && lower.iter().all(|n| n.ends_with(".npy")) {
         return Format::NumpyZip;
+    }
+    if is_keras_members(&lower) {
+        return Format::Keras;
     }
     Format::Zip
 }
@@ -336,6 +405,42 @@ mod tests {
     }
 
     #[test]
+    fn formats_not_read_yet_are_recognised_by_content() {
+        assert_eq!(detect(b"\x89HDF\r\n\x1a\n\x00\x00"), Format::Hdf5);
+        let mut user_block = vec![0u8; 1024];
+        user_block.extend_from_slice(HDF5_MAGIC);
+        assert_eq!(detect(&user_block), Format::Hdf5);
+        // Only at 512 * 2^k: not at 700.
+        let mut elsewhere = vec![0u8; 700];
+        elsewhere.extend_from_slice(HDF5_MAGIC);
+        assert_eq!(detect(&elsewhere), Format::Unknown);
+        assert_eq!(detect(b"\x1c\x00\x00\x00TFL3\x00\x00"), Format::TfLite);
+        assert_eq!(detect(b"ARROW1\x00\x00"), Format::Arrow);
+        assert_eq!(detect(b"FEA1...."), Format::Arrow);
+        assert_eq!(detect(b"7z\xbc\xaf\x27\x1c\x00\x04"), Format::SevenZip);
+        for magic in [
+            &b"\x1f\x8b\x08\x00"[..],
+            b"BZh91AY",
+            b"\xfd7zXZ\x00\x00",
+            b"\x28\xb5\x2f\xfd\x00",
+            b"\x04\x22\x4d\x18\x00",
+        ] {
+            assert_eq!(detect(magic), Format::Compressed, "{magic:?}");
+        }
+        assert_eq!(detect(b"BZhx"), Format::Unknown);
+        let mut index = vec![0u8; 40];
+        index.extend_from_slice(&LEVELDB_MAGIC.to_le_bytes());
+        assert_eq!(detect(&index), Format::TfCheckpoint);
+        assert_eq!(
+            detect(&index[8..]),
+            Format::Unknown,
+            "too short for a footer"
+        );
+        assert!(is_zlib(b"\x78\x9c") && is_zlib(b"\x78\x01") && is_zlib(b"\x78\xda"));
+        assert!(!is_zlib(b"\x78\x9d") && !is_zlib(b"x"));
+    }
+
+    #[test]
     fn tar_names_are_read_and_bounded() {
         let mut tar = vec![0u8; 2048];
         tar[..6].copy_from_slice(b"pickle");
@@ -345,5 +450,7 @@ mod tests {
         assert_eq!(detect(&tar), Format::PytorchTar);
         tar[124..135].copy_from_slice(b"77777777777");
         assert_eq!(tar::member_names(&tar), ["pickle"]);
+        tar[..6].copy_from_slice(b"notes_");
+        assert_eq!(detect(&tar), Format::Tar);
     }
 }

@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use crate::archive::zip;
 use crate::error::Error;
 use crate::format::mapped::file_kind;
-use crate::format::{Format, MappedFile, detect};
+use crate::format::{Format, Input, MappedFile, registry};
 use crate::limits::Limits;
-use crate::pickle::policy::{Finding, Policy, Risk, Verdict};
-use crate::pickle::{StreamReport, analyze};
+use crate::pickle::StreamReport;
+use crate::pickle::policy::{Finding, Policy, Verdict};
 
 /// The scan of one file.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -67,7 +67,6 @@ impl From<Error> for NotScanned {
 fn scan_one(path: &Path, policy: &Policy, limits: &Limits) -> Result<ScanResult, NotScanned> {
     let mapped = MappedFile::open(path)?;
     let bytes = mapped.bytes();
-    let format = detect(bytes);
     let not_scanned = |what: String, unknown_content| NotScanned {
         error: Error::Unsupported {
             path: path.to_path_buf(),
@@ -81,12 +80,10 @@ fn scan_one(path: &Path, policy: &Policy, limits: &Limits) -> Result<ScanResult,
             true,
         ));
     }
+    let format = registry::identify(path, bytes);
     if format == Format::Unknown {
         return Err(not_scanned(
-            format!(
-                "not a format ckptscope can judge (first bytes: {}); it was not scanned, so it is not known to be safe",
-                hex_preview(bytes)
-            ),
+            registry::unrecognised(path, &registry::first_bytes(bytes)),
             true,
         ));
     }
@@ -100,167 +97,39 @@ fn scan_one(path: &Path, policy: &Policy, limits: &Limits) -> Result<ScanResult,
             false,
         ));
     }
-    // "Safe" for safetensors is a promise about the whole file, so the header is validated: bytes
-    // that only start like one are not vouched for.
-    if format == Format::Safetensors
-        && let Err(problem) = crate::format::read_header(bytes, mapped.len(), limits)
-    {
+    let Some(reader) = registry::lookup(format).reader else {
+        // A compressed stream that claims nothing by name is not a model's file: in folders it
+        // is skipped like any other data.
         return Err(not_scanned(
-            format!("starts like a safetensors file, but {problem}"),
-            false,
+            registry::not_read(format),
+            format == Format::Compressed,
         ));
-    }
-    let result = |verdict, findings, streams, weights_only| ScanResult {
+    };
+    let judged = reader
+        .judge(&Input {
+            path,
+            bytes,
+            file_len: mapped.len(),
+            format,
+            policy,
+            limits,
+        })
+        .map_err(|why| not_scanned(why, false))?;
+    Ok(ScanResult {
         path: path.to_path_buf(),
         format,
-        verdict,
-        findings,
-        streams,
-        weights_only,
-    };
-    if format == Format::Gguf {
-        let findings = crate::format::gguf::scan_findings(bytes, limits).map_err(|problem| {
-            not_scanned(format!("starts like a GGUF file, but {problem}"), false)
-        })?;
-        return Ok(result(Verdict::of(&findings), findings, Vec::new(), None));
-    }
-    if format == Format::Onnx {
-        let read = crate::format::onnx::read(path, bytes).map_err(|problem| {
-            not_scanned(format!("starts like an ONNX model, but {problem}"), false)
-        })?;
-        let findings = onnx_findings(&read, limits.max_findings);
-        return Ok(result(Verdict::of(&findings), findings, Vec::new(), None));
-    }
-    if !format.is_pickle_based() && !matches!(format, Format::Zip) {
-        let note = match format {
-            Format::Onnx => {
-                "no pickle: data-only format (an ONNX model is a protobuf graph and tensors; loading it runs no Python code)"
-            }
-            _ => {
-                "no pickle: safetensors holds only a JSON header and raw bytes; loading it runs no code"
-            }
-        };
-        return Ok(result(
-            Verdict::Safe,
-            vec![Finding::new(Risk::Info, None, note)],
-            Vec::new(),
-            None,
-        ));
-    }
-    let mut analysis = analyze(bytes, format, policy, limits, None);
-    if matches!(format, Format::Numpy | Format::NumpyZip) {
-        numpy_findings(bytes, format, &mut analysis);
-    }
-    Ok(result(
-        analysis.verdict,
-        analysis.findings,
-        analysis.streams,
-        analysis.weights_only,
-    ))
+        verdict: judged.verdict,
+        findings: judged.findings,
+        streams: judged.streams,
+        weights_only: judged.weights_only,
+    })
 }
 
-/// An ONNX model's findings: what it is, then each initializer that is not read, its risk
-/// by why (an external data path that leaves the model's folder is dangerous: loading the model
-/// reads that file); at most `max` of them, the rest counted in one line per risk.
-fn onnx_findings(read: &crate::format::onnx::Read, max: usize) -> Vec<Finding> {
-    use crate::format::onnx::Concern;
-    let mut findings = vec![Finding::new(
-        Risk::Info,
-        None,
-        "no pickle: data-only format (an ONNX model is a protobuf graph and tensors; loading it runs no Python code)",
-    )];
-    let mut dropped = [0u64; 3];
-    for r in read.refused() {
-        let risk = match r.concern {
-            Concern::Unsupported => Risk::Info,
-            Concern::Malformed => Risk::Suspicious,
-            Concern::Escapes => Risk::Dangerous,
-        };
-        if findings.len() < max.max(2) {
-            findings.push(Finding::new(
-                risk,
-                None,
-                format!("initializer `{}`: {}", r.name, r.reason),
-            ));
-        } else {
-            if let Some(slot) = dropped.get_mut(risk as usize) {
-                *slot += 1;
-            }
-        }
-    }
-    for (risk, n) in [Risk::Info, Risk::Suspicious, Risk::Dangerous]
-        .into_iter()
-        .zip(dropped)
-        .filter(|(_, n)| *n > 0)
-    {
-        findings.push(Finding::new(
-            risk,
-            None,
-            format!(
-                "{n} more initializers like those above (raise --limit findings=N to list them)"
-            ),
-        ));
-    }
-    findings.sort_by_key(|f| std::cmp::Reverse(f.risk));
-    findings
-}
-
-/// NumPy files: arrays whose header or size cannot be right are suspicious (the file is not
-/// what it says); a file in which no pickle was found (no object array) says it is data only.
-fn numpy_findings(bytes: &[u8], format: Format, analysis: &mut crate::pickle::Analysis) {
-    use crate::format::numpy;
-    let arrays = match (format, &analysis.zip) {
-        (Format::NumpyZip, Some(zip)) => numpy::read_npz(bytes, &zip.entries, u64::MAX),
-        _ => numpy::read_npy(bytes),
-    };
-    for p in numpy::problems(&arrays).into_iter().take(1000) {
-        analysis.findings.push(Finding::new(
-            Risk::Suspicious,
-            None,
-            format!("{p}: np.load would fail on it"),
-        ));
-    }
-    if analysis.streams.is_empty() {
-        analysis.findings.push(Finding::new(
-            Risk::Info,
-            None,
-            "no pickle: data-only format (NumPy arrays of numbers; np.load reads them without unpickling anything)",
-        ));
-    }
-    analysis.findings.sort_by_key(|f| std::cmp::Reverse(f.risk));
-    analysis.verdict = analysis.verdict.max(Verdict::of(&analysis.findings));
-}
-
-fn hex_preview(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// Names that say a file is meant to be a checkpoint or a pickle: inside folders, such a file
-/// whose content is not recognised is reported as not scanned instead of skipped.
+/// Whether a file's name says it is (or, compressed, holds) a format ckptscope knows: inside
+/// folders, such a file whose content is not recognised is reported as not scanned instead of
+/// skipped (see [`registry::name_claims`]).
 pub fn checkpoint_name(path: &Path) -> bool {
-    const EXTENSIONS: &[&str] = &[
-        "pt",
-        "pth",
-        "bin",
-        "ckpt",
-        "pkl",
-        "pickle",
-        "joblib",
-        "npy",
-        "npz",
-        "onnx",
-        "safetensors",
-        "tar",
-        "zip",
-    ];
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| EXTENSIONS.iter().any(|x| e.eq_ignore_ascii_case(x)))
+    registry::name_claims(path)
 }
 
 /// A path inside a folder that was not looked at, and why.
@@ -323,7 +192,17 @@ pub fn scan_paths(paths: &[PathBuf], policy: &Policy, limits: &Limits) -> ScanRu
             let listing = list_folder(path, false);
             run.results.extend(listing.errors.into_iter().map(Err));
             run.special.extend(listing.special);
+            let models = saved_models(&listing.files);
+            run.results.extend(models.iter().map(|dir| {
+                Err(Error::Unsupported {
+                    path: dir.clone(),
+                    what: registry::saved_model_not_read(),
+                })
+            }));
             for file in listing.files {
+                if models.iter().any(|m| file.starts_with(m)) {
+                    continue;
+                }
                 match scan_one(&file, policy, limits) {
                     Err(n) if n.unknown_content && !checkpoint_name(&file) => run.skipped += 1,
                     other => run.results.push(other.map_err(|n| n.error)),
@@ -335,6 +214,22 @@ pub fn scan_paths(paths: &[PathBuf], policy: &Policy, limits: &Limits) -> ScanRu
     }
     run.special.sort_by(|a, b| a.path.cmp(&b.path));
     run
+}
+
+/// The TensorFlow SavedModel folders among listed files: those holding `saved_model.pb` or
+/// `saved_model.pbtxt`. Each is one model; its `variables/` and assets belong to it.
+pub fn saved_models(files: &[PathBuf]) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = files
+        .iter()
+        .filter(|f| registry::claimed_by_name(f).is_some_and(|e| e.format == Format::TfSavedModel))
+        .filter_map(|f| f.parent().map(Path::to_path_buf))
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    // A SavedModel inside another one belongs to the outer one.
+    let outer = dirs.clone();
+    dirs.retain(|d| !outer.iter().any(|o| o != d && d.starts_with(o)));
+    dirs
 }
 
 /// The regular files under a folder, found by [`list_folder`], and what was not listed.

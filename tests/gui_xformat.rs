@@ -85,3 +85,27 @@ fn a_gguf_conversion_is_compared_by_llama_cpp_names() {
             >= 1
     );
 }
+
+/// A format ckptscope does not read yet (a Keras archive) opened in the window says it was not
+/// scanned and is not known to be safe; nothing in the window calls it safe.
+#[test]
+fn a_format_not_read_yet_is_shown_as_not_scanned_never_safe() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("model.keras");
+    let bytes = common::Zip::new()
+        .add("config.json", br#"{"class_name": "Lambda"}"#)
+        .add("metadata.json", b"{}")
+        .add("model.weights.h5", b"\x89HDF\r\n\x1a\n\x00\x00")
+        .bytes();
+    std::fs::write(&path, bytes).unwrap();
+    let mut h = common::app_harness(vec![path]);
+    h.run();
+    assert!(
+        h.query_by_label_contains("not scanned and is not known to be safe")
+            .is_some(),
+        "the refusal is shown"
+    );
+    assert!(h.query_by_label_contains("Keras").is_some());
+    assert!(h.query_by_label("SAFE").is_none());
+    assert!(h.query_by_label_contains("Verdict: safe").is_none());
+}

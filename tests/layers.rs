@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 
 /// Bottom to top: a module may import the ones before it.
 const LAYERS: &[&str] = &[
-    "dtype", "timefmt", "progress", "fsutil", "desktop", "limits", "error", "archive", "detect",
-    "pickle", "format", "analysis", "hash", "lineage", "convert", "export", "scan", "package",
+    "dtype", "timefmt", "progress", "fsutil", "limits", "error", "archive", "detect", "pickle",
+    "format", "desktop", "analysis", "hash", "lineage", "convert", "export", "scan", "package",
     "output", "gui", "cli",
 ];
 

@@ -603,8 +603,9 @@ fn hostile_folders_are_bounded_and_fail_closed() {
         "{:?}",
         package.skipped
     );
+    // Exit 2, as `scan` does: nothing can be promised about the folder.
     let (code, out, _) = run(&["info", dir.to_str().unwrap()]);
-    assert_eq!(code, 0);
+    assert_eq!(code, 2);
     assert!(
         out.contains("verdict   INCOMPLETE (2 not scanned)"),
         "{out}"

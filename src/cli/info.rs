@@ -52,7 +52,7 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<ExitCode> {
             |o| ckptscope::output::package::write_json(o, &package),
             |o| ckptscope::output::package::write_human(o, &package),
         )?;
-        return Ok(ExitCode::SUCCESS);
+        return Ok(ExitCode::from(package.totals.exit_code()));
     }
     let ckpt = ckptscope::format::open_with(&args.path, &args.read.open_options()?)?;
     write_either(

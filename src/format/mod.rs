@@ -16,6 +16,9 @@ pub mod mapped;
 pub mod numpy;
 pub mod onnx;
 pub mod pytorch;
+pub mod reader;
+pub mod readers;
+pub mod registry;
 pub mod safetensors;
 pub mod sharded;
 
@@ -27,6 +30,7 @@ pub use crate::detect::{Format, detect};
 pub use crate::dtype::{GgmlType, ggml};
 pub use mapped::MappedFile;
 pub use pytorch::{PickleOptions, PickleReport};
+pub use reader::{Input, Judgement, Reader};
 
 use crate::dtype::DType;
 use crate::error::{Error, Problem};
@@ -566,28 +570,20 @@ pub fn open_watched(
         return open_folder(path, options);
     }
     let mapped = MappedFile::open(path)?;
-    let format = detect(mapped.bytes());
-    match format {
-        Format::Safetensors => open_safetensors(mapped, limits),
-        Format::SafetensorsSharded => sharded::open_index(path, limits),
-        Format::Unknown if has_extension(path, "safetensors") => open_safetensors(mapped, limits),
-        Format::Unknown => Err(Error::Unsupported {
+    let format = registry::identify(path, mapped.bytes());
+    match registry::lookup(format).reader {
+        _ if format == Format::Unknown && has_extension(path, "safetensors") => {
+            open_safetensors(mapped, limits)
+        }
+        _ if format == Format::Unknown => Err(Error::Unsupported {
             path: path.to_path_buf(),
-            what: format!(
-                "not a checkpoint format ckptscope knows (first bytes: {})",
-                hex_preview(mapped.bytes())
-            ),
+            what: registry::unrecognised(path, &registry::first_bytes(mapped.bytes())),
         }),
-        Format::PytorchZip
-        | Format::PytorchLegacy
-        | Format::PytorchTar
-        | Format::Torchscript
-        | Format::Pickle
-        | Format::Numpy
-        | Format::NumpyZip
-        | Format::Zip => pytorch::open(mapped, format, limits, &options.pickle, progress),
-        Format::Gguf => gguf::open(mapped, limits),
-        Format::Onnx => onnx::open(mapped, limits),
+        Some(reader) => reader.open(mapped, format, options, progress),
+        None => Err(Error::Unsupported {
+            path: path.to_path_buf(),
+            what: registry::not_read(format),
+        }),
     }
 }
 
@@ -671,6 +667,12 @@ pub fn read_header_file(path: &Path, limits: &Limits) -> Result<(u64, safetensor
 
 fn open_folder(path: &Path, options: &OpenOptions) -> Result<Checkpoint, Error> {
     let limits = &options.limits;
+    if registry::is_saved_model(path) {
+        return Err(Error::Unsupported {
+            path: path.to_path_buf(),
+            what: registry::saved_model_not_read(),
+        });
+    }
     let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
         .map_err(|e| Error::io("list", path, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -719,15 +721,4 @@ fn open_folder(path: &Path, options: &OpenOptions) -> Result<Checkpoint, Error> 
 pub(crate) fn has_extension(path: &Path, ext: &str) -> bool {
     path.extension()
         .is_some_and(|e| e.eq_ignore_ascii_case(ext))
-}
-
-fn hex_preview(bytes: &[u8]) -> String {
-    let head = bytes.get(..8).unwrap_or(bytes);
-    if head.is_empty() {
-        return "none, the file is empty".into();
-    }
-    head.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(" ")
 }

@@ -113,20 +113,6 @@ fn replace_export_ui(
     }
 }
 
-const CHECKPOINT_EXTENSIONS: [&str; 11] = [
-    "safetensors",
-    "json",
-    "pt",
-    "pth",
-    "bin",
-    "ckpt",
-    "pkl",
-    "npy",
-    "npz",
-    "gguf",
-    "onnx",
-];
-
 /// What a system file dialog answered.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Picked {
@@ -154,7 +140,7 @@ fn picked(started: std::time::Instant, answer: Option<PathBuf>) -> Picked {
 pub fn open_dialog(title: &str, frame: Option<&eframe::Frame>) -> Picked {
     let mut dialog = rfd::FileDialog::new()
         .set_title(title)
-        .add_filter("Checkpoints", &CHECKPOINT_EXTENSIONS)
+        .add_filter("Checkpoints", &crate::format::registry::open_extensions())
         .add_filter("All files", &["*"]);
     if let Some(frame) = frame {
         dialog = dialog.set_parent(frame);

@@ -39,7 +39,7 @@ pub fn start_ui(ui: &mut Ui, recent: &[RecentFile], opening: bool, commands: &mu
                 ui.set_width(420.0);
                 ui.vertical_centered(|ui| {
                     ui.label(if hovering { "Drop to open" } else { "Drop a checkpoint or a model folder here, or two checkpoints to compare them" });
-                    ui.weak(".safetensors · model.safetensors.index.json · .pt .pth .bin .ckpt .pkl · .onnx · .npy .npz");
+                    ui.weak(crate::format::registry::shown_names());
                 });
             });
         if opening {

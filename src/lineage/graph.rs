@@ -119,15 +119,9 @@ pub struct LineageOptions {
     pub cache: CacheDir,
 }
 
+/// Files lineage looks at: the formats whose registry entry carries lineage metadata.
 fn is_checkpoint_name(p: &Path) -> bool {
-    let name = p
-        .file_name()
-        .map(|n| n.to_string_lossy().to_ascii_lowercase())
-        .unwrap_or_default();
-    [".safetensors", ".pt", ".pth", ".bin", ".ckpt", ".pkl"]
-        .iter()
-        .any(|e| name.ends_with(e))
-        || name.ends_with(".safetensors.index.json")
+    crate::format::registry::lineage_name(p)
 }
 
 /// The lineage of `path`: a file (its folder is scanned) or a folder.

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use crate::error::Error;
-use crate::format::{Format, MappedFile, detect};
+use crate::format::{Format, MappedFile};
 use crate::limits::{Limits, MAX_PACKAGE_JSON};
 use crate::pickle::compat::WeightsOnly;
 use crate::pickle::policy::{Finding, Policy, Verdict};
@@ -172,6 +172,12 @@ pub struct Totals {
 }
 
 impl Totals {
+    /// The exit status of `ckptscope info FOLDER`: 2 when a file that claims to be a model
+    /// could not be judged (nothing can be promised about the folder), else 0.
+    pub fn exit_code(&self) -> u8 {
+        if self.not_scanned > 0 { 2 } else { 0 }
+    }
+
     /// The worst verdict among scanned files; `None` when a file could not be scanned (nothing
     /// can be promised) or nothing was scanned.
     pub fn verdict(&self) -> Option<Verdict> {
@@ -336,6 +342,7 @@ pub fn open_package(
     // The listing is sorted already; this keeps [`Package::file`]'s binary search true by
     // construction (a sorted slice costs one pass).
     files.sort_by(|a, b| a.path.cmp(&b.path));
+    group_saved_models(&mut files);
 
     let totals = totals(&files);
     let timeline = run_timeline(dir, &files);
@@ -348,6 +355,42 @@ pub fn open_package(
         config,
         timeline,
     })
+}
+
+/// A TensorFlow SavedModel folder is one model: its `saved_model.pb` stands for it (not
+/// scanned until ckptscope reads SavedModels), and every other file under the folder belongs to
+/// it (`model`), instead of being judged one by one.
+fn group_saved_models(files: &mut [PackageFile]) {
+    let paths: Vec<PathBuf> = files.iter().map(|f| f.path.clone()).collect();
+    for root in crate::scan::saved_models(&paths) {
+        let Some(main) = paths
+            .iter()
+            .filter(|p| p.parent() == Some(root.as_path()))
+            .find(|p| {
+                crate::format::registry::claimed_by_name(p)
+                    .is_some_and(|e| e.format == Format::TfSavedModel)
+            })
+            .cloned()
+        else {
+            continue;
+        };
+        for f in files.iter_mut().filter(|f| f.path.starts_with(&root)) {
+            f.format = Format::TfSavedModel;
+            f.tensors = None;
+            f.parameters = None;
+            f.problem = None;
+            if f.path == main {
+                f.role = Role::Weights;
+                f.check = Check::NotScanned {
+                    reason: crate::format::registry::saved_model_not_read(),
+                };
+            } else {
+                f.role = Role::WeightsShard;
+                f.model = Some(main.clone());
+                f.check = Check::NotCheckpoint;
+            }
+        }
+    }
 }
 
 /// One file: its format, role, scan and, for weights, its tensors.
@@ -381,13 +424,15 @@ fn inspect(
         }
     };
     file.bytes = mapped.len();
-    file.format = detect(mapped.bytes());
+    file.format = crate::format::registry::identify(&path, mapped.bytes());
     drop(mapped);
     let named = roles::by_name(rel);
     // Judge everything that is a checkpoint by content or by name (a `.bin` of unknown content
-    // is not scanned, and says so); leave JSON and text alone.
-    let is_checkpoint = file.format != Format::Unknown && file.format != Format::SafetensorsSharded
-        || (checkpoint_name(rel) && named != Some(Role::WeightsIndex));
+    // is not scanned, and says so); leave JSON, text and compressed logs alone.
+    let is_checkpoint = !matches!(
+        file.format,
+        Format::Unknown | Format::SafetensorsSharded | Format::Compressed
+    ) || (checkpoint_name(rel) && named != Some(Role::WeightsIndex));
     if is_checkpoint {
         file.check = match scan_file(&path, &options.policy, &options.limits) {
             Ok(r) => Check::Scanned {
@@ -403,7 +448,7 @@ fn inspect(
     file.role = match (shard_of, named) {
         (Some(_), _) => Role::WeightsShard,
         (None, Some(role)) => role,
-        (None, None) if is_checkpoint && file.format != Format::Unknown => {
+        (None, None) if is_checkpoint && file.format.is_read() => {
             // Weights by content: list the tensors (headers and pickles only).
             match crate::format::open_with_limits(&path, &options.limits) {
                 Ok(ckpt) => {
@@ -484,7 +529,7 @@ fn totals(files: &[PackageFile]) -> Totals {
         if f.format.is_pickle_based() {
             t.pickle_files += 1;
             t.pickle_bytes += f.bytes;
-        } else {
+        } else if !crate::format::registry::lookup(f.format).refused() {
             t.safe_format_files += 1;
             t.safe_format_bytes += f.bytes;
         }

@@ -8,6 +8,7 @@
 use std::path::Path;
 
 use crate::format::Format;
+use crate::format::registry::{self, ContentRole, NamedRole};
 
 /// The part a file plays in a package.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -173,31 +174,26 @@ pub fn by_name(path: &Path) -> Option<Role> {
     Some(role)
 }
 
-/// The role a weights file's extension claims (`.pt`, `.pth`, `.bin`, `.safetensors` hold
-/// weights; a `.ckpt` is a training checkpoint), for files whose content did not say.
+/// The role a weights file's name claims in the format registry (`.pt`, `.pth`, `.bin`,
+/// `.safetensors`, `.gguf`, `.onnx`, `.h5`, `.keras`... hold weights; a `.ckpt` is a training
+/// checkpoint), for files whose content did not say.
 pub fn by_extension(path: &Path) -> Option<Role> {
-    let ext = path.extension()?.to_string_lossy().to_ascii_lowercase();
-    match ext.as_str() {
-        "pt" | "pth" | "bin" | "safetensors" | "gguf" | "onnx" => Some(Role::Weights),
-        "ckpt" => Some(Role::TrainingCheckpoint),
-        _ => None,
+    let (_, claim) = registry::claim(path)?;
+    match claim.role {
+        NamedRole::Weights => Some(Role::Weights),
+        NamedRole::TrainingCheckpoint => Some(Role::TrainingCheckpoint),
+        NamedRole::Unsaid => None,
     }
 }
 
-/// The role of a file no naming convention placed, from its detected format and, for pickles,
-/// the names of its tensors (`optimizer_states.0...` beside `state_dict...` is a training
-/// checkpoint).
+/// The role of a file no naming convention placed, from its format (the registry says which
+/// formats hold weights) and, for pickles, the names of its tensors (`optimizer_states.0...`
+/// beside `state_dict...` is a training checkpoint).
 pub fn by_content(format: Format, tensor_names: &[&str]) -> Role {
-    match format {
-        Format::Unknown | Format::Zip => Role::Other,
-        Format::Safetensors
-        | Format::SafetensorsSharded
-        | Format::Gguf
-        | Format::Onnx
-        | Format::Numpy
-        | Format::NumpyZip
-        | Format::Torchscript => Role::Weights,
-        Format::PytorchZip | Format::PytorchLegacy | Format::PytorchTar | Format::Pickle => {
+    match registry::lookup(format).role {
+        ContentRole::Other => Role::Other,
+        ContentRole::Weights => Role::Weights,
+        ContentRole::ByTensors => {
             let optimizer = tensor_names
                 .iter()
                 .any(|n| n.starts_with("optimizer_states.") || n.starts_with("optimizer."));
@@ -273,5 +269,18 @@ mod tests {
         );
         assert_eq!(by_extension(Path::new("notes.txt")), None);
         assert_eq!(by_extension(Path::new("data.pkl")), None);
+        assert_eq!(
+            by_extension(Path::new("model.weights.h5")),
+            Some(Role::Weights)
+        );
+        assert_eq!(
+            by_extension(Path::new("saved_model.pb")),
+            Some(Role::Weights)
+        );
+        assert_eq!(
+            by_extension(Path::new("pytorch_model.bin")),
+            Some(Role::Weights)
+        );
+        assert_eq!(by_extension(Path::new("x.feather")), None);
     }
 }
