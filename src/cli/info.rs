@@ -30,7 +30,8 @@ use super::stdio::write_either;
 /// "weights_only"}. A folder: {"kind": "package", "verdict", "root", "files": [{"path", "role",
 /// "format", "bytes", "check", ...}], "skipped", "totals", "config"?, "timeline"}.
 ///
-/// Exit status: 0 when listed; 2 on an error (unreadable or unknown file, bad arguments).
+/// Exit status: 0 when listed; 2 on an error (unreadable or unknown file, bad arguments), and for
+/// a folder when any of its files could not be scanned (a format ckptscope does not read).
 #[derive(Args)]
 #[command(verbatim_doc_comment)]
 #[command(mut_arg("json", |a| a.help("Print one JSON object instead of the table")))]
