@@ -13,7 +13,7 @@
 //!
 //! A module imports only the layers below it (checked by `tests/layers.rs`):
 //!
-//! Layers, bottom to top: `dtype` < `timefmt` < `progress` < `fsutil` < `desktop` < `limits` < `error` < `archive` < `detect` < `pickle` < `format` < `analysis` < `hash` < `lineage` < `convert` < `export` < `scan` < `package` < `output` < `gui`.
+//! Layers, bottom to top: `dtype` < `timefmt` < `progress` < `fsutil` < `desktop` < `limits` < `verdict` < `error` < `archive` < `detect` < `pickle` < `format` < `analysis` < `hash` < `lineage` < `convert` < `export` < `scan` < `package` < `output` < `gui`.
 //!
 //! ```no_run
 //! let ckpt = ckptscope::format::open("model.safetensors".as_ref())?;
@@ -47,6 +47,7 @@ pub mod pickle;
 pub mod progress;
 pub mod scan;
 pub mod timefmt;
+pub mod verdict;
 
 pub use dtype::DType;
 pub use error::{Error, Problem};

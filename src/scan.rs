@@ -163,7 +163,6 @@ fn scan_one(path: &Path, policy: &Policy, limits: &Limits) -> Result<ScanResult,
 /// by why (an external data path that leaves the model's folder is dangerous: loading the model
 /// reads that file); at most `max` of them, the rest counted in one line per risk.
 fn onnx_findings(read: &crate::format::onnx::Read, max: usize) -> Vec<Finding> {
-    use crate::format::onnx::Concern;
     let mut findings = vec![Finding::new(
         Risk::Info,
         None,
@@ -171,11 +170,7 @@ fn onnx_findings(read: &crate::format::onnx::Read, max: usize) -> Vec<Finding> {
     )];
     let mut dropped = [0u64; 3];
     for r in read.refused() {
-        let risk = match r.concern {
-            Concern::Unsupported => Risk::Info,
-            Concern::Malformed => Risk::Suspicious,
-            Concern::Escapes => Risk::Dangerous,
-        };
+        let risk = r.risk;
         if findings.len() < max.max(2) {
             findings.push(Finding::new(
                 risk,
