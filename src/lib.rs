@@ -15,7 +15,7 @@
 //! `cli` (`src/cli/`), is the binary's, not the library's: it parses the command line and
 //! launches the window, and nothing here can name it.
 //!
-//! Layers, bottom to top: `dtype` < `timefmt` < `progress` < `fsutil` < `limits` < `error` < `archive` < `detect` < `pickle` < `format` < `desktop` < `analysis` < `hash` < `lineage` < `convert` < `export` < `scan` < `package` < `output` < `gui` < `cli`.
+//! Layers, bottom to top: `dtype` < `timefmt` < `progress` < `fsutil` < `limits` < `verdict` < `error` < `archive` < `detect` < `pickle` < `format` < `desktop` < `analysis` < `hash` < `lineage` < `convert` < `export` < `scan` < `package` < `output` < `gui` < `cli`.
 //!
 //! ```no_run
 //! let ckpt = ckptscope::format::open("model.safetensors".as_ref())?;
@@ -49,6 +49,7 @@ pub mod pickle;
 pub mod progress;
 pub mod scan;
 pub mod timefmt;
+pub mod verdict;
 
 pub use dtype::DType;
 pub use error::{Error, Problem};

@@ -156,9 +156,9 @@ fn version_2_reads_like_version_3() {
     check_fixture("v2.gguf");
     let ckpt = ckptscope::open(&fixture("gguf/v2.gguf")).unwrap();
     assert!(
-        ckpt.findings[0].message.contains("GGUF v2"),
+        ckpt.issues[0].message.contains("GGUF v2"),
         "{:?}",
-        ckpt.findings
+        ckpt.issues
     );
 }
 
@@ -291,7 +291,7 @@ fn a_chat_template_reaching_python_internals_is_suspicious() {
     assert!(out.contains("CVE-2024-34359"), "{out}");
     let ckpt = ckptscope::open(&path).unwrap();
     assert!(
-        ckpt.findings
+        ckpt.issues
             .iter()
             .any(|f| f.message.contains("__globals__"))
     );
@@ -774,11 +774,11 @@ fn gaps_open_with_a_note_that_llama_cpp_would_refuse_them() {
     let (_dir, path) = write_temp("t.gguf", &b.finish());
     let ckpt = ckptscope::open(&path).unwrap();
     assert!(
-        ckpt.findings
+        ckpt.issues
             .iter()
             .any(|f| f.message.contains("llama.cpp expects 0")),
         "{:?}",
-        ckpt.findings
+        ckpt.issues
     );
     assert_eq!(ckpt.tensors[0].data_offsets, [64, 96]);
 }

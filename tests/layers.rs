@@ -1,6 +1,7 @@
 //! The module tree stays a tree: every top-level module imports only modules of the layers
 //! below it (the order stated in `src/lib.rs`), and no two sibling files of a module import
-//! each other, directly or around a loop.
+//! each other, directly or around a loop (a folder's `mod.rs` counts as that folder among its
+//! siblings), and what a module doc says it "Must not import: `a`, `b`" it does not import.
 //!
 //! The check reads the sources: every `crate::name` path and every `use crate::{a, b::c}` group
 //! counts, in code, doc links and tests alike (a test that needs an upper layer belongs in
@@ -11,9 +12,9 @@ use std::path::{Path, PathBuf};
 
 /// Bottom to top: a module may import the ones before it.
 const LAYERS: &[&str] = &[
-    "dtype", "timefmt", "progress", "fsutil", "limits", "error", "archive", "detect", "pickle",
-    "format", "desktop", "analysis", "hash", "lineage", "convert", "export", "scan", "package",
-    "output", "gui", "cli",
+    "dtype", "timefmt", "progress", "fsutil", "limits", "verdict", "error", "archive", "detect",
+    "pickle", "format", "desktop", "analysis", "hash", "lineage", "convert", "export", "scan",
+    "package", "output", "gui", "cli",
 ];
 
 /// Top-level modules of the binary (`src/main.rs`), not of the library: they reach the library
@@ -172,33 +173,79 @@ fn modules_import_only_layers_below() {
     );
 }
 
+/// The module path of a file inside `src/`: `pickle/policy/mod.rs` is `pickle::policy`,
+/// `pickle/policy/classify.rs` is `pickle::policy::classify`.
+fn module_path(rel: &Path) -> Vec<String> {
+    let mut path: Vec<String> = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    if path.last().is_some_and(|n| n == "mod.rs") {
+        path.pop();
+    } else if let Some(last) = path.last_mut() {
+        *last = last.trim_end_matches(".rs").to_string();
+    }
+    path
+}
+
+/// The file of module `path` (`src/a/b.rs` or `src/a/b/mod.rs`), if there is one.
+fn module_file(path: &[String]) -> Option<PathBuf> {
+    let (last, parent) = path.split_last()?;
+    let folder: PathBuf = parent.iter().collect();
+    [
+        folder.join(format!("{last}.rs")),
+        folder.join(last).join("mod.rs"),
+    ]
+    .into_iter()
+    .find(|p| src().join(p).is_file())
+}
+
+/// What a file names of its siblings (the other children of its parent module): the first
+/// level after `super::` and after the parent's full path.
+fn sibling_references(text: &str, path: &[String]) -> BTreeSet<String> {
+    let parent = path.split_last().map(|(_, p)| p).unwrap_or(&[]);
+    let mut names = referenced(text, "super");
+    if parent.is_empty() {
+        names.extend(referenced(text, "crate"));
+    } else {
+        names.extend(referenced(text, &format!("crate::{}", parent.join("::"))));
+    }
+    names
+}
+
 #[test]
 fn sibling_files_form_no_cycle() {
-    // Edges between the files of one folder (`mod.rs` excluded: it declares its children and
-    // hosts the types they share).
+    // Nodes are modules; an edge joins two children of one module (a folder's files and
+    // sub-folders, whose `mod.rs` speaks for them) when one names the other.
     let mut edges: BTreeMap<PathBuf, BTreeSet<PathBuf>> = BTreeMap::new();
-    for (top, rel) in files() {
-        let Some(parent) = rel.parent().filter(|p| !p.as_os_str().is_empty()) else {
+    for (_, rel) in files() {
+        let path = module_path(&rel);
+        let Some((own, parent)) = path.split_last() else {
             continue;
         };
-        if rel.file_name().is_some_and(|n| n == "mod.rs") {
-            continue;
+        if parent.is_empty() {
+            continue; // top-level modules are ordered by LAYERS
         }
         let text = std::fs::read_to_string(src().join(&rel)).unwrap();
-        let module_path = parent.to_string_lossy().replace('/', "::");
-        let mut names = referenced(&text, &format!("crate::{module_path}"));
-        names.extend(referenced(&text, "super"));
-        let _ = top;
-        for name in names {
-            let sibling = parent.join(format!("{name}.rs"));
-            let sibling_dir = parent.join(&name).join("mod.rs");
-            for target in [sibling, sibling_dir] {
-                if target != rel && src().join(&target).is_file() {
-                    edges.entry(rel.clone()).or_default().insert(target);
-                }
+        for name in sibling_references(&text, &path) {
+            if &name == own {
+                continue;
+            }
+            let mut sibling = parent.to_vec();
+            sibling.push(name);
+            if let Some(target) = module_file(&sibling) {
+                edges.entry(rel.clone()).or_default().insert(target);
             }
         }
     }
+    if let Some(cycle) = find_cycle(&edges) {
+        let names: Vec<String> = cycle.iter().map(|p| p.display().to_string()).collect();
+        panic!("sibling files import each other: {}", names.join(" -> "));
+    }
+}
+
+/// A loop in `edges`, if there is one, from a node back to itself.
+fn find_cycle(edges: &BTreeMap<PathBuf, BTreeSet<PathBuf>>) -> Option<Vec<PathBuf>> {
     // Depth-first search for a back edge.
     fn visit(
         node: &PathBuf,
@@ -228,12 +275,289 @@ fn sibling_files_form_no_cycle() {
         None
     }
     let mut state = BTreeMap::new();
-    for node in edges.keys() {
-        if let Some(cycle) = visit(node, &edges, &mut state, &mut Vec::new()) {
-            let names: Vec<String> = cycle.iter().map(|p| p.display().to_string()).collect();
-            panic!("sibling files import each other: {}", names.join(" -> "));
+    edges
+        .keys()
+        .find_map(|node| visit(node, edges, &mut state, &mut Vec::new()))
+}
+
+#[test]
+fn the_cycle_finder_reports_a_loop_through_a_folder() {
+    let p = |s: &str| PathBuf::from(s);
+    let mut edges: BTreeMap<PathBuf, BTreeSet<PathBuf>> = BTreeMap::new();
+    edges
+        .entry(p("pickle/container.rs"))
+        .or_default()
+        .insert(p("pickle/policy/mod.rs"));
+    edges
+        .entry(p("pickle/policy/mod.rs"))
+        .or_default()
+        .insert(p("pickle/torchscript.rs"));
+    assert_eq!(find_cycle(&edges), None);
+    edges
+        .entry(p("pickle/torchscript.rs"))
+        .or_default()
+        .insert(p("pickle/container.rs"));
+    let cycle = find_cycle(&edges).expect("the loop is found");
+    assert_eq!(cycle.first(), cycle.last());
+    assert_eq!(cycle.len(), 4);
+    assert_eq!(
+        module_path(Path::new("pickle/policy/mod.rs")),
+        ["pickle", "policy"]
+    );
+    let text = "use crate::pickle::torchscript::is_allowlisted;\nuse super::{compat, Runner};";
+    let names: Vec<String> =
+        sibling_references(text, &module_path(Path::new("pickle/policy/mod.rs")))
+            .into_iter()
+            .collect();
+    assert_eq!(names, ["Runner", "compat", "torchscript"]);
+}
+
+/// What a module doc forbids: "Must not import: `a`, `b` and above (why)."
+#[derive(Debug, Default, PartialEq)]
+struct Forbidden {
+    /// Names in backticks: sibling modules, top-level layers, or items of the parent module.
+    names: Vec<String>,
+    /// "Must not import: anything": no other top-level module and no sibling.
+    anything: bool,
+    /// "anything but `a`": the names it may import all the same.
+    but: Vec<String>,
+}
+
+/// The "Must not import:" rules of a file's module doc (`//!` lines). Text in parentheses is
+/// commentary; `` `x` and above `` (or `and everything above`) adds every layer above `x`.
+/// A phrasing the test cannot read is an error, so that no rule is stated and not checked.
+fn forbidden(text: &str) -> Result<Forbidden, String> {
+    let doc: Vec<&str> = text
+        .lines()
+        .map(str::trim_start)
+        .take_while(|l| l.starts_with("//!") || l.is_empty() || l.starts_with("#!"))
+        .filter_map(|l| l.strip_prefix("//!"))
+        .collect();
+    let doc = doc
+        .join(" ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut out = Forbidden::default();
+    let lower = doc.to_lowercase();
+    let mut from = 0;
+    while let Some(at) = lower[from..].find("must not import") {
+        let start = from + at + "must not import".len();
+        let Some(clause) = doc[start..].strip_prefix(':') else {
+            return Err(format!(
+                "state it as \"Must not import: `a`, `b`.\" (found \"{}\")",
+                doc[from + at..].chars().take(60).collect::<String>()
+            ));
+        };
+        // The clause ends with its sentence: a period outside backticks and parentheses.
+        let (mut depth, mut ticks, mut end) = (0usize, false, clause.len());
+        let mut plain = String::new();
+        let chars: Vec<(usize, char)> = clause.char_indices().collect();
+        for (i, &(pos, c)) in chars.iter().enumerate() {
+            match c {
+                '`' if depth == 0 => {
+                    ticks = !ticks;
+                    plain.push(c);
+                }
+                '(' if !ticks => depth += 1,
+                ')' if !ticks => depth = depth.saturating_sub(1),
+                '.' if !ticks
+                    && depth == 0
+                    && chars.get(i + 1).is_none_or(|(_, n)| n.is_whitespace()) =>
+                {
+                    end = pos;
+                    break;
+                }
+                _ if depth == 0 => plain.push(c),
+                _ => {}
+            }
+        }
+        from = start + 1 + end;
+        let mut plain = plain.trim();
+        if plain == "anything" {
+            out.anything = true;
+            continue;
+        }
+        let listed_but = plain.strip_prefix("anything but ");
+        if let Some(but) = listed_but {
+            out.anything = true;
+            plain = but;
+        }
+        let mut rest = plain;
+        let mut found = false;
+        while let Some(open) = rest.find('`') {
+            let tail = &rest[open + 1..];
+            let Some(close) = tail.find('`') else {
+                return Err(format!("unclosed backtick in \"{plain}\""));
+            };
+            let name = &tail[..close];
+            if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || c == '_') {
+                return Err(format!("`{name}` is not one module or item name"));
+            }
+            rest = &tail[close + 1..];
+            found = true;
+            let above = ["and above", "and everything above"]
+                .iter()
+                .find_map(|w| rest.trim_start().strip_prefix(w));
+            match above {
+                Some(after) => {
+                    let Some(level) = LAYERS.iter().position(|l| *l == name) else {
+                        return Err(format!("`{name} and above`: `{name}` is not a layer"));
+                    };
+                    out.names
+                        .extend(LAYERS[level..].iter().map(|s| s.to_string()));
+                    rest = after;
+                }
+                None if listed_but.is_some() => out.but.push(name.to_string()),
+                None => out.names.push(name.to_string()),
+            }
+        }
+        let words = rest
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|w| !w.is_empty() && *w != "and" && *w != "or");
+        if !found || words.count() > 0 {
+            return Err(format!(
+                "\"Must not import: {plain}\": list names in backticks, commentary in parentheses"
+            ));
         }
     }
+    Ok(out)
+}
+
+#[test]
+fn the_rule_reader_reads_lists_layers_and_commentary() {
+    let doc = "//! Owns: x. Must not import: `write`, `verify` (they import it).\n\
+               //! Must not import: `analysis` and\n//! everything above (`format::pytorch` is one).\n\
+               use crate::a;";
+    let f = forbidden(doc).unwrap();
+    assert!(!f.anything);
+    assert_eq!(&f.names[..2], ["write", "verify"]);
+    assert_eq!(f.names[2], "analysis");
+    assert_eq!(f.names.last().map(String::as_str), Some("gui"));
+    assert!(!f.names.contains(&"format".to_string()));
+    assert!(
+        forbidden("//! Must not import: anything (a leaf).")
+            .unwrap()
+            .anything
+    );
+    let but = forbidden("//! Must not\n//! import: anything but `error` (a leaf).").unwrap();
+    assert!(but.anything);
+    assert_eq!(but.but, ["error"]);
+    assert!(but.names.is_empty());
+    assert!(forbidden("//! It must not import the app or any view.").is_err());
+    assert!(forbidden("//! Must not import: `value` internals.").is_err());
+    assert!(forbidden("//! Must not import: the policy's state.").is_err());
+    assert_eq!(
+        forbidden("/// Must not import: prose in an item doc.\n").unwrap(),
+        Forbidden::default()
+    );
+}
+
+/// True when the parent module's file declares an item called `name`.
+fn parent_declares(path: &[String], name: &str) -> bool {
+    let parent = path.split_last().map(|(_, p)| p).unwrap_or(&[]);
+    let file = if parent.is_empty() {
+        Some(PathBuf::from("lib.rs"))
+    } else {
+        module_file(parent)
+    };
+    let Some(text) = file.and_then(|f| std::fs::read_to_string(src().join(f)).ok()) else {
+        return false;
+    };
+    ["struct", "enum", "fn", "trait", "type", "const", "static"]
+        .iter()
+        .any(|kw| {
+            let needle = format!("{kw} {name}");
+            text.match_indices(&needle).any(|(at, _)| {
+                text[at + needle.len()..]
+                    .chars()
+                    .next()
+                    .is_none_or(|c| !(c.is_alphanumeric() || c == '_'))
+            })
+        })
+}
+
+#[test]
+fn must_not_import_headers_hold() {
+    let mut violations = Vec::new();
+    let mut checked = 0;
+    for (_, rel) in files() {
+        let text = std::fs::read_to_string(src().join(&rel)).unwrap();
+        let rule = match forbidden(&text) {
+            Ok(rule) => rule,
+            Err(why) => {
+                violations.push(format!("src/{}: {why}", rel.display()));
+                continue;
+            }
+        };
+        let path = module_path(&rel);
+        let siblings = sibling_references(&text, &path);
+        let layers = referenced(&text, "crate");
+        if rule.anything {
+            checked += 1;
+            let top = path.first().cloned().unwrap_or_default();
+            let mut named: Vec<String> = layers
+                .iter()
+                .filter(|l| **l != top && LAYERS.contains(&l.as_str()))
+                .cloned()
+                .collect();
+            named.extend(
+                siblings
+                    .iter()
+                    .filter(|n| {
+                        let mut sibling = path.clone();
+                        sibling.pop();
+                        sibling.push(n.to_string());
+                        path.len() > 1 && module_file(&sibling).is_some()
+                    })
+                    .cloned(),
+            );
+            named.retain(|n| !rule.but.contains(n));
+            if !named.is_empty() {
+                violations.push(format!(
+                    "src/{} imports nothing by its doc{}, but names {}",
+                    rel.display(),
+                    if rule.but.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" but {}", rule.but.join(", "))
+                    },
+                    named.join(", ")
+                ));
+            }
+        }
+        for name in &rule.names {
+            checked += 1;
+            let mut sibling = path.clone();
+            sibling.pop();
+            sibling.push(name.clone());
+            let names_it = if module_file(&sibling).is_some() {
+                siblings.contains(name)
+            } else if LAYERS.contains(&name.as_str()) {
+                layers.contains(name)
+            } else if parent_declares(&path, name) {
+                siblings.contains(name)
+            } else {
+                violations.push(format!(
+                    "src/{}: \"must not import `{name}`\" names no sibling module, layer or item of its parent",
+                    rel.display()
+                ));
+                continue;
+            };
+            if names_it {
+                violations.push(format!(
+                    "src/{} imports `{name}`, which its doc forbids",
+                    rel.display()
+                ));
+            }
+        }
+    }
+    assert!(checked > 40, "the headers were read ({checked} rules)");
+    assert!(
+        violations.is_empty(),
+        "\"Must not import\" broken:\n{}",
+        violations.join("\n")
+    );
 }
 
 #[test]

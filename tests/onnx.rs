@@ -94,8 +94,8 @@ fn f32_raw(values: &[f32]) -> Vec<u8> {
 fn finding_with<'a>(
     ckpt: &'a ckptscope::Checkpoint,
     text: &str,
-) -> Option<&'a ckptscope::format::Finding> {
-    ckpt.findings.iter().find(|f| f.message.contains(text))
+) -> Option<&'a ckptscope::format::ReadIssue> {
+    ckpt.issues.iter().find(|f| f.message.contains(text))
 }
 
 // ---------------------------------------------------------------- fixtures
@@ -128,14 +128,14 @@ fn fixtures_match_what_onnx_reads_back() {
         }
         for u in &truth.unsupported {
             let f = finding_with(&ckpt, &format!("`{u}` not read"))
-                .unwrap_or_else(|| panic!("{name}: {u} not reported: {:?}", ckpt.findings));
+                .unwrap_or_else(|| panic!("{name}: {u} not reported: {:?}", ckpt.issues));
             assert_eq!(f.severity, Severity::Warning);
         }
         assert_eq!(
-            ckpt.findings.len(),
+            ckpt.issues.len(),
             truth.unsupported.len(),
             "{:?}",
-            ckpt.findings
+            ckpt.issues
         );
     }
 }
@@ -406,7 +406,7 @@ fn sizes_that_do_not_add_up_are_findings() {
         std::fs::write(&path, &bytes).unwrap();
         let ckpt = open(&path);
         let name = ckpt
-            .findings
+            .issues
             .first()
             .map(|f| f.message.clone())
             .unwrap_or_default();

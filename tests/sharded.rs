@@ -17,7 +17,7 @@ fn fixture_opens_from_the_index_and_from_its_folder() {
         let c = open(&path).unwrap();
         assert_eq!(c.format, Format::SafetensorsSharded);
         assert_eq!(c.sources.len(), 2);
-        assert!(c.findings.is_empty(), "{:?}", c.findings);
+        assert!(c.issues.is_empty(), "{:?}", c.issues);
         assert_eq!(c.tensors.len(), 6);
         for shard in [
             "model-00001-of-00002.safetensors",
@@ -64,7 +64,7 @@ fn shard(dir: &Path, name: &str, tensors: &[(&str, usize)]) {
 }
 
 fn messages(c: &ckptscope::Checkpoint) -> Vec<String> {
-    c.findings.iter().map(|f| f.message.clone()).collect()
+    c.issues.iter().map(|f| f.message.clone()).collect()
 }
 
 #[test]
@@ -134,7 +134,7 @@ fn a_missing_or_broken_shard_is_reported_and_the_rest_opens() {
         )),
         "{m:?}"
     );
-    assert!(c.findings.iter().all(|f| f.severity >= Severity::Warning));
+    assert!(c.issues.iter().all(|f| f.severity >= Severity::Warning));
 }
 
 #[test]

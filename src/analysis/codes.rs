@@ -20,7 +20,7 @@ use crate::analysis::decode::{decode_at, sub_byte_bits};
 use crate::analysis::kernels::{codes_u8, codes_u16};
 use crate::analysis::slice::View;
 use crate::analysis::summary::{
-    Analysis, Histogram, PERCENTILES, Source, Stats, StatsError, coarsen, fine_bins, range_of,
+    Analysis, Elements, Histogram, PERCENTILES, Stats, StatsError, coarsen, fine_bins, range_of,
     scale,
 };
 use crate::dtype::DType;
@@ -40,7 +40,7 @@ pub fn table_len(dtype: DType) -> Option<usize> {
 
 /// The code of element `i`: its bytes as a little-endian integer, or its bits for the sub-byte
 /// types.
-fn code_at(src: &Source<'_>, i: u64) -> Option<usize> {
+fn code_at(src: &Elements<'_>, i: u64) -> Option<usize> {
     let i = usize::try_from(i).ok()?;
     match src.dtype.byte_size() {
         Some(1) => src.bytes.get(i).map(|&b| usize::from(b)),
@@ -55,14 +55,14 @@ fn code_at(src: &Source<'_>, i: u64) -> Option<usize> {
 }
 
 /// The value a code stands for.
-fn value_of(src: &Source<'_>, code: usize) -> f64 {
+fn value_of(src: &Elements<'_>, code: usize) -> f64 {
     let bytes = [code as u8, (code >> 8) as u8, 0];
     decode_at(src.dtype, src.order, &bytes, 0).unwrap_or(f64::NAN)
 }
 
 /// Counts the codes of elements `first, first + step, ...` (`n` of them) into `table`; `false`
 /// when one lies outside the bytes.
-fn count_run(src: &Source<'_>, first: u64, n: u64, step: u64, table: &mut [u32]) -> bool {
+fn count_run(src: &Elements<'_>, first: u64, n: u64, step: u64, table: &mut [u32]) -> bool {
     if step == 1 {
         let bytes = |size: u64| {
             let start = usize::try_from(first.checked_mul(size)?).ok()?;
@@ -130,7 +130,7 @@ fn count_run(src: &Source<'_>, first: u64, n: u64, step: u64, table: &mut [u32])
 /// Statistics, a `bins`-bin histogram and exact percentiles of every selected element, for a
 /// dtype with a [`table_len`]. One parallel counting pass.
 pub fn analyze(
-    src: &Source<'_>,
+    src: &Elements<'_>,
     view: &View,
     bins: usize,
     control: &Control,
@@ -273,7 +273,7 @@ mod tests {
 
     fn run(dtype: DType, order: ByteOrder, bytes: &[u8], shape: &[u64], bins: usize) -> Analysis {
         let t = entry(dtype, shape, bytes.len());
-        let src = Source {
+        let src = Elements {
             bytes,
             dtype,
             order,
@@ -343,7 +343,7 @@ mod tests {
         let a = run(DType::I16, ByteOrder::Big, &be, &[3, 4], 4);
         assert_eq!((a.stats.min, a.stats.max, a.stats.zeros), (-6.0, 5.0, 1));
         let t = entry(DType::I16, &[3, 4], be.len());
-        let src = Source {
+        let src = Elements {
             bytes: &be,
             dtype: DType::I16,
             order: ByteOrder::Big,
@@ -408,7 +408,7 @@ mod tests {
         // 7 bytes = 14 F4 codes: 0..=13.
         let bytes: Vec<u8> = (0..7u8).map(|i| (2 * i) | ((2 * i + 1) << 4)).collect();
         let t = entry(DType::F4, &[14], bytes.len());
-        let src = Source {
+        let src = Elements {
             bytes: &bytes,
             dtype: DType::F4,
             order: ByteOrder::Little,

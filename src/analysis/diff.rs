@@ -26,7 +26,7 @@ pub use crate::analysis::measures::Measures;
 use crate::analysis::namemap::Mapping;
 pub use crate::analysis::pairs::{Pair, Unpermute, pairs};
 use crate::analysis::slice::View;
-use crate::analysis::summary::{Histogram, Source, StatsError};
+use crate::analysis::summary::{Elements, Histogram, StatsError};
 use crate::dtype::DType;
 use crate::format::{ByteOrder, Checkpoint, TensorEntry};
 use crate::progress::Progress;
@@ -443,7 +443,7 @@ const BATCH: u64 = 1 << 14;
 
 /// One side of a comparison: bytes to decode and the elements to take.
 struct Side<'a> {
-    src: Source<'a>,
+    src: Elements<'a>,
     view: View,
 }
 
@@ -489,7 +489,7 @@ fn lockstep<V: Element, T: Send>(
 /// Elements `k0..k1` of a view (row-major): read in place when they are one contiguous run
 /// already of type `V`, decoded into `out` otherwise.
 fn decode_range<'s, V: Element>(
-    src: &Source<'s>,
+    src: &Elements<'s>,
     view: &View,
     k0: u64,
     k1: u64,

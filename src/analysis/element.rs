@@ -6,7 +6,7 @@
 use crate::analysis::decode::{decode_at, decode_run};
 use crate::analysis::kernels;
 use crate::analysis::quant;
-use crate::analysis::summary::Source;
+use crate::analysis::summary::Elements;
 use crate::dtype::DType;
 use crate::format::ByteOrder;
 
@@ -18,12 +18,12 @@ pub(crate) trait Element: Copy + Send + Sync + 'static {
     fn finite(self) -> bool;
     /// Decodes `n` consecutive elements from element `first`, appending to `out`; `false` when
     /// they do not all lie inside the bytes.
-    fn run(src: &Source<'_>, first: u64, n: usize, out: &mut Vec<Self>) -> bool;
+    fn run(src: &Elements<'_>, first: u64, n: usize, out: &mut Vec<Self>) -> bool;
     /// Element `i`, decoded.
-    fn at(src: &Source<'_>, i: u64) -> Option<Self>;
+    fn at(src: &Elements<'_>, i: u64) -> Option<Self>;
     /// Elements `first..first + n` read in place, without decoding, when the bytes already are
     /// this type in native order and suitably aligned.
-    fn borrow<'a>(src: &Source<'a>, first: u64, n: usize) -> Option<&'a [Self]>;
+    fn borrow<'a>(src: &Elements<'a>, first: u64, n: usize) -> Option<&'a [Self]>;
     /// The moment kernel for this type.
     fn sums(values: &[Self], shift: f64) -> kernels::BatchSums;
     /// The histogram kernel for this type (`counts`: bins, then one slot for NaN/Inf).
@@ -35,7 +35,7 @@ pub(crate) trait Element: Copy + Send + Sync + 'static {
 /// Elements `first..first + n` of `src` read in place as `T`, when `src` holds `dtype` (which
 /// is `T`) in native byte order and its bytes are aligned for `T`.
 fn borrow_native<'a, T: bytemuck::Pod>(
-    src: &Source<'a>,
+    src: &Elements<'a>,
     dtype: DType,
     first: u64,
     n: usize,
@@ -65,7 +65,7 @@ impl Element for f32 {
     fn finite(self) -> bool {
         self.is_finite()
     }
-    fn run(src: &Source<'_>, first: u64, n: usize, out: &mut Vec<Self>) -> bool {
+    fn run(src: &Elements<'_>, first: u64, n: usize, out: &mut Vec<Self>) -> bool {
         match src.quant {
             Some(q) => quant::run_f32(q, src.bytes, first, n, out),
             None => crate::analysis::decode::decode_run_f32(
@@ -73,13 +73,13 @@ impl Element for f32 {
             ),
         }
     }
-    fn at(src: &Source<'_>, i: u64) -> Option<Self> {
+    fn at(src: &Elements<'_>, i: u64) -> Option<Self> {
         match src.quant {
             Some(q) => quant::value_at(q, src.bytes, i),
             None => decode_at(src.dtype, src.order, src.bytes, i).map(|v| v as f32),
         }
     }
-    fn borrow<'a>(src: &Source<'a>, first: u64, n: usize) -> Option<&'a [Self]> {
+    fn borrow<'a>(src: &Elements<'a>, first: u64, n: usize) -> Option<&'a [Self]> {
         borrow_native(src, DType::F32, first, n)
     }
     fn sums(values: &[Self], shift: f64) -> kernels::BatchSums {
@@ -102,7 +102,7 @@ impl Element for f64 {
     fn finite(self) -> bool {
         self.is_finite()
     }
-    fn run(src: &Source<'_>, first: u64, n: usize, out: &mut Vec<Self>) -> bool {
+    fn run(src: &Elements<'_>, first: u64, n: usize, out: &mut Vec<Self>) -> bool {
         if let Some(q) = src.quant {
             let mut values = Vec::with_capacity(n);
             if !quant::run_f32(q, src.bytes, first, n, &mut values) {
@@ -113,10 +113,10 @@ impl Element for f64 {
         }
         decode_run(src.dtype, src.order, src.bytes, first, n, out)
     }
-    fn at(src: &Source<'_>, i: u64) -> Option<Self> {
+    fn at(src: &Elements<'_>, i: u64) -> Option<Self> {
         src.value(i)
     }
-    fn borrow<'a>(src: &Source<'a>, first: u64, n: usize) -> Option<&'a [Self]> {
+    fn borrow<'a>(src: &Elements<'a>, first: u64, n: usize) -> Option<&'a [Self]> {
         borrow_native(src, DType::F64, first, n)
     }
     fn sums(values: &[Self], shift: f64) -> kernels::BatchSums {

@@ -11,7 +11,7 @@
 use rayon::prelude::*;
 
 use crate::analysis::slice::View;
-use crate::analysis::{Source, StatsError};
+use crate::analysis::{Elements, StatsError};
 use crate::progress::Progress as Control;
 
 /// A downsampled image of a 2-D selection.
@@ -82,7 +82,7 @@ fn finish(
 
 /// Block means of every element, at most `max_w`×`max_h` pixels.
 pub fn heatmap(
-    src: &Source<'_>,
+    src: &Elements<'_>,
     view: &View,
     max_w: usize,
     max_h: usize,
@@ -96,8 +96,8 @@ pub fn heatmap(
 
 /// Block means of a − b for two selections of the same shape.
 pub fn diff_heatmap(
-    a: (&Source<'_>, &View),
-    b: (&Source<'_>, &View),
+    a: (&Elements<'_>, &View),
+    b: (&Elements<'_>, &View),
     max_w: usize,
     max_h: usize,
     control: &Control,
@@ -157,7 +157,7 @@ fn block_means(
 
 /// One element per pixel (the block's first): instant, for the first frame.
 pub fn heatmap_preview(
-    src: &Source<'_>,
+    src: &Elements<'_>,
     view: &View,
     max_w: usize,
     max_h: usize,
@@ -178,7 +178,7 @@ pub fn heatmap_preview(
 /// Exact text of the elements in rows `r0..r0+nr` and columns `c0..c0+nc` of the selection seen
 /// as a matrix.
 pub fn values_grid(
-    src: &Source<'_>,
+    src: &Elements<'_>,
     view: &View,
     r0: u64,
     nr: u64,
@@ -209,7 +209,7 @@ mod tests {
         let values: Vec<f32> = (0..16).map(|i| i as f32).collect();
         let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
         let t = TensorEntry::contiguous("t".into(), DType::F32, vec![4, 4], 0, [0, 64], 0);
-        let src = Source {
+        let src = Elements {
             bytes: &bytes,
             dtype: DType::F32,
             order: ByteOrder::Little,

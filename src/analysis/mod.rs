@@ -31,11 +31,11 @@ use crate::format::{Checkpoint, TensorEntry};
 
 pub use crate::progress::Progress as Control;
 pub use slice::{SliceSpec, View};
-pub use summary::{Analysis, FINE_BINS, Histogram, PERCENTILES, Source, Stats, StatsError};
+pub use summary::{Analysis, Elements, FINE_BINS, Histogram, PERCENTILES, Stats, StatsError};
 
 /// The decoding source of a tensor of `ckpt`; an error for a ggml block type that is not
 /// decoded ([`quant::supported`]), which is named rather than guessed.
-pub fn source<'a>(ckpt: &'a Checkpoint, t: &TensorEntry) -> Result<Source<'a>, Error> {
+pub fn source<'a>(ckpt: &'a Checkpoint, t: &TensorEntry) -> Result<Elements<'a>, Error> {
     if let Some(q) = t.quant.filter(|&q| !quant::supported(q)) {
         return Err(Error::Unsupported {
             path: ckpt.path.clone(),
@@ -45,7 +45,7 @@ pub fn source<'a>(ckpt: &'a Checkpoint, t: &TensorEntry) -> Result<Source<'a>, E
             ),
         });
     }
-    Ok(Source {
+    Ok(Elements {
         bytes: ckpt.tensor_bytes(t)?,
         dtype: t.dtype,
         order: t.byte_order,
@@ -60,7 +60,7 @@ pub const DEFAULT_SAMPLE: u64 = 16_384;
 
 /// The units of work [`analyze`] will count on its [`Control`] for `view`: what a caller
 /// [plans](crate::progress::Progress::plan) to show one progress over several analyses.
-pub fn work(src: &Source<'_>, view: &View) -> u64 {
+pub fn work(src: &Elements<'_>, view: &View) -> u64 {
     let n = view.elements();
     if src.quant.is_none() && codes::table_len(src.dtype).is_some() {
         n
@@ -74,7 +74,7 @@ pub fn work(src: &Source<'_>, view: &View) -> u64 {
 /// wider ones take two decoding passes ([`moments`]: moments, then bins) with percentiles read
 /// from a fine histogram.
 pub fn analyze(
-    src: &Source<'_>,
+    src: &Elements<'_>,
     view: &View,
     bins: usize,
     control: &Control,
@@ -94,7 +94,7 @@ pub fn analyze(
 /// Statistics of about `size` elements spread evenly over the selection: a first answer that
 /// costs `size` decodes whatever the tensor's size.
 pub fn analyze_sample(
-    src: &Source<'_>,
+    src: &Elements<'_>,
     view: &View,
     bins: usize,
     size: u64,

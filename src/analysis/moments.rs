@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use crate::analysis::element::Element;
 use crate::analysis::slice::View;
 use crate::analysis::summary::{
-    Analysis, Histogram, Source, Stats, StatsError, coarsen, fine_bins, finish, range_of, scale,
+    Analysis, Elements, Histogram, Stats, StatsError, coarsen, fine_bins, finish, range_of, scale,
 };
 use crate::progress::Progress as Control;
 
@@ -167,7 +167,7 @@ impl Moments {
 /// Hands the view's elements `k0..k1` to `f` batch by batch: read in place when the bytes
 /// already are `T` ([`Element::borrow`]), decoded into `buf` otherwise.
 fn visit<T: Element>(
-    src: &Source<'_>,
+    src: &Elements<'_>,
     view: &View,
     k0: u64,
     k1: u64,
@@ -221,7 +221,7 @@ fn blocks(n: u64) -> Vec<(u64, u64)> {
 }
 
 pub(crate) fn analyze<T: Element>(
-    src: &Source<'_>,
+    src: &Elements<'_>,
     view: &View,
     bins: usize,
     control: &Control,
@@ -287,7 +287,7 @@ pub(crate) fn analyze<T: Element>(
 
 /// Statistics of `take` elements spread evenly over a selection of `n > take` elements.
 pub(crate) fn sample(
-    src: &Source<'_>,
+    src: &Elements<'_>,
     view: &View,
     bins: usize,
     n: u64,
@@ -343,7 +343,7 @@ mod tests {
             .map(|i| ((i * 7919) % 1000) as f32 / 100.0 - 5.0)
             .collect();
         let (t, bytes) = f32_tensor(&values, &[100, 100]);
-        let src = Source {
+        let src = Elements {
             bytes: &bytes,
             dtype: DType::F32,
             order: ByteOrder::Little,
@@ -378,7 +378,7 @@ mod tests {
             &[1.0, f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.0, 3.0],
             &[6],
         );
-        let src = Source {
+        let src = Elements {
             bytes: &bytes,
             dtype: DType::F32,
             order: ByteOrder::Little,
@@ -399,7 +399,7 @@ mod tests {
     fn slices_and_samples() {
         let values: Vec<f32> = (0..24).map(|i| i as f32).collect();
         let (t, bytes) = f32_tensor(&values, &[2, 3, 4]);
-        let src = Source {
+        let src = Elements {
             bytes: &bytes,
             dtype: DType::F32,
             order: ByteOrder::Little,
@@ -422,7 +422,7 @@ mod tests {
     #[test]
     fn constant_and_empty_tensors() {
         let (t, bytes) = f32_tensor(&[2.0; 5], &[5]);
-        let src = Source {
+        let src = Elements {
             bytes: &bytes,
             dtype: DType::F32,
             order: ByteOrder::Little,
@@ -432,7 +432,7 @@ mod tests {
         assert_eq!(a.stats.std, 0.0);
         assert_eq!(a.histogram.counts.iter().sum::<u64>(), 5);
         let (e, eb) = f32_tensor(&[], &[0, 3]);
-        let src = Source {
+        let src = Elements {
             bytes: &eb,
             dtype: DType::F32,
             order: ByteOrder::Little,
@@ -450,7 +450,7 @@ mod tests {
             let t = TensorEntry::contiguous("t".into(), dtype, vec![16], 0, [0, 16 * 4], 0);
             let bytes = [0u8; 64];
             let size = dtype.byte_size().unwrap() as usize;
-            let short = Source {
+            let short = Elements {
                 bytes: &bytes[..8 * size],
                 dtype,
                 order: ByteOrder::Little,
@@ -463,7 +463,7 @@ mod tests {
             );
             let control = Control::default();
             control.cancel();
-            let whole = Source {
+            let whole = Elements {
                 bytes: &bytes[..16 * size],
                 ..short
             };

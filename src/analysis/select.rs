@@ -5,7 +5,8 @@
 //! `ckptscope stats --tensor` selects what typing the same text in the window shows. An exact
 //! name always wins over reading it as a glob: a tensor may be called `a*b`.
 //!
-//! Owns: name matching and suggestions. Must not import the statistics (they import it).
+//! Owns: name matching and suggestions. Must not import: `moments`, `codes`,
+//! `summary` (the statistics; they import it).
 
 use crate::format::Checkpoint;
 

@@ -1,7 +1,8 @@
 //! What an analysis answers: statistics, histograms and percentiles, and the helpers both
 //! counting paths (bit patterns in `codes`, two passes in `moments`) build them with.
 //!
-//! Owns: the result types. Must not import: the counting paths (they import it).
+//! Owns: the result types. Must not import: `codes`, `moments` (the counting paths;
+//! they import it).
 //!
 //! `clippy::indexing_slicing` is allowed here: the bin index is clamped to the last bin.
 
@@ -26,9 +27,11 @@ pub enum StatsError {
     OutOfRange,
 }
 
-/// What is being measured: which elements of which bytes, and how to decode them.
+/// What is being measured: a tensor's elements as stored (its bytes, dtype, byte order and
+/// block type), and how to decode them. (The file the bytes come from is a
+/// [`crate::format::Source`].)
 #[derive(Clone, Copy, Debug)]
-pub struct Source<'a> {
+pub struct Elements<'a> {
     /// The bytes the tensor reads ([`crate::Checkpoint::tensor_bytes`]).
     pub bytes: &'a [u8],
     /// Element type.
@@ -40,7 +43,7 @@ pub struct Source<'a> {
     pub quant: Option<crate::format::GgmlType>,
 }
 
-impl Source<'_> {
+impl Elements<'_> {
     /// Element `i`, decoded; `None` when it lies outside the bytes.
     pub fn value(&self, i: u64) -> Option<f64> {
         match self.quant {

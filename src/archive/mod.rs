@@ -4,7 +4,7 @@
 //!
 //! Owns: the zip central directory, local headers, CRCs, data ranges and bounded inflation; tar
 //! member listing; protobuf fields with their offsets; the torch-style zip writer; the ustar + gzip writer.
-//! Must not import: any other ckptscope module but `error` (a leaf under `pickle` and `format`,
+//! Must not import: anything but `error` (a leaf under `pickle` and `format`,
 //! which both read archives).
 
 pub mod protobuf;

@@ -1,6 +1,6 @@
 //! Tar archives: the member listing only (names and data ranges), bounded by the file.
 //!
-//! Owns: walking 512-byte headers. Must not import: anything but `std` (it is a leaf).
+//! Owns: walking 512-byte headers. Must not import: anything (a leaf: only `std`).
 
 use std::ops::Range;
 

@@ -13,7 +13,8 @@
 //! The trade-off: the size of a member must be known when it starts (its padding depends on
 //! whether it needs a ZIP64 field), which holds for tensor storages.
 //!
-//! Owns: the zip writer. Must not import: any other ckptscope module.
+//! Owns: the zip writer. Must not import: anything but `zip` (its tests read back
+//! what it writes).
 
 use std::io::{self, Write};
 

@@ -1,6 +1,7 @@
 //! Why a conversion did not happen, naming the file and the tensor.
 //!
-//! Owns: [`ConvertError`]. Must not import: the other files of `convert`.
+//! Owns: [`ConvertError`]. Must not import: `plan`, `write`, `verify`,
+//! `sharded` (the other files of convert).
 
 use std::path::PathBuf;
 

@@ -1,6 +1,7 @@
 //! Why an export did not happen, naming the file and the tensor.
 //!
-//! Owns: [`ExportError`]. Must not import: the other files of `export`.
+//! Owns: [`ExportError`]. Must not import: `plan`, `write`, `pickle`,
+//! `sharded` (the other files of export).
 
 use std::path::PathBuf;
 

@@ -28,6 +28,7 @@ use std::sync::OnceLock;
 
 pub use crate::detect::{Format, detect};
 pub use crate::dtype::{GgmlType, ggml};
+pub use crate::verdict::{ReadIssue, Severity};
 pub use mapped::MappedFile;
 pub use pytorch::{PickleOptions, PickleReport};
 pub use reader::{Input, Judgement, Reader};
@@ -53,8 +54,10 @@ pub struct Checkpoint {
     pub tensors: Vec<TensorEntry>,
     /// The files the bytes live in: one, or one per shard.
     pub sources: Vec<Source>,
-    /// Problems that did not prevent opening (index/shard disagreements, unreadable parts).
-    pub findings: Vec<Finding>,
+    /// Problems that did not prevent opening (index/shard disagreements, unreadable parts):
+    /// what was not read, not whether the file is safe (that is [`Checkpoint::pickle`]'s
+    /// verdict, or `scan`'s).
+    pub issues: Vec<ReadIssue>,
     /// For pickle-based files: the scan verdict, its findings and the non-tensor values.
     pub pickle: Option<Box<PickleReport>>,
     /// Tensor index by name, built on first lookup (listing never needs it).
@@ -311,36 +314,6 @@ impl Source {
     }
 }
 
-/// How much a finding matters.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// Worth knowing.
-    Info,
-    /// Something is off but the data is usable.
-    Warning,
-    /// Part of the checkpoint could not be read.
-    Error,
-}
-
-/// A problem found while opening that did not stop the checkpoint from opening.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Finding {
-    /// How much it matters.
-    pub severity: Severity,
-    /// What was found, in words.
-    pub message: String,
-}
-
-impl Finding {
-    pub(crate) fn new(severity: Severity, message: impl Into<String>) -> Self {
-        Finding {
-            severity,
-            message: message.into(),
-        }
-    }
-}
-
 /// A count of tensors, elements and bytes for one dtype.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DTypeTotal {
@@ -363,7 +336,7 @@ impl Checkpoint {
         metadata: Vec<(String, String)>,
         tensors: Vec<TensorEntry>,
         sources: Vec<Source>,
-        findings: Vec<Finding>,
+        issues: Vec<ReadIssue>,
     ) -> Self {
         Checkpoint {
             // Derived sources are made from a file already counted.
@@ -378,7 +351,7 @@ impl Checkpoint {
             metadata,
             tensors,
             sources,
-            findings,
+            issues,
             pickle: None,
             by_name: OnceLock::new(),
         }

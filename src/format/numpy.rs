@@ -25,9 +25,57 @@ use std::sync::Arc;
 
 use crate::archive::zip::{self, ZipEntry};
 use crate::dtype::DType;
+use crate::error::Error;
 use crate::format::derived::{Budget, Derived, Recipe};
-use crate::format::{ByteOrder, Layout, TensorEntry};
-use crate::limits::{MAX_DIMS, MAX_NPY_HEADER};
+use crate::format::mapped::MappedFile;
+use crate::format::pytorch::{self, PickleOptions};
+use crate::format::{ByteOrder, Checkpoint, Format, Layout, TensorEntry};
+use crate::limits::{Limits, MAX_DIMS, MAX_NPY_HEADER};
+use crate::pickle::torch::UnsupportedTensor;
+
+/// Opens a mapped `.npy` file or `.npz` archive (`format` says which). The pickle engine runs
+/// first, as for any file that may hold a pickle: it judges object arrays, and what their
+/// pickle holds is the report's. The arrays are data whatever the verdict (`np.load` reads them
+/// without unpickling), so they are listed even when the report withholds the pickle's
+/// tensors.
+pub fn open(
+    mapped: MappedFile,
+    format: Format,
+    limits: &Limits,
+    options: &PickleOptions,
+    progress: Option<&crate::progress::Progress>,
+) -> Result<Checkpoint, Error> {
+    let analysis = pytorch::analyze(&mapped, format, &options.policy, limits, progress)?;
+    let bytes = mapped.bytes();
+    let (mut report, mut tensors) = pytorch::pickled(bytes, &analysis, limits, options);
+    let arrays = match (format, &analysis.zip) {
+        (Format::NumpyZip, Some(zip)) => {
+            Some(read_npz(bytes, &zip.entries, limits.max_inflated_bytes))
+        }
+        (Format::NumpyZip, None) => None,
+        _ => Some(read_npy(bytes)),
+    };
+    let mut derived = Vec::new();
+    if let Some(arrays) = arrays {
+        tensors.extend(arrays.tensors);
+        derived = arrays.derived;
+        // A `.npy` object array is the pickle's to describe; an `.npz` member is named here.
+        report.unsupported.extend(
+            arrays
+                .unsupported
+                .into_iter()
+                .filter(|(name, _)| format == Format::NumpyZip || !arrays.objects.contains(name))
+                .map(|(name, reason)| UnsupportedTensor {
+                    name,
+                    reason,
+                    root: None,
+                }),
+        );
+    }
+    Ok(pytorch::checkpoint(
+        mapped, format, tensors, derived, report,
+    ))
+}
 
 /// A parsed `.npy` header.
 #[derive(Clone, Debug, PartialEq, Eq)]

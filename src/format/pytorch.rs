@@ -1,6 +1,7 @@
-//! Pickle-based checkpoints (PyTorch zip, legacy and tar files, raw pickles, NumPy) opened as a
-//! [`Checkpoint`], without executing anything. (NumPy arrays themselves are read by
-//! [`crate::format::numpy`]; the engine judges the pickles of object arrays.)
+//! Pickle-based checkpoints (PyTorch zip, legacy and tar files, raw pickles) opened as a
+//! [`Checkpoint`], without executing anything: the one adapter from the pickle engine to the
+//! checkpoint model. NumPy files have their own reader, `numpy`, which uses this adapter
+//! only for the pickles of object arrays.
 //!
 //! The pickle engine judges the file and reads the tree of objects; this module maps each tensor
 //! to the bytes it views: a storage record of the archive (zip), a raw storage after the pickles
@@ -12,15 +13,16 @@ use std::collections::HashMap;
 use std::ops::Range;
 
 use crate::error::Error;
+use crate::format::derived::Derived;
 use crate::format::mapped::MappedFile;
-use crate::format::numpy;
 use crate::format::{ByteOrder, Checkpoint, Format, Layout, Source, TensorEntry};
 use crate::limits::Limits;
-use crate::pickle::policy::{Finding, Policy, Verdict};
+use crate::pickle::policy::Policy;
 use crate::pickle::torch::{self, PickledTensor, StorageRef, TorchDType, UnsupportedTensor};
 use crate::pickle::torchscript::{self, Code};
 use crate::pickle::value::{Arena, Val};
 use crate::pickle::{self, Analysis, StreamReport, container};
+use crate::verdict::{Finding, Verdict};
 
 /// How a pickle-based file is opened.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -83,12 +85,37 @@ pub fn open(
     options: &PickleOptions,
     progress: Option<&crate::progress::Progress>,
 ) -> Result<Checkpoint, Error> {
-    let path = mapped.path().to_path_buf();
-    let bytes = mapped.bytes();
-    let analysis = pickle::analyze(bytes, format, &options.policy, limits, progress);
+    let analysis = analyze(&mapped, format, &options.policy, limits, progress)?;
+    let (report, tensors) = pickled(mapped.bytes(), &analysis, limits, options);
+    Ok(checkpoint(mapped, format, tensors, Vec::new(), report))
+}
+
+/// Runs the pickle engine over a mapped file; an error only when `progress` cancelled it.
+pub(crate) fn analyze(
+    mapped: &MappedFile,
+    format: Format,
+    policy: &Policy,
+    limits: &Limits,
+    progress: Option<&crate::progress::Progress>,
+) -> Result<Analysis, Error> {
+    let analysis = pickle::analyze(mapped.bytes(), format, policy, limits, progress);
     if analysis.cancelled {
-        return Err(Error::Cancelled { path });
+        return Err(Error::Cancelled {
+            path: mapped.path().to_path_buf(),
+        });
     }
+    Ok(analysis)
+}
+
+/// What the engine's `analysis` of `bytes` gives a checkpoint: the report (verdict, findings,
+/// the non-tensor tree), and the tensors of the loader's pickle, listed only when `options`
+/// trust its verdict and each viewed inside its storage record.
+pub(crate) fn pickled(
+    bytes: &[u8],
+    analysis: &Analysis,
+    limits: &Limits,
+    options: &PickleOptions,
+) -> (PickleReport, Vec<TensorEntry>) {
     let mut report = PickleReport {
         verdict: analysis.verdict,
         findings: analysis.findings.clone(),
@@ -126,7 +153,7 @@ pub fn open(
             report.notes.push(note);
         }
         if options.trusts(read_verdict) {
-            let records = Records::new(bytes, &analysis);
+            let records = Records::new(bytes, analysis);
             for t in extracted.tensors {
                 match entry(&t, &records, byte_order) {
                     Ok(e) => {
@@ -151,33 +178,19 @@ pub fn open(
             report.withheld = !extracted.tensors.is_empty();
         }
     }
-    // NumPy arrays are data whatever the verdict (np.load reads them without unpickling);
-    // object arrays are left to the scan.
-    let arrays = match (format, &analysis.zip) {
-        (Format::Numpy, _) => Some(numpy::read_npy(bytes)),
-        (Format::NumpyZip, Some(zip)) => Some(numpy::read_npz(
-            bytes,
-            &zip.entries,
-            limits.max_inflated_bytes,
-        )),
-        _ => None,
-    };
-    let mut derived = Vec::new();
-    if let Some(arrays) = arrays {
-        tensors.extend(arrays.tensors);
-        derived = arrays.derived;
-        report.unsupported.extend(
-            arrays
-                .unsupported
-                .into_iter()
-                .filter(|(name, _)| format == Format::NumpyZip || !arrays.objects.contains(name))
-                .map(|(name, reason)| UnsupportedTensor {
-                    name,
-                    reason,
-                    root: None,
-                }),
-        );
-    }
+    (report, tensors)
+}
+
+/// The checkpoint of one mapped pickle-based file: `tensors` view the file (source 0) or, one
+/// each, the `derived` sources made from it.
+pub(crate) fn checkpoint(
+    mapped: MappedFile,
+    format: Format,
+    tensors: Vec<TensorEntry>,
+    derived: Vec<Derived>,
+    report: PickleReport,
+) -> Checkpoint {
+    let path = mapped.path().to_path_buf();
     let file_size = mapped.len();
     let mut sources = vec![Source::whole_file(path.clone(), file_size, 0).with_map(mapped)];
     sources.extend(
@@ -192,7 +205,7 @@ pub fn open(
     }
     let mut ckpt = Checkpoint::new(path, format, Vec::new(), tensors, sources, Vec::new());
     ckpt.pickle = Some(Box::new(report));
-    Ok(ckpt)
+    ckpt
 }
 
 /// A note when the pickle names storages that no tensor found views: the file builds some

@@ -101,7 +101,7 @@ impl Reader for Numpy {
         options: &OpenOptions,
         progress: Option<&Progress>,
     ) -> Result<Checkpoint, Error> {
-        Pickled.open(mapped, format, options, progress)
+        super::numpy::open(mapped, format, &options.limits, &options.pickle, progress)
     }
 
     fn judge(&self, input: &Input<'_>) -> Result<Judgement, String> {
@@ -172,15 +172,10 @@ impl Reader for Onnx {
 /// by why (an external data path that leaves the model's folder is dangerous: loading the model
 /// reads that file); at most `max` of them, the rest counted in one line per risk.
 fn onnx_findings(read: &super::onnx::Read, max: usize) -> Vec<Finding> {
-    use super::onnx::Concern;
     let mut findings = vec![Finding::new(Risk::Info, None, ONNX_NOTE)];
     let mut dropped = [0u64; 3];
     for r in read.refused() {
-        let risk = match r.concern {
-            Concern::Unsupported => Risk::Info,
-            Concern::Malformed => Risk::Suspicious,
-            Concern::Escapes => Risk::Dangerous,
-        };
+        let risk = r.risk;
         if findings.len() < max.max(2) {
             findings.push(Finding::new(
                 risk,

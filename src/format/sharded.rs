@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::{Error, Problem};
-use crate::format::{Checkpoint, Finding, Format, Severity, Source, TensorEntry, read_header_file};
+use crate::format::{
+    Checkpoint, Format, ReadIssue, Severity, Source, TensorEntry, read_header_file,
+};
 use crate::limits::Limits;
 
 #[derive(Deserialize)]
@@ -53,7 +55,7 @@ pub fn open_index(index_path: &Path, limits: &Limits) -> Result<Checkpoint, Erro
 
     for &shard in &shard_names {
         if !is_plain_file_name(shard) {
-            findings.push(Finding::new(
+            findings.push(ReadIssue::new(
                 Severity::Error,
                 format!("the index names shard `{shard}`, which is not a plain file name in the index's folder; it was not opened"),
             ));
@@ -64,7 +66,7 @@ pub fn open_index(index_path: &Path, limits: &Limits) -> Result<Checkpoint, Erro
         let (file_len, header) = match read_header_file(&shard_path, limits) {
             Ok(h) => h,
             Err(e) => {
-                findings.push(Finding::new(
+                findings.push(ReadIssue::new(
                     Severity::Error,
                     format!("shard `{shard}` cannot be read: {e}"),
                 ));
@@ -76,7 +78,7 @@ pub fn open_index(index_path: &Path, limits: &Limits) -> Result<Checkpoint, Erro
         let mut held = 0;
         for t in header.tensors {
             if let Some(first) = located.get(&t.name) {
-                findings.push(Finding::new(
+                findings.push(ReadIssue::new(
                     Severity::Warning,
                     format!("tensor `{}` is in both `{first}` and `{shard}`; the copy in `{first}` is shown", t.name),
                 ));
@@ -172,20 +174,20 @@ fn compare_with_index(
     located: &HashMap<String, String>,
     unreadable: &[&str],
     tensors: &[TensorEntry],
-    findings: &mut Vec<Finding>,
+    findings: &mut Vec<ReadIssue>,
 ) {
     let mut missing_per_shard: BTreeMap<&str, usize> = BTreeMap::new();
     for (name, shard) in &index.weight_map {
         match located.get(name) {
             Some(actual) if actual == shard => {}
-            Some(actual) => findings.push(Finding::new(
+            Some(actual) => findings.push(ReadIssue::new(
                 Severity::Warning,
                 format!("the index places tensor `{name}` in `{shard}` but it is in `{actual}`"),
             )),
             None if unreadable.contains(&shard.as_str()) => {
                 *missing_per_shard.entry(shard).or_default() += 1;
             }
-            None => findings.push(Finding::new(
+            None => findings.push(ReadIssue::new(
                 Severity::Error,
                 format!(
                     "the index lists tensor `{name}` in `{shard}` but that shard does not hold it"
@@ -194,7 +196,7 @@ fn compare_with_index(
         }
     }
     for (shard, count) in missing_per_shard {
-        findings.push(Finding::new(
+        findings.push(ReadIssue::new(
             Severity::Error,
             format!("{count} tensor(s) the index places in unreadable shard `{shard}` are missing"),
         ));
@@ -202,7 +204,7 @@ fn compare_with_index(
     for t in tensors {
         if !index.weight_map.contains_key(&t.name) {
             let shard = located.get(&t.name).map(String::as_str).unwrap_or("?");
-            findings.push(Finding::new(
+            findings.push(ReadIssue::new(
                 Severity::Warning,
                 format!(
                     "tensor `{}` is in shard `{shard}` but the index does not list it",
@@ -220,7 +222,7 @@ fn compare_with_index(
     if let Some(declared) = total_size
         && declared != actual
     {
-        findings.push(Finding::new(
+        findings.push(ReadIssue::new(
             Severity::Warning,
             format!("the index's total_size says {declared} bytes but the shards' tensors hold {actual} bytes"),
         ));

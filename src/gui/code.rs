@@ -7,7 +7,7 @@
 //! very long line is shown cut.
 //!
 //! Owns [`CodeView`] (the file shown, the scroll target). A pure view of the archive's code,
-//! which the open job already read: it must not import the app, the commands or the jobs.
+//! which the open job already read: Must not import: `app`, `command`, `jobs`.
 
 use std::collections::HashMap;
 use std::ops::Range;

@@ -4,8 +4,9 @@
 //! work that touches files, opens dialogs or starts jobs. A command carries its data (which
 //! file, which parent, where to write), so every flow can be driven without a native dialog,
 //! as the kittest tests do; the `*Dialog` commands only ask the user for that data and push the
-//! command that carries it. It must not import the app or any view (views depend on it, not on
-//! the app); it names only core types, [`JobKind`] and [`ThemeChoice`].
+//! command that carries it. It names only core types, [`JobKind`] and [`ThemeChoice`].
+//! Must not import: `app`, `table`, `inspector`, `metadata`, `pickle`, `code`, `lineage`,
+//! `start`, `package` (views depend on it, not on the app).
 
 use std::path::PathBuf;
 

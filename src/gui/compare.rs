@@ -11,8 +11,8 @@
 //!
 //! Owns [`CompareView`]: the comparison (made by the compare job, [`CompareView::diff`]), the
 //! status boxes and filter with the rows they let through (recomputed only when they change),
-//! and the slots of the selected pair's jobs. The view cancels through [`Command::Cancel`]. It
-//! must not import the app or the document.
+//! and the slots of the selected pair's jobs. The view cancels through [`Command::Cancel`].
+//! Must not import: `app`, `doc`.
 //!
 //! `clippy::indexing_slicing` is allowed here: rows are indexed within the cached row list.
 
@@ -218,7 +218,7 @@ impl CompareView {
     }
 }
 
-type Side<'a> = (crate::analysis::Source<'a>, View, &'a crate::TensorEntry);
+type Side<'a> = (crate::analysis::Elements<'a>, View, &'a crate::TensorEntry);
 
 /// One side of a pair, walked in the order the comparison lined it up in (`heads`: undoing
 /// llama.cpp's Q/K permutation).

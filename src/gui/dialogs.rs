@@ -4,7 +4,8 @@
 //!
 //! Owns [`Confirm`] and the modal that asks it. The dialogs only find the data a command needs;
 //! the app then pushes the command that carries it, so tests drive the same flows without them.
-//! It must not import the app or any view.
+//! Must not import: `app`, `table`, `inspector`, `metadata`, `pickle`, `code`, `lineage`, `start`,
+//! `package`.
 
 use std::path::{Path, PathBuf};
 

@@ -5,8 +5,8 @@
 //! Owns [`Doc`]: the checkpoint, the tensor list's filter and sort, the selection, the tab, the
 //! inspector, lineage and code state, and what is computed once per document (summary line,
 //! metadata entries). It lays the views out and routes cancels and outcomes of its jobs
-//! (statistics, heatmap, lineage) by [`JobKind`]. It must not import the app, the menus or the
-//! dialogs.
+//! (statistics, heatmap, lineage) by [`JobKind`]. Must not import: `app`, `menu`,
+//! `dialogs`.
 
 use std::sync::Arc;
 
@@ -136,7 +136,7 @@ pub fn doc_ui(
                 export_buttons(ui, commands);
             }
         });
-        for f in &doc.ckpt.findings {
+        for f in &doc.ckpt.issues {
             let color = match f.severity {
                 crate::format::Severity::Error => ui.visuals().error_fg_color,
                 crate::format::Severity::Warning => ui.visuals().warn_fg_color,

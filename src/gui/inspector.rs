@@ -8,7 +8,7 @@
 //! Owns [`Inspector`]: the slice asked for, the slots of its statistics and heatmap jobs, their
 //! results, and the values grid, read from the file in [`Inspector::update`] only when the
 //! tensor, slice or position changes. The drawing functions never read the file; they cancel
-//! through [`Command::Cancel`]. It must not import the app or the document.
+//! through [`Command::Cancel`]. Must not import: `app`, `doc`.
 //!
 //! `clippy::indexing_slicing` is allowed here: grid cells are indexed within the values read for
 //! the visible grid.

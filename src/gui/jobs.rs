@@ -10,8 +10,8 @@
 //! app's registry (open, compare, convert, export, set-parent); a document keeps its statistics, heatmap
 //! and lineage slots of the same type, and the app answers for every [`JobKind`].
 //!
-//! It must not import the app, the commands or any view: they all depend on it. Its results are
-//! core types.
+//! Must not import: `app`, `command`, `table`, `inspector`, `metadata`, `pickle`, `code`,
+//! `lineage`, `start`, `package` (they all depend on it). Its results are core types.
 //!
 //! In tests the app may run jobs inline (`sync`), so a kittest `run()` sees their results in the
 //! same frame; tests of cancelling use real threads.

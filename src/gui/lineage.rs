@@ -6,7 +6,7 @@
 //!
 //! Owns [`LineageView`]: the slot of the lineage scan (a job), the graph it gave and the node
 //! selected. The view opens and compares through [`Command`]s and cancels through
-//! [`Command::Cancel`]. It must not import the app or the document.
+//! [`Command::Cancel`]. Must not import: `app`, `doc`.
 //!
 //! `clippy::indexing_slicing` is allowed here: graph node and layer indexes come from the graph
 //! itself.

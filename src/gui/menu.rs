@@ -1,7 +1,9 @@
 //! The menu bar (File, View, Help) and the keyboard shortcuts that mirror it.
 //!
 //! Owns nothing but drawing: it reads [`MenuFacts`] and the persisted view switches, and pushes
-//! [`Command`]s. It must not import the app, the jobs or any other view.
+//! [`Command`]s. Must not import: `app`, `jobs`,
+//! `dialogs`, `messages`, `table`, `inspector`, `metadata`, `pickle`, `code`, `lineage`, `start`,
+//! `package`.
 
 use std::path::PathBuf;
 

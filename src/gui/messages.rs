@@ -2,8 +2,9 @@
 //! done, a parent recorded, a job cancelled) and one progress row per running job, each with its
 //! own Cancel.
 //!
-//! Owns nothing: it draws [`Messages`] and pushes [`Command`]s. It must not import the app or
-//! any other view.
+//! Owns nothing: it draws [`Messages`] and pushes [`Command`]s. Must not import:
+//! `app`, `menu`, `dialogs`, `table`, `inspector`, `metadata`, `pickle`, `code`, `lineage`,
+//! `start`, `package`.
 
 use std::path::PathBuf;
 

@@ -3,7 +3,7 @@
 //! facts of the file (path, sizes, shards) with "Show in folder".
 //!
 //! [`MetaEntry::all`] reads the metadata once, when the document is made (labels, parsed JSON);
-//! [`metadata_ui`] only draws those entries and pushes [`Command`]s. It must not import the app.
+//! [`metadata_ui`] only draws those entries and pushes [`Command`]s. Must not import: `app`.
 
 use egui::{RichText, Ui};
 

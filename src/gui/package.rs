@@ -4,8 +4,8 @@
 //!
 //! Owns [`PackageView`]: the package (read by an open job of the app), the inference plan
 //! (computed once: it is pure), and the slots of its three jobs, whose results it keeps. Clicking
-//! a file pushes [`Command::Open`]; a point of the run plot pushes [`Command::Compare`]. It must
-//! not import the app, the menus or the dialogs.
+//! a file pushes [`Command::Open`]; a point of the run plot pushes [`Command::Compare`]. Must not
+//! import: `app`, `menu`, `dialogs`.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};

@@ -3,8 +3,8 @@
 //! non-tensor values of the file.
 //!
 //! A pure view of the scan report the open job made: it pushes [`Command`]s (rescan, convert,
-//! show withheld tensors) and switches the document's [`Tab`]. It must not import the app or
-//! the document.
+//! show withheld tensors) and switches the document's [`Tab`]. Must not import: `app`,
+//! `doc`.
 
 use egui::{RichText, Ui};
 

@@ -1,7 +1,8 @@
 //! The start screen: open, demo, drop zone and recent files.
 //!
 //! A pure view: it reads the recent files as the app checked them ([`RecentFile`]) and pushes
-//! [`Command`]s. It must not import the app or touch the file system.
+//! [`Command`]s. Must not import: `app` (nor touch the
+//! file system).
 
 use egui::{RichText, Ui};
 

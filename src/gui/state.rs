@@ -2,8 +2,8 @@
 //!
 //! Owns [`Persisted`] (saved by eframe under its app key, every field `serde(default)` so an
 //! older file still loads) and the rules of the recent list. Views read it and flip its
-//! switches; it must not import the app, the jobs or any view, so that all of them can depend on
-//! it.
+//! switches. Must not import: `app`, `jobs`, `table`, `inspector`, `metadata`, `pickle`, `code`,
+//! `lineage`, `start`, `package` (so that all of them can depend on it).
 
 use std::path::{Path, PathBuf};
 

@@ -3,7 +3,7 @@
 //! of name prefixes (`model.layers.3.mlp…`).
 //!
 //! Owns [`TableState`]: filter, sort and the rows they select, recomputed only when they
-//! change. It must not import the app, the commands or the jobs.
+//! change. Must not import: `app`, `command`, `jobs`.
 //!
 //! `clippy::indexing_slicing` is allowed here: row indexes come from the table's own filtered row
 //! list.

@@ -2,7 +2,8 @@
 //! with a colour scale, and the colours that mean safe/suspicious/dangerous.
 //!
 //! Owns nothing: drawing helpers, colours, name matching and [`display_name`]. Every view may
-//! use it; it must not import the app, the commands, the state or any view.
+//! use it; Must not import: `app`, `command`, `state`,
+//! `table`, `inspector`, `metadata`, `pickle`, `code`, `lineage`, `start`, `package`.
 //!
 //! `clippy::indexing_slicing` is allowed here: histogram bins are indexed within the histogram.
 

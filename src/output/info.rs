@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use serde::Serialize;
 use serde::ser::SerializeMap;
 
-use crate::format::{ByteOrder, Checkpoint, Finding, Layout, PickleReport, TensorEntry};
+use crate::format::{ByteOrder, Checkpoint, Layout, PickleReport, ReadIssue, TensorEntry};
 use crate::output::human::{self, term};
 
 /// The `--json` document of `info`.
@@ -19,8 +19,8 @@ pub struct InfoJson<'a> {
     tensors: Tensors<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     shards: Option<Vec<ShardJson>>,
-    #[serde(skip_serializing_if = "<[Finding]>::is_empty")]
-    findings: &'a [Finding],
+    #[serde(skip_serializing_if = "<[ReadIssue]>::is_empty")]
+    findings: &'a [ReadIssue],
     /// Pickle-based files: verdict, findings, non-tensor values, unreadable tensors.
     #[serde(skip_serializing_if = "Option::is_none")]
     scan: Option<&'a PickleReport>,
@@ -140,7 +140,7 @@ impl<'a> InfoJson<'a> {
                     })
                     .collect()
             }),
-            findings: &ckpt.findings,
+            findings: &ckpt.issues,
             scan: ckpt.pickle.as_deref(),
         }
     }
@@ -292,7 +292,7 @@ pub fn write_human(out: &mut impl Write, ckpt: &Checkpoint) -> io::Result<()> {
             writeln!(out, "  {k:<width$}  {}", term(&one_line(v, 120)))?;
         }
     }
-    for f in &ckpt.findings {
+    for f in &ckpt.issues {
         writeln!(out, "{}: {}", severity_word(f), term(&f.message))?;
     }
     if let Some(report) = &ckpt.pickle {
@@ -539,7 +539,7 @@ fn write_row(out: &mut impl Write, cells: &[String; 5], widths: &[usize; 5]) -> 
     writeln!(out, "{}", line.trim_end())
 }
 
-fn severity_word(f: &Finding) -> &'static str {
+fn severity_word(f: &ReadIssue) -> &'static str {
     match f.severity {
         crate::format::Severity::Info => "note",
         crate::format::Severity::Warning => "warning",

@@ -16,7 +16,8 @@ use std::collections::HashMap;
 use std::ops::Range;
 
 use crate::archive::zip::{self, ZipEntry};
-use crate::pickle::policy::{Finding, PersistentKind, Risk};
+use crate::pickle::policy::PersistentKind;
+use crate::verdict::{Finding, Risk};
 
 /// What a pickle stream is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -35,11 +35,10 @@ use crate::limits::Limits;
 use crate::limits::MAX_WALK_STEPS;
 use crate::pickle::container::{Role, Stream, TorchZip};
 use crate::pickle::opcode::Op;
-use crate::pickle::policy::{
-    Class, Context, Finding, Findings, Judge, PersistentKind, Policy, Risk, Verdict,
-};
+use crate::pickle::policy::{Class, Context, Findings, Judge, PersistentKind, Policy};
 use crate::pickle::vm::{Budget, Framing, PickleError, Program, Straddle};
 use crate::progress::Progress;
+use crate::verdict::{Finding, Risk, Verdict};
 use hidden::globals_by_walk;
 
 pub use policy::{Risk as FindingRisk, Verdict as ScanVerdict};
@@ -319,7 +318,7 @@ impl Runner<'_> {
                         Some(format!("{module}.{name}")),
                         format!("{reason} (written after the point where loading fails)"),
                     )
-                    .at(ctx.member, ctx.base_offset + offset, Some(op)),
+                    .at(ctx.member, ctx.base_offset + offset, Some(op.name())),
                 );
             }
         }

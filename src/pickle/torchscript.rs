@@ -25,8 +25,8 @@ use crate::archive::zip::ZipEntry;
 use crate::limits::{MAX_CODE_FLAGS, MAX_CODE_NAME, MAX_MODULE_WALK};
 use crate::pickle::Runner;
 use crate::pickle::container::TorchZip;
-use crate::pickle::policy::{Finding, Risk};
 use crate::pickle::value::{Arena, Node, Val};
+use crate::verdict::{Finding, Risk};
 
 /// Longest excerpt of a flagged line quoted in its finding, in characters.
 const EXCERPT: usize = 100;
@@ -261,32 +261,6 @@ fn namespace_rule(ns: &str, item: &str, what: &str) -> Option<(Risk, String)> {
         _ => danger(format!(
             "custom {what} {ns}::{item}: native code from a library outside torch (loaded with torch.ops.load_library); what it does cannot be judged"
         )),
-    }
-}
-
-/// The globals TorchScript's unpickler resolves itself, without importing anything: the
-/// `torch.jit._pickle` helpers (each returns its argument, typed) and the `__torch__` classes
-/// compiled from `code/` (checked against the code in [`Runner::torchscript_code`]; custom
-/// C++ classes under `__torch__.torch.classes` are judged there like custom operators).
-pub fn is_allowlisted(module: &str, name: &str) -> bool {
-    let ident = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    match module {
-        "torch.jit._pickle" => matches!(
-            name,
-            "build_intlist"
-                | "build_tensorlist"
-                | "build_doublelist"
-                | "build_boollist"
-                | "build_tensor_from_id"
-                | "restore_type_tag"
-        ),
-        _ => {
-            (module == "__torch__" || module.starts_with("__torch__."))
-                && ident
-                && module.split('.').all(|p| {
-                    !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                })
-        }
     }
 }
 

@@ -2,7 +2,8 @@
 //! architecture keys, the file-type names, how entries are rendered, and what the scan and the
 //! converter say about a GGUF file (a chat template that reaches Python internals is flagged).
 //!
-//! Owns: presentation and judgement of metadata. Must not import: `value` internals.
+//! Owns: presentation and judgement of metadata. Must not import: `value` (its
+//! types come through `super`).
 
 use super::*;
 
@@ -12,8 +13,8 @@ use super::*;
 pub fn scan_findings(
     bytes: &[u8],
     limits: &Limits,
-) -> Result<Vec<crate::pickle::policy::Finding>, GgufProblem> {
-    use crate::pickle::policy::{Finding, Risk};
+) -> Result<Vec<crate::verdict::Finding>, GgufProblem> {
+    use crate::verdict::{Finding, Risk};
     let h = parse(bytes, limits)?;
     let mut findings = vec![Finding::new(
         Risk::Info,

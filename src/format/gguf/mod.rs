@@ -30,7 +30,7 @@ use crate::dtype::DType;
 use crate::dtype::GgmlType;
 pub use crate::error::gguf::{GgufProblem, MAX_DIMS};
 use crate::error::{Error, Problem};
-use crate::format::{Checkpoint, Finding, Format, MappedFile, Severity, Source, TensorEntry};
+use crate::format::{Checkpoint, Format, MappedFile, ReadIssue, Severity, Source, TensorEntry};
 use crate::limits::{Limits, MAX_GGUF_DEPTH};
 use std::collections::HashSet;
 
@@ -388,7 +388,7 @@ pub fn open(mapped: MappedFile, limits: &Limits) -> Result<Checkpoint, Error> {
     let header =
         parse(mapped.bytes(), limits).map_err(|p| Error::invalid(&path, Problem::Gguf(p)))?;
     let tensors: Vec<TensorEntry> = header.tensors.iter().map(|t| entry(t, &header)).collect();
-    let mut findings = vec![Finding::new(
+    let mut findings = vec![ReadIssue::new(
         Severity::Info,
         format!(
             "GGUF v{}, {}-byte alignment; shapes are listed slowest dimension first, as PyTorch shows them (GGUF stores them fastest first)",
@@ -399,13 +399,13 @@ pub fn open(mapped: MappedFile, limits: &Limits) -> Result<Checkpoint, Error> {
         header
             .notes
             .iter()
-            .map(|n| Finding::new(Severity::Warning, n.clone())),
+            .map(|n| ReadIssue::new(Severity::Warning, n.clone())),
     );
     for (key, value) in &header.metadata {
         if let (true, Value::Str(template)) = (is_chat_template(key), value)
             && let Some(reason) = template_risk(template)
         {
-            findings.push(Finding::new(
+            findings.push(ReadIssue::new(
                 Severity::Warning,
                 format!("`{key}`: {reason}"),
             ));

@@ -13,7 +13,8 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use super::{Concern, Tensor, regular_size};
+use super::{Tensor, regular_size};
+use crate::verdict::Risk;
 
 /// Why a location is refused.
 pub fn check_location(location: &str) -> Result<(), String> {
@@ -52,13 +53,13 @@ pub fn check_location(location: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn number(t: &Tensor, key: &str) -> Result<Option<u64>, (Concern, String)> {
+fn number(t: &Tensor, key: &str) -> Result<Option<u64>, (Risk, String)> {
     let Some((_, v)) = t.external.iter().rev().find(|(k, _)| k == key) else {
         return Ok(None);
     };
     v.trim().parse::<u64>().map(Some).map_err(|_| {
         (
-            Concern::Malformed,
+            Risk::Suspicious,
             format!("its external data {key} `{v}` is not a whole number"),
         )
     })
@@ -70,8 +71,8 @@ pub(super) fn locate(
     folder: &Path,
     len: u64,
     sizes: &mut HashMap<PathBuf, Result<u64, String>>,
-) -> Result<(PathBuf, u64, Range<u64>), (Concern, String)> {
-    let malformed = |why: String| (Concern::Malformed, why);
+) -> Result<(PathBuf, u64, Range<u64>), (Risk, String)> {
+    let malformed = |why: String| (Risk::Suspicious, why);
     let location = t
         .external
         .iter()
@@ -80,12 +81,12 @@ pub(super) fn locate(
         .map(|(_, v)| v.as_str())
         .unwrap_or("");
     check_location(location).map_err(|why| {
-        let concern = if location.is_empty() || location.contains('\0') {
-            Concern::Malformed
+        let risk = if location.is_empty() || location.contains('\0') {
+            Risk::Suspicious
         } else {
-            Concern::Escapes
+            Risk::Dangerous
         };
-        (concern, why)
+        (risk, why)
     })?;
     let offset = number(t, "offset")?.unwrap_or(0);
     let length = number(t, "length")?;
@@ -103,7 +104,7 @@ pub(super) fn locate(
         .clone()
         .map_err(|why| {
             if why.contains("outside the model's folder") {
-                (Concern::Escapes, why)
+                (Risk::Dangerous, why)
             } else {
                 malformed(format!(
                     "its external data file `{location}` cannot be read: {why}"

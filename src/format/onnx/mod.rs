@@ -37,22 +37,11 @@ use crate::dtype::DType;
 use crate::error::{Error, Problem};
 use crate::format::derived::{Budget, Derived, Packing, Recipe};
 use crate::format::mapped::{MappedFile, open_regular};
-use crate::format::{Checkpoint, Finding, Format, Severity, Source, TensorEntry};
+use crate::format::{Checkpoint, Format, ReadIssue, Severity, Source, TensorEntry};
 use crate::limits::Limits;
+use crate::verdict::Risk;
 
 pub use proto::{Model, Tensor};
-
-/// How serious a tensor that cannot be read is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Concern {
-    /// A type or encoding ckptscope does not read (strings, INT4, segments).
-    Unsupported,
-    /// The file contradicts itself (sizes that do not add up, a missing external file).
-    Malformed,
-    /// The external data location is absolute or leaves the model's folder: loading the model
-    /// reads a file the model's author chose anywhere on the machine.
-    Escapes,
-}
 
 /// A tensor that is listed but not read, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,8 +50,12 @@ pub struct Refused {
     pub name: String,
     /// Why, in words.
     pub reason: String,
-    /// How serious it is.
-    pub concern: Concern,
+    /// What it means for loading the model: [`Risk::Info`] for a type or encoding ckptscope
+    /// does not read (strings, INT4, segments); [`Risk::Suspicious`] when the file contradicts
+    /// itself (sizes that do not add up, a missing external file); [`Risk::Dangerous`] when the
+    /// external data location is absolute or leaves the model's folder (loading the model reads
+    /// a file its author chose, anywhere on the machine).
+    pub risk: Risk,
 }
 
 /// Where one initializer's bytes are.
@@ -105,10 +98,10 @@ pub fn read(path: &Path, bytes: &[u8]) -> Result<Read, Problem> {
         .initializers
         .iter()
         .map(|t| {
-            place(t, bytes.len() as u64, folder, &mut sizes).map_err(|(concern, reason)| Refused {
+            place(t, bytes.len() as u64, folder, &mut sizes).map_err(|(risk, reason)| Refused {
                 name: t.name.clone(),
                 reason,
-                concern,
+                risk,
             })
         })
         .collect();
@@ -129,12 +122,8 @@ pub fn open(mapped: MappedFile, limits: &Limits) -> Result<Checkpoint, Error> {
         let (dtype, shape, place) = match place {
             Ok(p) => p,
             Err(r) => {
-                let severity = match r.concern {
-                    Concern::Unsupported => Severity::Warning,
-                    Concern::Malformed | Concern::Escapes => Severity::Error,
-                };
-                findings.push(Finding::new(
-                    severity,
+                findings.push(ReadIssue::new(
+                    Severity::of_unread(r.risk),
                     format!("`{}` not read: {}", r.name, r.reason),
                 ));
                 continue;
@@ -167,13 +156,13 @@ pub fn open(mapped: MappedFile, limits: &Limits) -> Result<Checkpoint, Error> {
         tensors.push(entry);
     }
     for name in &read.model.sparse {
-        findings.push(Finding::new(
+        findings.push(ReadIssue::new(
             Severity::Warning,
             format!("`{name}` not read: sparse initializers are not supported"),
         ));
     }
     if read.model.too_deep > 0 {
-        findings.push(Finding::new(
+        findings.push(ReadIssue::new(
             Severity::Warning,
             format!(
                 "{} sub-graphs nested deeper than {} levels not read (their initializers are not listed)",
@@ -183,7 +172,7 @@ pub fn open(mapped: MappedFile, limits: &Limits) -> Result<Checkpoint, Error> {
         ));
     }
     if let (n @ 1.., Some(first)) = &read.model.unreadable_nodes {
-        findings.push(Finding::new(
+        findings.push(ReadIssue::new(
             Severity::Warning,
             format!(
                 "{n} nodes could not be read in search of sub-graphs (initializers of theirs are not listed): {first}"
@@ -306,7 +295,7 @@ fn typed_field(dtype: DType, elements: u64) -> Option<(u32, usize, u64, Packing)
     })
 }
 
-type Placed = Result<Located, (Concern, String)>;
+type Placed = Result<Located, (Risk, String)>;
 
 fn place(
     t: &Tensor,
@@ -314,8 +303,8 @@ fn place(
     folder: &Path,
     sizes: &mut HashMap<PathBuf, Result<u64, String>>,
 ) -> Placed {
-    let unsupported = |why: String| (Concern::Unsupported, why);
-    let malformed = |why: String| (Concern::Malformed, why);
+    let unsupported = |why: String| (Risk::Info, why);
+    let malformed = |why: String| (Risk::Suspicious, why);
     let dtype = dtype(t.data_type).map_err(unsupported)?;
     if t.segment {
         return Err(unsupported(

@@ -2,7 +2,7 @@
 //! names), whether it is data, allowlisted, a tensor or storage class, and why it is dangerous
 //! or unknown.
 //!
-//! Owns: the name rules. Must not import: the policy's state (`Policy`, `Findings`).
+//! Owns: the name rules. Must not import: `Policy`, `Findings` (the policy's state).
 
 use super::tables::*;
 
@@ -56,6 +56,33 @@ pub(crate) fn is_ident(s: &str) -> bool {
 pub fn is_data_only(module: &str, name: &str) -> bool {
     DATA_ONLY.contains(&(module, name))
         || (module == "numpy.dtypes" && is_ident(name) && name.ends_with("DType"))
+}
+
+/// The globals TorchScript's unpickler resolves itself, without importing anything: the
+/// `torch.jit._pickle` helpers (each returns its argument, typed) and the `__torch__` classes
+/// compiled from `code/` (checked against the code by the TorchScript reader, `pickle::torchscript`;
+/// custom C++ classes under `__torch__.torch.classes` are judged there like custom operators).
+/// The policy allows them only in a TorchScript archive's pickles (`Policy::torchscript`).
+pub fn is_torchscript_allowlisted(module: &str, name: &str) -> bool {
+    let ident = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    match module {
+        "torch.jit._pickle" => matches!(
+            name,
+            "build_intlist"
+                | "build_tensorlist"
+                | "build_doublelist"
+                | "build_boollist"
+                | "build_tensor_from_id"
+                | "restore_type_tag"
+        ),
+        _ => {
+            (module == "__torch__" || module.starts_with("__torch__."))
+                && ident
+                && module.split('.').all(|p| {
+                    !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                })
+        }
+    }
 }
 
 /// The built-in allowlist.

@@ -10,7 +10,8 @@
 
 //!
 //! Owns: the verdict, findings and the judge. The tables (`tables`) and the name rules
-//! (`classify`) are apart. Must not import: `torch`, `compat`, `torchscript`, the pickle runner.
+//! (`classify`) are apart. Must not import: `torch`, `compat`, `torchscript`, `Runner`
+//! (the pickle runner).
 //!
 //! `clippy::indexing_slicing` is allowed here: finding counters are arrays with one slot per `Risk`
 //! variant.
@@ -29,118 +30,10 @@ use crate::pickle::opcode::Op;
 use crate::pickle::value::{Arena, Node, Val};
 use crate::pickle::vm::{Event, Sink};
 
-pub use classify::{is_allowlisted, is_data_only, normalize};
-
-/// How risky a finding is. Ordered: a file's verdict is its worst finding.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Risk {
-    /// Worth knowing; does not change the verdict.
-    Info,
-    /// Not allowlisted: loading would import or call something ckptscope cannot vouch for.
-    Suspicious,
-    /// Loading would run code, spawn a process, touch files or the network, or load more pickles.
-    Dangerous,
-}
-
-/// A file's overall verdict.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
-    /// Only allowlisted globals and operations.
-    Safe,
-    /// Something outside the allowlist.
-    Suspicious,
-    /// Something that runs code when loaded.
-    Dangerous,
-}
-
-impl Verdict {
-    /// The verdict of a set of findings.
-    pub fn of<'a>(findings: impl IntoIterator<Item = &'a Finding>) -> Verdict {
-        findings
-            .into_iter()
-            .map(|f| match f.risk {
-                Risk::Info => Verdict::Safe,
-                Risk::Suspicious => Verdict::Suspicious,
-                Risk::Dangerous => Verdict::Dangerous,
-            })
-            .max()
-            .unwrap_or(Verdict::Safe)
-    }
-
-    /// `safe`, `suspicious`, `dangerous`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Verdict::Safe => "safe",
-            Verdict::Suspicious => "suspicious",
-            Verdict::Dangerous => "dangerous",
-        }
-    }
-}
-
-impl std::fmt::Display for Verdict {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// One thing the scan found.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Finding {
-    /// How risky.
-    #[serde(rename = "severity")]
-    pub risk: Risk,
-    /// The global involved, `module.name`, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub global: Option<String>,
-    /// One line saying why it matters.
-    pub reason: String,
-    /// The archive member holding the pickle, for archives.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub member: Option<String>,
-    /// Offset of the opcode in the pickle stream (in the member for archives, in the file
-    /// otherwise).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub offset: Option<u64>,
-    /// The opcode (`REDUCE`, `GLOBAL`...).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub opcode: Option<&'static str>,
-    /// How many times the same finding occurred (first offset kept).
-    #[serde(skip_serializing_if = "is_one")]
-    pub count: u64,
-}
-
-fn is_one(n: &u64) -> bool {
-    *n == 1
-}
-
-impl Finding {
-    /// A finding with no location yet.
-    pub fn new(risk: Risk, global: Option<String>, reason: impl Into<String>) -> Finding {
-        Finding {
-            risk,
-            global,
-            reason: reason.into(),
-            member: None,
-            offset: None,
-            opcode: None,
-            count: 1,
-        }
-    }
-
-    /// Sets where it was found.
-    pub fn at(mut self, member: Option<&str>, offset: u64, opcode: Option<Op>) -> Finding {
-        self.member = member.map(str::to_string);
-        self.offset = Some(offset);
-        self.opcode = opcode.map(Op::name);
-        self
-    }
-}
+/// The judgement types live in [`crate::verdict`]; they are named here too, where the pickle
+/// engine's callers have always found them.
+pub use crate::verdict::{Finding, Risk, Verdict};
+pub use classify::{is_allowlisted, is_data_only, is_torchscript_allowlisted, normalize};
 
 /// What a global is, for the policy.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -160,7 +53,8 @@ pub enum Class {
 pub struct Policy {
     /// Globals the user allows (`module.name`, or `module.*` for a whole module).
     pub user_allow: Vec<String>,
-    /// Judging the pickles of a TorchScript archive (see [`crate::pickle::torchscript`]).
+    /// Judging the pickles of a TorchScript archive (read by `pickle::torchscript`): its
+    /// own globals are allowed ([`is_torchscript_allowlisted`]).
     pub torchscript: bool,
 }
 
@@ -186,7 +80,7 @@ impl Policy {
         let (module, name) = normalize(module, name);
         let full = format!("{module}.{name}");
         if is_allowlisted(&module, &name)
-            || (self.torchscript && crate::pickle::torchscript::is_allowlisted(&module, &name))
+            || (self.torchscript && is_torchscript_allowlisted(&module, &name))
         {
             return Class::Allowed;
         }
@@ -566,13 +460,17 @@ impl<'a> Judge<'a> {
         let mut f = f?;
         match self.nested_in {
             None => {
-                f = f.at(self.ctx.member, offset + self.ctx.base_offset, op);
+                f = f.at(
+                    self.ctx.member,
+                    offset + self.ctx.base_offset,
+                    op.map(Op::name),
+                );
             }
             Some(len) => {
                 if f.risk == Risk::Info {
                     return None;
                 }
-                f = f.at(self.ctx.member, 0, op);
+                f = f.at(self.ctx.member, 0, op.map(Op::name));
                 f.offset = None;
                 f.reason = format!("nested pickle inside a {len}-byte value: {}", f.reason);
             }

@@ -2,7 +2,8 @@
 //! pairs, SETITEMS/BUILD after construction, key equality, first position and last value),
 //! and every other value rendered the way Python would print it, within bounds.
 //!
-//! Owns: [`Walker`]. Must not import: `rebuild` through anything but its entry points.
+//! Owns: [`Walker`]. Must not import: `rebuild` (it calls the entry points
+//! `torch` takes from it).
 //!
 //! `clippy::indexing_slicing` is allowed here: an index kept in a map points into the vector it was
 //! recorded for.
