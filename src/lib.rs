@@ -11,7 +11,7 @@
 //! - [`export`] writes safetensors models back as PyTorch checkpoints for old runtimes.
 //! - [`dtype`] names the 22 element types of safetensors 0.8.
 //!
-//! A module imports only the layers below it (checked by `tests/layers.rs`):
+//! A module imports only the layers below it (checked by `tests/library/layers.rs`):
 //!
 //! Layers, bottom to top: `dtype` < `timefmt` < `progress` < `fsutil` < `desktop` < `limits` < `error` < `archive` < `detect` < `pickle` < `format` < `analysis` < `hash` < `lineage` < `convert` < `export` < `scan` < `package` < `output` < `gui`.
 //!

@@ -3,7 +3,7 @@
 //! error NumPy computed, and the "Names" choice switches to the names as stored and back.
 #![cfg(feature = "gui")]
 
-mod common;
+use crate::common;
 
 use common::fixture;
 use egui_kittest::SnapshotOptions;

@@ -2,7 +2,7 @@
 //! (`tests/gen/xformat.py`, written with llama.cpp's gguf-py), paired by llama.cpp's names with
 //! its Q/K permutation undone, against the quantization errors NumPy computed.
 
-mod common;
+use crate::common;
 
 use ckptscope::analysis::diff::{self, Pair, Status, TensorDiff};
 use ckptscope::analysis::namemap::{Mapping, MappingError, Which};

@@ -3,7 +3,7 @@
 //! Every file is built in the test; the real binary runs with a timeout so a regression that
 //! hangs fails instead of stalling the suite.
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

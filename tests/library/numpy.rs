@@ -1,7 +1,7 @@
 //! NumPy `.npy` and `.npz` files written by NumPy 2.4 (`tests/gen/onnx_numpy.py`) against what
 //! `np.load` reads back, and hostile ones: truncated, absurd shapes, a deflate bomb.
 
-mod common;
+use crate::common;
 
 use ckptscope::format::{Format, Layout};
 use ckptscope::pickle::policy::{Policy, Risk, Verdict};

@@ -2,7 +2,7 @@
 //! safetensors path (contiguous ranges) agree on every dtype, and F32/F64/integer statistics
 //! match values computed here directly from the bytes.
 
-mod common;
+use crate::common;
 
 use ckptscope::analysis::{self, Control, SliceSpec, View};
 use common::fixture;

@@ -1,6 +1,6 @@
 //! Sharded safetensors: one logical checkpoint over every shard, disagreements as findings.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

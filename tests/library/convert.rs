@@ -2,7 +2,7 @@
 //! and sha256 real torch reported; aliases are recorded like HF convert; failures and kills
 //! never leave an output behind and never touch the input.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -2,7 +2,7 @@
 //! every tensor's dotted name, dtype, shape, sha256 of its contiguous bytes, and which tensors
 //! share a storage. Nothing is executed.
 
-mod common;
+use crate::common;
 
 use ckptscope::format::{OpenOptions, PickleOptions};
 use ckptscope::pickle::policy::Verdict;

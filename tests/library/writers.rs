@@ -1,7 +1,7 @@
 //! Issue 12: hostile and broken inputs never give a damaged or runaway output, and every file
 //! ckptscope writes gets the mode, the place and the durability a careful tool gives it.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! that is not decoded says so.
 #![cfg(feature = "gui")]
 
-mod common;
+use crate::common;
 
 use common::fixture;
 use egui_kittest::kittest::Queryable as _;

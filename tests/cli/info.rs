@@ -1,6 +1,6 @@
 //! `ckptscope info`, run as a user runs it: the real binary, its stdout, stderr and exit code.
 
-mod common;
+use crate::common;
 
 use common::{expected, fixture, run};
 

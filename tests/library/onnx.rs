@@ -2,7 +2,7 @@
 //! against what it reads back, and hand-made hostile models (truncated, lengths past the end,
 //! absurd dims, external data that leaves the model's folder), each an error or a finding.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -2,7 +2,7 @@
 //! `gguf.GGUFReader` reads them and decode to exactly the values `gguf.quants.dequantize`
 //! gives; every malformed header is a clear error, never a panic, in bounded time and memory.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 //! that is never `safe` with a message naming the limit that stopped the analysis.
 //! (How long each takes is measured by `cargo bench --bench scan`, not here.)
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -1,7 +1,7 @@
 //! `ckptscope stats`, run as a user runs it, against NumPy's figures for the same arrays read by
 //! each format's own library (`tests/gen/stats_truth.py` writes `tests/fixtures/stats/truth.json`).
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 

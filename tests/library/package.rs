@@ -2,7 +2,7 @@
 //! by transformers and a Lightning-style run written by torch (tests/gen/package_runs.py), with
 //! torch.load ground truth beside them (roles as written, weights-only answers, tensors).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! shown; "Convert all pickles", "Make inference package" and "Compare consecutive" clicked.
 #![cfg(feature = "gui")]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

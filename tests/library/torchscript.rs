@@ -3,7 +3,7 @@
 //! bit-exactly without `--allow-*`, and the verdict is one suspicious "TorchScript program"
 //! finding, plus dangerous ones for code that writes files or calls custom native operators.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -1,7 +1,7 @@
 //! Opening safetensors files: every malformed case is rejected with a message that names the
 //! problem, every valid edge case opens with what is in it, and fixtures match real-torch truth.
 
-mod common;
+use crate::common;
 
 use ckptscope::{DType, Error, Format, Problem};
 use common::{expected, fixture, safetensors_bytes, sha256_hex, write_temp};

@@ -3,7 +3,7 @@
 //! tensor's name, dtype, shape, strides, storage offset, device, bytes and storage sharing, and
 //! the non-tensor values — and converted bit-exactly.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

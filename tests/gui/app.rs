@@ -2,7 +2,7 @@
 //! compare, follow lineage; snapshots of the main views rendered headless (wgpu on lavapipe).
 #![cfg(feature = "gui")]
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

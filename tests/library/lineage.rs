@@ -1,7 +1,7 @@
 //! Lineage: parents read from every convention, linked by name, path, hash and uuid; the
 //! header rewrite of set-parent keeps the tensor bytes and content id.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

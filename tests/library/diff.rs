@@ -1,7 +1,7 @@
 //! `diff` of two checkpoints: statuses, measures against an independent computation,
 //! identity, cross-format and cross-dtype comparison, JSON and exit codes.
 
-mod common;
+use crate::common;
 
 use ckptscope::analysis::diff::{self, Status};
 use ckptscope::progress::Progress;

@@ -1,7 +1,7 @@
 //! `ckptscope scan`: verdict lines, JSON, exit codes 2 (anything not scanned), else 1 (any unsafe),
 //! else 0 (all scanned and safe).
 
-mod common;
+use crate::common;
 
 use common::{fixture, run};
 

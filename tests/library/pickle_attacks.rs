@@ -1,7 +1,7 @@
 //! One test per technique used to slip code past pickle scanners. Each pickle is built here from
 //! opcodes; each must come out `dangerous` (or at least not `safe`), naming what it runs.
 
-mod common;
+use crate::common;
 
 use ckptscope::Format;
 use ckptscope::pickle::policy::{Policy, Risk, Verdict};

@@ -4,7 +4,7 @@
 //! it by running torch.load on it. The security verdict is a separate question: NumPy arrays,
 //! random states and decimals run no code, so those files are `safe` though torch refuses them.
 
-mod common;
+use crate::common;
 
 use ckptscope::pickle::policy::{Policy, Verdict};
 use ckptscope::scan::scan_file;

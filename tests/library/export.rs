@@ -4,7 +4,7 @@
 //! safetensors → pytorch is bit-exact; and a refused, failed or disturbed export leaves
 //! nothing behind.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
