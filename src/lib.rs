@@ -11,7 +11,7 @@
 //! - [`export`] writes safetensors models back as PyTorch checkpoints for old runtimes.
 //! - [`dtype`] names the 22 element types of safetensors 0.8.
 //!
-//! A module imports only the layers below it (checked by `tests/layers.rs`). The top one,
+//! A module imports only the layers below it (checked by `tests/library/layers.rs`). The top one,
 //! `cli` (`src/cli/`), is the binary's, not the library's: it parses the command line and
 //! launches the window, and nothing here can name it.
 //!

@@ -1,5 +1,5 @@
 //! Hostile pickles at the sizes that once made ckptscope scan for minutes or use gigabytes,
-//! built the same way by the tests (`tests/hostile.rs`) and the benchmark (`benches/scan.rs`).
+//! built the same way by the tests (`tests/library/hostile.rs`) and the benchmark (`benches/scan.rs`).
 #![allow(dead_code)]
 
 /// `}` then `J<i> N s` (one SETITEM per key) `n` times: a dict built one item at a time. A key
