@@ -18,6 +18,7 @@ use crate::pickle::policy::{Finding, Policy, Verdict};
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct ScanResult {
     /// The file.
+    #[serde(serialize_with = "crate::fsutil::serialize_path")]
     pub path: PathBuf,
     /// What it is.
     #[serde(serialize_with = "format_name")]
@@ -136,6 +137,7 @@ pub fn checkpoint_name(path: &Path) -> bool {
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Skipped {
     /// The path.
+    #[serde(serialize_with = "crate::fsutil::serialize_path")]
     pub path: PathBuf,
     /// Why it was skipped (`a FIFO (named pipe), not a regular file`).
     pub reason: String,
@@ -191,7 +193,21 @@ pub fn scan_paths(paths: &[PathBuf], policy: &Policy, limits: &Limits) -> ScanRu
         if path.is_dir() {
             let listing = list_folder(path, false);
             run.results.extend(listing.errors.into_iter().map(Err));
-            run.special.extend(listing.special);
+            // A path named like a model that is not a regular file (a FIFO `model.pt`, a
+            // dangling `model.safetensors` link) claims a model that cannot be judged.
+            for special in listing.special {
+                if checkpoint_name(&special.path) {
+                    run.results.push(Err(Error::Unsupported {
+                        what: format!(
+                            "named like a model, but {}; it was not opened, so it is not known to be safe",
+                            special.reason
+                        ),
+                        path: special.path,
+                    }));
+                } else {
+                    run.special.push(special);
+                }
+            }
             let models = saved_models(&listing.files);
             run.results.extend(models.iter().map(|dir| {
                 Err(Error::Unsupported {
@@ -319,7 +335,14 @@ fn walk(dir: &Path, out: &mut Listing, skip_hidden: bool, depth: usize) {
         } else if kind.is_symlink() {
             match std::fs::metadata(&path) {
                 Ok(target) if target.is_file() => out.files.push(path),
-                Ok(target) if target.is_dir() => {}
+                // Not followed (no loops, nothing outside the folder), but never passed over
+                // in silence: what it holds is not judged.
+                Ok(target) if target.is_dir() => out.special.push(Skipped {
+                    path,
+                    reason:
+                        "a link to a folder, not followed (scan its target to judge what it holds)"
+                            .into(),
+                }),
                 Ok(target) => out.special.push(Skipped {
                     path,
                     reason: format!(

@@ -45,6 +45,7 @@ pub struct PackageOptions {
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Package {
     /// The folder.
+    #[serde(serialize_with = "crate::fsutil::serialize_path")]
     pub root: PathBuf,
     /// Every regular file under it, by relative path, in path order.
     pub files: Vec<PackageFile>,
@@ -63,6 +64,7 @@ pub struct Package {
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct PackageFile {
     /// Relative to the package.
+    #[serde(serialize_with = "crate::fsutil::serialize_path")]
     pub path: PathBuf,
     /// What it is for.
     #[serde(serialize_with = "role_name")]
@@ -81,7 +83,10 @@ pub struct PackageFile {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parameters: Option<u64>,
     /// For a shard: the index that lists it.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::fsutil::serialize_opt_path"
+    )]
     pub model: Option<PathBuf>,
     /// Why the weights could not be listed, when they could not.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -218,6 +223,7 @@ pub const CONFIG_KEYS: &[&str] = &[
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct ConfigSummary {
     /// The file, relative to the package.
+    #[serde(serialize_with = "crate::fsutil::serialize_path")]
     pub path: PathBuf,
     /// `(key, value)` in [`CONFIG_KEYS`] order.
     pub entries: Vec<(String, serde_json::Value)>,
@@ -344,7 +350,16 @@ pub fn open_package(
     files.sort_by(|a, b| a.path.cmp(&b.path));
     group_saved_models(&mut files);
 
-    let totals = totals(&files);
+    let mut totals = totals(&files);
+    // A path named like a model that is not a regular file (a FIFO `model.pt`, a dangling
+    // `model.safetensors` link) claims a model that cannot be judged: the folder is incomplete.
+    for s in skipped.iter_mut().filter(|s| checkpoint_name(&s.path)) {
+        totals.not_scanned += 1;
+        s.reason = format!(
+            "not scanned: named like a model, but {}; it is not known to be safe",
+            s.reason
+        );
+    }
     let timeline = run_timeline(dir, &files);
     let config = config_summary(dir, &files, &timeline);
     Ok(Package {

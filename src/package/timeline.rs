@@ -12,10 +12,12 @@ pub struct RunPoint {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub epoch: Option<f64>,
     /// The folder or file, relative to the package.
+    #[serde(serialize_with = "crate::fsutil::serialize_path")]
     pub path: PathBuf,
     /// A folder of files (`checkpoint-500/`) or one file (`step=500.ckpt`).
     pub kind: PointKind,
     /// The files in it that hold the weights (for a file point, the file itself).
+    #[serde(serialize_with = "crate::fsutil::serialize_paths")]
     pub weights: Vec<PathBuf>,
     /// The last training loss logged up to this step (`trainer_state.json`).
     #[serde(skip_serializing_if = "Option::is_none")]

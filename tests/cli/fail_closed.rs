@@ -248,3 +248,74 @@ fn a_plain_tar_is_recognised_and_refused() {
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("not scanned: a tar archive"), "{out}");
 }
+
+/// A FIFO named `model.pt` and a dangling `model.safetensors` link claim models that cannot be
+/// opened: not scanned (exit 2), in `scan DIR` and in the package view, never only noted.
+#[test]
+fn special_files_named_like_models_are_not_scanned() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), "ok.safetensors", &safe_safetensors());
+    let fifo = tmp.path().join("model.pt");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    std::os::unix::fs::symlink(
+        tmp.path().join("gone"),
+        tmp.path().join("model.safetensors"),
+    )
+    .unwrap();
+    let (code, out, err) = run(&["scan", tmp.path().to_str().unwrap()]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        out.contains("model.pt  not scanned: named like a model, but a FIFO"),
+        "{out}"
+    );
+    assert!(
+        out.contains("model.safetensors  not scanned: named like a model, but a link"),
+        "{out}"
+    );
+    let (code, out, err) = run(&["info", "--json", tmp.path().to_str().unwrap()]);
+    assert_eq!(code, 2, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["totals"]["not_scanned"], 2, "{out}");
+}
+
+/// A linked folder is not followed (no loops, nothing outside), and the report says so instead
+/// of passing over it in silence.
+#[test]
+fn a_linked_folder_is_reported_not_passed_over() {
+    let tmp = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    write(outside.path(), "model.safetensors", &safe_safetensors());
+    write(tmp.path(), "ok.safetensors", &safe_safetensors());
+    std::os::unix::fs::symlink(outside.path(), tmp.path().join("linked")).unwrap();
+    let (_, out, _) = run(&["scan", tmp.path().to_str().unwrap()]);
+    assert!(
+        out.contains("linked  (a link to a folder, not followed"),
+        "{out}"
+    );
+}
+
+/// A file name that is not UTF-8 is reported (lossily) instead of failing the JSON report.
+#[test]
+fn a_file_name_that_is_not_utf8_does_not_break_the_json() {
+    use std::os::unix::ffi::OsStrExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let name = std::ffi::OsStr::from_bytes(b"model-\xff.safetensors");
+    std::fs::write(tmp.path().join(name), safe_safetensors()).unwrap();
+    let (code, out, err) = run(&["scan", "--json", tmp.path().to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        v[0]["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("model-\u{fffd}.safetensors"),
+        "{out}"
+    );
+    let (code, out, err) = run(&["info", "--json", tmp.path().to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("model-\u{fffd}.safetensors"), "{out}");
+}

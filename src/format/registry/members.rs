@@ -27,6 +27,28 @@ fn is_plain_member(lower: &str) -> bool {
             .is_some_and(|(_, ext)| PLAIN_EXTENSIONS.contains(&ext))
 }
 
+/// Whether a member named as plain data holds what its name says: an image starts with its
+/// format's signature, anything else is text (UTF-8 without NUL bytes; the prefix may cut the
+/// last character).
+fn plain_content(lower: &str, prefix: &[u8]) -> bool {
+    let ext = lower.rsplit_once('.').map(|(_, e)| e).unwrap_or_default();
+    match ext {
+        "png" => prefix.starts_with(b"\x89PNG\r\n\x1a\n"),
+        "jpg" | "jpeg" => prefix.starts_with(&[0xff, 0xd8, 0xff]),
+        "gif" => prefix.starts_with(b"GIF87a") || prefix.starts_with(b"GIF89a"),
+        "bmp" => prefix.starts_with(b"BM"),
+        "webp" => prefix.starts_with(b"RIFF") && prefix.get(8..12) == Some(b"WEBP"),
+        _ => {
+            !prefix.contains(&0)
+                && match std::str::from_utf8(prefix) {
+                    Ok(_) => true,
+                    // Only a character cut by the prefix's end is forgiven.
+                    Err(e) => e.error_len().is_none(),
+                }
+        }
+    }
+}
+
 /// Bytes of a member looked at to tell what it is.
 const MEMBER_PREFIX: usize = 64 * 1024;
 
@@ -48,7 +70,7 @@ impl ZipArchive {
         let mut findings = Vec::new();
         for entry in &entries {
             let lower = entry.name.to_ascii_lowercase();
-            if lower.ends_with('/') || is_plain_member(&lower) {
+            if lower.ends_with('/') {
                 continue;
             }
             let member = |what: String| format!("member `{}` {what}", entry.name);
@@ -79,6 +101,11 @@ impl ZipArchive {
                 8 => zip::inflate_prefix(raw, MEMBER_PREFIX).map_err(member)?,
                 _ => whole(raw).map_err(member)?,
             };
+            // Plain data by its name *and* its content: an HDF5 file or a pickle renamed
+            // `notes.json` is judged as what it is.
+            if is_plain_member(&lower) && plain_content(&lower, &prefix) {
+                continue;
+            }
             let name = Path::new(&entry.name);
             // A zip too large for the prefix to hold its directory is still a zip.
             let format = match identify(name, &prefix) {
@@ -223,6 +250,23 @@ mod tests {
             policy: &policy,
             limits: &limits,
         })
+    }
+
+    #[test]
+    fn plain_names_are_checked_against_the_content() {
+        // HDF5 renamed `notes.json`: a format not read, whatever the name says.
+        let h5 = zip_of(&[("notes.json", b"\x89HDF\r\n\x1a\n\0\0\0\0")]);
+        let why = judge_zip(&h5).unwrap_err();
+        assert!(why.contains("member `notes.json`"), "{why}");
+        // Binary bytes named `.png` that are no PNG: not plain data.
+        let png = zip_of(&[("logo.png", b"\x01\x02\x03\x04binary")]);
+        assert!(judge_zip(&png).is_err());
+        // Real text and a real PNG signature stay plain.
+        let fine = zip_of(&[
+            ("a.txt", "caf\u{e9}\n".as_bytes()),
+            ("b.png", b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"),
+        ]);
+        assert!(judge_zip(&fine).is_ok());
     }
 
     #[test]
