@@ -482,6 +482,8 @@ fn a_set_parent_failure_is_shown_to_the_user() {
     }
     assert!(h.state().error.is_some());
     h.get_by_label("Dismiss").click();
+    // The click pushes the command; the next frame's logic does it.
+    h.step();
     h.step();
     assert!(h.state().error.is_none());
     // A parent that exists is recorded, said so, and the file is reopened with it.
