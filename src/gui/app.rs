@@ -2,10 +2,11 @@
 //!
 //! Owns [`App`]: the persisted state, the open document (and the comparison, when one is
 //! shown), the job registry, the error and notice, and the queue of [`Command`]s. Views, menus
-//! and dialogs draw from this state and push commands; the app drains them once per frame and
-//! does the work that touches files or starts jobs. Opening, scanning, statistics, conversion, export,
-//! comparison and lineage all run as [`Job`]s, so the window keeps repainting whatever the size
-//! of the file.
+//! and dialogs draw from this state and push commands in `ui`; eframe's `logic`, called
+//! before each frame is drawn, drains them, does the work that touches files or starts jobs,
+//! and routes the jobs' results, so drawing never waits on a file. Opening, scanning,
+//! statistics, values, conversion, export, comparison and lineage all run as [`Job`]s, so the
+//! window keeps repainting whatever the size of the file.
 //!
 //! This is the top layer: it imports every view; nothing in `gui` may import it.
 
@@ -20,6 +21,7 @@ use crate::gui::dialogs::{
     path_prompt_ui, reveal, save_dialog,
 };
 use crate::gui::doc::Doc;
+use crate::gui::folder_view::{FolderView, folder_ui};
 use crate::gui::jobs::Slot;
 use crate::gui::jobs::{Ended, Job, JobError, JobKind, JobStatus, Jobs, Opened};
 use crate::gui::menu::{MenuFacts, menu_ui, shortcuts};
@@ -28,7 +30,6 @@ use crate::gui::notices::{
     apply_theme, convert_notice, dropped_command, export_notice, exportable, open_options,
     set_parent_notice,
 };
-use crate::gui::package::{PackageView, package_ui};
 use crate::gui::state::{Persisted, RecentFile, check_recent};
 use crate::gui::widgets::display_name;
 use crate::pickle::policy::Verdict;
@@ -56,9 +57,9 @@ pub struct App {
     pub compare: Option<CompareView>,
     /// The open model folder. A file opened from it is shown over it; closing that file
     /// comes back to it.
-    pub package: Option<PackageView>,
+    pub package: Option<FolderView>,
     /// Opening a folder as a package.
-    pub open_folder: Slot<crate::package::Package>,
+    pub open_folder: Slot<crate::gui::folder_view::FolderRead>,
     /// The last error, shown until dismissed.
     pub error: Option<String>,
     /// A short message: a job done or cancelled.
@@ -68,7 +69,7 @@ pub struct App {
     commands: Vec<Command>,
     confirm: Option<Confirm>,
     /// What the last conversion or export wrote (the notice's Open and Undo).
-    converted: Option<Written>,
+    converted: Option<Undoable>,
     /// The window's own path field, when the system dialog could not be shown.
     prompt: Option<PathPrompt>,
     /// The file the running open job reads.
@@ -84,8 +85,9 @@ pub struct App {
     cache: crate::hash::CacheDir,
 }
 
-/// The files a conversion or an export just wrote.
-struct Written {
+/// The files a conversion or an export just wrote: what the notice's Open shows and its Undo
+/// removes (named apart from the inference package's `Written` the folder view keeps).
+struct Undoable {
     /// The file to open (an export's index, for a sharded model).
     path: PathBuf,
     /// The other files written with it (an export's shards), removed with it by Undo.
@@ -159,11 +161,11 @@ impl App {
             JobKind::Stats if self.compare.is_some() => {
                 self.compare.as_ref().and_then(|c| c.ended(kind))
             }
-            JobKind::Stats | JobKind::Heatmap | JobKind::Lineage => {
+            JobKind::Stats | JobKind::Heatmap | JobKind::Values | JobKind::Lineage => {
                 self.doc.as_ref().and_then(|d| d.ended(kind))
             }
             JobKind::OpenFolder => self.open_folder.ended(),
-            JobKind::ConvertAll | JobKind::Inference | JobKind::RunCompare => {
+            JobKind::ConvertAll | JobKind::Inference | JobKind::RunCompare | JobKind::Reread => {
                 self.package.as_ref().and_then(|p| p.ended(kind))
             }
         }
@@ -180,11 +182,11 @@ impl App {
             JobKind::Stats if self.compare.is_some() => {
                 self.compare.as_mut().and_then(|c| c.cancel(kind))
             }
-            JobKind::Stats | JobKind::Heatmap | JobKind::Lineage => {
+            JobKind::Stats | JobKind::Heatmap | JobKind::Values | JobKind::Lineage => {
                 self.doc.as_mut().and_then(|d| d.cancel(kind))
             }
             JobKind::OpenFolder => self.open_folder.cancel(),
-            JobKind::ConvertAll | JobKind::Inference | JobKind::RunCompare => {
+            JobKind::ConvertAll | JobKind::Inference | JobKind::RunCompare | JobKind::Reread => {
                 self.package.as_mut().and_then(|p| p.cancel(kind))
             }
         }
@@ -271,7 +273,7 @@ impl App {
 
     fn start_open_folder(&mut self, ctx: &egui::Context, path: PathBuf) {
         self.open_folder
-            .start(PackageView::open_job(ctx, path, self.sync));
+            .start(FolderView::open_job(ctx, path, self.sync));
         self.error = None;
     }
 
@@ -400,7 +402,7 @@ impl App {
     }
 
     /// Removes what a conversion or an export wrote (the notice's Undo).
-    fn undo(&mut self, written: Written) {
+    fn undo(&mut self, written: Undoable) {
         let mut removed = Vec::new();
         let mut failed = Vec::new();
         for path in std::iter::once(&written.path).chain(&written.also) {
@@ -442,9 +444,9 @@ impl App {
         }
         if let Some(result) = self.open_folder.take() {
             match result {
-                Ok(package) => {
-                    self.state.remember(&package.root);
-                    self.package = Some(PackageView::new(package));
+                Ok(read) => {
+                    self.state.remember(&read.package.root);
+                    self.package = Some(FolderView::new(read));
                     self.doc = None;
                     self.compare = None;
                 }
@@ -452,7 +454,7 @@ impl App {
             }
         }
         if let Some(view) = &mut self.package {
-            match view.update() {
+            match view.update(ctx, self.sync) {
                 Some(Ok(notice)) => {
                     self.notice = Some(notice);
                     self.converted = None;
@@ -475,7 +477,7 @@ impl App {
             match result {
                 Ok(report) => {
                     self.notice = Some(convert_notice(&report));
-                    self.converted = Some(Written {
+                    self.converted = Some(Undoable {
                         path: report.output,
                         also: Vec::new(),
                     });
@@ -487,7 +489,7 @@ impl App {
             match result {
                 Ok(report) => {
                     self.notice = Some(export_notice(&report));
-                    self.converted = Some(Written {
+                    self.converted = Some(Undoable {
                         path: report.output,
                         also: report.shards,
                     });
@@ -519,7 +521,7 @@ impl App {
     fn busy(&self) -> bool {
         self.jobs.busy()
             || self.open_folder.running()
-            || self.package.as_ref().is_some_and(PackageView::busy)
+            || self.package.as_ref().is_some_and(FolderView::busy)
             || self.doc.as_ref().is_some_and(Doc::busy)
             || self.compare.as_ref().is_some_and(CompareView::busy)
     }
@@ -535,8 +537,9 @@ impl App {
             for command in batch {
                 self.handle(ctx, frame, command);
             }
-            // What a command changed (a question to ask, a notice) is drawn in the next frame,
-            // without waiting for an input event.
+            // What a command changed is drawn by this frame's `ui`; one more frame lets what
+            // it started settle (a theme, a job's first result) without waiting for an input
+            // event.
             ctx.request_repaint();
         }
     }
@@ -821,17 +824,39 @@ impl App {
 }
 
 impl eframe::App for App {
-    fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
-        let ctx = ui.ctx().clone();
-        self.poll_jobs(&ctx);
+    /// Everything but drawing, before each frame (and while the window is hidden): the
+    /// commands the last frame pushed are done, the jobs' results routed, the views' jobs
+    /// started, the recent files checked and the title set.
+    fn logic(&mut self, ctx: &egui::Context, frame: &mut eframe::Frame) {
+        self.drain(ctx, Some(frame));
+        self.poll_jobs(ctx);
+        let start = self.compare.is_none() && self.doc.is_none() && self.package.is_none();
+        if start {
+            self.refresh_recent();
+        }
+        self.start_shown = start;
+        let title = self.title();
+        if self.last_title.as_deref() != Some(title.as_str()) {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Title(title.clone()));
+            self.last_title = Some(title);
+        }
+        if self.busy() {
+            if self.sync {
+                // Inline jobs are already done: show their results in the next frame.
+                ctx.request_repaint();
+            } else {
+                // Progress bars move; results arrive with their own repaint.
+                ctx.request_repaint_after(std::time::Duration::from_millis(100));
+            }
+        }
+    }
+
+    /// Draws the window from the state [`App::logic`] left; what a click asks for is pushed
+    /// as a [`Command`] and done by the next frame's logic.
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let facts = self.menu_facts();
         self.focus_filter |= shortcuts(ui, &facts, &mut self.commands).focus_filter;
         self.dropped_files(ui);
-        let title = self.title();
-        if self.last_title.as_deref() != Some(title.as_str()) {
-            ui.send_viewport_cmd(egui::ViewportCommand::Title(title.clone()));
-            self.last_title = Some(title);
-        }
 
         egui::Panel::top("menu").show(ui, |ui| {
             menu_ui(ui, &mut self.state, &facts, &mut self.commands);
@@ -852,18 +877,16 @@ impl eframe::App for App {
         if let Some(view) = &self.package
             && (self.doc.is_some() || self.compare.is_some())
         {
-            crate::gui::package::crumb_ui(ui, view, &mut self.commands);
+            crate::gui::folder_view::crumb_ui(ui, view, &mut self.commands);
         }
-        let start = self.compare.is_none() && self.doc.is_none() && self.package.is_none();
         if let Some(view) = &mut self.compare {
             compare_ui(ui, view, &mut self.state, &mut self.commands);
         } else if let Some(doc) = &mut self.doc {
             let focus = std::mem::take(&mut self.focus_filter);
             crate::gui::doc::doc_ui(ui, doc, &mut self.state, &mut self.commands, focus);
         } else if let Some(view) = &mut self.package {
-            package_ui(ui, view, &mut self.commands);
+            folder_ui(ui, view, &mut self.commands);
         } else {
-            self.refresh_recent();
             egui::CentralPanel::default().show(ui, |ui| {
                 crate::gui::start::start_ui(
                     ui,
@@ -873,23 +896,15 @@ impl eframe::App for App {
                 );
             });
         }
-        self.start_shown = start;
         if let Some(confirm) = &self.confirm {
             confirm_ui(ui, confirm, &mut self.commands);
         }
         if let Some(prompt) = &mut self.prompt {
             path_prompt_ui(ui, prompt, &mut self.commands);
         }
-
-        self.drain(&ctx, Some(frame));
-        if self.busy() {
-            if self.sync {
-                // Inline jobs are already done: show their results in the next frame.
-                ctx.request_repaint();
-            } else {
-                // Progress bars move; results arrive with their own repaint.
-                ctx.request_repaint_after(std::time::Duration::from_millis(100));
-            }
+        if !self.commands.is_empty() {
+            // The next frame's logic does them, without waiting for an input event.
+            ui.ctx().request_repaint();
         }
     }
 

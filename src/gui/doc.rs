@@ -69,11 +69,11 @@ impl Doc {
         }
     }
 
-    /// Cancels this document's job of `kind` (statistics, heatmap, lineage): its status, if
+    /// Cancels this document's job of `kind` (statistics, heatmap, values, lineage): its status, if
     /// one ran.
     pub fn cancel(&mut self, kind: JobKind) -> Option<JobStatus> {
         match kind {
-            JobKind::Stats | JobKind::Heatmap => self.inspector.cancel(kind),
+            JobKind::Stats | JobKind::Heatmap | JobKind::Values => self.inspector.cancel(kind),
             JobKind::Lineage => self.lineage.cancel(),
             _ => None,
         }
@@ -82,7 +82,7 @@ impl Doc {
     /// How this document's last job of `kind` ended.
     pub fn ended(&self, kind: JobKind) -> Option<&Ended> {
         match kind {
-            JobKind::Stats | JobKind::Heatmap => self.inspector.ended(kind),
+            JobKind::Stats | JobKind::Heatmap | JobKind::Values => self.inspector.ended(kind),
             JobKind::Lineage => self.lineage.ended(),
             _ => None,
         }

@@ -5,10 +5,12 @@
 //! first (marked as sampled); the exact statistics follow from a worker with a progress bar and
 //! a Cancel button. Changing the slice or the bin count cancels what is running.
 //!
-//! Owns [`Inspector`]: the slice asked for, the slots of its statistics and heatmap jobs, their
-//! results, and the values grid, read from the file in [`Inspector::update`] only when the
-//! tensor, slice or position changes. The drawing functions never read the file; they cancel
-//! through [`Command::Cancel`]. Must not import: `app`, `doc`.
+//! Owns [`Inspector`]: the slice asked for, the slots of its statistics, heatmap and values
+//! jobs, and their results. Every read of the tensor's bytes runs on a worker, the values grid
+//! too (started in [`Inspector::update`] only when the tensor, slice or position changes): for
+//! a deflated `.npz` member the first read inflates it, and a slow disk would stall the frame.
+//! The drawing functions never read the file: they show what arrived, a spinner while it is
+//! read, and cancel through [`Command::Cancel`]. Must not import: `app`, `doc`.
 //!
 //! `clippy::indexing_slicing` is allowed here: grid cells are indexed within the values read for
 //! the visible grid.
@@ -55,7 +57,7 @@ struct GridKey {
     col: u64,
 }
 
-/// The values grid, read from the file once per position (not every frame).
+/// The values grid, read from the file once per position (not every frame), on a worker.
 struct ValuesGrid {
     key: GridKey,
     cells: Result<Vec<Vec<String>>, String>,
@@ -81,7 +83,12 @@ pub struct Inspector {
     heat_error: Option<String>,
     grid_row: u64,
     grid_col: u64,
+    /// The grid shown (it stays while the next position is read).
     values: Option<ValuesGrid>,
+    /// Reading the grid at `values_for`.
+    values_job: Slot<ValuesGrid>,
+    /// Where the grid was last asked to be read (read, being read, or cancelled there).
+    values_for: Option<GridKey>,
 }
 
 impl Inspector {
@@ -101,7 +108,7 @@ impl Inspector {
             self.grid_row = 0;
             self.grid_col = 0;
         }
-        self.refresh_values(ckpt);
+        self.refresh_values(ckpt, ctx, sync);
         if let Some(result) = self.sample.take() {
             match result {
                 Ok(a) => {
@@ -205,21 +212,24 @@ impl Inspector {
         }
     }
 
-    /// Stops the exact statistics or the exact heatmap; the sampled answer stays shown. The
-    /// status of the stopped job, if one ran.
+    /// Stops the exact statistics, the exact heatmap or the reading of the values; the sampled
+    /// answer (the grid shown before) stays shown. The status of the stopped job, if one ran.
     pub fn cancel(&mut self, kind: JobKind) -> Option<crate::gui::jobs::JobStatus> {
         match kind {
             JobKind::Stats => self.exact.cancel(),
             JobKind::Heatmap => self.heat_exact.cancel(),
+            JobKind::Values => self.values_job.cancel(),
             _ => None,
         }
     }
 
-    /// How the last exact job of `kind` (statistics or heatmap) ended.
+    /// How the last exact job of `kind` (statistics or heatmap), or the last reading of the
+    /// values, ended.
     pub fn ended(&self, kind: JobKind) -> Option<&crate::gui::jobs::Ended> {
         match kind {
             JobKind::Stats => self.exact.ended(),
             JobKind::Heatmap => self.heat_exact.ended(),
+            JobKind::Values => self.values_job.ended(),
             _ => None,
         }
     }
@@ -233,20 +243,76 @@ impl Inspector {
         })
     }
 
-    /// Reads the values grid again when the tensor, the slice or the position changed.
-    fn refresh_values(&mut self, ckpt: &Checkpoint) {
+    /// Collects the values grid read, and starts reading it again (on a worker) when the
+    /// tensor, the slice or the position changed.
+    fn refresh_values(&mut self, ckpt: &Arc<Checkpoint>, ctx: &egui::Context, sync: bool) {
+        self.collect_values();
         let Some(key) = self.grid_key() else {
             self.values = None;
+            self.values_for = None;
+            self.values_job.drop_job();
             return;
         };
-        if self.values.as_ref().is_some_and(|v| v.key == key) {
+        if self.values_for.as_ref() == Some(&key) {
             return;
         }
+        self.values_for = Some(key.clone());
         let Some(t) = ckpt.tensors.get(key.tensor) else {
             self.values = None;
+            self.values_job.drop_job();
             return;
         };
-        let cells = match View::select(t, &key.spec) {
+        let name = t.name.clone();
+        let ckpt = ckpt.clone();
+        // Starting here supersedes (cancels and detaches) the read of the previous position.
+        self.values_job
+            .start(Job::spawn(ctx, JobKind::Values, name, sync, move |_| {
+                Ok(read_values(&ckpt, key))
+            }));
+        if sync {
+            self.collect_values();
+        }
+    }
+
+    /// Shows the values grid once it was read (an error in its place if it failed).
+    fn collect_values(&mut self) {
+        let Some(result) = self.values_job.take() else {
+            return;
+        };
+        match result {
+            Ok(grid) => self.values = Some(grid),
+            Err(JobError::Cancelled) => {}
+            Err(e) => {
+                if let Some(key) = self.values_for.clone() {
+                    self.values = Some(ValuesGrid {
+                        key,
+                        cells: Err(e.to_string()),
+                    });
+                }
+            }
+        }
+    }
+
+    fn set_heat(&mut self, h: Heatmap) {
+        self.heat = Some((h, None, false));
+    }
+
+    /// True while statistics, a heatmap or the values are being computed.
+    pub fn busy(&self) -> bool {
+        self.sample.running()
+            || self.exact.running()
+            || self.heat_preview.running()
+            || self.heat_exact.running()
+            || self.values_job.running()
+    }
+}
+
+/// The values grid at `key`, read on the values job's worker (the tensor's bytes may be mapped
+/// or inflated for the first time here).
+fn read_values(ckpt: &Checkpoint, key: GridKey) -> ValuesGrid {
+    let cells = match ckpt.tensors.get(key.tensor) {
+        None => Ok(Vec::new()),
+        Some(t) => match View::select(t, &key.spec) {
             // The slice is refused elsewhere; the grid then shows nothing.
             Err(_) => Ok(Vec::new()),
             Ok(view) => crate::analysis::source(ckpt, t)
@@ -254,21 +320,9 @@ impl Inspector {
                     heatmap::values_grid(&src, &view, key.row, GRID_ROWS, key.col, GRID_COLS)
                 })
                 .map_err(|e| e.to_string()),
-        };
-        self.values = Some(ValuesGrid { key, cells });
-    }
-
-    fn set_heat(&mut self, h: Heatmap) {
-        self.heat = Some((h, None, false));
-    }
-
-    /// True while statistics or a heatmap are being computed.
-    pub fn busy(&self) -> bool {
-        self.sample.running()
-            || self.exact.running()
-            || self.heat_preview.running()
-            || self.heat_exact.running()
-    }
+        },
+    };
+    ValuesGrid { key, cells }
 }
 
 /// Draws the inspector of tensor `t`.
@@ -313,7 +367,7 @@ pub fn inspector_ui(
                 heat_ui(ui, st, commands);
             }
             ui.separator();
-            values_ui(ui, t, st);
+            values_ui(ui, t, st, commands);
         });
 }
 
@@ -590,7 +644,7 @@ fn pct(a: u64, b: u64) -> f64 {
     }
 }
 
-fn values_ui(ui: &mut Ui, t: &TensorEntry, st: &mut Inspector) {
+fn values_ui(ui: &mut Ui, t: &TensorEntry, st: &mut Inspector, commands: &mut Vec<Command>) {
     let Ok(view) = View::select(t, &st.spec) else {
         return;
     };
@@ -619,20 +673,39 @@ fn values_ui(ui: &mut Ui, t: &TensorEntry, st: &mut Inspector) {
             ui.weak("(leading dimensions flattened into rows)");
         }
     });
-    // The grid read for this tensor and slice; while a new position is being read (next
-    // frame), the previous one stays shown.
     let Some(want) = st.grid_key() else { return };
+    if st.values_for.as_ref() != Some(&want) {
+        // Asked for in this frame: the next frame's logic starts reading it.
+        ui.ctx().request_repaint();
+    }
+    if st.values_job.running() {
+        // The worker repaints when the values are there.
+        ui.horizontal(|ui| {
+            ui.spinner();
+            ui.weak("reading values…");
+            if ui
+                .small_button("Cancel")
+                .on_hover_text("Stop reading the values")
+                .clicked()
+            {
+                commands.push(Command::Cancel(JobKind::Values));
+            }
+        });
+    } else if st.values_for.as_ref() == Some(&want)
+        && st.values.as_ref().is_none_or(|v| v.key != want)
+        && st.values_job.ended() == Some(&Err(JobError::Cancelled))
+    {
+        ui.weak("Reading the values was cancelled: move to another position to read them.");
+    }
+    // The grid read for this tensor and slice; while a new position is being read, the
+    // previous one stays shown.
     let Some(values) = st
         .values
         .as_ref()
         .filter(|v| v.key.tensor == want.tensor && v.key.spec == want.spec)
     else {
-        ui.ctx().request_repaint();
         return;
     };
-    if values.key != want {
-        ui.ctx().request_repaint();
-    }
     let grid = match &values.cells {
         Ok(grid) => grid,
         Err(e) => {

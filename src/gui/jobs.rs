@@ -7,8 +7,9 @@
 //! nobody matches error strings. A [`Slot`] holds at most one job of a kind and remembers how
 //! the last one ended; cancelling detaches the job at once (its late result is dropped with the
 //! channel), so the window never waits for a worker stuck on a hostile file. [`Jobs`] is the
-//! app's registry (open, compare, convert, export, set-parent); a document keeps its statistics, heatmap
-//! and lineage slots of the same type, and the app answers for every [`JobKind`].
+//! app's registry (open, compare, convert, export, set-parent); a document keeps its statistics,
+//! heatmap, values and lineage slots of the same type, the folder view its own, and the app
+//! answers for every [`JobKind`].
 //!
 //! Must not import: `app`, `command`, `table`, `inspector`, `metadata`, `pickle`, `code`,
 //! `lineage`, `start`, `package` (they all depend on it). Its results are core types.
@@ -30,6 +31,8 @@ pub enum JobKind {
     Stats,
     /// A heatmap.
     Heatmap,
+    /// Reading the values grid of a tensor.
+    Values,
     /// Comparing two checkpoints.
     Compare,
     /// Converting a pickle to safetensors.
@@ -48,6 +51,8 @@ pub enum JobKind {
     Inference,
     /// Comparing consecutive checkpoints of a run.
     RunCompare,
+    /// Reading an open package again (after its pickles were converted).
+    Reread,
 }
 
 impl JobKind {
@@ -57,6 +62,7 @@ impl JobKind {
             JobKind::Open => "opening",
             JobKind::Stats => "statistics",
             JobKind::Heatmap => "heatmap",
+            JobKind::Values => "reading values of",
             JobKind::Compare => "comparing",
             JobKind::Convert => "converting",
             JobKind::Export => "exporting",
@@ -66,6 +72,7 @@ impl JobKind {
             JobKind::ConvertAll => "converting all pickles in",
             JobKind::Inference => "writing",
             JobKind::RunCompare => "comparing the run of",
+            JobKind::Reread => "reading again",
         }
     }
 }

@@ -3,12 +3,14 @@
 //! Layers, each importing only those below it:
 //!
 //! - [`app`]: the top. [`App`] keeps the document, the comparison, the job registry and the
-//!   persisted state, drains the [`Command`]s once per frame and does what touches files.
+//!   persisted state. In eframe's `App::logic`, before each frame is drawn, it collects the
+//!   jobs' results and drains the [`Command`]s (doing what touches files or starts jobs);
+//!   `App::ui` only draws and pushes commands.
 //! - [`menu`], [`dialogs`], [`messages`]: the menu bar and shortcuts; the native dialogs, the file
 //!   manager and the unsafe-convert question; the error, notice and job rows.
 //! - [`doc`]: one open checkpoint and its layout; [`compare`]: two side by side.
 //! - The views: [`table`], [`inspector`], [`metadata`], [`pickle`], [`code`], [`lineage`],
-//!   [`start`]. They draw from state computed once (by a job or on change) and push commands;
+//!   [`folder_view`] (a model folder), [`start`]. They draw from state computed once (by a job or on change) and push commands;
 //!   they never read the file or parse.
 //! - [`command`], [`state`], [`tab`]: what views may ask, what is persisted, which tab is shown.
 //! - [`jobs`]: named worker threads with typed results, progress and cancel; [`widgets`] and
@@ -21,6 +23,7 @@ pub mod compare;
 pub mod demo;
 pub mod dialogs;
 pub mod doc;
+pub mod folder_view;
 pub mod inspector;
 pub mod jobs;
 pub mod lineage;
@@ -28,7 +31,6 @@ pub mod menu;
 pub mod messages;
 pub mod metadata;
 pub mod notices;
-pub mod package;
 pub mod pickle;
 pub mod start;
 pub mod state;

@@ -19,20 +19,57 @@ pub fn fixture(name: &str) -> PathBuf {
 /// the start screen; one: explore; two: compare).
 #[cfg(feature = "gui")]
 pub fn app_harness(files: Vec<PathBuf>) -> egui_kittest::Harness<'static, ckptscope::gui::App> {
+    app_harness_with(files, egui::vec2(1400.0, 900.0), true)
+}
+
+/// The real app in a kittest harness at 1400×900, its jobs on real threads (step frames until
+/// they are done: [`step_until`]).
+#[cfg(feature = "gui")]
+pub fn threaded_harness(
+    files: Vec<PathBuf>,
+) -> egui_kittest::Harness<'static, ckptscope::gui::App> {
+    app_harness_with(files, egui::vec2(1400.0, 900.0), false)
+}
+
+/// The real app in a kittest harness of `size` opening `files`; `sync`: its jobs run inline.
+#[cfg(feature = "gui")]
+pub fn app_harness_with(
+    files: Vec<PathBuf>,
+    size: egui::Vec2,
+    sync: bool,
+) -> egui_kittest::Harness<'static, ckptscope::gui::App> {
     egui_kittest::Harness::builder()
-        .with_size(egui::vec2(1400.0, 900.0))
+        .with_size(size)
         .with_max_steps(12)
         .build_eframe(move |cc| {
             ckptscope::gui::App::new(
                 cc,
                 ckptscope::gui::StartupArgs {
                     files,
-                    sync_jobs: true,
+                    sync_jobs: sync,
                     demo_on_first_run: false,
                     ..Default::default()
                 },
             )
         })
+}
+
+/// Steps frames until `done` holds; the window keeps drawing meanwhile, as it must.
+#[cfg(feature = "gui")]
+pub fn step_until(
+    h: &mut egui_kittest::Harness<'_, ckptscope::gui::App>,
+    what: &str,
+    done: impl Fn(&egui_kittest::Harness<'_, ckptscope::gui::App>) -> bool,
+) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        h.step();
+        if done(h) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
 }
 
 /// A copy of the committed fixture folder `package/NAME`, in a fresh temporary folder.

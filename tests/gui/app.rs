@@ -7,7 +7,7 @@ use crate::common;
 use std::path::PathBuf;
 
 use ckptscope::gui::{App, StartupArgs};
-use common::fixture;
+use common::{fixture, step_until, threaded_harness};
 use egui_kittest::kittest::Queryable as _;
 use egui_kittest::{Harness, SnapshotOptions};
 
@@ -297,35 +297,6 @@ fn a_first_run_without_a_file_opens_the_demo() {
 
 // ---- jobs on real threads: progress, cancel, outcomes ------------------------------------------
 
-fn threaded_harness(files: Vec<PathBuf>) -> Harness<'static, App> {
-    Harness::builder()
-        .with_size(egui::vec2(1400.0, 900.0))
-        .build_eframe(move |cc| {
-            App::new(
-                cc,
-                StartupArgs {
-                    files,
-                    sync_jobs: false,
-                    demo_on_first_run: false,
-                    ..Default::default()
-                },
-            )
-        })
-}
-
-/// Steps frames until `done` holds; the window keeps drawing meanwhile, as it must.
-fn step_until(h: &mut Harness<'_, App>, what: &str, done: impl Fn(&Harness<'_, App>) -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        h.step();
-        if done(h) {
-            return;
-        }
-        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-}
-
 /// A pickle the engine takes seconds to judge in a test build (20,000,000 BUILDs, 40 MB): long
 /// enough to see its job's row and press Cancel, which stops the engine within 65,536 opcodes.
 fn slow_file(path: &std::path::Path) {
@@ -511,6 +482,8 @@ fn a_set_parent_failure_is_shown_to_the_user() {
     }
     assert!(h.state().error.is_some());
     h.get_by_label("Dismiss").click();
+    // The click pushes the command; the next frame's logic does it.
+    h.step();
     h.step();
     assert!(h.state().error.is_none());
     // A parent that exists is recorded, said so, and the file is reopened with it.

@@ -9,4 +9,5 @@ mod common;
 mod app;
 mod gguf;
 mod package;
+mod window;
 mod xformat;

@@ -2,10 +2,13 @@
 //! totals, the `config.json` summary, the run timeline, and the package-wide actions (convert all
 //! pickles, make the inference package, compare consecutive checkpoints).
 //!
-//! Owns [`PackageView`]: the package (read by an open job of the app), the inference plan
-//! (computed once: it is pure), and the slots of its three jobs, whose results it keeps. Clicking
-//! a file pushes [`Command::Open`]; a point of the run plot pushes [`Command::Compare`]. Must not
-//! import: `app`, `menu`, `dialogs`.
+//! Owns [`FolderView`]: the package with its inference plan and the count of pickles left to
+//! convert (read together on a worker, [`FolderRead`]: by the app's open job, and again by the
+//! view's own job once *Convert all pickles* ends or is cancelled, so the files it wrote and the
+//! totals show at once), and the slots of its jobs, whose results it keeps. The view scrolls as
+//! a whole: the action results above the file table never push the table out of reach.
+//! Clicking a file pushes [`Command::Open`]; a point of the run plot pushes
+//! [`Command::Compare`]. Must not import: `app`, `menu`, `dialogs`.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -23,8 +26,31 @@ use crate::package::inference::{Plan, Written};
 use crate::package::run::RunChanges;
 use crate::package::{Package, PackageOptions};
 
+/// A model folder read on a worker, with what the view computes from it once: the inference
+/// plan (pure) and the pickles "Convert all" would convert (it looks at the disk).
+pub struct FolderRead {
+    /// The package.
+    pub package: Package,
+    plan: Plan,
+    to_convert: usize,
+}
+
+impl FolderRead {
+    /// Reads the folder `path` as a package (on the caller's worker).
+    pub fn read(path: &Path, progress: &crate::progress::Progress) -> Result<FolderRead, JobError> {
+        let package = crate::package::open_package(path, &PackageOptions::default(), progress)?;
+        let plan = crate::package::inference::plan(&package);
+        let to_convert = convertible(&package);
+        Ok(FolderRead {
+            package,
+            plan,
+            to_convert,
+        })
+    }
+}
+
 /// The open folder.
-pub struct PackageView {
+pub struct FolderView {
     /// The package.
     pub package: Arc<Package>,
     /// What "Make inference package" would write.
@@ -40,7 +66,7 @@ pub struct PackageView {
     /// The last convert-all run, once it ended.
     pub summary: Option<Summary>,
     /// Pickles "Convert all" would convert now (their outputs are not there yet): counted when
-    /// the package opens and after each run, not every frame (it looks at the disk).
+    /// the package is read, not every frame (it looks at the disk).
     to_convert: usize,
     /// How much each layer moved between consecutive run points.
     pub changes: Option<RunChanges>,
@@ -48,17 +74,24 @@ pub struct PackageView {
     run_progress: Option<Arc<RunProgress>>,
     inference: Slot<Written>,
     compare: Slot<RunChanges>,
+    /// Reading the folder again after a convert-all run.
+    reread: Slot<FolderRead>,
+    /// A convert-all run ended or was cancelled: the folder is read again once it stops.
+    stale: bool,
 }
 
-impl PackageView {
+impl FolderView {
     /// The view of a freshly opened package.
-    pub fn new(package: Package) -> PackageView {
-        let plan = crate::package::inference::plan(&package);
+    pub fn new(read: FolderRead) -> FolderView {
+        let FolderRead {
+            package,
+            plan,
+            to_convert,
+        } = read;
         let target = crate::package::inference::default_target(&package)
             .display()
             .to_string();
-        let to_convert = convertible(&package);
-        PackageView {
+        FolderView {
             to_convert,
             package: Arc::new(package),
             plan,
@@ -72,24 +105,47 @@ impl PackageView {
             run_progress: None,
             inference: Slot::default(),
             compare: Slot::default(),
+            reread: Slot::default(),
+            stale: false,
         }
     }
 
     /// The job that opens `path` as a package.
-    pub fn open_job(ctx: &egui::Context, path: PathBuf, sync: bool) -> Job<Package> {
+    pub fn open_job(ctx: &egui::Context, path: PathBuf, sync: bool) -> Job<FolderRead> {
         Job::spawn(
             ctx,
             JobKind::OpenFolder,
             display_name(&path),
             sync,
-            move |progress| {
-                Ok(crate::package::open_package(
-                    &path,
-                    &PackageOptions::default(),
-                    progress,
-                )?)
-            },
+            move |progress| FolderRead::read(&path, progress),
         )
+    }
+
+    /// Reads the folder again: what a convert-all run wrote (and the totals, the plan and the
+    /// count of pickles left) is then listed. The view stays as it is meanwhile.
+    fn start_reread(&mut self, ctx: &egui::Context, sync: bool) {
+        let root = self.package.root.clone();
+        self.reread.start(Job::spawn(
+            ctx,
+            JobKind::Reread,
+            display_name(&root),
+            sync,
+            move |progress| FolderRead::read(&root, progress),
+        ));
+    }
+
+    /// Shows the folder read again, once it is there: an error to show if that failed.
+    fn collect_reread(&mut self) -> Option<String> {
+        match self.reread.take()? {
+            Ok(read) => {
+                self.package = Arc::new(read.package);
+                self.plan = read.plan;
+                self.to_convert = read.to_convert;
+                None
+            }
+            Err(JobError::Cancelled) => None,
+            Err(e) => Some(format!("cannot read the folder again: {e}")),
+        }
     }
 
     /// Does a package command: convert all, make the inference package, compare the run.
@@ -192,12 +248,13 @@ impl PackageView {
         self.compare.start(job);
     }
 
-    /// Collects the results of finished jobs. Returns a notice to show, or an error.
-    pub fn update(&mut self) -> Option<Result<String, String>> {
-        let mut said = None;
+    /// Collects the results of finished jobs, and reads the folder again after a convert-all
+    /// run. Returns a notice to show, or an error.
+    pub fn update(&mut self, ctx: &egui::Context, sync: bool) -> Option<Result<String, String>> {
+        let mut said = self.collect_reread().map(Err);
         if let Some(result) = self.convert.take() {
             self.run_progress = None;
-            self.to_convert = convertible(&self.package);
+            self.stale = true;
             match result {
                 Ok(summary) => {
                     said = Some(Ok(convert_all_notice(&summary)));
@@ -231,6 +288,13 @@ impl PackageView {
                 Err(e) => said = Some(Err(e.to_string())),
             }
         }
+        if self.stale && !self.convert.running() {
+            self.stale = false;
+            self.start_reread(ctx, sync);
+            if sync && let Some(e) = self.collect_reread() {
+                said = Some(Err(e));
+            }
+        }
         said
     }
 
@@ -242,11 +306,13 @@ impl PackageView {
                     run.cancel();
                 }
                 let status = self.convert.cancel();
-                self.to_convert = convertible(&self.package);
+                // What the run wrote before it stopped is listed once the folder is read again.
+                self.stale = status.is_some();
                 status
             }
             JobKind::Inference => self.inference.cancel(),
             JobKind::RunCompare => self.compare.cancel(),
+            JobKind::Reread => self.reread.cancel(),
             _ => None,
         }
     }
@@ -257,13 +323,18 @@ impl PackageView {
             JobKind::ConvertAll => self.convert.ended(),
             JobKind::Inference => self.inference.ended(),
             JobKind::RunCompare => self.compare.ended(),
+            JobKind::Reread => self.reread.ended(),
             _ => None,
         }
     }
 
     /// True while one of its jobs runs.
     pub fn busy(&self) -> bool {
-        self.convert.running() || self.inference.running() || self.compare.running()
+        self.convert.running()
+            || self.inference.running()
+            || self.compare.running()
+            || self.reread.running()
+            || self.stale
     }
 }
 
@@ -292,7 +363,7 @@ pub fn convert_all_notice(summary: &Summary) -> String {
 }
 
 /// Draws the package.
-pub fn package_ui(ui: &mut Ui, view: &mut PackageView, commands: &mut Vec<Command>) {
+pub fn folder_ui(ui: &mut Ui, view: &mut FolderView, commands: &mut Vec<Command>) {
     egui::Panel::top("package-header").show(ui, |ui| header_ui(ui, view, commands));
     egui::Panel::right("package-side")
         .resizable(true)
@@ -301,34 +372,44 @@ pub fn package_ui(ui: &mut Ui, view: &mut PackageView, commands: &mut Vec<Comman
             egui::ScrollArea::vertical().show(ui, |ui| side_ui(ui, view, commands));
         });
     egui::CentralPanel::default().show(ui, |ui| {
-        if view.show_plan {
-            plan_ui(ui, view, commands);
-            ui.separator();
-        }
-        let has_results =
-            view.convert.running() || view.summary.is_some() || !lock(&view.items).is_empty();
-        if has_results {
-            egui::CollapsingHeader::new(RichText::new("Convert all pickles").strong())
-                .default_open(true)
-                .show(ui, |ui| summary_ui(ui, view, commands));
-            ui.separator();
-        }
-        if let Some(changes) = &view.changes {
-            egui::CollapsingHeader::new(
-                RichText::new("Change between consecutive checkpoints").strong(),
-            )
-            .default_open(true)
-            .show(ui, |ui| {
-                run_changes_ui(ui, &view.package, changes, commands)
-            });
-            ui.separator();
-        }
-        files_ui(ui, view, commands);
+        // One scroll for the whole column: the plan, the convert-all results and the run's
+        // changes above the file table would otherwise push it below the window.
+        egui::ScrollArea::vertical()
+            .id_salt("package-central")
+            .auto_shrink([false, false])
+            .show(ui, |ui| central_ui(ui, view, commands));
     });
 }
 
+/// The central column: the plan, the actions' results and the files.
+fn central_ui(ui: &mut Ui, view: &mut FolderView, commands: &mut Vec<Command>) {
+    if view.show_plan {
+        plan_ui(ui, view, commands);
+        ui.separator();
+    }
+    let has_results =
+        view.convert.running() || view.summary.is_some() || !lock(&view.items).is_empty();
+    if has_results {
+        egui::CollapsingHeader::new(RichText::new("Convert all pickles").strong())
+            .default_open(true)
+            .show(ui, |ui| summary_ui(ui, view, commands));
+        ui.separator();
+    }
+    if let Some(changes) = &view.changes {
+        egui::CollapsingHeader::new(
+            RichText::new("Change between consecutive checkpoints").strong(),
+        )
+        .default_open(true)
+        .show(ui, |ui| {
+            run_changes_ui(ui, &view.package, changes, commands)
+        });
+        ui.separator();
+    }
+    files_ui(ui, view, commands);
+}
+
 /// The bar above a file opened from the package: the way back to it.
-pub fn crumb_ui(ui: &mut Ui, view: &PackageView, commands: &mut Vec<Command>) {
+pub fn crumb_ui(ui: &mut Ui, view: &FolderView, commands: &mut Vec<Command>) {
     egui::Panel::top("package-crumb").show(ui, |ui| {
         ui.horizontal(|ui| {
             if ui
@@ -347,7 +428,7 @@ fn lock(items: &Mutex<Vec<Item>>) -> std::sync::MutexGuard<'_, Vec<Item>> {
     items.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn header_ui(ui: &mut Ui, view: &mut PackageView, commands: &mut Vec<Command>) {
+fn header_ui(ui: &mut Ui, view: &mut FolderView, commands: &mut Vec<Command>) {
     let p = &view.package;
     ui.add_space(4.0);
     ui.horizontal_wrapped(|ui| {
@@ -370,7 +451,7 @@ fn header_ui(ui: &mut Ui, view: &mut PackageView, commands: &mut Vec<Command>) {
         let to_convert = view.to_convert;
         let convert = ui
             .add_enabled(
-                !view.convert.running() && to_convert > 0,
+                !view.convert.running() && !view.reread.running() && to_convert > 0,
                 egui::Button::new(format!("Convert all pickles ({to_convert})")),
             )
             .on_hover_text(
@@ -413,6 +494,7 @@ fn header_ui(ui: &mut Ui, view: &mut PackageView, commands: &mut Vec<Command>) {
         (view.convert.status(), JobKind::ConvertAll),
         (view.inference.status(), JobKind::Inference),
         (view.compare.status(), JobKind::RunCompare),
+        (view.reread.status(), JobKind::Reread),
     ] {
         let Some(status) = slot_status else { continue };
         if job_row(ui, &status) {
@@ -440,7 +522,7 @@ fn header_ui(ui: &mut Ui, view: &mut PackageView, commands: &mut Vec<Command>) {
     ui.add_space(4.0);
 }
 
-fn files_ui(ui: &mut Ui, view: &PackageView, commands: &mut Vec<Command>) {
+fn files_ui(ui: &mut Ui, view: &FolderView, commands: &mut Vec<Command>) {
     let p = &view.package;
     if !p.skipped.is_empty() {
         ui.collapsing(format!("{} paths not listed", p.skipped.len()), |ui| {
@@ -452,8 +534,10 @@ fn files_ui(ui: &mut Ui, view: &PackageView, commands: &mut Vec<Command>) {
     ui.scope(|ui| {
         ui.style_mut().interaction.selectable_labels = false;
         ui.style_mut().wrap_mode = Some(egui::TextWrapMode::Truncate);
+        // The table does not scroll on its own: the column it sits in does.
         TableBuilder::new(ui)
             .id_salt("package-files")
+            .vscroll(false)
             .striped(true)
             .resizable(true)
             .sense(egui::Sense::click())
@@ -546,7 +630,7 @@ fn files_ui(ui: &mut Ui, view: &PackageView, commands: &mut Vec<Command>) {
     });
 }
 
-fn side_ui(ui: &mut Ui, view: &mut PackageView, commands: &mut Vec<Command>) {
+fn side_ui(ui: &mut Ui, view: &mut FolderView, commands: &mut Vec<Command>) {
     let p = view.package.clone();
     if let Some(config) = &p.config {
         ui.label(RichText::new(format!("Config ({})", config.path.display())).strong());
@@ -706,7 +790,7 @@ fn run_changes_ui(ui: &mut Ui, p: &Package, changes: &RunChanges, commands: &mut
     }
 }
 
-fn plan_ui(ui: &mut Ui, view: &mut PackageView, commands: &mut Vec<Command>) {
+fn plan_ui(ui: &mut Ui, view: &mut FolderView, commands: &mut Vec<Command>) {
     let plan = &view.plan;
     ui.label(RichText::new("Make inference package").strong());
     ui.label(format!(
@@ -776,7 +860,7 @@ fn plan_ui(ui: &mut Ui, view: &mut PackageView, commands: &mut Vec<Command>) {
     }
 }
 
-fn summary_ui(ui: &mut Ui, view: &PackageView, commands: &mut Vec<Command>) {
+fn summary_ui(ui: &mut Ui, view: &FolderView, commands: &mut Vec<Command>) {
     if let Some(summary) = &view.summary {
         ui.label(convert_all_notice(summary));
     }
