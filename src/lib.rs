@@ -8,12 +8,14 @@
 //!   headers, and detects every other checkpoint format by content.
 //! - [`package`] sees a model folder (a training run's output) as one package: roles, verdicts,
 //!   run timeline, convert-all and the inference package.
+//! - [`pipeline`] is how every writer writes: temporary file, space check, verified copies,
+//!   atomic placement, shard index.
 //! - [`export`] writes safetensors models back as PyTorch checkpoints for old runtimes.
 //! - [`dtype`] names the 22 element types of safetensors 0.8.
 //!
 //! A module imports only the layers below it (checked by `tests/layers.rs`):
 //!
-//! Layers, bottom to top: `dtype` < `timefmt` < `progress` < `fsutil` < `desktop` < `limits` < `error` < `archive` < `detect` < `pickle` < `format` < `analysis` < `hash` < `lineage` < `convert` < `export` < `scan` < `package` < `output` < `gui`.
+//! Layers, bottom to top: `dtype` < `timefmt` < `progress` < `fsutil` < `desktop` < `limits` < `error` < `archive` < `detect` < `pickle` < `format` < `analysis` < `hash` < `pipeline` < `lineage` < `convert` < `export` < `scan` < `package` < `output` < `gui`.
 //!
 //! ```no_run
 //! let ckpt = ckptscope::format::open("model.safetensors".as_ref())?;
@@ -44,6 +46,7 @@ pub mod lineage;
 pub mod output;
 pub mod package;
 pub mod pickle;
+pub mod pipeline;
 pub mod progress;
 pub mod scan;
 pub mod timefmt;

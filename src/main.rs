@@ -148,6 +148,11 @@ struct ConvertArgs {
     /// exit code is 1.
     #[arg(long)]
     skip_unreadable: bool,
+    /// Write a GGUF file's block-quantized tensors as their decoded values in this dtype
+    /// (refused by default: the output would not hold the file's own bytes). The choice and
+    /// each tensor's ggml type are recorded in the output's metadata.
+    #[arg(long, value_name = "DTYPE", value_parser = ["f32", "f16", "bf16"])]
+    dequantize: Option<String>,
     #[command(flatten)]
     trust: TrustArgs,
     #[command(flatten)]
@@ -527,6 +532,7 @@ fn convert(args: &ConvertArgs) -> anyhow::Result<ExitCode> {
         all: args.all,
         materialize_expanded: args.materialize_expanded,
         skip_unreadable: args.skip_unreadable,
+        dequantize: args.dequantize.as_deref().and_then(ckptscope::DType::parse),
         ..convert_options(&args.trust, &args.limits)?
     };
     if args.input.is_dir() {
@@ -535,7 +541,8 @@ fn convert(args: &ConvertArgs) -> anyhow::Result<ExitCode> {
     let progress = ckptscope::progress::Progress::new();
     let report = with_progress_line(&progress, "converting", || {
         convert(&args.input, &options, &progress)
-    })?;
+    })
+    .map_err(|e| anyhow::anyhow!(ckptscope::output::convert::error_text(&e)))?;
     write_report(args.json, &report, ckptscope::output::convert::write_human)?;
     // An output missing tensors (--skip-unreadable) is not a success.
     Ok(if report.skipped.is_empty() {
@@ -613,7 +620,8 @@ fn export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
     let progress = ckptscope::progress::Progress::new();
     let report = with_progress_line(&progress, "exporting", || {
         export(&args.input, &options, &progress)
-    })?;
+    })
+    .map_err(|e| anyhow::anyhow!(ckptscope::output::export::error_text(&e)))?;
     write_report(args.json, &report, ckptscope::output::export::write_human)?;
     Ok(ExitCode::SUCCESS)
 }

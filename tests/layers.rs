@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 /// Bottom to top: a module may import the ones before it.
 const LAYERS: &[&str] = &[
     "dtype", "timefmt", "progress", "fsutil", "desktop", "limits", "error", "archive", "detect",
-    "pickle", "format", "analysis", "hash", "lineage", "convert", "export", "scan", "package",
-    "output", "gui",
+    "pickle", "format", "analysis", "hash", "pipeline", "lineage", "convert", "export", "scan",
+    "package", "output", "gui",
 ];
 
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -385,12 +385,13 @@ impl App {
             self.sync,
             move |progress| match crate::export::export(&source, &options, progress) {
                 Ok(report) => Ok(report),
-                // The library's words are the command line's (`--force`); the window's way to
-                // replace a file is its save dialog.
-                Err(crate::export::ExportError::Exists(p)) => Err(JobError::Failed(format!(
-                    "{} already exists; it is not replaced. Use “Export for PyTorch…” to choose another name or to replace it.",
-                    p.display()
-                ))),
+                // The window's way to replace a file is its save dialog.
+                Err(crate::export::ExportError::Write(crate::pipeline::WriteError::Exists(p))) => {
+                    Err(JobError::Failed(format!(
+                        "{} already exists; it is not replaced. Use “Export for PyTorch…” to choose another name or to replace it.",
+                        p.display()
+                    )))
+                }
                 Err(e) => Err(e.into()),
             },
         );
@@ -476,8 +477,8 @@ impl App {
                 Ok(report) => {
                     self.notice = Some(convert_notice(&report));
                     self.converted = Some(Written {
+                        also: report.written().into_iter().skip(1).collect(),
                         path: report.output,
-                        also: Vec::new(),
                     });
                 }
                 Err(e) => self.job_failed(e),
@@ -488,8 +489,8 @@ impl App {
                 Ok(report) => {
                     self.notice = Some(export_notice(&report));
                     self.converted = Some(Written {
+                        also: report.written().into_iter().skip(1).collect(),
                         path: report.output,
-                        also: report.shards,
                     });
                 }
                 Err(e) => self.job_failed(e),
