@@ -90,7 +90,6 @@ impl Output {
             read_exact_at(out, &mut buf, out_at).map_err(|e| self.io_err(e))?;
             sum.update(&buf);
             progress.add_done(n);
-            self.start_writeback(out_at, n);
             at += n;
             out_at += n;
         }
