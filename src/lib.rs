@@ -8,6 +8,8 @@
 //!   headers, and detects every other checkpoint format by content.
 //! - [`package`] sees a model folder (a training run's output) as one package: roles, verdicts,
 //!   run timeline, convert-all and the inference package.
+//! - [`pipeline`] is how every writer writes: temporary file, space check, verified copies,
+//!   atomic placement, shard index.
 //! - [`export`] writes safetensors models back as PyTorch checkpoints for old runtimes.
 //! - [`dtype`] names the 22 element types of safetensors 0.8.
 //!
@@ -15,7 +17,7 @@
 //! `cli` (`src/cli/`), is the binary's, not the library's: it parses the command line and
 //! launches the window, and nothing here can name it.
 //!
-//! Layers, bottom to top: `dtype` < `timefmt` < `progress` < `fsutil` < `limits` < `verdict` < `error` < `archive` < `detect` < `pickle` < `format` < `desktop` < `analysis` < `hash` < `lineage` < `convert` < `export` < `scan` < `package` < `output` < `gui` < `cli`.
+//! Layers, bottom to top: `dtype` < `timefmt` < `progress` < `fsutil` < `limits` < `verdict` < `error` < `archive` < `detect` < `pickle` < `format` < `desktop` < `analysis` < `hash` < `pipeline` < `lineage` < `convert` < `export` < `scan` < `package` < `output` < `gui` < `cli`.
 //!
 //! ```no_run
 //! let ckpt = ckptscope::format::open("model.safetensors".as_ref())?;
@@ -46,6 +48,7 @@ pub mod lineage;
 pub mod output;
 pub mod package;
 pub mod pickle;
+pub mod pipeline;
 pub mod progress;
 pub mod scan;
 pub mod timefmt;

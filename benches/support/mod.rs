@@ -369,14 +369,21 @@ pub fn human_time(d: Duration) -> String {
 /// Runs a shell command line (for reference tools such as `cp`), `runs` times after one warm-up.
 pub fn time_shell(runs: usize, script: &str) -> Timing {
     time(runs, || {
-        let status = Command::new("sh")
-            .args(["-c", script])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success(), "{script}");
+        shell_once(script);
     })
+}
+
+/// Runs a shell command line once, output discarded; returns how long it took.
+pub fn shell_once(script: &str) -> Duration {
+    let start = Instant::now();
+    let status = Command::new("sh")
+        .args(["-c", script])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "{script}");
+    start.elapsed()
 }
 
 /// True when `program` is on the PATH.
@@ -461,4 +468,32 @@ pub fn write_q4k(path: &Path, rows: u64) {
         out.write_all(&block).unwrap();
     }
     out.flush().unwrap();
+}
+
+/// Runs the shell command lines `a` and `b` alternately (`a b b a a b ...`, after one warm-up
+/// each), `runs` pairs: on a machine others load, each pair sees about the same load. Returns
+/// both medians and the median of the per-pair ratios `a / b`.
+pub fn time_paired(runs: usize, a: &str, b: &str) -> (Duration, Duration, f64) {
+    let once = shell_once;
+    once(a);
+    once(b);
+    let mut ta = Vec::new();
+    let mut tb = Vec::new();
+    let mut ratios = Vec::new();
+    for i in 0..runs {
+        let (x, y) = if i % 2 == 0 {
+            let x = once(a);
+            (x, once(b))
+        } else {
+            let y = once(b);
+            (once(a), y)
+        };
+        ratios.push(x.as_secs_f64() / y.as_secs_f64());
+        ta.push(x);
+        tb.push(y);
+    }
+    ta.sort();
+    tb.sort();
+    ratios.sort_by(f64::total_cmp);
+    (ta[runs / 2], tb[runs / 2], ratios[runs / 2])
 }

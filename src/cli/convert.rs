@@ -9,9 +9,12 @@ use clap::Args;
 use super::options::{ForceArg, JsonArg, OutputArg, ReadArgs};
 use super::stdio::{with_progress_line, write_report};
 
-/// Convert a PyTorch pickle checkpoint to safetensors, without executing it
+/// Convert a checkpoint (PyTorch pickle, ONNX, NumPy, GGUF) to safetensors, without executing it
 ///
-/// The pickle is judged first (as `scan` does) and converted only when safe, or when
+/// Any format ckptscope reads converts, its tensor bytes exact: PyTorch pickles, ONNX models
+/// (external data too), NumPy `.npy`/`.npz`, and GGUF (plain tensors as stored; block-quantized
+/// ones only with `--dequantize`, the choice and each tensor's ggml type recorded in the
+/// output's metadata). A pickle is judged first (as `scan` does) and converted only when safe, or when
 /// `--allow-suspicious` / `--allow-dangerous` accept its verdict; nothing is executed either
 /// way. The tensors are streamed into a temporary file, read back and verified byte for byte,
 /// and the file is moved into place atomically; an existing output is kept unless `--force`.
@@ -26,6 +29,8 @@ use super::stdio::{with_progress_line, write_report};
 ///   ckptscope convert pytorch_model.bin               (writes model.safetensors beside it)
 ///   ckptscope convert model.ckpt -o weights.safetensors --force
 ///   ckptscope convert ./my-finetune/
+///   ckptscope convert model.onnx
+///   ckptscope convert llama.Q4_K.gguf --dequantize bf16
 ///
 /// JSON (`--json`): {"input", "output", "verdict", "exported", "tensors", "bytes", "aliases",
 /// "skipped", "source_sha256", "verified"}; for a folder {"items": [{"input", "output"?, "role",
@@ -65,6 +70,11 @@ pub struct ConvertArgs {
     /// exit code is 1.
     #[arg(long)]
     skip_unreadable: bool,
+    /// Write a GGUF file's block-quantized tensors as their decoded values in this dtype
+    /// (refused by default: the output would not hold the file's own bytes). The choice and
+    /// each tensor's ggml type are recorded in the output's metadata.
+    #[arg(long, value_name = "DTYPE", value_parser = ["f32", "f16", "bf16"])]
+    dequantize: Option<String>,
     #[command(flatten)]
     read: ReadArgs,
 }
@@ -77,6 +87,7 @@ pub fn run(args: &ConvertArgs) -> anyhow::Result<ExitCode> {
         all: args.all,
         materialize_expanded: args.materialize_expanded,
         skip_unreadable: args.skip_unreadable,
+        dequantize: args.dequantize.as_deref().and_then(ckptscope::DType::parse),
         ..args.read.convert_options()?
     };
     if args.input.is_dir() {
@@ -85,7 +96,8 @@ pub fn run(args: &ConvertArgs) -> anyhow::Result<ExitCode> {
     let progress = ckptscope::progress::Progress::new();
     let report = with_progress_line(&progress, "converting", || {
         convert(&args.input, &options, &progress)
-    })?;
+    })
+    .map_err(|e| anyhow::anyhow!(ckptscope::output::convert::error_text(&e)))?;
     write_report(
         args.json.json,
         &report,

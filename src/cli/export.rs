@@ -93,7 +93,8 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<ExitCode> {
     let progress = ckptscope::progress::Progress::new();
     let report = with_progress_line(&progress, "exporting", || {
         export(&args.input, &options, &progress)
-    })?;
+    })
+    .map_err(|e| anyhow::anyhow!(ckptscope::output::export::error_text(&e)))?;
     write_report(
         args.json.json,
         &report,

@@ -1,4 +1,5 @@
-//! Pickle checkpoints to safetensors: streamed, verified, atomic, and never executed.
+//! Pickle checkpoints to safetensors: streamed, verified, atomic, and never executed. The
+//! writing itself is [`crate::pipeline`]'s, shared with `export` and the inference package.
 //!
 //! The tensors come from the safe pickle engine as strided views of their storages; each is
 //! packed row-major and little-endian by [`crate::format::gather`] straight from the input's
@@ -22,23 +23,24 @@
 mod error;
 mod plan;
 mod sharded;
+mod source;
 mod verify;
 mod write;
 
 use std::path::{Path, PathBuf};
 
+use crate::dtype::DType;
 use crate::format::{Checkpoint, Format, OpenOptions, PickleOptions};
 use crate::limits::Limits;
 use crate::pickle::policy::{Policy, Verdict};
 use crate::pickle::torch::UnsupportedTensor;
+use crate::pipeline::WriteError;
 use crate::progress::Progress;
 
 pub use error::ConvertError;
 use plan::plan;
 use sharded::convert_sharded;
 pub use sharded::is_sharded_pickle_index;
-pub use verify::Checksum;
-pub(crate) use verify::hash_source;
 use write::write;
 
 /// Keys of a checkpoint's root that hold the model weights, in the order they are tried.
@@ -68,6 +70,10 @@ pub struct ConvertOptions {
     /// Where to remember the input's hash, so lineage links the output back to it without
     /// reading it again (default: nowhere).
     pub cache: crate::hash::CacheDir,
+    /// Write the block-quantized tensors of a GGUF file as their decoded values in this dtype
+    /// (F32, F16 or BF16); without it such a file is refused. The choice and each tensor's
+    /// ggml type are recorded in the output's metadata.
+    pub dequantize: Option<DType>,
     /// Test hook: fail with an I/O error after writing this many data bytes.
     #[doc(hidden)]
     pub fail_after: Option<u64>,
@@ -104,6 +110,16 @@ pub struct ConvertReport {
     pub shards: Vec<PathBuf>,
     /// Every tensor was read back from the output and matched the source.
     pub verified: bool,
+}
+
+impl ConvertReport {
+    /// Every file the conversion wrote: the output and, for a sharded model, its shards (what
+    /// an Undo removes).
+    pub fn written(&self) -> Vec<PathBuf> {
+        std::iter::once(self.output.clone())
+            .chain(self.shards.iter().cloned())
+            .collect()
+    }
 }
 
 /// `IN` with its extension replaced by `.safetensors` (`pytorch_model.bin` becomes
@@ -151,9 +167,9 @@ pub fn convert(
         .clone()
         .unwrap_or_else(|| default_output(input));
     // Opening reads headers and the pickle only; it says what the input is before anything else.
-    let ckpt = open_input(input, options, progress)?;
+    let (ckpt, verdict) = open_input(input, options, progress)?;
     check_output(input, &output, options.force)?;
-    let plan = plan(&ckpt, options)?;
+    let plan = plan(&ckpt, verdict, options)?;
     write(&ckpt, &plan, &output, options, progress)
 }
 
@@ -161,7 +177,7 @@ fn open_input(
     input: &Path,
     options: &ConvertOptions,
     progress: &Progress,
-) -> Result<Checkpoint, ConvertError> {
+) -> Result<(Checkpoint, Verdict), ConvertError> {
     let accept = options.accept.unwrap_or(Verdict::Safe);
     let open = OpenOptions {
         limits: options.limits.clone(),
@@ -172,53 +188,52 @@ fn open_input(
         progress: None,
     };
     let ckpt = match crate::format::open_watched(input, &open, Some(progress)) {
-        Err(crate::Error::Cancelled { .. }) => return Err(ConvertError::Cancelled),
+        Err(crate::Error::Cancelled { .. }) => return Err(WriteError::Cancelled.into()),
         other => other?,
     };
-    let Some(report) = &ckpt.pickle else {
-        return Err(match ckpt.format {
-            Format::Safetensors | Format::SafetensorsSharded => {
-                ConvertError::AlreadySafetensors(input.to_path_buf())
-            }
-            Format::Gguf => ConvertError::NoTensors {
-                path: input.to_path_buf(),
-                hint: crate::format::gguf::convert_refusal(&ckpt),
-            },
-            _ => ConvertError::NoTensors {
+    let (verdict, read_verdict, summary) = match &ckpt.pickle {
+        _ if matches!(
+            ckpt.format,
+            Format::Safetensors | Format::SafetensorsSharded
+        ) =>
+        {
+            return Err(ConvertError::AlreadySafetensors(input.to_path_buf()));
+        }
+        Some(report) => {
+            let summary = report
+                .findings
+                .iter()
+                .filter(|f| f.risk > crate::pickle::policy::Risk::Info)
+                .take(3)
+                .map(|f| f.global.clone().unwrap_or_else(|| f.reason.clone()))
+                .collect::<Vec<_>>()
+                .join(", ");
+            (report.verdict, report.read_verdict(), summary)
+        }
+        // Every other reader: the tensors it lists, judged by its own findings.
+        None if !ckpt.tensors.is_empty() || !source::unreadable(&ckpt).is_empty() => {
+            let (verdict, summary) = source::verdict(&ckpt);
+            (verdict, verdict, summary)
+        }
+        None => {
+            return Err(ConvertError::NoTensors {
                 path: input.to_path_buf(),
                 hint: format!(" (it is a {})", ckpt.format.label()),
-            },
-        });
+            });
+        }
     };
-    if report.read_verdict() > accept {
-        let summary = report
-            .findings
-            .iter()
-            .filter(|f| f.risk > crate::pickle::policy::Risk::Info)
-            .take(3)
-            .map(|f| f.global.clone().unwrap_or_else(|| f.reason.clone()))
-            .collect::<Vec<_>>()
-            .join(", ");
+    if read_verdict > accept {
         return Err(ConvertError::Refused {
             path: input.to_path_buf(),
-            verdict: report.verdict,
+            verdict,
             summary,
         });
     }
-    Ok(ckpt)
+    Ok((ckpt, verdict))
 }
 
 fn check_output(input: &Path, output: &Path, force: bool) -> Result<(), ConvertError> {
-    let same = match (input.canonicalize(), output.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    };
-    if same {
-        return Err(ConvertError::SameAsInput(output.to_path_buf()));
-    }
-    if output.exists() && !force {
-        return Err(ConvertError::Exists(output.to_path_buf()));
-    }
+    crate::pipeline::check_output([input], output, crate::pipeline::replace_if(force))?;
     Ok(())
 }
 
@@ -252,11 +267,11 @@ mod tests {
 
     #[test]
     fn verification_errors_name_the_file_and_the_tensor() {
-        let e = ConvertError::Mismatch {
-            output: "out.safetensors".into(),
-            tensor: Some("w".into()),
-            what: "differs from the source".into(),
-        };
+        let e = ConvertError::from(WriteError::mismatch(
+            "out.safetensors",
+            Some("w"),
+            "differs from the source",
+        ));
         assert_eq!(
             e.to_string(),
             "verification failed: out.safetensors, tensor `w`: differs from the source; the output was not kept"

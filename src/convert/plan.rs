@@ -13,7 +13,8 @@ use std::collections::{BTreeMap, HashMap};
 use super::{ConvertError, ConvertOptions, WEIGHT_KEYS};
 use crate::dtype::DType;
 use crate::format::gather;
-use crate::format::{Checkpoint, Format, Layout, TensorEntry};
+use crate::format::{Checkpoint, Format, GgmlType, Layout, TensorEntry};
+use crate::pickle::policy::Verdict;
 use crate::pickle::torch::UnsupportedTensor;
 
 /// What will be written.
@@ -25,34 +26,43 @@ pub(super) struct Plan<'a> {
     pub(super) exported: Option<String>,
     pub(super) left_out: Vec<String>,
     pub(super) metadata: BTreeMap<String, String>,
+    /// The input's verdict.
+    pub(super) verdict: Verdict,
+    /// Output name → the dtype a block-quantized tensor's decoded values are written in.
+    pub(super) cast: HashMap<String, DType>,
+}
+
+impl Plan<'_> {
+    /// The dtype `name` is written in.
+    pub(super) fn dtype_of(&self, name: &str, t: &TensorEntry) -> DType {
+        self.cast.get(name).copied().unwrap_or(t.dtype)
+    }
 }
 
 pub(super) fn plan<'a>(
     ckpt: &'a Checkpoint,
+    verdict: Verdict,
     options: &ConvertOptions,
 ) -> Result<Plan<'a>, ConvertError> {
     let all = options.all;
-    let Some(report) = ckpt.pickle.as_ref() else {
-        return Err(ConvertError::NoTensors {
-            path: ckpt.path.clone(),
-            hint: String::new(),
-        });
+    let report = ckpt.pickle.as_deref();
+    // A pickle says which tensors it could not rebuild; any other reader says it in its findings.
+    let unsupported: Vec<UnsupportedTensor> = match report {
+        Some(r) => r.unsupported.clone(),
+        None => super::source::unreadable(ckpt),
     };
     // The weights: the first preferred top-level entry that is a nested mapping holding
     // tensors (Lightning's `state_dict`, `{"model": ..., "optimizer": ...}`), unless --all. A
     // flat state dict (`model.embed_tokens.weight`, `lm_head.weight`) keeps every name as is,
     // and so does a TorchScript module's state dict.
-    let exported = if all || ckpt.format == Format::Torchscript {
+    let exported = if all || ckpt.format == Format::Torchscript || report.is_none() {
         None
     } else {
         WEIGHT_KEYS
             .iter()
             .find(|k| {
                 ckpt.tensors.iter().any(|t| t.root.as_deref() == Some(**k))
-                    || report
-                        .unsupported
-                        .iter()
-                        .any(|u| u.root.as_deref() == Some(**k))
+                    || unsupported.iter().any(|u| u.root.as_deref() == Some(**k))
             })
             .map(|k| k.to_string())
     };
@@ -76,8 +86,40 @@ pub(super) fn plan<'a>(
             None => left_out.push(t.name.clone()),
         }
     }
-    let mut skipped = Vec::new();
-    for u in &report.unsupported {
+    // Block-quantized tensors are written decoded, in the dtype asked for, or not at all.
+    let mut cast = HashMap::new();
+    let mut undecodable = Vec::new();
+    let quantized: Vec<GgmlType> = chosen.iter().filter_map(|(_, t)| t.quant).collect();
+    if !quantized.is_empty() {
+        let Some(dtype) = options.dequantize else {
+            let mut types: Vec<String> = quantized.iter().map(|q| q.name().to_string()).collect();
+            types.sort();
+            types.dedup();
+            return Err(ConvertError::Quantized {
+                path: ckpt.path.clone(),
+                quantized: quantized.len(),
+                tensors: ckpt.tensors.len(),
+                types,
+            });
+        };
+        chosen.retain(|(name, t)| match t.quant {
+            Some(q) if !crate::analysis::quant::supported(q) => {
+                undecodable.push(UnsupportedTensor {
+                    name: name.clone(),
+                    reason: format!("{} blocks are not decoded by ckptscope", q.name()),
+                    root: None,
+                });
+                false
+            }
+            Some(_) => {
+                cast.insert(name.clone(), dtype);
+                true
+            }
+            None => true,
+        });
+    }
+    let mut skipped = undecodable;
+    for u in &unsupported {
         match rename(&u.name, u.root.as_deref()) {
             Some(name) => skipped.push(UnsupportedTensor {
                 name,
@@ -107,7 +149,7 @@ pub(super) fn plan<'a>(
             },
         });
     }
-    for (name, t) in &chosen {
+    for (name, t) in chosen.iter().filter(|(_, t)| t.quant.is_none()) {
         check_expansion(ckpt, name, t, options)?;
     }
     let mut seen = HashMap::new();
@@ -137,7 +179,8 @@ pub(super) fn plan<'a>(
         tensors.push((name, t));
     }
     // The safetensors crate's order: descending dtype alignment, then name.
-    tensors.sort_by(|(an, a), (bn, b)| b.dtype.cmp(&a.dtype).then(an.cmp(bn)));
+    let dtype = |name: &str, t: &TensorEntry| cast.get(name).copied().unwrap_or(t.dtype);
+    tensors.sort_by(|(an, a), (bn, b)| dtype(bn, b).cmp(&dtype(an, a)).then(an.cmp(bn)));
 
     let mut metadata = BTreeMap::new();
     metadata.insert("format".to_string(), "pt".to_string());
@@ -160,8 +203,36 @@ pub(super) fn plan<'a>(
             serde_json::to_string(&list).unwrap_or_default(),
         );
     }
+    if report.is_none() {
+        let (carried, dropped) = super::source::metadata(ckpt);
+        for (k, v) in carried {
+            metadata.entry(k).or_insert(v);
+        }
+        if !dropped.is_empty() {
+            metadata.insert(
+                "ckptscope.metadata_left_out".into(),
+                serde_json::to_string(&dropped).unwrap_or_default(),
+            );
+        }
+    }
+    if ckpt.format == Format::Gguf {
+        let types: BTreeMap<&str, &str> = tensors
+            .iter()
+            .map(|(name, t)| (name.as_str(), t.type_name()))
+            .collect();
+        metadata.insert(
+            "ckptscope.ggml_types".into(),
+            serde_json::to_string(&types).unwrap_or_default(),
+        );
+        if let Some(d) = options.dequantize.filter(|_| !cast.is_empty()) {
+            metadata.insert(
+                "ckptscope.dequantized".into(),
+                d.name().to_ascii_lowercase(),
+            );
+        }
+    }
     // Non-tensor values of the root (epoch, global_step, hyper_parameters...), as JSON.
-    if let serde_json::Value::Object(root) = &report.objects {
+    if let Some(serde_json::Value::Object(root)) = report.map(|r| &r.objects) {
         for (key, value) in root {
             let text = match value {
                 serde_json::Value::String(s) => s.clone(),
@@ -183,6 +254,8 @@ pub(super) fn plan<'a>(
         exported,
         left_out,
         metadata,
+        verdict,
+        cast,
     })
 }
 
@@ -222,9 +295,11 @@ pub(super) fn packed_len(ckpt: &Checkpoint, t: &TensorEntry) -> Result<u64, Conv
         .iter()
         .try_fold(1u64, |a, &d| a.checked_mul(d))
         .and_then(|n| t.dtype.bytes_for(n))
-        .ok_or_else(|| ConvertError::TooLarge {
-            path: ckpt.path.clone(),
-            what: format!("the size of tensor `{}`", t.name),
+        .ok_or_else(|| {
+            ConvertError::from(crate::pipeline::WriteError::TooLarge {
+                path: ckpt.path.clone(),
+                what: format!("the size of tensor `{}`", t.name),
+            })
         })
 }
 
@@ -238,6 +313,9 @@ pub(super) fn layout_key(t: &TensorEntry) -> String {
 /// The absolute file range of a tensor whose packed bytes are a plain range of its file
 /// (row-major, little-endian, whole bytes): most tensors of most checkpoints.
 pub(super) fn plain_range(ckpt: &Checkpoint, t: &TensorEntry) -> Option<std::ops::Range<u64>> {
+    if t.quant.is_some() {
+        return None;
+    }
     let size = t.dtype.byte_size()?;
     if t.byte_order == crate::format::ByteOrder::Big && size > 1 {
         return None;

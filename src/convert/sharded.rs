@@ -59,6 +59,7 @@ pub(super) fn convert_sharded(
     shards.sort();
     shards.dedup();
     let mut renamed: HashMap<String, String> = HashMap::new();
+    let mut written = crate::pipeline::Shards::new(index);
     let mut total = ConvertReport {
         input: index.to_path_buf(),
         output: out_index.clone(),
@@ -94,39 +95,21 @@ pub(super) fn convert_sharded(
         );
         total.verdict = total.verdict.max(r.verdict);
         total.tensors += r.tensors;
-        total.bytes = total
-            .bytes
-            .checked_add(r.bytes)
-            .ok_or_else(|| ConvertError::TooLarge {
-                path: index.to_path_buf(),
-                what: "the total size of the shards".into(),
-            })?;
         total.aliases.extend(r.aliases);
         total.skipped.extend(r.skipped);
-        total.shards.push(r.output);
+        written.add(r.output, r.bytes)?;
     }
     let weight_map: BTreeMap<&String, &String> = parsed
         .weight_map
         .iter()
         .filter_map(|(t, s)| renamed.get(s).map(|n| (t, n)))
         .collect();
-    let mut metadata = parsed.metadata.clone();
-    metadata.insert("total_size".into(), serde_json::Value::from(total.bytes));
-    let json = serde_json::json!({ "metadata": metadata, "weight_map": weight_map });
-    let replace = if options.force {
-        crate::fsutil::Replace::Always
-    } else {
-        crate::fsutil::Replace::Never
-    };
-    crate::fsutil::atomic_write(&out_index, replace, |f| {
-        serde_json::to_writer_pretty(&mut *f, &json).map_err(std::io::Error::from)
-    })
-    .map_err(|error| match error.kind() {
-        std::io::ErrorKind::AlreadyExists => ConvertError::Exists(out_index.clone()),
-        _ => ConvertError::Write {
-            path: out_index.clone(),
-            error,
-        },
-    })?;
+    total.bytes = written.bytes();
+    total.shards = written.finish(
+        &out_index,
+        parsed.metadata.clone(),
+        &weight_map,
+        crate::pipeline::replace_if(options.force),
+    )?;
     Ok(total)
 }

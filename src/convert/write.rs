@@ -1,21 +1,21 @@
-//! Writing the planned output: the layout, the data (with the source hashed on another
-//! thread), the verification pass, the final header, and putting the file in place.
+//! Writing the planned output through [`crate::pipeline`]: the layout, the data (packed ranges
+//! copied and read back as they land while the source is hashed on another thread), the
+//! verification pass, the final header, and putting the file in place.
 //!
-//! Owns: the write pipeline. Must not import: `sharded`.
+//! Owns: the safetensors layout and header. Must not import: `sharded`.
 
 use std::collections::BTreeMap;
-use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
 use std::path::Path;
 use std::time::SystemTime;
 
 use super::plan::{Plan, packed_len, plain_range};
-use super::verify::{hash_source, verify, zip_members};
+use super::verify::{verify, zip_members};
 use super::{ConvertError, ConvertOptions, ConvertReport};
 use crate::dtype::DType;
 use crate::error::Error;
 use crate::format::Checkpoint;
 use crate::format::gather;
-use crate::fsutil::read_exact_at;
+use crate::pipeline::{CopyError, Output, WriteError, hash_source};
 use crate::progress::Progress;
 
 /// Header text: `__metadata__` with sorted keys, then tensors in file order, each serialized by
@@ -24,10 +24,9 @@ fn header_json(
     output: &Path,
     metadata: &BTreeMap<String, String>,
     tensors: &[Placed],
-) -> Result<Vec<u8>, ConvertError> {
-    let json = |e: serde_json::Error| ConvertError::Internal {
-        output: output.to_path_buf(),
-        what: format!("the header does not serialize: {e}"),
+) -> Result<Vec<u8>, WriteError> {
+    let json = |e: serde_json::Error| {
+        WriteError::internal(output, format!("the header does not serialize: {e}"))
     };
     let mut out = String::from("{\"__metadata__\":");
     out.push_str(&serde_json::to_string(metadata).map_err(json)?);
@@ -65,16 +64,24 @@ fn layout(ckpt: &Checkpoint, plan: &Plan<'_>) -> Result<(Vec<Placed>, u64), Conv
     let mut offset = 0u64;
     let mut placed = Vec::with_capacity(plan.tensors.len());
     for (name, t) in &plan.tensors {
-        let end =
-            offset
-                .checked_add(packed_len(ckpt, t)?)
-                .ok_or_else(|| ConvertError::TooLarge {
-                    path: ckpt.path.clone(),
-                    what: "the total size of the tensors".into(),
-                })?;
+        let dtype = plan.dtype_of(name, t);
+        let len = match t.quant {
+            Some(_) => t.elements().checked_mul(dtype.byte_size().unwrap_or(4)),
+            None => Some(packed_len(ckpt, t)?),
+        }
+        .ok_or_else(|| WriteError::TooLarge {
+            path: ckpt.path.clone(),
+            what: format!("the size of tensor `{name}`"),
+        })?;
+        let end = offset
+            .checked_add(len)
+            .ok_or_else(|| WriteError::TooLarge {
+                path: ckpt.path.clone(),
+                what: "the total size of the tensors".into(),
+            })?;
         placed.push(Placed {
             name: name.clone(),
-            dtype: t.dtype,
+            dtype,
             shape: t.shape.clone(),
             offsets: [offset, end],
         });
@@ -117,45 +124,34 @@ pub(super) fn write(
     options: &ConvertOptions,
     progress: &Progress,
 ) -> Result<ConvertReport, ConvertError> {
-    let Some(report) = ckpt.pickle.as_ref() else {
-        return Err(ConvertError::Internal {
-            output: output.to_path_buf(),
-            what: "the input has no pickle report".into(),
-        });
-    };
-    let write_err = |error: std::io::Error| ConvertError::Write {
-        path: output.to_path_buf(),
-        error,
-    };
     let (placed, total) = layout(ckpt, plan)?;
     progress.add_total(total.saturating_mul(2));
-    let mut metadata = provenance(ckpt, plan, report.verdict.name());
+    let mut metadata = provenance(ckpt, plan, plan.verdict.name());
     let placeholder = header_json(output, &metadata, &placed)?;
     let data_start = 8 + placeholder.len() as u64;
     let need = data_start
         .checked_add(total)
-        .ok_or_else(|| ConvertError::TooLarge {
+        .ok_or_else(|| WriteError::TooLarge {
             path: ckpt.path.clone(),
             what: "the output size".into(),
         })?;
 
-    let tmp = crate::fsutil::AtomicFile::new(output).map_err(write_err)?;
-    check_space(&tmp, output, need)?;
+    let out = Output::create(output, crate::pipeline::replace_if(options.force))?;
+    out.check_space(need)?;
     let staged = Staged {
         ckpt,
         plan,
-        output,
-        tmp: &tmp,
+        out: &out,
         data_start,
         total,
     };
     let sha = staged.write_and_verify(&placeholder, options, progress)?;
     if progress.is_cancelled() {
-        return Err(ConvertError::Cancelled);
+        return Err(WriteError::Cancelled.into());
     }
     metadata.insert("ckptscope.source_sha256".into(), sha.clone());
     staged.finalize_header(&metadata, &placed, placeholder.len())?;
-    persist(tmp, output, options.force)?;
+    out.commit()?;
 
     // Lineage links the output back to this input by its hash without reading it again.
     if options.cache != crate::hash::CacheDir::Off {
@@ -166,7 +162,7 @@ pub(super) fn write(
     Ok(ConvertReport {
         input: ckpt.path.clone(),
         output: output.to_path_buf(),
-        verdict: report.verdict,
+        verdict: plan.verdict,
         exported: plan.exported.clone(),
         left_out: plan.left_out.clone(),
         tensors: plan.tensors.len(),
@@ -179,90 +175,33 @@ pub(super) fn write(
     })
 }
 
-/// Stage 2: the output's file system must hold all of it before anything is written (a symbolic
-/// link's target may be on another file system than the link).
-fn check_space(
-    tmp: &crate::fsutil::AtomicFile,
-    output: &Path,
-    need: u64,
-) -> Result<(), ConvertError> {
-    let folder = output
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let target_folder = tmp
-        .target()
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(folder);
-    match crate::fsutil::available_space(target_folder) {
-        Some(available) if available < need => Err(ConvertError::NoSpace {
-            path: output.to_path_buf(),
-            need,
-            available,
-        }),
-        _ => Ok(()),
-    }
-}
-
-/// Stage 6: mode (new: 0666 & !umask; replaced: the old file's), sync, link in, sync the folder.
-fn persist(tmp: crate::fsutil::AtomicFile, output: &Path, force: bool) -> Result<(), ConvertError> {
-    let replace = if force {
-        crate::fsutil::Replace::Always
-    } else {
-        crate::fsutil::Replace::Never
-    };
-    tmp.commit(replace).map_err(|e| match e.kind() {
-        std::io::ErrorKind::AlreadyExists => ConvertError::Exists(output.to_path_buf()),
-        _ => ConvertError::Write {
-            path: output.to_path_buf(),
-            error: e,
-        },
-    })?;
-    Ok(())
-}
-
 /// An output being written: what the middle stages share.
 struct Staged<'a> {
     ckpt: &'a Checkpoint,
     plan: &'a Plan<'a>,
-    output: &'a Path,
-    tmp: &'a crate::fsutil::AtomicFile,
+    out: &'a Output,
     data_start: u64,
     total: u64,
 }
 
 impl Staged<'_> {
-    fn write_err(&self, error: std::io::Error) -> ConvertError {
-        ConvertError::Write {
-            path: self.output.to_path_buf(),
-            error,
-        }
-    }
-
-    fn internal(&self, what: impl Into<String>) -> ConvertError {
-        ConvertError::Internal {
-            output: self.output.to_path_buf(),
-            what: what.into(),
-        }
-    }
-
-    /// Stages 3 and 4: the header placeholder and the data, while a named thread hashes the
-    /// source (positioned reads: its pages do not count against this process's memory) and
-    /// takes the CRC-32 of the archive members read; then, while another syncs the data to
-    /// disk, every tensor is read back and compared. Returns the source's SHA-256.
+    /// The header placeholder and the data, while a named thread hashes the source (positioned
+    /// reads: its pages do not count against this process's memory) and takes the CRC-32 of
+    /// the archive members read; packed tensors are read back as they are copied, and the
+    /// gathered ones compared with the source while another thread syncs the data. Returns
+    /// the source's SHA-256.
     fn write_and_verify(
         &self,
         placeholder: &[u8],
         options: &ConvertOptions,
         progress: &Progress,
     ) -> Result<String, ConvertError> {
-        let (ckpt, plan) = (self.ckpt, self.plan);
+        let (ckpt, plan, out) = (self.ckpt, self.plan, self.out);
         let members = zip_members(ckpt, plan)?;
         let crc_ranges: Vec<std::ops::Range<u64>> =
             members.iter().map(|m| m.range.clone()).collect();
         // Packed tensors are plain byte ranges of the input: the hashing pass checksums them on
-        // the way, so verification only has to read the output.
+        // the way, and the copy checksums what it reads back.
         let plain: Vec<Option<std::ops::Range<u64>>> = plan
             .tensors
             .iter()
@@ -274,30 +213,27 @@ impl Staged<'_> {
                 .spawn_scoped(scope, || {
                     hash_source(&ckpt.path, &plain, &crc_ranges, progress)
                 })
-                .map_err(|e| self.internal(format!("cannot start the hashing thread: {e}")))?;
-            let mut out = self.tmp.file();
-            out.write_all(&(placeholder.len() as u64).to_le_bytes())
-                .map_err(|e| self.write_err(e))?;
-            out.write_all(placeholder).map_err(|e| self.write_err(e))?;
-            let written = self.write_data(out, options, progress)?;
+                .map_err(|e| out.internal(format!("cannot start the hashing thread: {e}")))?;
+            out.write_all(&(placeholder.len() as u64).to_le_bytes())?;
+            out.write_all(placeholder)?;
+            let (written, read_back) = self.write_data(options, progress)?;
             if written != self.total {
-                return Err(
-                    self.internal(format!("{written} bytes written, {} expected", self.total))
-                );
+                return Err(out
+                    .internal(format!("{written} bytes written, {} expected", self.total))
+                    .into());
             }
             let syncer = std::thread::Builder::new()
                 .name("ckptscope-syncer".into())
-                .spawn_scoped(scope, || self.tmp.file().sync_data())
-                .map_err(|e| self.internal(format!("cannot start the sync thread: {e}")))?;
-            let tmp_path = self.tmp.reopen_path();
-            let sums = verify(ckpt, plan, &plain, &tmp_path, self.data_start, progress);
+                .spawn_scoped(scope, || out.file().sync_data())
+                .map_err(|e| out.internal(format!("cannot start the sync thread: {e}")))?;
+            let checked = verify(plan, out.path(), &out.reopen_path(), self.data_start);
             let hashed = hasher
                 .join()
-                .map_err(|_| self.internal("the hashing thread panicked"))?
+                .map_err(|_| out.internal("the hashing thread panicked"))?
                 .map_err(ConvertError::Open);
             let synced = syncer
                 .join()
-                .map_err(|_| self.internal("the sync thread panicked"))?;
+                .map_err(|_| out.internal("the sync thread panicked"))?;
             let (sha, source_sums, crcs) = hashed?;
             // A damaged member is the most useful thing to report: check it before the copy.
             for (member, crc) in members.iter().zip(&crcs) {
@@ -311,136 +247,181 @@ impl Staged<'_> {
                     });
                 }
             }
-            let sums = sums?;
-            for (((name, _), written), read) in plan.tensors.iter().zip(&sums).zip(&source_sums) {
+            checked?;
+            for (((name, _), written), read) in
+                plan.tensors.iter().zip(&read_back).zip(&source_sums)
+            {
                 if written.is_some() && written != read {
-                    return Err(ConvertError::Mismatch {
-                        output: self.output.to_path_buf(),
-                        tensor: Some(name.clone()),
-                        what: "differs from the source".into(),
-                    });
+                    return Err(WriteError::mismatch(
+                        out.path(),
+                        Some(name),
+                        "differs from the source",
+                    )
+                    .into());
                 }
             }
-            synced.map_err(|e| self.write_err(e))?;
+            synced.map_err(|e| out.io_err(e))?;
             Ok(sha)
         })
     }
 
-    /// Stage 3: every tensor's packed bytes, in plan order; returns the bytes written.
+    /// Every tensor's packed bytes, in plan order; returns the bytes written and, for each
+    /// tensor copied as a plain range, the checksum of its bytes read back.
     fn write_data(
         &self,
-        mut out: &std::fs::File,
         options: &ConvertOptions,
         progress: &Progress,
-    ) -> Result<u64, ConvertError> {
-        let ckpt = self.ckpt;
+    ) -> Result<(u64, Vec<Option<u64>>), ConvertError> {
+        let (ckpt, out) = (self.ckpt, self.out);
         let read_err = |e: std::io::Error| ConvertError::Open(Error::io("read", &ckpt.path, e));
         let input = std::fs::File::open(&ckpt.path).map_err(read_err)?;
         let mut written = 0u64;
-        let mut buf = Vec::with_capacity(gather::CHUNK);
+        let mut sums = Vec::with_capacity(self.plan.tensors.len());
+        let mut back = Vec::new();
         for (name, t) in &self.plan.tensors {
-            let mut emit = |chunk: &[u8], out: &mut &std::fs::File| -> Result<(), ConvertError> {
-                if progress.is_cancelled() {
-                    return Err(ConvertError::Cancelled);
-                }
+            let mut count = |n: u64| -> Result<(), WriteError> {
                 if let Some(limit) = options.fail_after
-                    && written + chunk.len() as u64 > limit
+                    && written + n > limit
                 {
-                    return Err(self.write_err(std::io::Error::other("injected write failure")));
+                    return Err(out.io_err(std::io::Error::other("injected write failure")));
                 }
-                out.write_all(chunk).map_err(|e| self.write_err(e))?;
-                written += chunk.len() as u64;
-                progress.add_done(chunk.len() as u64);
+                written += n;
                 Ok(())
             };
             match plain_range(ckpt, t) {
-                Some(range) if options.fail_after.is_none() => {
-                    // In-kernel copy (copy_file_range) of a packed tensor.
-                    let mut at = range.start;
-                    while at < range.end {
-                        if progress.is_cancelled() {
-                            return Err(ConvertError::Cancelled);
-                        }
-                        let n = (range.end - at).min(COPY_CHUNK);
-                        let mut src = &input;
-                        src.seek(SeekFrom::Start(at)).map_err(read_err)?;
-                        let copied = std::io::copy(&mut src.take(n), &mut out)
-                            .map_err(|e| self.write_err(e))?;
-                        if copied != n {
-                            return Err(ConvertError::Gather {
+                Some(range) => {
+                    let sum = out
+                        .copy_verified(&input, range, progress, &mut count)
+                        .map_err(|e| match e {
+                            CopyError::Write(e) => ConvertError::Write(e),
+                            CopyError::Source { at, error } => ConvertError::Gather {
                                 path: ckpt.path.clone(),
                                 tensor: name.clone(),
-                                reason: "the input ended early (it changed on disk?)".into(),
-                            });
-                        }
-                        at += n;
-                        written += n;
-                        progress.add_done(n);
-                    }
-                }
-                Some(range) => {
-                    let mut at = range.start;
-                    while at < range.end {
-                        let n = (range.end - at).min(gather::CHUNK as u64) as usize;
-                        buf.resize(n, 0);
-                        read_exact_at(&input, &mut buf, at).map_err(read_err)?;
-                        emit(&buf, &mut out)?;
-                        at += n as u64;
-                    }
+                                reason: format!("reading byte {at}: {error}"),
+                            },
+                        })?;
+                    sums.push(Some(sum));
                 }
                 None => {
                     let region = ckpt.tensor_bytes(t)?;
-                    gather::for_each_chunk(t, region, gather::CHUNK, &mut |chunk| {
-                        emit(chunk, &mut out)
-                    })
-                    .map_err(|e| ConvertError::Gather {
-                        path: ckpt.path.clone(),
-                        tensor: name.clone(),
-                        reason: e.to_string(),
-                    })??;
+                    let mut emit = |chunk: &[u8]| -> Result<(), ConvertError> {
+                        if progress.is_cancelled() {
+                            return Err(ConvertError::from(WriteError::Cancelled));
+                        }
+                        count(chunk.len() as u64)?;
+                        out.write_verified(chunk, Some(name), &mut back)?;
+                        progress.add_done(2 * chunk.len() as u64);
+                        Ok(())
+                    };
+                    match (t.quant, self.plan.cast.get(name)) {
+                        (Some(q), Some(&dtype)) => dequantize(q, dtype, t, region, &mut emit)
+                            .map_err(|e| match e {
+                                Decode::Emit(e) => e,
+                                Decode::Short => ConvertError::Gather {
+                                    path: ckpt.path.clone(),
+                                    tensor: name.clone(),
+                                    reason: format!(
+                                        "its {} blocks do not decode (the file is cut short?)",
+                                        q.name()
+                                    ),
+                                },
+                            })?,
+                        _ => gather::for_each_chunk(t, region, gather::CHUNK, &mut emit).map_err(
+                            |e| ConvertError::Gather {
+                                path: ckpt.path.clone(),
+                                tensor: name.clone(),
+                                reason: e.to_string(),
+                            },
+                        )??,
+                    }
+                    sums.push(None);
                 }
             }
         }
-        Ok(written)
+        Ok((written, sums))
     }
 
-    /// Stage 5: the real header (the source's hash in place of the placeholder, same length),
-    /// synced, and read back with every key.
+    /// The real header (the source's hash in place of the placeholder, same length), synced,
+    /// and read back with every key.
     fn finalize_header(
         &self,
         metadata: &BTreeMap<String, String>,
         placed: &[Placed],
         placeholder_len: usize,
     ) -> Result<(), ConvertError> {
-        let header = header_json(self.output, metadata, placed)?;
+        let out = self.out;
+        let header = header_json(out.path(), metadata, placed)?;
         if header.len() != placeholder_len {
-            return Err(self.internal(format!(
-                "the final header is {} bytes, the placeholder {placeholder_len}",
-                header.len()
-            )));
+            return Err(out
+                .internal(format!(
+                    "the final header is {} bytes, the placeholder {placeholder_len}",
+                    header.len()
+                ))
+                .into());
         }
-        let mut file = self.tmp.file();
-        file.seek(SeekFrom::Start(8))
-            .map_err(|e| self.write_err(e))?;
-        file.write_all(&header).map_err(|e| self.write_err(e))?;
-        file.sync_all().map_err(|e| self.write_err(e))?;
-        let check = crate::format::open(&self.tmp.reopen_path()).map_err(|error| {
-            ConvertError::ReadBack {
-                error: Box::new(error),
-            }
-        })?;
+        out.write_at(&header, 8)?;
+        out.sync()?;
+        let check = crate::format::open(&out.reopen_path()).map_err(WriteError::read_back)?;
         for (k, v) in metadata {
             if check.metadata_value(k) != Some(v.as_str()) {
-                return Err(ConvertError::Mismatch {
-                    output: self.output.to_path_buf(),
-                    tensor: None,
-                    what: format!("metadata `{k}` did not read back"),
-                });
+                return Err(WriteError::mismatch(
+                    out.path(),
+                    None,
+                    format!("metadata `{k}` did not read back"),
+                )
+                .into());
             }
         }
         Ok(())
     }
 }
 
-/// Bytes copied per `copy_file_range` round (cancel and progress are checked in between).
-pub(super) const COPY_CHUNK: u64 = 64 << 20;
+/// Why a dequantization stopped.
+enum Decode {
+    /// Writing the values failed.
+    Emit(ConvertError),
+    /// The blocks do not decode (they lie outside the tensor's bytes).
+    Short,
+}
+
+/// Values decoded per round: a whole number of blocks of every ggml type (32 or 256 values).
+const DECODE_RUN: u64 = 1 << 16;
+
+/// The values of a block-quantized tensor, decoded as ggml decodes them (to `f32`) and written
+/// in `dtype` (F16 and BF16 rounded to nearest, ties to even), row-major, little-endian.
+fn dequantize(
+    q: crate::format::GgmlType,
+    dtype: DType,
+    t: &crate::format::TensorEntry,
+    region: &[u8],
+    emit: &mut dyn FnMut(&[u8]) -> Result<(), ConvertError>,
+) -> Result<(), Decode> {
+    let n = t.elements();
+    let mut values = Vec::new();
+    let mut bytes = Vec::new();
+    let mut first = 0u64;
+    while first < n {
+        let run = (n - first).min(DECODE_RUN) as usize;
+        values.clear();
+        if !crate::analysis::quant::run_f32(q, region, first, run, &mut values) {
+            return Err(Decode::Short);
+        }
+        bytes.clear();
+        match dtype {
+            DType::F16 => bytes.extend(
+                values
+                    .iter()
+                    .flat_map(|v| half::f16::from_f32(*v).to_le_bytes()),
+            ),
+            DType::BF16 => bytes.extend(
+                values
+                    .iter()
+                    .flat_map(|v| half::bf16::from_f32(*v).to_le_bytes()),
+            ),
+            _ => bytes.extend(values.iter().flat_map(|v| v.to_le_bytes())),
+        }
+        emit(&bytes).map_err(Decode::Emit)?;
+        first += run as u64;
+    }
+    Ok(())
+}

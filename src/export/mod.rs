@@ -18,8 +18,9 @@
 //! it must scan `safe`, load with `weights_only=True` by the compat model, and hold every
 //! tensor with the name, dtype, shape, sharing and bytes planned. Only then is it linked in.
 //!
-//! Owns: export to PyTorch. Must not import: `scan`, `output`, `gui` (it borrows `convert`'s
-//! source hashing pass and checksum).
+//! Owns: export to PyTorch. Must not import: `convert`, `scan`, `output`, `gui` (the source
+//! hashing pass, the checksum, the temporary file and the shard index are
+//! [`crate::pipeline`]'s).
 
 mod error;
 mod pickle;
@@ -33,6 +34,7 @@ use std::time::SystemTime;
 
 use crate::format::Format;
 use crate::limits::Limits;
+use crate::pipeline::WriteError;
 use crate::progress::Progress;
 
 pub use error::ExportError;
@@ -111,6 +113,16 @@ pub struct ExportReport {
     pub verified: bool,
 }
 
+impl ExportReport {
+    /// Every file the export wrote: the output and, for sharded output, its shards (what an
+    /// Undo removes).
+    pub fn written(&self) -> Vec<PathBuf> {
+        std::iter::once(self.output.clone())
+            .chain(self.shards.iter().cloned())
+            .collect()
+    }
+}
+
 /// The output name transformers looks for: `model.safetensors` becomes `pytorch_model.bin`,
 /// `model-00001-of-00002.safetensors` `pytorch_model-00001-of-00002.bin`,
 /// `model.safetensors.index.json` `pytorch_model.bin.index.json`; any other `X.safetensors`
@@ -177,7 +189,7 @@ pub fn export(
         ..Default::default()
     };
     let ckpt = match crate::format::open_watched(input, &open, Some(progress)) {
-        Err(crate::Error::Cancelled { .. }) => return Err(ExportError::Cancelled),
+        Err(crate::Error::Cancelled { .. }) => return Err(WriteError::Cancelled.into()),
         other => other?,
     };
     match ckpt.format {
@@ -204,17 +216,9 @@ pub fn export(
 
 /// Refuses an output that is one of the input's files, or that exists without `force`.
 fn check_output(ckpt: &crate::Checkpoint, output: &Path, force: bool) -> Result<(), ExportError> {
-    let out = output.canonicalize().ok();
     let inputs =
         std::iter::once(ckpt.path.as_path()).chain(ckpt.sources.iter().map(|s| s.path.as_path()));
-    for input in inputs {
-        if out.is_some() && input.canonicalize().ok() == out {
-            return Err(ExportError::SameAsInput(output.to_path_buf()));
-        }
-    }
-    if output.exists() && !force {
-        return Err(ExportError::Exists(output.to_path_buf()));
-    }
+    crate::pipeline::check_output(inputs, output, crate::pipeline::replace_if(force))?;
     Ok(())
 }
 

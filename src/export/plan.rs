@@ -328,13 +328,9 @@ pub fn plan(ckpt: &Checkpoint, options: &ExportOptions) -> Result<Plan, ExportEr
 /// True when two storages of the same length hold the same bytes (compared through the map).
 fn same_bytes(ckpt: &Checkpoint, a: &StoragePlan, b: &StoragePlan) -> Result<bool, ExportError> {
     let bytes = |s: &StoragePlan| -> Result<&[u8], ExportError> {
-        let source = ckpt
-            .sources
-            .get(s.source)
-            .ok_or_else(|| ExportError::Internal {
-                output: ckpt.path.clone(),
-                what: "a storage names a missing shard".into(),
-            })?;
+        let source = ckpt.sources.get(s.source).ok_or_else(|| {
+            crate::pipeline::WriteError::internal(&ckpt.path, "a storage names a missing shard")
+        })?;
         let map = source.mapped()?.bytes();
         usize::try_from(s.range.start)
             .ok()

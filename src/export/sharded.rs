@@ -63,6 +63,7 @@ pub(super) fn export_shards(
         verified: true,
     };
     let mut weight_map: BTreeMap<String, String> = BTreeMap::new();
+    let mut written = crate::pipeline::Shards::new(&ckpt.path);
     for source in &ckpt.sources {
         let output = shard_output(out_folder, &source.path);
         let shard_options = ExportOptions {
@@ -71,12 +72,12 @@ pub(super) fn export_shards(
             ..options.clone()
         };
         let r = export(&source.path, &shard_options, progress)?;
-        let written = crate::format::open(&source.path)?;
+        let shard = crate::format::open(&source.path)?;
         let shard_name = output
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        for t in &written.tensors {
+        for t in &shard.tensors {
             weight_map.insert(t.name.clone(), shard_name.clone());
         }
         for (alias, _) in &r.tied {
@@ -84,16 +85,9 @@ pub(super) fn export_shards(
         }
         total.tensors += r.tensors;
         total.storages += r.storages;
-        total.bytes = total
-            .bytes
-            .checked_add(r.bytes)
-            .ok_or_else(|| ExportError::TooLarge {
-                path: ckpt.path.clone(),
-                what: "the total size of the shards".into(),
-            })?;
         total.tied.extend(r.tied);
         total.notes.extend(r.notes);
-        total.shards.push(r.output);
+        written.add(r.output, r.bytes)?;
     }
     // Ties the index names across shards (a dropped name mapped to a shard lacking its target)
     // are not restored: say so.
@@ -106,28 +100,17 @@ pub(super) fn export_shards(
             }
         }
     }
-    let mut metadata = index
+    let metadata = index
         .get("metadata")
         .and_then(|m| m.as_object())
         .cloned()
         .unwrap_or_default();
-    metadata.insert("total_size".into(), serde_json::Value::from(total.bytes));
-    let json = serde_json::json!({ "metadata": metadata, "weight_map": weight_map });
-    let replace = if options.force {
-        crate::fsutil::Replace::Always
-    } else {
-        crate::fsutil::Replace::Never
-    };
-    crate::fsutil::atomic_write(&out_index, replace, |f| {
-        serde_json::to_writer_pretty(&mut *f, &json).map_err(std::io::Error::from)?;
-        std::io::Write::write_all(f, b"\n")
-    })
-    .map_err(|error| match error.kind() {
-        std::io::ErrorKind::AlreadyExists => ExportError::Exists(out_index.clone()),
-        _ => ExportError::Write {
-            path: out_index.clone(),
-            error,
-        },
-    })?;
+    total.bytes = written.bytes();
+    total.shards = written.finish(
+        &out_index,
+        metadata,
+        &weight_map,
+        crate::pipeline::replace_if(options.force),
+    )?;
     Ok(total)
 }

@@ -16,11 +16,11 @@ use std::time::SystemTime;
 use super::plan::Plan;
 use super::{ExportError, ExportOptions, ExportReport, Target};
 use crate::archive::zip_write::ZipWriter;
-use crate::convert::Checksum;
 use crate::error::Error;
 use crate::format::{Checkpoint, Format};
 use crate::fsutil::read_exact_at;
 use crate::pickle::policy::Verdict;
+use crate::pipeline::{Checksum, Output, WriteError};
 use crate::progress::Progress;
 
 /// Bytes read and written per step (cancel and progress are checked in between).
@@ -65,29 +65,22 @@ pub(super) fn write(
     options: &ExportOptions,
     progress: &Progress,
 ) -> Result<ExportReport, ExportError> {
-    let write_err = |error: std::io::Error| ExportError::Write {
-        path: output.to_path_buf(),
-        error,
-    };
+    let write_err = |error: std::io::Error| ExportError::from(WriteError::io(output, error));
     let total = plan
         .storages
         .iter()
         .try_fold(0u64, |a, s| a.checked_add(s.byte_len()))
-        .ok_or_else(|| ExportError::TooLarge {
+        .ok_or_else(|| WriteError::TooLarge {
             path: ckpt.path.clone(),
             what: "the total size of the tensors".into(),
         })?;
     progress.add_total(total.saturating_mul(2));
     let stamps: Vec<_> = ckpt.sources.iter().map(|s| stamp(&s.path)).collect();
     let pickle = super::pickle::state_dict(plan);
-    let tmp = crate::fsutil::AtomicFile::new(output).map_err(write_err)?;
+    let tmp = Output::create(output, crate::pipeline::replace_if(options.force))?;
     // Headers, descriptors and the directory: about 200 bytes a record and 64 of padding.
     let overhead = (plan.storages.len() as u64 + 8).saturating_mul(400);
-    check_space(
-        &tmp,
-        output,
-        total.saturating_add(pickle.len() as u64 + overhead),
-    )?;
+    tmp.check_space(total.saturating_add(pickle.len() as u64 + overhead))?;
 
     let name = archive_name(output);
     let ranges: Vec<Vec<Option<std::ops::Range<u64>>>> = (0..ckpt.sources.len())
@@ -112,7 +105,7 @@ pub(super) fn write(
     let (mut zip, copied_sums) = copied?;
     let hashed = hashed?;
     if progress.is_cancelled() {
-        return Err(ExportError::Cancelled);
+        return Err(WriteError::Cancelled.into());
     }
     for (i, s) in plan.storages.iter().enumerate() {
         if copied_sums.get(i) != hashed.sums.get(i) {
@@ -168,17 +161,9 @@ pub(super) fn write(
     )?;
     // The last moment a cancel can still leave no file.
     if progress.is_cancelled() {
-        return Err(ExportError::Cancelled);
+        return Err(WriteError::Cancelled.into());
     }
-    let replace = if options.force {
-        crate::fsutil::Replace::Always
-    } else {
-        crate::fsutil::Replace::Never
-    };
-    tmp.commit(replace).map_err(|e| match e.kind() {
-        std::io::ErrorKind::AlreadyExists => ExportError::Exists(output.to_path_buf()),
-        _ => write_err(e),
-    })?;
+    tmp.commit()?;
     Ok(ExportReport {
         input: ckpt.path.clone(),
         output: output.to_path_buf(),
@@ -195,10 +180,7 @@ pub(super) fn write(
 }
 
 fn internal(output: &Path, what: impl Into<String>) -> ExportError {
-    ExportError::Internal {
-        output: output.to_path_buf(),
-        what: what.into(),
-    }
+    WriteError::internal(output, what).into()
 }
 
 fn changed(ckpt: &Checkpoint, source: usize, what: String) -> ExportError {
@@ -218,17 +200,14 @@ fn changed(ckpt: &Checkpoint, source: usize, what: String) -> ExportError {
 fn write_archive<'f>(
     ckpt: &Checkpoint,
     plan: &Plan,
-    tmp: &'f crate::fsutil::AtomicFile,
+    tmp: &'f Output,
     name: &str,
     pickle: &[u8],
     options: &ExportOptions,
     progress: &Progress,
 ) -> Result<(ZipWriter<BufWriter<&'f std::fs::File>>, Vec<u64>), ExportError> {
-    let output = tmp.target();
-    let write_err = |error: std::io::Error| ExportError::Write {
-        path: output.to_path_buf(),
-        error,
-    };
+    let output = tmp.path();
+    let write_err = |error: std::io::Error| ExportError::from(WriteError::io(output, error));
     let mut zip = ZipWriter::new(BufWriter::with_capacity(1 << 20, tmp.file()), ALIGNMENT);
     zip.add(&format!("{name}/data.pkl"), pickle)
         .map_err(write_err)?;
@@ -256,7 +235,7 @@ fn write_archive<'f>(
         let mut at = s.range.start;
         while at < s.range.end {
             if progress.is_cancelled() {
-                return Err(ExportError::Cancelled);
+                return Err(WriteError::Cancelled.into());
             }
             let n = (s.range.end - at).min(CHUNK as u64) as usize;
             let chunk = &mut buf[..n];
@@ -296,7 +275,7 @@ fn hash_sources(
     let mut sha = Vec::new();
     let mut sums: Vec<Option<u64>> = vec![None; ranges.first().map_or(0, Vec::len)];
     for (source, ranges) in ckpt.sources.iter().zip(ranges) {
-        let (hex, found, _) = crate::convert::hash_source(&source.path, ranges, &[], progress)?;
+        let (hex, found, _) = crate::pipeline::hash_source(&source.path, ranges, &[], progress)?;
         sha.push(hex);
         for (slot, found) in sums.iter_mut().zip(found) {
             if found.is_some() {
@@ -365,27 +344,6 @@ fn serialization_id(source_sha: &str) -> String {
     format!("{a:020}{b:020}")
 }
 
-/// Stage: the file's system must hold all of it before anything is written.
-fn check_space(
-    tmp: &crate::fsutil::AtomicFile,
-    output: &Path,
-    need: u64,
-) -> Result<(), ExportError> {
-    let folder = tmp
-        .target()
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    match crate::fsutil::available_space(folder) {
-        Some(available) if available < need => Err(ExportError::NoSpace {
-            path: output.to_path_buf(),
-            need,
-            available,
-        }),
-        _ => Ok(()),
-    }
-}
-
 /// Reopens the written file with ckptscope's reader: it scans safe, loads with
 /// `weights_only=True` by the compat model, every member's CRC-32 matches, every tensor has its
 /// planned name, dtype, shape and storage, every storage the bytes copied, and the provenance
@@ -394,7 +352,7 @@ fn check_space(
 fn read_back(
     ckpt: &Checkpoint,
     plan: &Plan,
-    tmp: &crate::fsutil::AtomicFile,
+    tmp: &Output,
     output: &Path,
     name: &str,
     sums: &[u64],
@@ -403,14 +361,11 @@ fn read_back(
 ) -> Result<(), ExportError> {
     let _ = ckpt;
     let path = tmp.reopen_path();
-    let mismatch = |tensor: Option<&str>, what: String| ExportError::Mismatch {
-        output: output.to_path_buf(),
-        tensor: tensor.map(str::to_string),
-        what,
+    let mismatch = |tensor: Option<&str>, what: String| {
+        ExportError::from(WriteError::mismatch(output, tensor, what))
     };
-    let out = crate::format::open(&path).map_err(|error| ExportError::ReadBack {
-        error: Box::new(error),
-    })?;
+    let read_back = |error: Error| ExportError::from(WriteError::read_back(error));
+    let out = crate::format::open(&path).map_err(read_back)?;
     let Some(report) = out.pickle.as_ref() else {
         return Err(mismatch(
             None,
@@ -459,9 +414,7 @@ fn read_back(
         .first()
         .ok_or_else(|| mismatch(None, "no source".into()))?
         .mapped()
-        .map_err(|error| ExportError::ReadBack {
-            error: Box::new(error),
-        })?
+        .map_err(read_back)?
         .bytes();
     let entries = crate::archive::zip::entries(bytes)
         .map_err(|p| mismatch(None, format!("its zip directory does not read: {p}")))?;
@@ -470,9 +423,7 @@ fn read_back(
         crate::archive::zip::data_range(bytes, e)
             .map_err(|p| mismatch(None, format!("member `{}`: {p}", e.name)))
     };
-    let file = std::fs::File::open(&path).map_err(|e| ExportError::ReadBack {
-        error: Box::new(Error::io("open", output, e)),
-    })?;
+    let file = std::fs::File::open(&path).map_err(|e| read_back(Error::io("open", output, e)))?;
     let mut buf = vec![0u8; CHUNK];
     for (i, s) in plan.storages.iter().enumerate() {
         let e = member(&format!("data/{}", s.key))
@@ -487,13 +438,11 @@ fn read_back(
         let mut at = r.start;
         while at < r.end {
             if progress.is_cancelled() {
-                return Err(ExportError::Cancelled);
+                return Err(WriteError::Cancelled.into());
             }
             let n = (r.end - at).min(CHUNK as u64) as usize;
             let piece = &mut buf[..n];
-            read_exact_at(&file, piece, at).map_err(|e| ExportError::ReadBack {
-                error: Box::new(Error::io("read", output, e)),
-            })?;
+            read_exact_at(&file, piece, at).map_err(|e| read_back(Error::io("read", output, e)))?;
             crc.update(piece);
             sum.update(piece);
             progress.add_done(n as u64);

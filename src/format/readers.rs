@@ -1,6 +1,6 @@
 //! The readers of the formats ckptscope reads today, each over its module: safetensors (one
 //! file or a sharded index), the pickle family (PyTorch zip, legacy and tar, TorchScript, plain
-//! pickles), NumPy, GGUF and ONNX. The table in [`super::registry`] names which reads what.
+//! pickles), NumPy, GGUF and ONNX. The registry's table names which reads what.
 
 use super::reader::{Input, Judgement, Reader};
 use super::{Checkpoint, Format, MappedFile, OpenOptions};

@@ -27,8 +27,8 @@ use crate::gui::jobs::{Ended, Job, JobError, JobKind, JobStatus, Jobs, Opened};
 use crate::gui::menu::{MenuFacts, menu_ui, shortcuts};
 use crate::gui::messages::{Messages, messages_ui};
 use crate::gui::notices::{
-    apply_theme, convert_notice, dropped_command, export_notice, exportable, open_options,
-    set_parent_notice,
+    Undoable, apply_theme, convert_notice, dropped_command, export_notice, exportable,
+    open_options, set_parent_notice,
 };
 use crate::gui::state::{Persisted, RecentFile, check_recent};
 use crate::gui::widgets::display_name;
@@ -83,15 +83,6 @@ pub struct App {
     recent: Vec<RecentFile>,
     start_shown: bool,
     cache: crate::hash::CacheDir,
-}
-
-/// The files a conversion or an export just wrote: what the notice's Open shows and its Undo
-/// removes (named apart from the inference package's `Written` the folder view keeps).
-struct Undoable {
-    /// The file to open (an export's index, for a sharded model).
-    path: PathBuf,
-    /// The other files written with it (an export's shards), removed with it by Undo.
-    also: Vec<PathBuf>,
 }
 
 /// Rounds of commands pushed by commands (a dialog's answer) handled in one frame; whatever is
@@ -387,12 +378,13 @@ impl App {
             self.sync,
             move |progress| match crate::export::export(&source, &options, progress) {
                 Ok(report) => Ok(report),
-                // The library's words are the command line's (`--force`); the window's way to
-                // replace a file is its save dialog.
-                Err(crate::export::ExportError::Exists(p)) => Err(JobError::Failed(format!(
-                    "{} already exists; it is not replaced. Use “Export for PyTorch…” to choose another name or to replace it.",
-                    p.display()
-                ))),
+                // The window's way to replace a file is its save dialog.
+                Err(crate::export::ExportError::Write(crate::pipeline::WriteError::Exists(p))) => {
+                    Err(JobError::Failed(format!(
+                        "{} already exists; it is not replaced. Use “Export for PyTorch…” to choose another name or to replace it.",
+                        p.display()
+                    )))
+                }
                 Err(e) => Err(e.into()),
             },
         );
@@ -403,20 +395,9 @@ impl App {
 
     /// Removes what a conversion or an export wrote (the notice's Undo).
     fn undo(&mut self, written: Undoable) {
-        let mut removed = Vec::new();
-        let mut failed = Vec::new();
-        for path in std::iter::once(&written.path).chain(&written.also) {
-            match std::fs::remove_file(path) {
-                Ok(()) => removed.push(path.display().to_string()),
-                Err(e) => failed.push(format!("cannot remove {}: {e}", path.display())),
-            }
-        }
-        if !removed.is_empty() {
-            self.notice = Some(format!("Removed {}.", removed.join(", ")));
-        }
-        if !failed.is_empty() {
-            self.error = Some(failed.join("; "));
-        }
+        let (notice, error) = written.remove();
+        self.notice = notice.or(self.notice.take());
+        self.error = error.or(self.error.take());
     }
 
     /// Shows what a job that did not give a result means to the user. A job cancelled by the
@@ -478,8 +459,8 @@ impl App {
                 Ok(report) => {
                     self.notice = Some(convert_notice(&report));
                     self.converted = Some(Undoable {
+                        also: report.written().into_iter().skip(1).collect(),
                         path: report.output,
-                        also: Vec::new(),
                     });
                 }
                 Err(e) => self.job_failed(e),
@@ -490,8 +471,8 @@ impl App {
                 Ok(report) => {
                     self.notice = Some(export_notice(&report));
                     self.converted = Some(Undoable {
+                        also: report.written().into_iter().skip(1).collect(),
                         path: report.output,
-                        also: report.shards,
                     });
                 }
                 Err(e) => self.job_failed(e),

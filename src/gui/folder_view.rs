@@ -18,6 +18,7 @@ use egui_extras::{Column, TableBuilder};
 
 use crate::gui::command::Command;
 use crate::gui::jobs::{Ended, Job, JobError, JobKind, JobStatus, Slot};
+use crate::gui::notices::convert_all_notice;
 use crate::gui::widgets::{COLOR_A, display_name, job_row, verdict_color};
 use crate::output::human::bytes as human_bytes;
 use crate::output::package::{check_label, config_value, format_label, verdict_line};
@@ -344,22 +345,6 @@ fn convertible(package: &Package) -> usize {
         .iter()
         .filter(|(_, d)| d.is_ok())
         .count()
-}
-
-/// What a finished convert-all run says.
-pub fn convert_all_notice(summary: &Summary) -> String {
-    let mut parts = vec![format!("{} converted", summary.converted())];
-    for (n, what) in [
-        (summary.skipped(), "skipped"),
-        (summary.refused(), "refused"),
-        (summary.failed(), "failed"),
-        (summary.cancelled(), "not reached"),
-    ] {
-        if n > 0 {
-            parts.push(format!("{n} {what}"));
-        }
-    }
-    format!("Convert all pickles: {}.", parts.join(", "))
 }
 
 /// Draws the package.

@@ -109,9 +109,10 @@ impl From<crate::Error> for JobError {
 
 impl From<crate::convert::ConvertError> for JobError {
     fn from(e: crate::convert::ConvertError) -> JobError {
-        match e {
-            crate::convert::ConvertError::Cancelled => JobError::Cancelled,
-            e => JobError::failed(e),
+        if e.is_cancelled() {
+            JobError::Cancelled
+        } else {
+            JobError::failed(e)
         }
     }
 }
@@ -127,9 +128,10 @@ impl From<crate::analysis::StatsError> for JobError {
 
 impl From<crate::export::ExportError> for JobError {
     fn from(e: crate::export::ExportError) -> JobError {
-        match e {
-            crate::export::ExportError::Cancelled => JobError::Cancelled,
-            e => JobError::failed(e),
+        if e.is_cancelled() {
+            JobError::Cancelled
+        } else {
+            JobError::failed(e)
         }
     }
 }
@@ -500,11 +502,15 @@ mod tests {
         };
         assert_eq!(JobError::from(e), JobError::Cancelled);
         assert_eq!(
-            JobError::from(crate::convert::ConvertError::Cancelled),
+            JobError::from(crate::convert::ConvertError::from(
+                crate::pipeline::WriteError::Cancelled
+            )),
             JobError::Cancelled
         );
         assert_eq!(
-            JobError::from(crate::export::ExportError::Cancelled),
+            JobError::from(crate::export::ExportError::from(
+                crate::pipeline::WriteError::Cancelled
+            )),
             JobError::Cancelled
         );
     }

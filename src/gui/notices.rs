@@ -128,3 +128,46 @@ pub fn dropped_command(dropped: &[PathBuf], open: Option<&Path>) -> Option<Comma
         }),
     }
 }
+
+/// The files a conversion or an export just wrote: what the notice's Open shows and its Undo
+/// removes (named apart from the inference package's `Written` the folder view keeps).
+pub struct Undoable {
+    /// The file to open (an export's index, for a sharded model).
+    pub path: PathBuf,
+    /// The other files written with it (an export's shards), removed with it by Undo.
+    pub also: Vec<PathBuf>,
+}
+
+impl Undoable {
+    /// Removes every file written: the notice saying what was removed, and the error saying
+    /// what could not be (each `None` when there is nothing to say).
+    pub fn remove(&self) -> (Option<String>, Option<String>) {
+        let mut removed = Vec::new();
+        let mut failed = Vec::new();
+        for path in std::iter::once(&self.path).chain(&self.also) {
+            match std::fs::remove_file(path) {
+                Ok(()) => removed.push(path.display().to_string()),
+                Err(e) => failed.push(format!("cannot remove {}: {e}", path.display())),
+            }
+        }
+        let notice = (!removed.is_empty()).then(|| format!("Removed {}.", removed.join(", ")));
+        let error = (!failed.is_empty()).then(|| failed.join("; "));
+        (notice, error)
+    }
+}
+
+/// What a finished convert-all run says.
+pub fn convert_all_notice(summary: &crate::package::convert_all::Summary) -> String {
+    let mut parts = vec![format!("{} converted", summary.converted())];
+    for (n, what) in [
+        (summary.skipped(), "skipped"),
+        (summary.refused(), "refused"),
+        (summary.failed(), "failed"),
+        (summary.cancelled(), "not reached"),
+    ] {
+        if n > 0 {
+            parts.push(format!("{n} {what}"));
+        }
+    }
+    format!("Convert all pickles: {}.", parts.join(", "))
+}

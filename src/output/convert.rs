@@ -74,3 +74,21 @@ pub fn write_human(out: &mut impl Write, r: &ConvertReport) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// The error as the command line says it: the library's words, then the flag that changes the
+/// outcome, when one does (`--force`, `--allow-dangerous`, `--all`...).
+pub fn error_text(e: &crate::convert::ConvertError) -> String {
+    use crate::convert::ConvertError as E;
+    let hint = match e {
+        E::Write(w) => return super::write_error_text(w),
+        E::Refused { verdict, .. } => format!(": pass --allow-{verdict} to convert it anyway"),
+        E::NameClash(_) => " or use --all".into(),
+        E::Expanded { .. } => "; pass --materialize-expanded to write it anyway, or raise the factor with --limit expansion=N".into(),
+        E::Unreadable { .. } => ". Pass --skip-unreadable to convert the others".into(),
+        E::Quantized { .. } => {
+            "; pass --dequantize f32, f16 or bf16 to write their decoded values".into()
+        }
+        _ => String::new(),
+    };
+    format!("{e}{hint}")
+}

@@ -37,3 +37,12 @@ pub fn write_human(out: &mut impl Write, r: &ExportReport) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// The error as the command line says it: the library's words, then the flag that changes the
+/// outcome, when one does (`--force`).
+pub fn error_text(e: &crate::export::ExportError) -> String {
+    match e {
+        crate::export::ExportError::Write(w) => super::write_error_text(w),
+        e => e.to_string(),
+    }
+}

@@ -11,3 +11,12 @@ pub mod lineage;
 pub mod package;
 pub mod scan;
 pub mod stats;
+
+/// A write failure as the command line says it: the library's words, and `--force` where it
+/// would let the write happen.
+pub fn write_error_text(e: &crate::pipeline::WriteError) -> String {
+    match e {
+        crate::pipeline::WriteError::Exists(_) => format!("{e}; pass --force to replace it"),
+        e => e.to_string(),
+    }
+}

@@ -12,6 +12,7 @@ use crate::convert::{
     ConvertError, ConvertOptions, ConvertReport, convert, default_output, is_sharded_pickle_index,
 };
 use crate::pickle::policy::Verdict;
+use crate::pipeline::WriteError;
 use crate::progress::Progress;
 
 use super::{Package, PackageFile, Role};
@@ -247,11 +248,11 @@ pub fn convert_all(
                     Ok(report) => Outcome::Converted {
                         report: Box::new(report),
                     },
-                    Err(ConvertError::Cancelled) => Outcome::Cancelled,
+                    Err(e) if e.is_cancelled() => Outcome::Cancelled,
                     Err(e @ ConvertError::Refused { .. }) => Outcome::Refused {
                         reason: e.to_string(),
                     },
-                    Err(e @ ConvertError::Exists(_)) => Outcome::Skipped {
+                    Err(e @ ConvertError::Write(WriteError::Exists(_))) => Outcome::Skipped {
                         reason: e.to_string(),
                     },
                     Err(e) => Outcome::Failed {

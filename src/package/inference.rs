@@ -6,9 +6,11 @@
 //! When the package's top level holds no weights (a run that only saved checkpoints), the
 //! latest run point's weights and configs are taken, and the plan says so.
 //!
-//! Writing is all-or-nothing: a folder is built under a hidden name beside the target and
-//! renamed into place at the end; an archive is written through [`crate::fsutil::AtomicFile`].
-//! An existing target is never replaced.
+//! Writing is all-or-nothing and goes through [`crate::pipeline`]: the target's file system
+//! must hold every kept file first; a folder is built under a hidden name beside the target
+//! (each file copied, read back against the source and synced) and renamed into place at the
+//! end; an archive is written through [`crate::pipeline::Output`]. An existing target is never
+//! replaced.
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -17,7 +19,8 @@ use std::path::{Path, PathBuf};
 
 use crate::archive::tar_write::{GzWriter, TarWriter};
 use crate::convert::{ConvertError, ConvertOptions, convert, default_output};
-use crate::fsutil::{AtomicFile, Replace};
+use crate::fsutil::Replace;
+use crate::pipeline::{CopyFileError, Output, WriteError};
 use crate::progress::Progress;
 
 use super::{Package, PackageFile, PointKind, Role};
@@ -315,6 +318,12 @@ pub enum InferenceError {
         /// Why (boxed: a conversion error is large, and this is the rare path).
         error: Box<ConvertError>,
     },
+    /// A file of the package cannot be read (or changed while it was copied).
+    #[error(transparent)]
+    Read(crate::error::Error),
+    /// The package does not fit, a copy did not read back as its source, or writing failed.
+    #[error(transparent)]
+    Write(WriteError),
     /// Reading or writing failed.
     #[error("{what} {}: {error}", path.display())]
     Io {
@@ -328,6 +337,16 @@ pub enum InferenceError {
     /// The user cancelled.
     #[error("cancelled")]
     Cancelled,
+}
+
+impl From<WriteError> for InferenceError {
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::Cancelled => InferenceError::Cancelled,
+            WriteError::Exists(p) => InferenceError::Exists(p),
+            e => InferenceError::Write(e),
+        }
+    }
 }
 
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> InferenceError + 'a {
@@ -378,11 +397,14 @@ pub fn write(
     }) {
         return Err(InferenceError::NoWeights(package.root.clone()));
     }
-    progress.add_total(plan.entries.iter().map(|e| e.bytes).sum());
+    let need: u64 = plan.entries.iter().map(|e| e.bytes).sum();
+    progress.add_total(need);
     let parent = match target.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
+    // Conversions write about their input's size, copies theirs: all of it must fit first.
+    crate::pipeline::check_space_in(&parent, target, need)?;
     // Conversions (and, for a folder, everything) are built in a hidden folder beside the
     // target: same file system, so the final rename is atomic.
     let staging = tempfile::Builder::new()
@@ -404,7 +426,7 @@ pub fn write(
         };
         let one = Progress::new();
         convert(&package.absolute(&e.source), &options, &one).map_err(|error| match error {
-            ConvertError::Cancelled => InferenceError::Cancelled,
+            error if error.is_cancelled() => InferenceError::Cancelled,
             error => InferenceError::Convert {
                 path: e.source.clone(),
                 error: Box::new(error),
@@ -426,7 +448,14 @@ pub fn write(
                 std::fs::create_dir_all(folder).map_err(io_err("create", folder))?;
             }
             let src = package.absolute(&e.source);
-            bytes += std::fs::copy(&src, &dest).map_err(io_err("copy", &src))?;
+            let one = Progress::new();
+            bytes +=
+                crate::pipeline::copy_file(&src, &dest, Replace::Never, &one).map_err(|error| {
+                    match error {
+                        CopyFileError::Write(e) => InferenceError::from(e),
+                        CopyFileError::Source(e) => InferenceError::Read(e),
+                    }
+                })?;
             progress.add_done(e.bytes);
         }
         let built = staging.keep();
@@ -483,11 +512,11 @@ fn write_archive(
         .or_else(|| top.strip_suffix(".tgz"))
         .unwrap_or(&top)
         .to_string();
-    let mut atomic = AtomicFile::new(target).map_err(io_err("create", target))?;
-    let file = atomic
-        .file_mut()
-        .try_clone()
-        .map_err(io_err("write", target))?;
+    let atomic = Output::create(target, Replace::Never)?;
+    // Weights barely compress: the archive takes about what its members do.
+    let members: u64 = plan.entries.iter().map(|e| e.bytes).sum();
+    atomic.check_space(members.saturating_add(plan.entries.len() as u64 * 1024))?;
+    let file = atomic.file().try_clone().map_err(io_err("write", target))?;
     let gz =
         GzWriter::new(BufWriter::with_capacity(1 << 20, file)).map_err(io_err("write", target))?;
     let mut tar = TarWriter::new(gz);
@@ -536,8 +565,6 @@ fn write_archive(
         .metadata()
         .map_err(io_err("write", target))?
         .len();
-    atomic
-        .commit(Replace::Never)
-        .map_err(io_err("write", target))?;
+    atomic.commit()?;
     Ok(len)
 }

@@ -236,7 +236,7 @@ fn folder_scan_counts_scanned_and_not_scanned_and_skips_special_files() {
     write(dir.path(), "evil.pkl", &evil);
     write(dir.path(), "broken.pt", b"");
     write(dir.path(), "README.md", b"# a model\n");
-    mkfifo(&dir.path().join("pipe.bin"));
+    mkfifo(&dir.path().join("pipe.fifo"));
 
     let (code, out, err) = run_bounded(&["scan", s(dir.path())]);
     let out = String::from_utf8_lossy(&out);
@@ -252,7 +252,10 @@ fn folder_scan_counts_scanned_and_not_scanned_and_skips_special_files() {
         ),
         "{out}"
     );
-    assert!(out.contains("SKIPPED") && out.contains("pipe.bin"), "{out}");
+    assert!(
+        out.contains("SKIPPED") && out.contains("pipe.fifo"),
+        "{out}"
+    );
 
     let (code, out, _) = run_bounded(&["scan", "--json", s(dir.path())]);
     assert_eq!(code, 2);
@@ -266,7 +269,7 @@ fn folder_scan_counts_scanned_and_not_scanned_and_skips_special_files() {
     };
     assert_eq!(verdict_of("evil.pkl").as_deref(), Some("dangerous"));
     assert_eq!(verdict_of("broken.pt").as_deref(), Some("error"));
-    assert_eq!(verdict_of("pipe.bin").as_deref(), Some("skipped"));
+    assert_eq!(verdict_of("pipe.fifo").as_deref(), Some("skipped"));
     assert_eq!(verdict_of("README.md"), None);
 }
 

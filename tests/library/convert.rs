@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use ckptscope::convert::{ConvertError, ConvertOptions, convert};
 use ckptscope::pickle::policy::Verdict;
+use ckptscope::pipeline::WriteError;
 use ckptscope::progress::Progress;
 use common::{expected, fixture, run, sha256_hex};
 
@@ -190,8 +191,15 @@ fn dangerous_files_are_refused_unless_accepted() {
         ),
         "{err}"
     );
+    // The library says what it found; the command line adds the flag that accepts it.
+    let cli = ckptscope::output::convert::error_text(&err);
     assert!(
-        err.to_string().contains("posix.system") && err.to_string().contains("--allow-dangerous")
+        err.to_string().contains("posix.system") && !err.to_string().contains("--allow"),
+        "{err}"
+    );
+    assert!(
+        cli.contains("posix.system") && cli.contains("--allow-dangerous"),
+        "{cli}"
     );
     assert_eq!(
         std::fs::read_dir(dir.path()).unwrap().count(),
@@ -220,7 +228,10 @@ fn existing_output_needs_force_and_input_is_never_overwritten() {
     let out = dir.path().join("torch_zip_basic.safetensors");
     std::fs::write(&out, b"previous").unwrap();
     let err = convert_default(&input, ConvertOptions::default()).unwrap_err();
-    assert!(matches!(err, ConvertError::Exists(_)), "{err}");
+    assert!(
+        matches!(err, ConvertError::Write(WriteError::Exists(_))),
+        "{err}"
+    );
     assert_eq!(std::fs::read(&out).unwrap(), b"previous");
     convert_default(
         &input,
@@ -240,7 +251,10 @@ fn existing_output_needs_force_and_input_is_never_overwritten() {
         },
     )
     .unwrap_err();
-    assert!(matches!(err, ConvertError::SameAsInput(_)), "{err}");
+    assert!(
+        matches!(err, ConvertError::Write(WriteError::SameAsInput(_))),
+        "{err}"
+    );
     let err = convert_default(&out, ConvertOptions::default()).unwrap_err();
     assert!(matches!(err, ConvertError::AlreadySafetensors(_)), "{err}");
 }
@@ -277,7 +291,10 @@ fn cancelling_leaves_no_output() {
     let progress = Progress::default();
     progress.cancel();
     let err = convert(&input, &ConvertOptions::default(), &progress).unwrap_err();
-    assert!(matches!(err, ConvertError::Cancelled), "{err}");
+    assert!(
+        matches!(err, ConvertError::Write(WriteError::Cancelled)),
+        "{err}"
+    );
     only_input_left(dir.path(), &input, &original);
 }
 

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use ckptscope::export::{ExportError, ExportOptions, Hook, export};
 use ckptscope::pickle::policy::Verdict;
+use ckptscope::pipeline::WriteError;
 use ckptscope::progress::Progress;
 use common::{assert_tensors_match_truth, fixture, run, safetensors_bytes, sha256_hex};
 
@@ -293,8 +294,17 @@ fn an_existing_output_needs_force() {
     let out = dir.path().join("tied.bin");
     std::fs::write(&out, b"keep me").unwrap();
     let err = export(&input, &options(), &Progress::default()).unwrap_err();
-    assert!(matches!(err, ExportError::Exists(_)), "{err}");
-    assert!(err.to_string().contains("--force"), "{err}");
+    assert!(
+        matches!(err, ExportError::Write(WriteError::Exists(_))),
+        "{err}"
+    );
+    // The library names the file; the command line adds the flag that replaces it.
+    assert!(!err.to_string().contains("--force"), "{err}");
+    let cli = ckptscope::output::export::error_text(&err);
+    assert!(
+        cli.contains("already exists") && cli.contains("--force"),
+        "{cli}"
+    );
     assert_eq!(std::fs::read(&out).unwrap(), b"keep me");
     let force = ExportOptions {
         force: true,
@@ -309,7 +319,10 @@ fn an_existing_output_needs_force() {
         ..options()
     };
     let err = export(&input, &same, &Progress::default()).unwrap_err();
-    assert!(matches!(err, ExportError::SameAsInput(_)), "{err}");
+    assert!(
+        matches!(err, ExportError::Write(WriteError::SameAsInput(_))),
+        "{err}"
+    );
 }
 
 #[test]
@@ -442,12 +455,18 @@ fn a_write_failure_or_a_cancel_leaves_no_output() {
         ..options()
     };
     let err = export(&input, &opts, &Progress::default()).unwrap_err();
-    assert!(matches!(err, ExportError::Write { .. }), "{err}");
+    assert!(
+        matches!(err, ExportError::Write(WriteError::Io { .. })),
+        "{err}"
+    );
     assert_eq!(names_in(dir.path()), ["big.safetensors"]);
     let progress = Progress::new();
     progress.cancel();
     let err = export(&input, &options(), &progress).unwrap_err();
-    assert!(matches!(err, ExportError::Cancelled), "{err}");
+    assert!(
+        matches!(err, ExportError::Write(WriteError::Cancelled)),
+        "{err}"
+    );
     assert_eq!(names_in(dir.path()), ["big.safetensors"]);
     // Undisturbed, the same input exports and reads back.
     let report = export(&input, &options(), &Progress::default()).unwrap();

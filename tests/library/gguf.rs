@@ -309,7 +309,11 @@ fn convert_refuses_gguf_and_names_the_quantized_types() {
         out.to_str().unwrap(),
     ]);
     assert_eq!(code, 2);
-    assert!(err.contains("block-quantized (Q4_0, Q8_0)"), "{err}");
+    assert!(
+        err.contains("block-quantized tensors of its 8 (Q4_0, Q8_0)")
+            && err.contains("--dequantize"),
+        "{err}"
+    );
     assert!(!out.exists());
 }
 

@@ -9,6 +9,7 @@ mod common;
 mod analysis_fixtures;
 mod compat;
 mod convert;
+mod convert_formats;
 mod diff;
 mod export;
 mod gguf;

@@ -573,7 +573,7 @@ fn hostile_folders_are_bounded_and_fail_closed() {
     #[cfg(unix)]
     {
         std::os::unix::fs::symlink(dir, dir.join("loop")).unwrap();
-        let fifo = dir.join("pipe.bin");
+        let fifo = dir.join("pipe.fifo");
         let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
         assert_eq!(unsafe_free_mkfifo(&c), 0);
     }
@@ -599,7 +599,7 @@ fn hostile_folders_are_bounded_and_fail_closed() {
         package
             .skipped
             .iter()
-            .any(|s| s.path.ends_with("pipe.bin") && s.reason.contains("FIFO")),
+            .any(|s| s.path.ends_with("pipe.fifo") && s.reason.contains("FIFO")),
         "{:?}",
         package.skipped
     );
