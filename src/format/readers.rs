@@ -105,6 +105,13 @@ impl Reader for Numpy {
     }
 
     fn judge(&self, input: &Input<'_>) -> Result<Judgement, String> {
+        // A `.npy` whose header cannot be read (an unknown version, a cut or garbled header)
+        // is not understood: nothing can be said of its data, or whether it holds a pickle.
+        if input.format == Format::Numpy
+            && let Err(problem) = crate::pickle::container::npy_header(input.bytes)
+        {
+            return Err(format!("starts like a NumPy .npy array, but {problem}"));
+        }
         let mut a = analyze(input.bytes, input.format, input.policy, input.limits, None);
         numpy_findings(input.bytes, input.format, &mut a);
         Ok(judgement(a))

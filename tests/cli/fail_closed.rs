@@ -319,3 +319,31 @@ fn a_file_name_that_is_not_utf8_does_not_break_the_json() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("model-\u{fffd}.safetensors"), "{out}");
 }
+
+/// A torch zip that also holds a Keras config, named `.keras`: `keras.saving.load_model` loads
+/// it as Keras (Lambda bytecode and all), so the name decides: not scanned, never safe.
+#[test]
+fn a_torch_keras_polyglot_named_keras_is_not_scanned() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bytes = Zip::new()
+        .add("archive/data.pkl", b"\x80\x02}q\x00.")
+        .add("config.json", br#"{"class_name": "Lambda"}"#)
+        .bytes();
+    write(tmp.path(), "model.keras", &bytes);
+    let (code, out, err) = run(&["scan", tmp.path().join("model.keras").to_str().unwrap()]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(out.contains("not scanned: a Keras"), "{out}");
+}
+
+/// A `.npy` whose header cannot be read (version 32) was SAFE: now it is not scanned.
+#[test]
+fn a_npy_with_an_unreadable_header_is_not_scanned() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), "a.npy", b"\x93NUMPY junk");
+    let (code, out, err) = run(&["scan", tmp.path().join("a.npy").to_str().unwrap()]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        out.contains("not scanned: starts like a NumPy .npy array, but .npy format version"),
+        "{out}"
+    );
+}

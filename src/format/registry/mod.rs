@@ -633,7 +633,15 @@ pub fn identify(path: &Path, bytes: &[u8]) -> Format {
         },
         Format::Unknown if lower.ends_with(".joblib") && is_zlib(bytes) => Format::JoblibCompressed,
         // Any JSON with a `weight_map` looks like a safetensors index; a Keras index is one too.
-        Format::Zip | Format::Tar | Format::Unknown | Format::SafetensorsSharded => match named {
+        // A torch or NumPy zip named `.keras` is also what Keras would load (a polyglot):
+        // the format the name claims and ckptscope does not read decides.
+        Format::Zip
+        | Format::PytorchZip
+        | Format::Torchscript
+        | Format::NumpyZip
+        | Format::Tar
+        | Format::Unknown
+        | Format::SafetensorsSharded => match named {
             Some(e) if e.refused() => e.format,
             _ => content,
         },
