@@ -424,6 +424,29 @@ pub fn read_exact_at(file: &std::fs::File, buf: &mut [u8], at: u64) -> std::io::
     }
 }
 
+/// Serializes a path as a JSON string even when it is not UTF-8 (a file name in another
+/// encoding, bytes from a hostile archive): invalid bytes become U+FFFD, as `Path::display`
+/// shows them, instead of failing the whole report.
+pub fn serialize_path<S: serde::Serializer>(path: &Path, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&path.to_string_lossy())
+}
+
+/// [`serialize_path`] for an optional path.
+pub fn serialize_opt_path<S: serde::Serializer>(
+    path: &Option<PathBuf>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match path {
+        Some(p) => s.serialize_some(&*p.to_string_lossy()),
+        None => s.serialize_none(),
+    }
+}
+
+/// [`serialize_path`] for a list of paths.
+pub fn serialize_paths<S: serde::Serializer>(paths: &[PathBuf], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(paths.iter().map(|p| p.to_string_lossy()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -566,27 +589,4 @@ mod tests {
         #[cfg(unix)]
         assert!(available_space(Path::new(".")).is_some_and(|n| n > 0));
     }
-}
-
-/// Serializes a path as a JSON string even when it is not UTF-8 (a file name in another
-/// encoding, bytes from a hostile archive): invalid bytes become U+FFFD, as `Path::display`
-/// shows them, instead of failing the whole report.
-pub fn serialize_path<S: serde::Serializer>(path: &Path, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&path.to_string_lossy())
-}
-
-/// [`serialize_path`] for an optional path.
-pub fn serialize_opt_path<S: serde::Serializer>(
-    path: &Option<PathBuf>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    match path {
-        Some(p) => s.serialize_some(&*p.to_string_lossy()),
-        None => s.serialize_none(),
-    }
-}
-
-/// [`serialize_path`] for a list of paths.
-pub fn serialize_paths<S: serde::Serializer>(paths: &[PathBuf], s: S) -> Result<S::Ok, S::Error> {
-    s.collect_seq(paths.iter().map(|p| p.to_string_lossy()))
 }

@@ -216,7 +216,7 @@ pub fn scan_paths(paths: &[PathBuf], policy: &Policy, limits: &Limits) -> ScanRu
                 })
             }));
             for file in listing.files {
-                if models.iter().any(|m| file.starts_with(m)) {
+                if models.iter().any(|m| is_saved_model_part(m, &file)) {
                     continue;
                 }
                 match scan_one(&file, policy, limits) {
@@ -232,8 +232,29 @@ pub fn scan_paths(paths: &[PathBuf], policy: &Policy, limits: &Limits) -> ScanRu
     run
 }
 
+/// Whether `file` is one of the parts TensorFlow writes for the SavedModel in `root`: the graph
+/// (`saved_model.pb`/`.pbtxt`), `fingerprint.pb`, `keras_metadata.pb` and the variables
+/// checkpoint under `variables/`. Anything else in the folder (a `pytorch_model.bin` beside it,
+/// a pickle among the assets) is judged on its own, so a model folder cannot hide a payload
+/// behind the SavedModel's "not scanned".
+pub fn is_saved_model_part(root: &Path, file: &Path) -> bool {
+    let Ok(rel) = file.strip_prefix(root) else {
+        return false;
+    };
+    let lower = rel
+        .to_string_lossy()
+        .to_ascii_lowercase()
+        .replace('\\', "/");
+    matches!(
+        lower.as_str(),
+        "saved_model.pb" | "saved_model.pbtxt" | "fingerprint.pb" | "keras_metadata.pb"
+    ) || lower
+        .strip_prefix("variables/variables")
+        .is_some_and(|rest| rest == ".index" || rest.starts_with(".data-"))
+}
+
 /// The TensorFlow SavedModel folders among listed files: those holding `saved_model.pb` or
-/// `saved_model.pbtxt`. Each is one model; its `variables/` and assets belong to it.
+/// `saved_model.pbtxt`. Each is one model made of its parts ([`is_saved_model_part`]).
 pub fn saved_models(files: &[PathBuf]) -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = files
         .iter()

@@ -389,7 +389,10 @@ fn group_saved_models(files: &mut [PackageFile]) {
         else {
             continue;
         };
-        for f in files.iter_mut().filter(|f| f.path.starts_with(&root)) {
+        for f in files
+            .iter_mut()
+            .filter(|f| crate::scan::is_saved_model_part(&root, &f.path))
+        {
             f.format = Format::TfSavedModel;
             f.tensors = None;
             f.parameters = None;

@@ -347,3 +347,34 @@ fn a_npy_with_an_unreadable_header_is_not_scanned() {
         "{out}"
     );
 }
+
+/// A SavedModel folder is one model made of its own parts: a pickle beside it (which
+/// transformers would load) is still judged, and its dangerous finding is not hidden behind the
+/// SavedModel's "not scanned".
+#[test]
+fn a_pickle_beside_a_saved_model_is_still_judged() {
+    let tmp = tempfile::tempdir().unwrap();
+    saved_model(tmp.path());
+    std::fs::copy(
+        common::fixture("malicious_os_system.pt"),
+        tmp.path().join("pytorch_model.bin"),
+    )
+    .unwrap();
+    let (code, out, err) = run(&["scan", tmp.path().to_str().unwrap()]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        out.contains("DANGEROUS") && out.contains("pytorch_model.bin"),
+        "{out}"
+    );
+    assert!(out.contains("a TensorFlow SavedModel"), "{out}");
+    let (code, out, _) = run(&["info", "--json", tmp.path().to_str().unwrap()]);
+    assert_eq!(code, 2);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let bin = v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "pytorch_model.bin")
+        .unwrap();
+    assert_eq!(bin["check"]["verdict"], "dangerous", "{bin}");
+}
