@@ -56,6 +56,27 @@ pub fn open(
         _ => Some(read_npy(bytes)),
     };
     let mut derived = Vec::new();
+    // What the scan says of the arrays, said here too, so `info` and the window give the same
+    // answer as `scan`: a header that cannot be read is not understood, and an array whose
+    // header or size cannot be right is suspicious; neither is ever safe.
+    let mut doubts: Vec<String> = arrays.as_ref().map(problems).unwrap_or_default();
+    if format == Format::Numpy
+        && let Err(problem) = crate::pickle::container::npy_header(bytes)
+    {
+        doubts.insert(
+            0,
+            format!("the .npy header cannot be read ({problem}); it was not understood"),
+        );
+    }
+    for doubt in doubts.into_iter().take(1000) {
+        report.findings.push(crate::verdict::Finding::new(
+            crate::verdict::Risk::Suspicious,
+            None,
+            format!("{doubt}: np.load would fail on it"),
+        ));
+        report.verdict = report.verdict.max(crate::verdict::Verdict::Suspicious);
+    }
+    report.findings.sort_by_key(|f| std::cmp::Reverse(f.risk));
     if let Some(arrays) = arrays {
         tensors.extend(arrays.tensors);
         derived = arrays.derived;

@@ -346,6 +346,10 @@ fn a_npy_with_an_unreadable_header_is_not_scanned() {
         out.contains("not scanned: starts like a NumPy .npy array, but .npy format version"),
         "{out}"
     );
+    // `info` lists what it can, but never calls it safe (it said SAFE while scan did not).
+    let (_, out, _) = run(&["info", "--json", tmp.path().join("a.npy").to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["scan"]["verdict"], "suspicious", "{out}");
 }
 
 /// A SavedModel folder is one model made of its own parts: a pickle beside it (which
