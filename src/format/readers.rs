@@ -59,12 +59,31 @@ impl Reader for ShardedIndex {
         super::sharded::open_index(&path, &options.limits)
     }
 
-    fn judge(&self, _: &Input<'_>) -> Result<Judgement, String> {
-        Ok(Judgement::of(vec![Finding::new(
-            Risk::Info,
-            None,
-            SAFETENSORS_NOTE,
-        )]))
+    /// The index is data, but it says which files a loader reads: a shard named outside the
+    /// index's folder is dangerous (loading reads that file), and a shard that is not there
+    /// leaves the model unjudged (not scanned).
+    fn judge(&self, input: &Input<'_>) -> Result<Judgement, String> {
+        use super::sharded::{listed_shards, shard_escapes};
+        let shards = listed_shards(input.path, input.limits).map_err(|e| e.to_string())?;
+        let folder = input.path.parent().unwrap_or(std::path::Path::new(""));
+        let mut findings = vec![Finding::new(Risk::Info, None, SAFETENSORS_NOTE)];
+        for name in &shards {
+            if shard_escapes(name) {
+                findings.push(Finding::new(
+                    Risk::Dangerous,
+                    None,
+                    format!(
+                        "the index names shard `{name}`, outside the model's folder: loading the model reads that file"
+                    ),
+                ));
+            } else if !folder.join(name).is_file() {
+                return Err(format!(
+                    "the index names shard `{name}`, which is not there: the model cannot be judged whole"
+                ));
+            }
+        }
+        findings.sort_by_key(|f| std::cmp::Reverse(f.risk));
+        Ok(Judgement::of(findings))
     }
 }
 

@@ -160,6 +160,26 @@ pub fn shard_names(index_path: &Path, limits: &Limits) -> Result<Vec<String>, Er
     Ok(names)
 }
 
+/// Every distinct shard an index's `weight_map` names, as written (not filtered: a name that
+/// leaves the folder is the scan's to judge).
+pub fn listed_shards(index_path: &Path, limits: &Limits) -> Result<Vec<String>, Error> {
+    let index = read_index(index_path, limits)?;
+    let mut names: Vec<String> = index.weight_map.into_values().collect();
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
+/// Whether a shard name read from an index leaves the index's folder when a loader joins it to
+/// that folder (`os.path.join` as transformers does): an absolute path, a drive, a `..`
+/// component, or a backslash (a separator on Windows).
+pub fn shard_escapes(name: &str) -> bool {
+    name.starts_with('/')
+        || name.contains('\\')
+        || matches!(name.as_bytes(), [d, b':', ..] if d.is_ascii_alphabetic())
+        || name.split('/').any(|c| c == "..")
+}
+
 fn is_plain_file_name(name: &str) -> bool {
     let p = PathBuf::from(name);
     !name.is_empty()

@@ -382,3 +382,49 @@ fn a_pickle_beside_a_saved_model_is_still_judged() {
         .unwrap();
     assert_eq!(bin["check"]["verdict"], "dangerous", "{bin}");
 }
+
+/// A shard index is data, but it says which files a loader reads: a shard named outside the
+/// folder is dangerous, a shard that is not there leaves the model unjudged.
+#[test]
+fn a_shard_index_is_judged_by_the_shards_it_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let index = |map: &str| format!(r#"{{"metadata": {{}}, "weight_map": {map}}}"#);
+    write(
+        tmp.path(),
+        "a/pytorch_model.bin.index.json",
+        index(r#"{"w": "../../outside/evil.pt"}"#).as_bytes(),
+    );
+    let (code, out, err) = run(&[
+        "scan",
+        tmp.path()
+            .join("a/pytorch_model.bin.index.json")
+            .to_str()
+            .unwrap(),
+    ]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.starts_with("DANGEROUS") && out.contains("outside the model's folder"),
+        "{out}"
+    );
+    write(
+        tmp.path(),
+        "b/model.safetensors.index.json",
+        index(r#"{"w": "model-00001-of-00002.safetensors"}"#).as_bytes(),
+    );
+    let (code, out, _) = run(&[
+        "scan",
+        tmp.path()
+            .join("b/model.safetensors.index.json")
+            .to_str()
+            .unwrap(),
+    ]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("which is not there"), "{out}");
+    write(
+        tmp.path(),
+        "b/model-00001-of-00002.safetensors",
+        &safe_safetensors(),
+    );
+    let (code, out, _) = run(&["scan", tmp.path().join("b").to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+}
