@@ -1,7 +1,7 @@
 //! Streamed, verified copies of input ranges into an [`Output`]: each chunk is copied in the
-//! kernel (`copy_file_range`: no trip through this process's memory), read straight back and
-//! checksummed while it is still in the page cache, and its writeback to disk started, so the
-//! read-back overlaps the copy and the final sync has only the last chunk left.
+//! kernel (`copy_file_range`: no trip through this process's memory), then read back and
+//! checksummed by a thread of its own, a chunk behind the copy, while it is still in the page
+//! cache: the read-back overlaps copying the next chunk, and the final sync is what is left.
 //!
 //! Owns: [`Output::copy_verified`], [`Output::write_verified`], [`copy_file`]. Must not import: the other files of `pipeline` but
 //! `error` (through `mod.rs`).
@@ -59,43 +59,68 @@ impl Output {
     ) -> Result<u64, CopyError> {
         let mut out = self.file();
         let start = out.stream_position().map_err(|e| self.io_err(e))?;
-        let mut sum = Checksum::default();
-        let mut buf = Vec::new();
-        let mut at = range.start;
-        let mut out_at = start;
-        let mut in_kernel = cfg!(target_os = "linux");
-        while at < range.end {
-            if progress.is_cancelled() {
-                return Err(WriteError::Cancelled.into());
-            }
-            let n = (range.end - at).min(COPY_CHUNK);
-            before_chunk(n)?;
-            let len = usize::try_from(n).map_err(|_| self.internal("a chunk overflows usize"))?;
-            if in_kernel {
-                match copy_in_kernel(input, at, out, out_at, n) {
-                    Ok(()) => {}
-                    // Not on this file system (or across two): the portable route from here.
-                    Err(Failure::Unsupported) => in_kernel = false,
-                    Err(Failure::Source(error)) => return Err(CopyError::Source { at, error }),
-                    Err(Failure::Output(e)) => return Err(self.io_err(e).into()),
+        // The read-back runs on a thread of its own, a chunk behind the copy, so reading each
+        // chunk back and checksumming it overlaps copying the next (the order of the chunks,
+        // and so the checksum, is the channel's).
+        let (out_at, sum) = std::thread::scope(|scope| -> Result<(u64, u64), CopyError> {
+            let (chunks, read_back) = std::sync::mpsc::sync_channel::<(u64, usize)>(2);
+            let file: &File = out;
+            let verifier = scope.spawn(move || -> std::io::Result<u64> {
+                let mut sum = Checksum::default();
+                let mut buf = Vec::new();
+                for (at, len) in read_back {
+                    buf.resize(len, 0);
+                    read_exact_at(file, &mut buf, at)?;
+                    sum.update(&buf);
+                    progress.add_done(len as u64);
                 }
+                Ok(sum.finish())
+            });
+            let mut buf = Vec::new();
+            let mut at = range.start;
+            let mut out_at = start;
+            let mut in_kernel = cfg!(target_os = "linux");
+            while at < range.end {
+                if progress.is_cancelled() {
+                    return Err(WriteError::Cancelled.into());
+                }
+                let n = (range.end - at).min(COPY_CHUNK);
+                before_chunk(n)?;
+                let len =
+                    usize::try_from(n).map_err(|_| self.internal("a chunk overflows usize"))?;
+                if in_kernel {
+                    match copy_in_kernel(input, at, file, out_at, n) {
+                        Ok(()) => {}
+                        // Not on this file system (or across two): the portable route from here.
+                        Err(Failure::Unsupported) => in_kernel = false,
+                        Err(Failure::Source(error)) => return Err(CopyError::Source { at, error }),
+                        Err(Failure::Output(e)) => return Err(self.io_err(e).into()),
+                    }
+                }
+                if !in_kernel {
+                    buf.resize(len, 0);
+                    read_exact_at(input, &mut buf, at)
+                        .map_err(|error| CopyError::Source { at, error })?;
+                    super::write_all_at(file, &buf, out_at).map_err(|e| self.io_err(e))?;
+                }
+                progress.add_done(n);
+                if chunks.send((out_at, len)).is_err() {
+                    // The verifier stopped on a read error: its answer says which.
+                    break;
+                }
+                at += n;
+                out_at += n;
             }
-            buf.resize(len, 0);
-            if !in_kernel {
-                read_exact_at(input, &mut buf, at)
-                    .map_err(|error| CopyError::Source { at, error })?;
-                super::write_all_at(out, &buf, out_at).map_err(|e| self.io_err(e))?;
-            }
-            progress.add_done(n);
-            read_exact_at(out, &mut buf, out_at).map_err(|e| self.io_err(e))?;
-            sum.update(&buf);
-            progress.add_done(n);
-            at += n;
-            out_at += n;
-        }
+            drop(chunks);
+            let sum = verifier
+                .join()
+                .map_err(|_| self.internal("the read-back thread panicked"))?
+                .map_err(|e| self.io_err(e))?;
+            Ok((out_at, sum))
+        })?;
         out.seek(SeekFrom::Start(out_at))
             .map_err(|e| self.io_err(e))?;
-        Ok(sum.finish())
+        Ok(sum)
     }
 
     /// Appends `chunk` at the cursor and reads it straight back: a [`WriteError::Mismatch`]
