@@ -67,6 +67,9 @@ pub enum Format {
     Tar,
     /// A compressed stream (gzip, bzip2, xz, zstd, lz4) whose name claims nothing.
     Compressed,
+    /// A model file of another runtime, known by its name alone (Core ML, ExecuTorch, NeMo,
+    /// TensorRT, TorchServe, llamafile, GGML): never read, always refused.
+    OtherModel,
     /// A zip archive that is none of the above.
     Zip,
     /// Not a format ckptscope knows.

@@ -428,3 +428,37 @@ fn a_shard_index_is_judged_by_the_shards_it_names() {
     let (code, out, _) = run(&["scan", tmp.path().join("b").to_str().unwrap()]);
     assert_eq!(code, 0, "{out}");
 }
+
+/// Model files of other runtimes, known by their names alone, are refused in folders, never
+/// skipped (they were passed over as "other files").
+#[test]
+fn model_files_of_other_runtimes_are_not_skipped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let names = [
+        "a.mlmodel",
+        "a.pte",
+        "a.nemo",
+        "a.engine",
+        "a.mar",
+        "a.llamafile",
+        "a.ggml",
+        "a.lite",
+        "graph.pbtxt",
+    ];
+    for name in names {
+        write(tmp.path(), name, b"\x01\x02 not read");
+    }
+    write(tmp.path(), "README.md", b"# notes\n");
+    let (code, out, err) = run(&["scan", tmp.path().to_str().unwrap()]);
+    assert_eq!(code, 2, "{out}{err}");
+    for name in names {
+        assert!(
+            out.contains(&format!("{name}  not scanned")),
+            "{name}: {out}"
+        );
+    }
+    assert!(
+        out.contains("9 not scanned (1 other files skipped)"),
+        "{out}"
+    );
+}

@@ -422,7 +422,11 @@ pub static FORMATS: &[Entry] = &[
         )
     },
     Entry {
-        claims: &[weights(Pattern::Ext("pb")), weights(Pattern::Ext("meta"))],
+        claims: &[
+            weights(Pattern::Ext("pb")),
+            weights(Pattern::Ext("pbtxt")),
+            weights(Pattern::Ext("meta")),
+        ],
         carries_code: true,
         risk: "a TensorFlow graph can read and write files (ReadFile, WriteFile ops) when it is run",
         ..entry(
@@ -440,8 +444,30 @@ pub static FORMATS: &[Entry] = &[
         )
     },
     Entry {
-        claims: &[weights(Pattern::Ext("tflite"))],
+        claims: &[
+            weights(Pattern::Ext("tflite")),
+            weights(Pattern::Ext("lite")),
+        ],
         ..entry(Format::TfLite, "tflite", "TensorFlow Lite model")
+    },
+    Entry {
+        // Claimed by name so that a file named like one is refused, never skipped.
+        claims: &[
+            weights(Pattern::Ext("mlmodel")),
+            weights(Pattern::Ext("pte")),
+            weights(Pattern::Ext("nemo")),
+            weights(Pattern::Ext("engine")),
+            weights(Pattern::Ext("mar")),
+            weights(Pattern::Ext("llamafile")),
+            weights(Pattern::Ext("ggml")),
+        ],
+        carries_code: true,
+        risk: "NeMo and TorchServe archives hold pickles and Python handlers, a llamafile is a program",
+        ..entry(
+            Format::OtherModel,
+            "other_model",
+            "model file of another runtime (Core ML, ExecuTorch, NeMo, TensorRT, TorchServe, llamafile or GGML)",
+        )
     },
     Entry {
         // An Orbax checkpoint folder: its manifest and metadata files claim it.

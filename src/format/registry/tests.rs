@@ -29,6 +29,7 @@ fn all_formats() -> Vec<Format> {
         Format::CompressedTar,
         Format::Tar,
         Format::Compressed,
+        Format::OtherModel,
         Format::Zip,
         Format::Unknown,
     ];
@@ -59,6 +60,7 @@ fn all_formats() -> Vec<Format> {
             | Format::CompressedTar
             | Format::Tar
             | Format::Compressed
+            | Format::OtherModel
             | Format::Zip
             | Format::Unknown => {}
         }
