@@ -35,22 +35,23 @@ pub(super) fn verdict(ckpt: &Checkpoint) -> (Verdict, String) {
         .and_then(|s| s.mapped().ok())
         .map(|m| m.bytes());
     let mut risks: Vec<(Risk, String)> = Vec::new();
-    match (ckpt.format, bytes) {
-        (Format::Gguf, Some(bytes)) => {
-            if let Ok(findings) = crate::format::gguf::scan_findings(bytes, &crate::Limits::DEFAULT)
-            {
-                risks.extend(findings.into_iter().map(|f| (f.risk, f.reason)));
-            }
+    // The format's own judgement, as `scan` gives it (the registry's reader).
+    if let (Some(reader), Some(bytes), Some(path)) = (
+        crate::format::registry::lookup(ckpt.format).reader,
+        bytes,
+        ckpt.sources.first().map(|s| s.path.as_path()),
+    ) {
+        let judged = reader.judge(&crate::format::Input {
+            path,
+            bytes,
+            file_len: bytes.len() as u64,
+            format: ckpt.format,
+            policy: &crate::pickle::policy::Policy::default(),
+            limits: &crate::Limits::DEFAULT,
+        });
+        if let Ok(judged) = judged {
+            risks.extend(judged.findings.into_iter().map(|f| (f.risk, f.reason)));
         }
-        (Format::Onnx, Some(bytes)) => {
-            if let Ok(read) = crate::format::onnx::read(&ckpt.path, bytes) {
-                risks.extend(
-                    read.refused()
-                        .map(|r| (r.risk, format!("initializer `{}`: {}", r.name, r.reason))),
-                );
-            }
-        }
-        _ => {}
     }
     risks.extend(
         ckpt.issues
