@@ -59,22 +59,24 @@ pub fn open(
     // What the scan says of the arrays, said here too, so `info` and the window give the same
     // answer as `scan`: a header that cannot be read is not understood, and an array whose
     // header or size cannot be right is suspicious; neither is ever safe.
-    let mut doubts: Vec<String> = arrays.as_ref().map(problems).unwrap_or_default();
+    let mut doubts = arrays.as_ref().map(doubts).unwrap_or_default();
     if format == Format::Numpy
         && let Err(problem) = crate::pickle::container::npy_header(bytes)
     {
         doubts.insert(
             0,
-            format!("the .npy header cannot be read ({problem}); it was not understood"),
+            crate::verdict::Finding::new(
+                crate::verdict::Risk::Suspicious,
+                None,
+                format!(
+                    "the .npy header cannot be read ({problem}); it was not understood: np.load would fail on it"
+                ),
+            ),
         );
     }
-    for doubt in doubts.into_iter().take(1000) {
-        report.findings.push(crate::verdict::Finding::new(
-            crate::verdict::Risk::Suspicious,
-            None,
-            format!("{doubt}: np.load would fail on it"),
-        ));
+    if !doubts.is_empty() {
         report.verdict = report.verdict.max(crate::verdict::Verdict::Suspicious);
+        report.findings.extend(doubts);
     }
     report.findings.sort_by_key(|f| std::cmp::Reverse(f.risk));
     if let Some(arrays) = arrays {
@@ -458,6 +460,22 @@ fn member(
 
 /// Problems a scan reports for a `.npy`/`.npz` file: arrays whose header cannot be read or
 /// whose declared size the file does not hold (bounded: one line per array).
+/// The arrays' problems as the scan reports them: each one suspicious, since `np.load` would
+/// fail on it (at most 1,000). `scan`, `info` and the window all say these.
+pub fn doubts(arrays: &Arrays) -> Vec<crate::verdict::Finding> {
+    problems(arrays)
+        .into_iter()
+        .take(1000)
+        .map(|p| {
+            crate::verdict::Finding::new(
+                crate::verdict::Risk::Suspicious,
+                None,
+                format!("{p}: np.load would fail on it"),
+            )
+        })
+        .collect()
+}
+
 pub fn problems(arrays: &Arrays) -> Vec<String> {
     arrays
         .unsupported

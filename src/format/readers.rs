@@ -239,13 +239,7 @@ fn numpy_findings(bytes: &[u8], format: Format, analysis: &mut crate::pickle::An
         (Format::NumpyZip, Some(zip)) => numpy::read_npz(bytes, &zip.entries, u64::MAX),
         _ => numpy::read_npy(bytes),
     };
-    for p in numpy::problems(&arrays).into_iter().take(1000) {
-        analysis.findings.push(Finding::new(
-            Risk::Suspicious,
-            None,
-            format!("{p}: np.load would fail on it"),
-        ));
-    }
+    analysis.findings.extend(numpy::doubts(&arrays));
     if analysis.streams.is_empty() {
         analysis.findings.push(Finding::new(
             Risk::Info,
