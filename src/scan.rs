@@ -133,6 +133,18 @@ pub fn checkpoint_name(path: &Path) -> bool {
     registry::name_claims(path)
 }
 
+/// Why a path that is not a regular file but is named like a model (a FIFO `model.pt`, a
+/// dangling `model.safetensors` link) was not scanned; `None` for one whose name claims
+/// nothing. `scan DIR` and the package view both count such a path as not scanned.
+pub fn unopened_model(special: &Skipped) -> Option<String> {
+    checkpoint_name(&special.path).then(|| {
+        format!(
+            "named like a model, but {}; it was not opened, so it is not known to be safe",
+            special.reason
+        )
+    })
+}
+
 /// A path inside a folder that was not looked at, and why.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Skipped {
@@ -196,16 +208,12 @@ pub fn scan_paths(paths: &[PathBuf], policy: &Policy, limits: &Limits) -> ScanRu
             // A path named like a model that is not a regular file (a FIFO `model.pt`, a
             // dangling `model.safetensors` link) claims a model that cannot be judged.
             for special in listing.special {
-                if checkpoint_name(&special.path) {
-                    run.results.push(Err(Error::Unsupported {
-                        what: format!(
-                            "named like a model, but {}; it was not opened, so it is not known to be safe",
-                            special.reason
-                        ),
+                match unopened_model(&special) {
+                    Some(what) => run.results.push(Err(Error::Unsupported {
+                        what,
                         path: special.path,
-                    }));
-                } else {
-                    run.special.push(special);
+                    })),
+                    None => run.special.push(special),
                 }
             }
             let models = saved_models(&listing.files);

@@ -353,12 +353,11 @@ pub fn open_package(
     let mut totals = totals(&files);
     // A path named like a model that is not a regular file (a FIFO `model.pt`, a dangling
     // `model.safetensors` link) claims a model that cannot be judged: the folder is incomplete.
-    for s in skipped.iter_mut().filter(|s| checkpoint_name(&s.path)) {
-        totals.not_scanned += 1;
-        s.reason = format!(
-            "not scanned: named like a model, but {}; it is not known to be safe",
-            s.reason
-        );
+    for s in skipped.iter_mut() {
+        if let Some(why) = crate::scan::unopened_model(s) {
+            totals.not_scanned += 1;
+            s.reason = format!("not scanned: {why}");
+        }
     }
     let timeline = run_timeline(dir, &files);
     let config = config_summary(dir, &files, &timeline);
